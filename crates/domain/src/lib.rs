@@ -1,0 +1,22 @@
+//! propdesk's business rules, and nothing else.
+//!
+//! Invariant: this crate does no I/O, knows no database, broker or wire format, and never
+//! reads the clock: every function takes "now" as an argument, so every rule is tested by
+//! plain table-driven unit tests.
+
+pub mod access;
+pub mod category;
+pub mod lifecycle;
+pub mod privacy;
+pub mod sla;
+pub mod ticket;
+pub mod urgency;
+pub mod validation;
+
+pub use access::{Actor, Denied, Operation};
+pub use category::{Category, CategoryCatalog};
+pub use lifecycle::{Lifecycle, Move, TransitionError};
+pub use sla::{Deadlines, ServiceLevel, SlaPolicy};
+pub use ticket::{Channel, Department, Priority, Role, Satisfaction, TicketKind, TicketState};
+pub use urgency::{KeywordRule, UrgencyRules};
+pub use validation::{FieldViolation, Violations};

@@ -1,0 +1,87 @@
+//! Properties, buildings, units, residents and staff.
+
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PrimaryKeyTrait, QueryFilter,
+    QueryOrder,
+};
+
+use crate::entity::{building, property, resident, staff, unit};
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Inserts a directory row as given.
+    pub async fn insert<A>(&self, model: <A::Entity as EntityTrait>::Model) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        model.into_active_model().reset_all().insert(&self.db).await.map_err(StoreError::from_write)
+    }
+
+    /// Writes every column of an existing directory row.
+    pub async fn update<A>(&self, model: <A::Entity as EntityTrait>::Model) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        model.into_active_model().reset_all().update(&self.db).await.map_err(StoreError::from_write)
+    }
+
+    /// One row by its string id.
+    pub async fn find<E>(&self, id: &str) -> Result<Option<E::Model>, StoreError>
+    where
+        E: EntityTrait,
+        <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+    {
+        Ok(E::find_by_id(id.to_owned()).one(&self.db).await?)
+    }
+
+    /// Properties by id; `None` lists them all.
+    pub async fn list_properties(&self, ids: Option<&[String]>) -> Result<Vec<property::Model>, StoreError> {
+        let mut query = property::Entity::find().order_by_asc(property::Column::Name);
+        if let Some(ids) = ids {
+            query = query.filter(property::Column::Id.is_in(ids.iter().cloned()));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    pub async fn list_buildings(&self, property_id: &str) -> Result<Vec<building::Model>, StoreError> {
+        Ok(building::Entity::find()
+            .filter(building::Column::PropertyId.eq(property_id))
+            .order_by_asc(building::Column::Name)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn list_units(&self, property_id: &str, building_id: Option<&str>) -> Result<Vec<unit::Model>, StoreError> {
+        let mut query = unit::Entity::find().filter(unit::Column::PropertyId.eq(property_id));
+        if let Some(building_id) = building_id {
+            query = query.filter(unit::Column::BuildingId.eq(building_id));
+        }
+        Ok(query.order_by_asc(unit::Column::Label).all(&self.db).await?)
+    }
+
+    pub async fn list_residents(&self, property_id: &str, unit_id: Option<&str>) -> Result<Vec<resident::Model>, StoreError> {
+        let mut query = resident::Entity::find().filter(resident::Column::PropertyId.eq(property_id));
+        if let Some(unit_id) = unit_id {
+            query = query.filter(resident::Column::UnitId.eq(unit_id));
+        }
+        Ok(query.order_by_asc(resident::Column::Id).all(&self.db).await?)
+    }
+
+    pub async fn list_staff(
+        &self,
+        property_id: &str,
+        department: Option<&str>,
+        on_duty_only: bool,
+    ) -> Result<Vec<staff::Model>, StoreError> {
+        let mut query = staff::Entity::find().filter(staff::Column::PropertyId.eq(property_id));
+        if let Some(department) = department {
+            query = query.filter(staff::Column::Department.eq(department));
+        }
+        if on_duty_only {
+            query = query.filter(staff::Column::OnDuty.eq(true));
+        }
+        Ok(query.order_by_asc(staff::Column::Name).all(&self.db).await?)
+    }
+}

@@ -1,0 +1,12 @@
+//! sea-orm entities, one per table. Enum-like columns hold the stable codes of
+//! `propdesk_domain` (e.g. `state = "on_site"`); ids are UUID strings; times are UTC.
+
+pub mod building;
+pub mod inbox;
+pub mod outbox;
+pub mod property;
+pub mod resident;
+pub mod staff;
+pub mod ticket;
+pub mod ticket_event;
+pub mod unit;

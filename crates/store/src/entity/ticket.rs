@@ -1,0 +1,73 @@
+use sea_orm::entity::prelude::*;
+
+/// One ticket. `version` increases by one with every change (optimistic concurrency).
+/// Reporter name and phone are personal data: the `Debug` of this type hides them.
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tickets")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub version: i64,
+    pub property_id: String,
+    pub building_id: Option<String>,
+    pub unit_id: Option<String>,
+    pub unit_label: Option<String>,
+    pub location: String,
+    pub resident_id: Option<String>,
+    pub reporter_name: String,
+    pub reporter_phone: String,
+    pub kind: String,
+    pub channel: String,
+    pub category: String,
+    pub department: Option<String>,
+    pub priority: String,
+    pub state: String,
+    /// Set while on hold: the state to resume to.
+    pub held_from: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub first_contact_agent_id: String,
+    pub assignee_id: Option<String>,
+    pub escalation_level: i32,
+    pub incident_id: Option<String>,
+    pub repeat_fault: bool,
+    /// The client's idempotency key, unique per first-contact agent.
+    pub request_id: String,
+    /// Digest of the create request, to refuse a key reused for another request.
+    pub request_fingerprint: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub dispatched_at: Option<DateTimeUtc>,
+    pub accepted_at: Option<DateTimeUtc>,
+    pub on_site_at: Option<DateTimeUtc>,
+    pub resolved_at: Option<DateTimeUtc>,
+    pub closed_at: Option<DateTimeUtc>,
+    pub on_hold_since: Option<DateTimeUtc>,
+    pub acknowledge_by: Option<DateTimeUtc>,
+    pub on_site_by: Option<DateTimeUtc>,
+    pub resolve_by: Option<DateTimeUtc>,
+    pub first_reply_by: Option<DateTimeUtc>,
+    pub callback_by: Option<DateTimeUtc>,
+    pub promised_reply_at: Option<DateTimeUtc>,
+    pub callback_satisfaction: Option<String>,
+    pub callback_comment: Option<String>,
+    pub callback_recorded_by: Option<String>,
+    pub callback_recorded_at: Option<DateTimeUtc>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("property_id", &self.property_id)
+            .field("state", &self.state)
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// Append-only ticket history. `id` is the global event order (the watch cursor).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "ticket_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub event_id: String,
+    pub ticket_id: String,
+    pub event_type: String,
+    pub actor_id: String,
+    pub actor_role: Option<String>,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub note: String,
+    pub occurred_at: DateTimeUtc,
+    pub ticket_version: i64,
+    pub property_id: String,
+    pub department: Option<String>,
+    pub assignee_id: Option<String>,
+    pub priority: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

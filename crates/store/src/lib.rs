@@ -1,0 +1,106 @@
+//! propdesk persistence through sea-orm, on PostgreSQL (production) and SQLite (embedded).
+//!
+//! Invariants:
+//! - A ticket change, its history event and its outbox message commit in one transaction,
+//!   or none of them does.
+//! - History is append-only: nothing here updates or deletes a `ticket_events` row.
+//! - Every ticket update is conditional on the version the caller read
+//!   ([`StoreError::StaleVersion`] otherwise).
+//! - Times are compared with bounds computed in Rust, never the database's clock (SQLite
+//!   stores them as text).
+
+pub mod directory;
+pub mod entity;
+pub mod migration;
+pub mod tickets;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use sea_orm_migration::MigratorTrait;
+
+pub use tickets::{Created, NewEvent, OutboxMessage, TicketFilter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("the record changed meanwhile (current version {current})")]
+    StaleVersion { current: i64 },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("already exists: {0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Maps unique-constraint violations to [`StoreError::Conflict`].
+    fn from_write(err: DbErr) -> StoreError {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(detail)) => StoreError::Conflict(detail),
+            _ => StoreError::Db(err),
+        }
+    }
+}
+
+/// The database handle shared by every repository.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Times as stored: microsecond precision, so values read back compare equal on both
+/// backends (PostgreSQL keeps microseconds).
+pub fn stored_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// Now, as stored.
+pub fn now() -> DateTime<Utc> {
+    stored_time(Utc::now())
+}
+
+impl Store {
+    /// Connects to `postgres://...` or `sqlite://path?mode=rwc`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false)
+            // WAL lets readers run beside the writer; the busy timeout makes concurrent
+            // writers queue instead of failing with SQLITE_BUSY.
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await?;
+        Ok(Store { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! Schema migrations. They run on PostgreSQL and SQLite alike, each in one transaction,
+//! and are never edited once released: add a new migration instead.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

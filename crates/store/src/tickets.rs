@@ -1,0 +1,274 @@
+//! Tickets, their history and the outbox messages their changes publish.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::entity::{outbox, ticket, ticket_event};
+use crate::{Store, StoreError};
+
+/// A history event to append; the routing facts and version are taken from the ticket.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub actor_id: String,
+    pub actor_role: Option<String>,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub note: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A bus message derived from a stored history event.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub message_id: String,
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+}
+
+/// Outcome of an idempotent create.
+#[derive(Debug)]
+pub enum Created {
+    /// The ticket was written now.
+    New(ticket::Model),
+    /// A ticket with this request id already existed; nothing was written.
+    Existing(ticket::Model),
+}
+
+/// What to list. `property_ids: None` means every property.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub property_ids: Option<Vec<String>>,
+    pub states: Vec<String>,
+    pub department: Option<String>,
+    pub assignee_id: Option<String>,
+    pub priority: Option<String>,
+    pub kind: Option<String>,
+    /// Only tickets with a deadline before this instant that was not met.
+    pub overdue_at: Option<DateTime<Utc>>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Cursor: only ids strictly below this one (ids are time-ordered UUIDv7).
+    pub before_id: Option<String>,
+    pub limit: u64,
+}
+
+/// States in which a ticket still owes work (see `TicketState::is_open`), minus on hold,
+/// whose clocks are paused.
+const RUNNING_STATES: [&str; 6] = ["new", "dispatched", "accepted", "on_site", "transferred", "reopened"];
+
+impl Store {
+    /// Writes a new ticket with its first events and their outbox messages, unless the same
+    /// first-contact agent already created one with this request id.
+    pub async fn create_ticket(
+        &self,
+        ticket: ticket::Model,
+        events: Vec<NewEvent>,
+        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+    ) -> Result<Created, StoreError> {
+        if let Some(existing) = self.find_by_request(&ticket.first_contact_agent_id, &ticket.request_id).await? {
+            return Ok(Created::Existing(existing));
+        }
+        let txn = self.db.begin().await?;
+        let inserted = match ticket.clone().into_active_model().reset_all().insert(&txn).await {
+            Ok(inserted) => inserted,
+            Err(err) => {
+                drop(txn);
+                // A concurrent retry with the same request id won the race.
+                return match StoreError::from_write(err) {
+                    StoreError::Conflict(_) => self
+                        .find_by_request(&ticket.first_contact_agent_id, &ticket.request_id)
+                        .await?
+                        .map(Created::Existing)
+                        .ok_or(StoreError::NotFound("ticket")),
+                    other => Err(other),
+                };
+            }
+        };
+        for event in events {
+            append_event(&txn, &inserted, event, &publish).await?;
+        }
+        txn.commit().await?;
+        Ok(Created::New(inserted))
+    }
+
+    async fn find_by_request(&self, agent_id: &str, request_id: &str) -> Result<Option<ticket::Model>, StoreError> {
+        Ok(ticket::Entity::find()
+            .filter(ticket::Column::FirstContactAgentId.eq(agent_id))
+            .filter(ticket::Column::RequestId.eq(request_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn get_ticket(&self, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+        Ok(ticket::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+    }
+
+    /// Saves `updated` (whose version must be `expected_version + 1`) only if the stored
+    /// version is still `expected_version`, with its history event and outbox message.
+    pub async fn save_change(
+        &self,
+        updated: &ticket::Model,
+        expected_version: i64,
+        event: NewEvent,
+        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+    ) -> Result<ticket_event::Model, StoreError> {
+        debug_assert_eq!(updated.version, expected_version + 1);
+        let txn = self.db.begin().await?;
+        let result = ticket::Entity::update_many()
+            .set(updated.clone().into_active_model().reset_all())
+            .filter(ticket::Column::Id.eq(updated.id.as_str()))
+            .filter(ticket::Column::Version.eq(expected_version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            drop(txn);
+            return match self.get_ticket(&updated.id).await? {
+                Some(current) => Err(StoreError::StaleVersion { current: current.version }),
+                None => Err(StoreError::NotFound("ticket")),
+            };
+        }
+        let stored = append_event(&txn, updated, event, &publish).await?;
+        txn.commit().await?;
+        Ok(stored)
+    }
+
+    /// One page of tickets, newest first.
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<ticket::Model>, StoreError> {
+        use ticket::Column as C;
+        let mut query = ticket::Entity::find();
+        if let Some(ids) = &filter.property_ids {
+            query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
+        }
+        if !filter.states.is_empty() {
+            query = query.filter(C::State.is_in(filter.states.iter().cloned()));
+        }
+        let equal = [
+            (C::Department, &filter.department),
+            (C::AssigneeId, &filter.assignee_id),
+            (C::Priority, &filter.priority),
+            (C::Kind, &filter.kind),
+        ];
+        for (column, value) in equal {
+            if let Some(value) = value {
+                query = query.filter(column.eq(value.as_str()));
+            }
+        }
+        if let Some(now) = filter.overdue_at {
+            query = query.filter(C::State.is_in(RUNNING_STATES)).filter(
+                Condition::any()
+                    .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
+                    .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))
+                    .add(C::ResolvedAt.is_null().and(C::ResolveBy.lt(now))),
+            );
+        }
+        if let Some(after) = filter.created_after {
+            query = query.filter(C::CreatedAt.gte(after));
+        }
+        if let Some(before) = filter.created_before {
+            query = query.filter(C::CreatedAt.lt(before));
+        }
+        if let Some(before_id) = &filter.before_id {
+            query = query.filter(C::Id.lt(before_id.as_str()));
+        }
+        Ok(query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?)
+    }
+
+    /// The whole history of a ticket, oldest first.
+    pub async fn history(&self, ticket_id: &str) -> Result<Vec<ticket_event::Model>, StoreError> {
+        Ok(ticket_event::Entity::find()
+            .filter(ticket_event::Column::TicketId.eq(ticket_id))
+            .order_by_asc(ticket_event::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Events after `cursor` in global order, for watchers. `property_ids: None`: all.
+    pub async fn events_after(
+        &self,
+        cursor: i64,
+        property_ids: Option<&[String]>,
+        department: Option<&str>,
+        assignee_id: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<ticket_event::Model>, StoreError> {
+        use ticket_event::Column as C;
+        let mut query = ticket_event::Entity::find().filter(C::Id.gt(cursor));
+        if let Some(ids) = property_ids {
+            query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
+        }
+        if let Some(department) = department {
+            query = query.filter(C::Department.eq(department));
+        }
+        if let Some(assignee_id) = assignee_id {
+            query = query.filter(C::AssigneeId.eq(assignee_id));
+        }
+        Ok(query.order_by_asc(C::Id).limit(limit).all(&self.db).await?)
+    }
+
+    /// The cursor of the newest event (0 when there is none).
+    pub async fn last_event_cursor(&self) -> Result<i64, StoreError> {
+        let last: Option<Option<i64>> = ticket_event::Entity::find()
+            .select_only()
+            .column_as(ticket_event::Column::Id.max(), "max_id")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(last.flatten().unwrap_or(0))
+    }
+
+    /// Number of unsent outbox messages (for tests and the relay's lag metric).
+    pub async fn outbox_len(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(outbox::Entity::find().count(&self.db).await?)
+    }
+}
+
+async fn append_event(
+    txn: &DatabaseTransaction,
+    ticket: &ticket::Model,
+    event: NewEvent,
+    publish: &impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+) -> Result<ticket_event::Model, StoreError> {
+    let row = ticket_event::ActiveModel {
+        event_id: Set(event.event_id),
+        ticket_id: Set(ticket.id.clone()),
+        event_type: Set(event.event_type),
+        actor_id: Set(event.actor_id),
+        actor_role: Set(event.actor_role),
+        from_state: Set(event.from_state),
+        to_state: Set(event.to_state),
+        note: Set(event.note),
+        occurred_at: Set(event.occurred_at),
+        ticket_version: Set(ticket.version),
+        property_id: Set(ticket.property_id.clone()),
+        department: Set(ticket.department.clone()),
+        assignee_id: Set(ticket.assignee_id.clone()),
+        priority: Set(ticket.priority.clone()),
+        ..Default::default()
+    };
+    let stored = row.insert(txn).await?;
+    let message = publish(ticket, &stored);
+    enqueue(txn, message, stored.occurred_at).await?;
+    Ok(stored)
+}
+
+/// Adds a message to the outbox inside the caller's transaction.
+pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
+    outbox::ActiveModel {
+        message_id: Set(message.message_id),
+        routing_key: Set(message.routing_key),
+        payload: Set(message.payload),
+        created_at: Set(at),
+        attempts: Set(0),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The store suite: every test runs once on SQLite and once on PostgreSQL.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use propdesk_store::entity::{building, property, ticket};
+use propdesk_store::{Created, NewEvent, OutboxMessage, Store, StoreError, TicketFilter, now};
+use propdesk_testkit::{Backend, TestDatabase};
+
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $test() { super::$test(propdesk_testkit::Backend::Sqlite).await })+
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $test() { super::$test(propdesk_testkit::Backend::Postgres).await })+
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_are_idempotent,
+    create_is_idempotent_on_the_request_id,
+    a_stale_version_is_refused_and_writes_nothing,
+    pages_are_newest_first_and_stable,
+    overdue_filter_finds_missed_unmet_deadlines,
+    history_is_ordered_and_watchable_by_cursor,
+    duplicate_directory_names_conflict,
+    times_round_trip_exactly,
+);
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn ticket(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> ticket::Model {
+    ticket::Model {
+        id: new_id(),
+        version: 1,
+        property_id: property_id.to_owned(),
+        building_id: None,
+        unit_id: None,
+        unit_label: None,
+        location: "stairwell B2".into(),
+        resident_id: None,
+        reporter_name: "张三".into(),
+        reporter_phone: "13812345678".into(),
+        kind: "repair".into(),
+        channel: "phone".into(),
+        category: "plumbing".into(),
+        department: None,
+        priority: "p3".into(),
+        state: "new".into(),
+        held_from: None,
+        title: "leak".into(),
+        description: "water on the stairs".into(),
+        first_contact_agent_id: "agent-1".into(),
+        assignee_id: None,
+        escalation_level: 0,
+        incident_id: None,
+        repeat_fault: false,
+        request_id: request_id.to_owned(),
+        request_fingerprint: "f".into(),
+        created_at,
+        updated_at: created_at,
+        dispatched_at: None,
+        accepted_at: None,
+        on_site_at: None,
+        resolved_at: None,
+        closed_at: None,
+        on_hold_since: None,
+        acknowledge_by: Some(created_at + TimeDelta::hours(2)),
+        on_site_by: Some(created_at + TimeDelta::hours(24)),
+        resolve_by: Some(created_at + TimeDelta::hours(72)),
+        first_reply_by: None,
+        callback_by: None,
+        promised_reply_at: None,
+        callback_satisfaction: None,
+        callback_comment: None,
+        callback_recorded_by: None,
+        callback_recorded_at: None,
+    }
+}
+
+fn event(event_type: &str, from: Option<&str>, to: &str) -> NewEvent {
+    NewEvent {
+        event_id: new_id(),
+        event_type: event_type.into(),
+        actor_id: "agent-1".into(),
+        actor_role: Some("agent".into()),
+        from_state: from.map(str::to_owned),
+        to_state: to.into(),
+        note: String::new(),
+        occurred_at: now(),
+    }
+}
+
+fn publish(_: &ticket::Model, event: &propdesk_store::entity::ticket_event::Model) -> OutboxMessage {
+    OutboxMessage {
+        message_id: event.event_id.clone(),
+        routing_key: format!("ticket.{}", event.event_type),
+        payload: event.id.to_be_bytes().to_vec(),
+    }
+}
+
+async fn fresh(backend: Backend) -> (TestDatabase, Store) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    (db, store)
+}
+
+async fn create(store: &Store, t: ticket::Model) -> ticket::Model {
+    match store.create_ticket(t, vec![event("created", None, "new")], publish).await.unwrap() {
+        Created::New(t) => t,
+        Created::Existing(_) => panic!("expected a new ticket"),
+    }
+}
+
+async fn migrations_are_idempotent(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    store.migrate().await.expect("second migrate is a no-op");
+    assert!(store.list_tickets(&TicketFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+}
+
+async fn create_is_idempotent_on_the_request_id(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let first = create(&store, ticket("p1", "req-1", now())).await;
+    let retry = store.create_ticket(ticket("p1", "req-1", now()), vec![event("created", None, "new")], publish).await.unwrap();
+    match retry {
+        Created::Existing(existing) => assert_eq!(existing.id, first.id),
+        Created::New(_) => panic!("a retry created a second ticket"),
+    }
+    let all = store.list_tickets(&TicketFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(store.history(&first.id).await.unwrap().len(), 1);
+    assert_eq!(store.outbox_len().await.unwrap(), 1);
+}
+
+async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let created = create(&store, ticket("p1", "req-1", now())).await;
+    let mut dispatched = created.clone();
+    dispatched.version = 2;
+    dispatched.state = "dispatched".into();
+    store.save_change(&dispatched, 1, event("dispatched", Some("new"), "dispatched"), publish).await.unwrap();
+
+    let mut stale = created.clone();
+    stale.version = 2;
+    stale.state = "cancelled".into();
+    let err = store.save_change(&stale, 1, event("cancelled", Some("new"), "cancelled"), publish).await.unwrap_err();
+    assert!(matches!(err, StoreError::StaleVersion { current: 2 }), "{err:?}");
+
+    let stored = store.get_ticket(&created.id).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.version), ("dispatched", 2));
+    assert_eq!(store.history(&created.id).await.unwrap().len(), 2);
+    assert_eq!(store.outbox_len().await.unwrap(), 2);
+}
+
+async fn pages_are_newest_first_and_stable(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(create(&store, ticket(if i % 2 == 0 { "p1" } else { "p2" }, &format!("req-{i}"), now())).await.id);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut filter = TicketFilter { limit: 3, ..Default::default() };
+    loop {
+        let page = store.list_tickets(&filter).await.unwrap();
+        seen.extend(page.iter().map(|t| t.id.clone()));
+        if page.len() < 3 {
+            break;
+        }
+        filter.before_id = page.last().map(|t| t.id.clone());
+    }
+    assert_eq!(seen, ids);
+
+    let only_p2 = TicketFilter { property_ids: Some(vec!["p2".into()]), limit: 50, ..Default::default() };
+    assert_eq!(store.list_tickets(&only_p2).await.unwrap().len(), 3);
+}
+
+async fn overdue_filter_finds_missed_unmet_deadlines(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let long_ago = now() - TimeDelta::hours(3);
+    let late = create(&store, ticket("p1", "late", long_ago)).await;
+    let mut met = ticket("p1", "met", long_ago);
+    met.accepted_at = Some(long_ago + TimeDelta::minutes(5));
+    create(&store, met).await;
+    create(&store, ticket("p1", "fresh", now())).await;
+
+    let overdue = TicketFilter { overdue_at: Some(now()), limit: 50, ..Default::default() };
+    let found: Vec<_> = store.list_tickets(&overdue).await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(found, [late.id]);
+}
+
+async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let a = create(&store, ticket("p1", "a", now())).await;
+    let start = store.last_event_cursor().await.unwrap();
+    let b = create(&store, ticket("p2", "b", now())).await;
+    let mut accepted = a.clone();
+    accepted.version = 2;
+    store.save_change(&accepted, 1, event("note_added", Some("new"), "new"), publish).await.unwrap();
+
+    let after: Vec<_> = store.events_after(start, None, None, None, 100).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.ticket_id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
+    let p1_only = store.events_after(start, Some(&["p1".to_owned()]), None, None, 100).await.unwrap();
+    assert_eq!(p1_only.len(), 1);
+    assert_eq!(p1_only[0].ticket_version, 2);
+    assert_eq!(store.last_event_cursor().await.unwrap(), after[1].id);
+}
+
+async fn duplicate_directory_names_conflict(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let at = now();
+    let property = store
+        .insert::<property::ActiveModel>(property::Model {
+            id: new_id(),
+            name: "Sunny Gardens".into(),
+            address: "1 Road".into(),
+            created_at: at,
+            updated_at: at,
+        })
+        .await
+        .unwrap();
+    let building = |name: &str| building::Model { id: new_id(), property_id: property.id.clone(), name: name.into() };
+    store.insert::<building::ActiveModel>(building("2")).await.unwrap();
+    let err = store.insert::<building::ActiveModel>(building("2")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.list_buildings(&property.id).await.unwrap().len(), 1);
+}
+
+async fn times_round_trip_exactly(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let created = create(&store, ticket("p1", "t", now())).await;
+    let read = store.get_ticket(&created.id).await.unwrap().unwrap();
+    assert_eq!(read.created_at, created.created_at);
+    assert_eq!(read.acknowledge_by, created.acknowledge_by);
+}

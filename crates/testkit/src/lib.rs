@@ -1,0 +1,78 @@
+//! Test helpers shared by the store tests and the end-to-end tests.
+//!
+//! [`TestDatabase`] gives each test its own empty database: a SQLite file in a temporary
+//! folder, or a new database on the local PostgreSQL server (`PROPDESK_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432`), dropped again when the test ends.
+//! Tests never skip: if PostgreSQL is not reachable they fail and say so.
+
+use propdesk_store::Store;
+use sea_orm::{ConnectionTrait, Database};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An empty database owned by one test.
+pub struct TestDatabase {
+    pub backend: Backend,
+    /// Connection URL for the store or for a `propdesk` process.
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_server_url() -> String {
+    std::env::var("PROPDESK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => TestDatabase::sqlite(),
+            Backend::Postgres => TestDatabase::postgres().await,
+        }
+    }
+
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temporary folder for SQLite");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("propdesk.db").display());
+        TestDatabase { backend: Backend::Sqlite, url, postgres_name: None, _dir: Some(dir) }
+    }
+
+    pub async fn postgres() -> TestDatabase {
+        let server = postgres_server_url();
+        let name = format!("propdesk_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = Database::connect(format!("{server}/postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server} is required for this test (run scripts/test): {e}"));
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin.close().await.ok();
+        TestDatabase { backend: Backend::Postgres, url: format!("{server}/{name}"), postgres_name: Some(name), _dir: None }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url, 5).await.expect("connect to test database");
+        store.migrate().await.expect("migrate test database");
+        store
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else { return };
+        let server = postgres_server_url();
+        // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = Database::connect(format!("{server}/postgres")).await.ok()?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+                admin.close().await.ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
