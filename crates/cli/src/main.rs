@@ -1,1 +1,215 @@
-fn main() {}
+//! `propdesk`: the one binary. Thin: settings, telemetry, signals and wiring; the work is
+//! in the library crates.
+
+mod dev;
+mod settings;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use propdesk_domain::{Actor, Role};
+use propdesk_intake::{IntakeState, ServerOptions, TokenKeys};
+use propdesk_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{DEV_DATABASE_URL, Settings};
+
+#[derive(Parser)]
+#[command(name = "propdesk", version, about = "Customer-service centre backend for property management")]
+struct Cli {
+    /// A TOML settings file (defaults, then this file, then PROPDESK__* variables).
+    #[arg(long, global = true, env = "PROPDESK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Serve the intake gRPC API (TicketService, DirectoryService, health, reflection).
+    Intake,
+    /// Print a signed bearer token for a staff member.
+    Token {
+        #[arg(long)]
+        staff: String,
+        /// agent, dispatcher, technician, supervisor, manager or admin.
+        #[arg(long)]
+        role: String,
+        /// A property the staff member serves (repeat for several).
+        #[arg(long = "property")]
+        properties: Vec<String>,
+        /// Lifetime in seconds (default: auth.token_lifetime_secs).
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+    /// Embedded mode: everything in one process on a SQLite file, demo data seeded.
+    Dev,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Run(String),
+}
+
+fn run_error(context: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
+    move |e| Failure::Run(format!("{context}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("propdesk: bad configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("propdesk: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err @ Failure::Config(_)) => {
+            eprintln!("propdesk: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("propdesk: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
+    match command {
+        Command::Token { staff, role, properties, ttl_secs } => {
+            let keys = token_keys(&settings)?;
+            let role = role.parse::<Role>().map_err(|e| Failure::Config(e.to_string()))?;
+            let actor = Actor { staff_id: staff, role, properties };
+            let ttl = ttl_secs.unwrap_or(settings.auth.token_lifetime_secs);
+            let token = keys.mint(&actor, chrono::Utc::now().timestamp(), ttl).map_err(|e| Failure::Run(e.to_string()))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Migrate => {
+            telemetry::init(&settings.log);
+            let store = connect(&settings).await?;
+            store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Intake => {
+            telemetry::init(&settings.log);
+            let keys = token_keys(&settings)?;
+            let store = connect(&settings).await?;
+            serve_intake(settings, store, keys).await
+        }
+        Command::Dev => {
+            telemetry::init(&settings.log);
+            let mut settings = settings;
+            if settings.auth.signing_secret.0.is_empty() {
+                let secret = dev::signing_secret(&settings.database.url.0).map_err(|e| run_error("dev secret")(&e))?;
+                settings.auth.signing_secret.0 = secret;
+            }
+            let keys = token_keys(&settings)?;
+            let store = connect(&settings).await?;
+            store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
+            let demo = dev::seed(&store).await.map_err(|e| run_error("seed demo data")(&e))?;
+            print_welcome(&settings, &keys, &demo)?;
+            serve_intake(settings, store, keys).await
+        }
+    }
+}
+
+fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
+    if settings.auth.signing_secret.0.is_empty() {
+        return Err(Failure::Config(
+            "auth.signing_secret is required (set PROPDESK__AUTH__SIGNING_SECRET to at least 32 bytes)".into(),
+        ));
+    }
+    TokenKeys::new(settings.auth.signing_secret.0.as_bytes()).map_err(|e| Failure::Config(format!("auth.signing_secret: {e}")))
+}
+
+async fn connect(settings: &Settings) -> Result<Store, Failure> {
+    Store::connect(&settings.database.url.0, settings.database.max_connections)
+        .await
+        .map_err(|e| run_error("database.url: cannot connect")(&e))
+}
+
+async fn serve_intake(settings: Settings, store: Store, keys: TokenKeys) -> Result<(), Failure> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let listener = tokio::net::TcpListener::bind(settings.intake.listen)
+        .await
+        .map_err(|e| Failure::Config(format!("intake.listen {}: {e}", settings.intake.listen)))?;
+    let address = listener.local_addr().map_err(|e| run_error("intake.listen")(&e))?;
+    let state = Arc::new(IntakeState::new(store, settings.policy.clone(), shutdown));
+    let options = ServerOptions {
+        max_request_bytes: settings.intake.max_request_bytes,
+        max_connection_age: Duration::from_secs(settings.intake.max_connection_age_secs),
+        drain_timeout: Duration::from_secs(settings.intake.drain_timeout_secs),
+    };
+    tracing::info!(%address, "intake serving");
+    propdesk_intake::serve(listener, state, keys, options).await.map_err(|e| run_error("intake")(&e))?;
+    tracing::info!("intake stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}
+
+fn print_welcome(settings: &Settings, keys: &TokenKeys, demo: &dev::Demo) -> Result<(), Failure> {
+    let now = chrono::Utc::now().timestamp();
+    let ttl = settings.auth.token_lifetime_secs;
+    let token = |staff_id: &str, role: Role| {
+        let actor = Actor { staff_id: staff_id.to_owned(), role, properties: vec![demo.property_id.clone()] };
+        keys.mint(&actor, now, ttl).map_err(|e| Failure::Run(e.to_string()))
+    };
+    let admin = token(&demo.admin_id, Role::Admin)?;
+    let agent = token(&demo.agent_id, Role::Agent)?;
+    let listen = settings.intake.listen;
+    let database = if settings.database.url.0 == DEV_DATABASE_URL { "propdesk-dev.db (SQLite)" } else { "configured database" };
+    println!(
+        "\npropdesk dev: intake on {listen}, data in {database}\n\
+         demo property: {property}\n\n\
+         admin token:\n{admin}\n\n\
+         agent token (reception desk):\n{agent}\n\n\
+         try:\n  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"property_id\":\"{property}\"}}' {listen} propdesk.v1.TicketService/ListTickets\n",
+        property = demo.property_id,
+    );
+    Ok(())
+}

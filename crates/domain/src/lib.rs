@@ -7,6 +7,7 @@
 pub mod access;
 pub mod category;
 pub mod lifecycle;
+pub mod policy;
 pub mod privacy;
 pub mod sla;
 pub mod ticket;
@@ -16,7 +17,8 @@ pub mod validation;
 pub use access::{Actor, Denied, Operation};
 pub use category::{Category, CategoryCatalog};
 pub use lifecycle::{Lifecycle, Move, TransitionError};
+pub use policy::Policy;
 pub use sla::{Deadlines, ServiceLevel, SlaPolicy};
-pub use ticket::{Channel, Department, Priority, Role, Satisfaction, TicketKind, TicketState};
+pub use ticket::{Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
 pub use urgency::{KeywordRule, UrgencyRules};
 pub use validation::{FieldViolation, Violations};

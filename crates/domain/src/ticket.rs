@@ -175,6 +175,34 @@ impl Satisfaction {
     }
 }
 
+coded_enum!(
+    /// What happened to a ticket: the history event type, also the bus routing key
+    /// suffix (`ticket.<code>`).
+    EventType, "event type" {
+        Created => "created",
+        Dispatched => "dispatched",
+        Accepted => "accepted",
+        ArrivedOnSite => "arrived_on_site",
+        PutOnHold => "put_on_hold",
+        Resumed => "resumed",
+        Resolved => "resolved",
+        Transferred => "transferred",
+        Cancelled => "cancelled",
+        Closed => "closed",
+        Reopened => "reopened",
+        NoteAdded => "note_added",
+        CallbackRecorded => "callback_recorded",
+        Escalated => "escalated",
+    }
+);
+
+impl EventType {
+    /// The bus routing key of this event, e.g. `ticket.created`.
+    pub fn routing_key(self) -> String {
+        format!("ticket.{}", self.code())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

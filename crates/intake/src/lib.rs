@@ -1,1 +1,136 @@
-//! placeholder
+//! The intake gRPC server: TicketService and DirectoryService, with standard health and
+//! reflection (v1 and v1alpha).
+//!
+//! Invariants: proto types stop here (mapped in [`convert`]); every failure becomes a
+//! status through [`error::ApiError`]; no handler logs residents' names or phones; every
+//! propdesk call is authenticated by the interceptor in [`auth`].
+
+pub mod auth;
+pub mod convert;
+pub mod directory;
+pub mod error;
+pub mod tickets;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use propdesk_domain::Policy;
+use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
+use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
+use propdesk_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use auth::TokenKeys;
+
+/// What every handler shares.
+pub struct IntakeState {
+    pub store: Store,
+    pub policy: Policy,
+    /// Ticks after every local commit, to wake watch streams at once.
+    changes: signal::Sender<u64>,
+    /// Cancelled when the process shuts down: watch streams end.
+    pub shutdown: CancellationToken,
+    /// How often watch streams look for events committed by other processes.
+    pub watch_poll: Duration,
+}
+
+impl IntakeState {
+    pub fn new(store: Store, policy: Policy, shutdown: CancellationToken) -> IntakeState {
+        IntakeState { store, policy, changes: signal::Sender::new(0), shutdown, watch_poll: Duration::from_millis(500) }
+    }
+
+    /// Tells watch streams that something was committed.
+    pub fn committed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Server limits.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest accepted request message.
+    pub max_request_bytes: usize,
+    /// Connections are closed after this age so clients rebalance across replicas.
+    pub max_connection_age: Duration,
+    /// How long in-flight calls may take to finish after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_request_bytes: 256 * 1024,
+            max_connection_age: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves until `state.shutdown` is cancelled, then turns health to NOT_SERVING, ends the
+/// watch streams and lets in-flight calls finish within the drain timeout.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<IntakeState>,
+    keys: TokenKeys,
+    options: ServerOptions,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<TicketServiceServer<tickets::TicketApi>>().await;
+    health.set_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let tickets = TicketServiceServer::new(tickets::TicketApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
+    let directory = DirectoryServiceServer::new(directory::DirectoryApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
+
+    let shutdown = state.shutdown.clone();
+    let server = Server::builder()
+        .max_connection_age(options.max_connection_age)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(InterceptedService::new(tickets, keys.interceptor()))
+        .add_service(InterceptedService::new(directory, keys.interceptor()))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.clone().cancelled_owned());
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        _ = shutdown.cancelled() => {}
+    }
+    health.set_not_serving::<TicketServiceServer<tickets::TicketApi>>().await;
+    health.set_not_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
+    tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
+    match tokio::time::timeout(options.drain_timeout, server).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            tracing::warn!("drain timeout reached; closing remaining calls");
+            Ok(())
+        }
+    }
+}

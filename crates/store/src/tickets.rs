@@ -110,14 +110,15 @@ impl Store {
     }
 
     /// Saves `updated` (whose version must be `expected_version + 1`) only if the stored
-    /// version is still `expected_version`, with its history event and outbox message.
+    /// version is still `expected_version`, with its history events and outbox messages.
+    /// Returns the stored events.
     pub async fn save_change(
         &self,
         updated: &ticket::Model,
         expected_version: i64,
-        event: NewEvent,
+        events: Vec<NewEvent>,
         publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<ticket_event::Model, StoreError> {
+    ) -> Result<Vec<ticket_event::Model>, StoreError> {
         debug_assert_eq!(updated.version, expected_version + 1);
         let txn = self.db.begin().await?;
         let result = ticket::Entity::update_many()
@@ -133,7 +134,10 @@ impl Store {
                 None => Err(StoreError::NotFound("ticket")),
             };
         }
-        let stored = append_event(&txn, updated, event, &publish).await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(append_event(&txn, updated, event, &publish).await?);
+        }
         txn.commit().await?;
         Ok(stored)
     }

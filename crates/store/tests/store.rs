@@ -140,12 +140,12 @@ async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
     let mut dispatched = created.clone();
     dispatched.version = 2;
     dispatched.state = "dispatched".into();
-    store.save_change(&dispatched, 1, event("dispatched", Some("new"), "dispatched"), publish).await.unwrap();
+    store.save_change(&dispatched, 1, vec![event("dispatched", Some("new"), "dispatched")], publish).await.unwrap();
 
     let mut stale = created.clone();
     stale.version = 2;
     stale.state = "cancelled".into();
-    let err = store.save_change(&stale, 1, event("cancelled", Some("new"), "cancelled"), publish).await.unwrap_err();
+    let err = store.save_change(&stale, 1, vec![event("cancelled", Some("new"), "cancelled")], publish).await.unwrap_err();
     assert!(matches!(err, StoreError::StaleVersion { current: 2 }), "{err:?}");
 
     let stored = store.get_ticket(&created.id).await.unwrap().unwrap();
@@ -198,7 +198,7 @@ async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
     let b = create(&store, ticket("p2", "b", now())).await;
     let mut accepted = a.clone();
     accepted.version = 2;
-    store.save_change(&accepted, 1, event("note_added", Some("new"), "new"), publish).await.unwrap();
+    store.save_change(&accepted, 1, vec![event("note_added", Some("new"), "new")], publish).await.unwrap();
 
     let after: Vec<_> = store.events_after(start, None, None, None, 100).await.unwrap();
     assert_eq!(after.iter().map(|e| e.ticket_id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);

@@ -1,0 +1,133 @@
+//! The one place settings are built: defaults in the binary, then an optional TOML file
+//! (`--config` or `PROPDESK_CONFIG`), then `PROPDESK__SECTION__KEY` environment variables.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use propdesk_domain::Policy;
+use serde::{Deserialize, Serialize};
+
+/// A value that never prints.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub intake: IntakeSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://user@host/db` or `sqlite://path?mode=rwc`. Embedded mode (`dev`) uses a
+    /// SQLite file when this is left at its default.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntakeSettings {
+    pub listen: SocketAddr,
+    pub max_request_bytes: usize,
+    pub max_connection_age_secs: u64,
+    pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// HS256 signing secret for bearer tokens, at least 32 bytes.
+    pub signing_secret: Secret,
+    /// Lifetime of tokens minted by `propdesk token` and `propdesk dev`.
+    pub token_lifetime_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `propdesk=debug,info`.
+    pub filter: String,
+}
+
+pub const DEV_DATABASE_URL: &str = "sqlite://propdesk-dev.db?mode=rwc";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database: DatabaseSettings { url: Secret(DEV_DATABASE_URL.to_owned()), max_connections: 10 },
+            intake: IntakeSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+                max_request_bytes: 256 * 1024,
+                max_connection_age_secs: 300,
+                drain_timeout_secs: 20,
+            },
+            auth: AuthSettings { signing_secret: Secret::default(), token_lifetime_secs: 12 * 3600 },
+            log: LogSettings { format: "pretty".to_owned(), filter: "info".to_owned() },
+            policy: Policy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(Environment::with_prefix("PROPDESK").prefix_separator("__").separator("__").try_parsing(true))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.policy.validate().map_err(|e| SettingsError::Invalid(format!("policy.{e}")))?;
+        if self.database.max_connections == 0 {
+            return Err(SettingsError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if !["pretty", "json"].contains(&self.log.format.as_str()) {
+            return Err(SettingsError::Invalid(format!("log.format must be `pretty` or `json`, not `{}`", self.log.format)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_a_bad_value_names_its_key() {
+        let settings = Settings::load(None).unwrap();
+        assert_eq!(settings.intake.listen.port(), 50051);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[database]\nmax_connections = \"many\"\n").unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("database.max_connections"), "{err}");
+        std::fs::write(&file, "[policy.sla.p1]\nacknowledge_secs = 0\n").unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("policy.sla.p1.acknowledge_secs"), "{err}");
+    }
+}

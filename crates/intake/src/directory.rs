@@ -1,0 +1,506 @@
+//! DirectoryService: properties, buildings, units, residents and staff.
+//!
+//! Reading needs any role at the property; changing needs a manager or admin there, and
+//! only admins create properties. Residents' names and phones are masked for technicians.
+
+use std::sync::Arc;
+
+use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
+use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LABEL};
+use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
+use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::directory_service_server::DirectoryService;
+use propdesk_store::entity::{building, property, resident, staff, unit};
+use tonic::{Request, Response, Status};
+
+use crate::IntakeState;
+use crate::auth::actor;
+use crate::convert::{WireEnum, code_to_wire, optional_enum, required_enum, timestamp};
+use crate::error::{ApiError, ApiResult};
+
+pub struct DirectoryApi {
+    state: Arc<IntakeState>,
+}
+
+impl DirectoryApi {
+    pub fn new(state: Arc<IntakeState>) -> Self {
+        DirectoryApi { state }
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The one id field of a request, validated.
+fn required_id(field: &str, value: &str) -> ApiResult<String> {
+    let mut v = Violations::new();
+    let id = v.required_id(field, value);
+    v.into_result()?;
+    id.ok_or_else(|| ApiError::Internal("validated id missing".into()))
+}
+
+fn property_to_wire(p: &property::Model) -> pb::Property {
+    pb::Property {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        address: p.address.clone(),
+        created_at: Some(timestamp(p.created_at)),
+        updated_at: Some(timestamp(p.updated_at)),
+    }
+}
+
+fn building_to_wire(b: &building::Model) -> pb::Building {
+    pb::Building { id: b.id.clone(), property_id: b.property_id.clone(), name: b.name.clone() }
+}
+
+fn unit_to_wire(u: &unit::Model) -> pb::Unit {
+    pb::Unit {
+        id: u.id.clone(),
+        property_id: u.property_id.clone(),
+        building_id: u.building_id.clone(),
+        floor: u.floor,
+        room: u.room.clone(),
+        label: u.label.clone(),
+        postal_address: u.postal_address.clone(),
+    }
+}
+
+fn resident_to_wire(r: &resident::Model, viewer: &Actor) -> pb::Resident {
+    let clear = may_see_contact_details(viewer.role, false);
+    pb::Resident {
+        id: r.id.clone(),
+        property_id: r.property_id.clone(),
+        unit_id: r.unit_id.clone(),
+        name: if clear { r.name.clone() } else { mask_name(&r.name) },
+        phone: if clear { r.phone.clone() } else { mask_phone(&r.phone) },
+        created_at: Some(timestamp(r.created_at)),
+    }
+}
+
+fn staff_to_wire(s: &staff::Model) -> pb::Staff {
+    pb::Staff {
+        id: s.id.clone(),
+        property_id: s.property_id.clone(),
+        name: s.name.clone(),
+        role: code_to_wire::<Role>(Some(&s.role)),
+        department: code_to_wire::<Department>(s.department.as_deref()),
+        supervisor_id: s.supervisor_id.clone().unwrap_or_default(),
+        on_duty: s.on_duty,
+        created_at: Some(timestamp(s.created_at)),
+        updated_at: Some(timestamp(s.updated_at)),
+    }
+}
+
+impl DirectoryApi {
+    async fn property(&self, id: &str) -> ApiResult<property::Model> {
+        self.state.store.find::<property::Entity>(id).await?.ok_or(ApiError::NotFound("property"))
+    }
+
+    async fn building(&self, id: &str) -> ApiResult<building::Model> {
+        self.state.store.find::<building::Entity>(id).await?.ok_or(ApiError::NotFound("building"))
+    }
+
+    async fn unit(&self, id: &str) -> ApiResult<unit::Model> {
+        self.state.store.find::<unit::Entity>(id).await?.ok_or(ApiError::NotFound("unit"))
+    }
+
+    async fn resident(&self, id: &str) -> ApiResult<resident::Model> {
+        self.state.store.find::<resident::Entity>(id).await?.ok_or(ApiError::NotFound("resident"))
+    }
+
+    async fn staff(&self, id: &str) -> ApiResult<staff::Model> {
+        self.state.store.find::<staff::Entity>(id).await?.ok_or(ApiError::NotFound("staff member"))
+    }
+
+    /// A supervisor must be staff of the same property.
+    async fn check_supervisor(&self, v: &mut Violations, property_id: &str, supervisor_id: Option<&str>) -> ApiResult<()> {
+        if let Some(id) = supervisor_id {
+            match self.state.store.find::<staff::Entity>(id).await? {
+                Some(s) if s.property_id == property_id => {}
+                Some(_) => v.add("supervisor_id", "works at another property"),
+                None => v.add("supervisor_id", "no such staff member"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_department(v: &mut Violations, role: Option<Role>, department: Option<Department>) {
+    let needs_department = matches!(role, Some(Role::Dispatcher | Role::Technician | Role::Supervisor));
+    if needs_department && department.is_none() {
+        v.add("department", "is required for dispatchers, technicians and supervisors");
+    }
+}
+
+#[tonic::async_trait]
+impl DirectoryService for DirectoryApi {
+    async fn create_property(&self, request: Request<pb::CreatePropertyRequest>) -> Result<Response<pb::Property>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        v.required_text("name", &body.name, MAX_NAME);
+        v.optional_text("address", &body.address, MAX_ADDRESS);
+        v.into_result().map_err(ApiError::from)?;
+        if actor.role != Role::Admin {
+            return Err(ApiError::from(Denied::Role { role: actor.role, what: "create properties" }).into());
+        }
+        let now = propdesk_store::now();
+        let model = property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
+        let stored = self.state.store.insert::<property::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(property_to_wire(&stored)))
+    }
+
+    async fn update_property(&self, request: Request<pb::UpdatePropertyRequest>) -> Result<Response<pb::Property>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("property_id", &body.property_id);
+        if let Some(name) = &body.name {
+            v.required_text("name", name, MAX_NAME);
+        }
+        if let Some(address) = &body.address {
+            v.optional_text("address", address, MAX_ADDRESS);
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let mut model = self.property(&id.unwrap_or_default()).await?;
+        actor.authorize(&model.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        if let Some(name) = body.name {
+            model.name = name;
+        }
+        if let Some(address) = body.address {
+            model.address = address;
+        }
+        model.updated_at = propdesk_store::now();
+        let stored = self.state.store.update::<property::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(property_to_wire(&stored)))
+    }
+
+    async fn list_properties(
+        &self,
+        request: Request<pb::ListPropertiesRequest>,
+    ) -> Result<Response<pb::ListPropertiesResponse>, Status> {
+        let actor = actor(&request)?;
+        let scope = (actor.role != Role::Admin).then_some(actor.properties.as_slice());
+        let properties = self.state.store.list_properties(scope).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListPropertiesResponse { properties: properties.iter().map(property_to_wire).collect() }))
+    }
+
+    async fn create_building(&self, request: Request<pb::CreateBuildingRequest>) -> Result<Response<pb::Building>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        v.required_text("name", &body.name, MAX_SHORT_LABEL);
+        v.into_result().map_err(ApiError::from)?;
+        let property = self.property(&property_id.unwrap_or_default()).await?;
+        actor.authorize(&property.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        let model = building::Model { id: new_id(), property_id: property.id, name: body.name.trim().to_owned() };
+        let stored = self.state.store.insert::<building::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(building_to_wire(&stored)))
+    }
+
+    async fn update_building(&self, request: Request<pb::UpdateBuildingRequest>) -> Result<Response<pb::Building>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("building_id", &body.building_id);
+        if let Some(name) = &body.name {
+            v.required_text("name", name, MAX_SHORT_LABEL);
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let mut model = self.building(&id.unwrap_or_default()).await?;
+        actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        if let Some(name) = body.name {
+            model.name = name.trim().to_owned();
+        }
+        let stored = self.state.store.update::<building::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(building_to_wire(&stored)))
+    }
+
+    async fn list_buildings(
+        &self,
+        request: Request<pb::ListBuildingsRequest>,
+    ) -> Result<Response<pb::ListBuildingsResponse>, Status> {
+        let actor = actor(&request)?;
+        let property_id = required_id("property_id", &request.get_ref().property_id)?;
+        actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
+        let buildings = self.state.store.list_buildings(&property_id).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListBuildingsResponse { buildings: buildings.iter().map(building_to_wire).collect() }))
+    }
+
+    async fn create_unit(&self, request: Request<pb::CreateUnitRequest>) -> Result<Response<pb::Unit>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let building_id = v.required_id("building_id", &body.building_id);
+        v.required_text("room", &body.room, MAX_ROOM);
+        v.optional_text("postal_address", &body.postal_address, MAX_ADDRESS);
+        if !(-10..=200).contains(&body.floor) {
+            v.add("floor", "must be between -10 and 200");
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let building = self.building(&building_id.unwrap_or_default()).await?;
+        actor.authorize(&building.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        let room = body.room.trim().to_owned();
+        let model = unit::Model {
+            id: new_id(),
+            property_id: building.property_id,
+            label: format!("{}-{room}", building.name),
+            building_id: building.id,
+            floor: body.floor,
+            room,
+            postal_address: body.postal_address,
+        };
+        let stored = self.state.store.insert::<unit::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(unit_to_wire(&stored)))
+    }
+
+    async fn update_unit(&self, request: Request<pb::UpdateUnitRequest>) -> Result<Response<pb::Unit>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("unit_id", &body.unit_id);
+        if let Some(address) = &body.postal_address {
+            v.optional_text("postal_address", address, MAX_ADDRESS);
+        }
+        if body.floor.is_some_and(|floor| !(-10..=200).contains(&floor)) {
+            v.add("floor", "must be between -10 and 200");
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let mut model = self.unit(&id.unwrap_or_default()).await?;
+        actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        if let Some(floor) = body.floor {
+            model.floor = floor;
+        }
+        if let Some(address) = body.postal_address {
+            model.postal_address = address;
+        }
+        let stored = self.state.store.update::<unit::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(unit_to_wire(&stored)))
+    }
+
+    async fn list_units(&self, request: Request<pb::ListUnitsRequest>) -> Result<Response<pb::ListUnitsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let building_id = v.optional_id("building_id", &body.building_id);
+        v.into_result().map_err(ApiError::from)?;
+        let property_id = property_id.unwrap_or_default();
+        actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
+        let units = self.state.store.list_units(&property_id, building_id.as_deref()).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListUnitsResponse { units: units.iter().map(unit_to_wire).collect() }))
+    }
+
+    async fn create_resident(&self, request: Request<pb::CreateResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let unit_id = v.required_id("unit_id", &body.unit_id);
+        v.required_text("name", &body.name, MAX_NAME);
+        if body.phone.is_empty() {
+            v.add("phone", "is required");
+        }
+        v.optional_phone("phone", &body.phone);
+        v.into_result().map_err(ApiError::from)?;
+        let unit = self.unit(&unit_id.unwrap_or_default()).await?;
+        actor.authorize(&unit.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        let now = propdesk_store::now();
+        let model = resident::Model {
+            id: new_id(),
+            property_id: unit.property_id,
+            unit_id: unit.id,
+            name: body.name,
+            phone: body.phone,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = self.state.store.insert::<resident::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(resident_to_wire(&stored, &actor)))
+    }
+
+    async fn update_resident(&self, request: Request<pb::UpdateResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("resident_id", &body.resident_id);
+        if let Some(name) = &body.name {
+            v.required_text("name", name, MAX_NAME);
+        }
+        if let Some(phone) = &body.phone {
+            if phone.is_empty() {
+                v.add("phone", "must not be empty");
+            }
+            v.optional_phone("phone", phone);
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let mut model = self.resident(&id.unwrap_or_default()).await?;
+        actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        if let Some(name) = body.name {
+            model.name = name;
+        }
+        if let Some(phone) = body.phone {
+            model.phone = phone;
+        }
+        model.updated_at = propdesk_store::now();
+        let stored = self.state.store.update::<resident::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(resident_to_wire(&stored, &actor)))
+    }
+
+    async fn list_residents(
+        &self,
+        request: Request<pb::ListResidentsRequest>,
+    ) -> Result<Response<pb::ListResidentsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let unit_id = v.optional_id("unit_id", &body.unit_id);
+        v.into_result().map_err(ApiError::from)?;
+        let property_id = property_id.unwrap_or_default();
+        actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
+        let residents = self.state.store.list_residents(&property_id, unit_id.as_deref()).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListResidentsResponse {
+            residents: residents.iter().map(|r| resident_to_wire(r, &actor)).collect(),
+        }))
+    }
+
+    async fn create_staff(&self, request: Request<pb::CreateStaffRequest>) -> Result<Response<pb::Staff>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        v.required_text("name", &body.name, MAX_NAME);
+        let role = required_enum::<Role>(&mut v, "role", body.role);
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        check_department(&mut v, role, department);
+        let supervisor_id = v.optional_id("supervisor_id", &body.supervisor_id);
+        v.into_result().map_err(ApiError::from)?;
+        let property = self.property(&property_id.unwrap_or_default()).await?;
+        actor.authorize(&property.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        let mut v = Violations::new();
+        self.check_supervisor(&mut v, &property.id, supervisor_id.as_deref()).await?;
+        v.into_result().map_err(ApiError::from)?;
+        let now = propdesk_store::now();
+        let model = staff::Model {
+            id: new_id(),
+            property_id: property.id,
+            name: body.name,
+            role: role.map(|r| r.code()).unwrap_or_default().to_owned(),
+            department: department.map(|d| d.code().to_owned()),
+            supervisor_id,
+            on_duty: body.on_duty,
+            last_assigned_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = self.state.store.insert::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(staff_to_wire(&stored)))
+    }
+
+    async fn update_staff(&self, request: Request<pb::UpdateStaffRequest>) -> Result<Response<pb::Staff>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("staff_id", &body.staff_id);
+        if let Some(name) = &body.name {
+            v.required_text("name", name, MAX_NAME);
+        }
+        let role = optional_enum::<Role>(&mut v, "role", body.role);
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        let supervisor_id = match &body.supervisor_id {
+            Some(s) => Some(v.optional_id("supervisor_id", s)),
+            None => None,
+        };
+        v.into_result().map_err(ApiError::from)?;
+        let mut model = self.staff(&id.unwrap_or_default()).await?;
+        actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+        let mut v = Violations::new();
+        if let Some(supervisor_id) = &supervisor_id {
+            if supervisor_id.as_deref() == Some(model.id.as_str()) {
+                v.add("supervisor_id", "cannot be the staff member themselves");
+            }
+            self.check_supervisor(&mut v, &model.property_id, supervisor_id.as_deref()).await?;
+        }
+        let new_role = role.or_else(|| model.role.parse().ok());
+        let new_department = department.or_else(|| model.department.as_deref().and_then(|d| d.parse().ok()));
+        check_department(&mut v, new_role, new_department);
+        v.into_result().map_err(ApiError::from)?;
+        if let Some(name) = body.name {
+            model.name = name;
+        }
+        if let Some(role) = role {
+            model.role = role.code().to_owned();
+        }
+        if let Some(department) = department {
+            model.department = Some(department.code().to_owned());
+        }
+        if let Some(supervisor_id) = supervisor_id {
+            model.supervisor_id = supervisor_id;
+        }
+        model.updated_at = propdesk_store::now();
+        let stored = self.state.store.update::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(staff_to_wire(&stored)))
+    }
+
+    async fn list_staff(&self, request: Request<pb::ListStaffRequest>) -> Result<Response<pb::ListStaffResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        v.into_result().map_err(ApiError::from)?;
+        let property_id = property_id.unwrap_or_default();
+        actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
+        let staff = self
+            .state
+            .store
+            .list_staff(&property_id, department.map(|d| d.code()), body.on_duty_only)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListStaffResponse { staff: staff.iter().map(staff_to_wire).collect() }))
+    }
+
+    async fn set_on_duty(&self, request: Request<pb::SetOnDutyRequest>) -> Result<Response<pb::Staff>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let id = required_id("staff_id", &body.staff_id)?;
+        let mut model = self.staff(&id).await?;
+        let own = model.id == actor.staff_id;
+        actor.authorize(&model.property_id, Operation::SetOnDuty { own }, false).map_err(ApiError::from)?;
+        // Supervisors manage their own department's rota only.
+        if !own && actor.role == Role::Supervisor {
+            let theirs = self.staff(&actor.staff_id).await.ok().and_then(|s| s.department);
+            if theirs.is_none() || theirs != model.department {
+                return Err(ApiError::from(Denied::Role { role: actor.role, what: "set on-duty outside their department" }).into());
+            }
+        }
+        model.on_duty = body.on_duty;
+        model.updated_at = propdesk_store::now();
+        let stored = self.state.store.update::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        Ok(Response::new(staff_to_wire(&stored)))
+    }
+
+    async fn list_categories(
+        &self,
+        request: Request<pb::ListCategoriesRequest>,
+    ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
+        actor(&request)?;
+        let categories = self
+            .state
+            .policy
+            .categories
+            .categories
+            .iter()
+            .map(|c| pb::Category {
+                code: c.code.clone(),
+                name: c.name.clone(),
+                department: c.department.to_wire(),
+                default_priority: c.default_priority.to_wire(),
+                in_unit: c.in_unit,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCategoriesResponse { categories }))
+    }
+}
