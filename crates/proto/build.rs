@@ -6,15 +6,12 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "tickets", "directory", "reports"]
-        .map(|name| proto_root.join(format!("propdesk/v1/{name}.proto")));
+    let files =
+        ["common", "tickets", "directory", "reports"].map(|name| proto_root.join(format!("propdesk/v1/{name}.proto")));
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("propdesk_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(descriptors)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed={}", proto_root.display());
     Ok(())
 }

@@ -21,7 +21,9 @@ pub fn signing_secret(database_url: &str) -> std::io::Result<String> {
 }
 
 fn secret_path(database_url: &str) -> PathBuf {
-    let file = database_url.trim_start_matches("sqlite://").split('?').next().unwrap_or("propdesk-dev.db");
+    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")).unwrap_or("");
+    let file = rest.split('?').next().unwrap_or_default();
+    // In-memory SQLite or a server database: keep the secret in the working directory.
     let file = if file.is_empty() || file.starts_with(':') { "propdesk-dev.db" } else { file };
     Path::new(file).with_extension("secret")
 }
@@ -99,10 +101,20 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     let manager = store.insert::<staff::ActiveModel>(person("Manager Wang", Role::Manager, None, None)).await?;
     let admin = store.insert::<staff::ActiveModel>(person("Admin", Role::Admin, None, None)).await?;
     let cs_supervisor = store
-        .insert::<staff::ActiveModel>(person("CS Supervisor Li", Role::Supervisor, Some(Department::CustomerService), Some(&manager.id)))
+        .insert::<staff::ActiveModel>(person(
+            "CS Supervisor Li",
+            Role::Supervisor,
+            Some(Department::CustomerService),
+            Some(&manager.id),
+        ))
         .await?;
     let agent = store
-        .insert::<staff::ActiveModel>(person("Agent Zhao", Role::Agent, Some(Department::CustomerService), Some(&cs_supervisor.id)))
+        .insert::<staff::ActiveModel>(person(
+            "Agent Zhao",
+            Role::Agent,
+            Some(Department::CustomerService),
+            Some(&cs_supervisor.id),
+        ))
         .await?;
     let teams = [
         (Department::Engineering, ["Plumber Chen", "Electrician Liu"]),
@@ -111,7 +123,12 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     ];
     for (department, members) in teams {
         let supervisor = store
-            .insert::<staff::ActiveModel>(person(&format!("{department} supervisor"), Role::Supervisor, Some(department), Some(&manager.id)))
+            .insert::<staff::ActiveModel>(person(
+                &format!("{department} supervisor"),
+                Role::Supervisor,
+                Some(department),
+                Some(&manager.id),
+            ))
             .await?;
         for member in members {
             store
@@ -120,7 +137,12 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
         }
     }
     store
-        .insert::<staff::ActiveModel>(person("Dispatcher Qian", Role::Dispatcher, Some(Department::CustomerService), Some(&cs_supervisor.id)))
+        .insert::<staff::ActiveModel>(person(
+            "Dispatcher Qian",
+            Role::Dispatcher,
+            Some(Department::CustomerService),
+            Some(&cs_supervisor.id),
+        ))
         .await?;
     Ok(Demo { property_id: property.id, admin_id: admin.id, agent_id: agent.id })
 }
@@ -133,5 +155,6 @@ mod tests {
     fn the_secret_lives_beside_the_database_file() {
         assert_eq!(secret_path("sqlite://data/propdesk.db?mode=rwc"), Path::new("data/propdesk.secret"));
         assert_eq!(secret_path("sqlite::memory:"), Path::new("propdesk-dev.secret"));
+        assert_eq!(secret_path("postgres://db/propdesk"), Path::new("propdesk-dev.secret"));
     }
 }

@@ -100,7 +100,8 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let role = role.parse::<Role>().map_err(|e| Failure::Config(e.to_string()))?;
             let actor = Actor { staff_id: staff, role, properties };
             let ttl = ttl_secs.unwrap_or(settings.auth.token_lifetime_secs);
-            let token = keys.mint(&actor, chrono::Utc::now().timestamp(), ttl).map_err(|e| Failure::Run(e.to_string()))?;
+            let token =
+                keys.mint(&actor, chrono::Utc::now().timestamp(), ttl).map_err(|e| Failure::Run(e.to_string()))?;
             println!("{token}");
             Ok(())
         }
@@ -140,7 +141,8 @@ fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
             "auth.signing_secret is required (set PROPDESK__AUTH__SIGNING_SECRET to at least 32 bytes)".into(),
         ));
     }
-    TokenKeys::new(settings.auth.signing_secret.0.as_bytes()).map_err(|e| Failure::Config(format!("auth.signing_secret: {e}")))
+    TokenKeys::new(settings.auth.signing_secret.0.as_bytes())
+        .map_err(|e| Failure::Config(format!("auth.signing_secret: {e}")))
 }
 
 async fn connect(settings: &Settings) -> Result<Store, Failure> {
@@ -202,7 +204,8 @@ fn print_welcome(settings: &Settings, keys: &TokenKeys, demo: &dev::Demo) -> Res
     let admin = token(&demo.admin_id, Role::Admin)?;
     let agent = token(&demo.agent_id, Role::Agent)?;
     let listen = settings.intake.listen;
-    let database = if settings.database.url.0 == DEV_DATABASE_URL { "propdesk-dev.db (SQLite)" } else { "configured database" };
+    let database =
+        if settings.database.url.0 == DEV_DATABASE_URL { "propdesk-dev.db (SQLite)" } else { "configured database" };
     println!(
         "\npropdesk dev: intake on {listen}, data in {database}\n\
          demo property: {property}\n\n\

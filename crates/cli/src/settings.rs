@@ -107,7 +107,10 @@ impl Settings {
             return Err(SettingsError::Invalid("database.max_connections must be at least 1".into()));
         }
         if !["pretty", "json"].contains(&self.log.format.as_str()) {
-            return Err(SettingsError::Invalid(format!("log.format must be `pretty` or `json`, not `{}`", self.log.format)));
+            return Err(SettingsError::Invalid(format!(
+                "log.format must be `pretty` or `json`, not `{}`",
+                self.log.format
+            )));
         }
         Ok(())
     }

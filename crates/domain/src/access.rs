@@ -26,7 +26,9 @@ pub enum Operation {
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
     /// Set someone's on-duty flag (`own`: their own).
-    SetOnDuty { own: bool },
+    SetOnDuty {
+        own: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +60,9 @@ impl Actor {
             Operation::ReadTickets => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read tickets"),
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
-            Operation::SetOnDuty { own: true } => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "set on-duty"),
+            Operation::SetOnDuty { own: true } => {
+                (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "set on-duty")
+            }
             Operation::SetOnDuty { own: false } => (&[Supervisor, Manager, Admin], "set others on duty"),
             Operation::Move(mv) => {
                 let field_work = matches!(
@@ -74,8 +78,12 @@ impl Actor {
                         (&[Dispatcher, Supervisor, Manager, Admin][..], "work on tickets assigned to others")
                     }
                     // The desk answers enquiries and customer-service matters itself.
-                    Move::Resolve => (&[Agent, Dispatcher, Supervisor, Manager, Admin][..], "resolve tickets assigned to others"),
-                    Move::Transfer => (&[Dispatcher, Supervisor, Manager, Admin][..], "transfer tickets assigned to others"),
+                    Move::Resolve => {
+                        (&[Agent, Dispatcher, Supervisor, Manager, Admin][..], "resolve tickets assigned to others")
+                    }
+                    Move::Transfer => {
+                        (&[Dispatcher, Supervisor, Manager, Admin][..], "transfer tickets assigned to others")
+                    }
                     Move::Cancel => (&[Agent, Dispatcher, Supervisor, Manager, Admin][..], "cancel tickets"),
                     Move::Close | Move::Reopen | Move::RecordCallback { .. } => {
                         (&[Agent, Supervisor, Manager, Admin][..], "close, reopen or call back")

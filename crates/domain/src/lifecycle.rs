@@ -29,7 +29,9 @@ pub enum Move {
     Close,
     Reopen,
     /// The callback: satisfied closes, unsatisfied reopens.
-    RecordCallback { requires_rework: bool },
+    RecordCallback {
+        requires_rework: bool,
+    },
 }
 
 /// The part of a ticket the state machine owns.
@@ -90,14 +92,10 @@ impl Lifecycle {
             },
             (New | Dispatched | Accepted | OnSite, Move::Resolve) => to(Resolved),
             (Dispatched | Accepted | OnSite, Move::Transfer) => to(Transferred),
-            (New | Dispatched | Accepted | OnSite | OnHold | Transferred | Reopened, Move::Cancel) => {
-                to(Cancelled)
-            }
+            (New | Dispatched | Accepted | OnSite | OnHold | Transferred | Reopened, Move::Cancel) => to(Cancelled),
             (Resolved, Move::Close) => to(Closed),
             (Resolved | Closed, Move::Reopen) => to(Reopened),
-            (Resolved, Move::RecordCallback { requires_rework }) => {
-                to(if requires_rework { Reopened } else { Closed })
-            }
+            (Resolved, Move::RecordCallback { requires_rework }) => to(if requires_rework { Reopened } else { Closed }),
             (from, mv) => Err(TransitionError { from, verb: mv.verb() }),
         }
     }
@@ -122,8 +120,8 @@ impl Default for Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use TicketState::*;
+    use proptest::prelude::*;
 
     fn at(state: TicketState) -> Lifecycle {
         let held_from = (state == OnHold).then_some(Accepted);

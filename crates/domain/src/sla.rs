@@ -184,7 +184,10 @@ mod tests {
     fn a_zero_allowance_is_rejected_with_its_name() {
         let mut policy = SlaPolicy::default();
         policy.p2.on_site_secs = Some(0);
-        assert_eq!(policy.validate().unwrap_err().to_string(), "sla.p2.on_site_secs must be a positive number of seconds");
+        assert_eq!(
+            policy.validate().unwrap_err().to_string(),
+            "sla.p2.on_site_secs must be a positive number of seconds"
+        );
         assert!(SlaPolicy::default().validate().is_ok());
     }
 }

@@ -104,7 +104,10 @@ impl Violations {
             0 => DEFAULT_PAGE_SIZE as u64,
             1..=MAX_PAGE_SIZE => value as u64,
             _ => {
-                self.add(field, format!("must be between 1 and {MAX_PAGE_SIZE} (0 for the default of {DEFAULT_PAGE_SIZE})"));
+                self.add(
+                    field,
+                    format!("must be between 1 and {MAX_PAGE_SIZE} (0 for the default of {DEFAULT_PAGE_SIZE})"),
+                );
                 DEFAULT_PAGE_SIZE as u64
             }
         }
@@ -129,7 +132,11 @@ mod tests {
         ];
         for (value, max, required, expected) in cases {
             let mut v = Violations::new();
-            if required { v.required_text("f", value, max) } else { v.optional_text("f", value, max) }
+            if required {
+                v.required_text("f", value, max)
+            } else {
+                v.optional_text("f", value, max)
+            }
             assert_eq!(v.0.first().map(|f| f.description.as_str()), expected, "{value:?}");
         }
     }
@@ -137,7 +144,10 @@ mod tests {
     #[test]
     fn ids_phones_and_pages() {
         let mut v = Violations::new();
-        assert_eq!(v.required_id("id", "0193A6F0-8C4A-7B1E-9D3F-0A1B2C3D4E5F").as_deref(), Some("0193a6f0-8c4a-7b1e-9d3f-0a1b2c3d4e5f"));
+        assert_eq!(
+            v.required_id("id", "0193A6F0-8C4A-7B1E-9D3F-0A1B2C3D4E5F").as_deref(),
+            Some("0193a6f0-8c4a-7b1e-9d3f-0a1b2c3d4e5f")
+        );
         assert!(v.is_empty());
         assert_eq!(v.required_id("id", "ticket-1"), None);
         v.optional_phone("phone", "+86 138-1234-5678");

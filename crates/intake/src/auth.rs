@@ -85,7 +85,8 @@ impl TokenKeys {
             }
         })?;
         let claims = data.claims;
-        let role = claims.role.parse::<Role>().map_err(|_| Status::unauthenticated("the token names an unknown role"))?;
+        let role =
+            claims.role.parse::<Role>().map_err(|_| Status::unauthenticated("the token names an unknown role"))?;
         Ok(Actor { staff_id: claims.sub, role, properties: claims.properties })
     }
 

@@ -2,19 +2,25 @@
 //! here: nothing below intake sees them.
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
-use prost_types::Timestamp;
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
-use propdesk_domain::{Actor, Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState, Violations};
+use propdesk_domain::{
+    Actor, Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState, Violations,
+};
 use propdesk_proto::v1 as pb;
 use propdesk_store::OutboxMessage;
 use propdesk_store::entity::{ticket, ticket_event};
+use prost::Message as _;
+use prost_types::Timestamp;
+
+/// A number the proto enum does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownWireValue(pub i32);
 
 /// A domain enum with a proto twin whose variants carry the same names.
 pub trait WireEnum: Sized + Copy + std::str::FromStr {
     fn to_wire(self) -> i32;
-    /// `Ok(None)` for `_UNSPECIFIED`, `Err(())` for a number the proto does not define.
-    fn from_wire(value: i32) -> Result<Option<Self>, ()>;
+    /// `Ok(None)` for `_UNSPECIFIED`.
+    fn from_wire(value: i32) -> Result<Option<Self>, UnknownWireValue>;
 }
 
 macro_rules! wire_enum {
@@ -23,8 +29,8 @@ macro_rules! wire_enum {
             fn to_wire(self) -> i32 {
                 match self { $($domain::$variant => pb::$proto::$variant as i32),+ }
             }
-            fn from_wire(value: i32) -> Result<Option<Self>, ()> {
-                match pb::$proto::try_from(value).map_err(|_| ())? {
+            fn from_wire(value: i32) -> Result<Option<Self>, UnknownWireValue> {
+                match pb::$proto::try_from(value).map_err(|_| UnknownWireValue(value))? {
                     pb::$proto::Unspecified => Ok(None),
                     $(pb::$proto::$variant => Ok(Some($domain::$variant)),)+
                 }
@@ -55,7 +61,7 @@ pub fn required_enum<T: WireEnum>(violations: &mut Violations, field: &str, valu
             violations.add(field, "is required");
             None
         }
-        Err(()) => {
+        Err(UnknownWireValue(value)) => {
             violations.add(field, format!("{value} is not a known value"));
             None
         }
@@ -66,7 +72,7 @@ pub fn required_enum<T: WireEnum>(violations: &mut Violations, field: &str, valu
 pub fn optional_enum<T: WireEnum>(violations: &mut Violations, field: &str, value: i32) -> Option<T> {
     match T::from_wire(value) {
         Ok(known) => known,
-        Err(()) => {
+        Err(UnknownWireValue(value)) => {
             violations.add(field, format!("{value} is not a known value"));
             None
         }
@@ -203,7 +209,7 @@ mod tests {
             assert_eq!(EventType::from_wire(event.to_wire()), Ok(Some(*event)));
         }
         assert_eq!(Priority::from_wire(0), Ok(None));
-        assert_eq!(Priority::from_wire(99), Err(()));
+        assert_eq!(Priority::from_wire(99), Err(UnknownWireValue(99)));
     }
 
     #[test]

@@ -114,7 +114,12 @@ impl DirectoryApi {
     }
 
     /// A supervisor must be staff of the same property.
-    async fn check_supervisor(&self, v: &mut Violations, property_id: &str, supervisor_id: Option<&str>) -> ApiResult<()> {
+    async fn check_supervisor(
+        &self,
+        v: &mut Violations,
+        property_id: &str,
+        supervisor_id: Option<&str>,
+    ) -> ApiResult<()> {
         if let Some(id) = supervisor_id {
             match self.state.store.find::<staff::Entity>(id).await? {
                 Some(s) if s.property_id == property_id => {}
@@ -135,7 +140,10 @@ fn check_department(v: &mut Violations, role: Option<Role>, department: Option<D
 
 #[tonic::async_trait]
 impl DirectoryService for DirectoryApi {
-    async fn create_property(&self, request: Request<pb::CreatePropertyRequest>) -> Result<Response<pb::Property>, Status> {
+    async fn create_property(
+        &self,
+        request: Request<pb::CreatePropertyRequest>,
+    ) -> Result<Response<pb::Property>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -146,12 +154,16 @@ impl DirectoryService for DirectoryApi {
             return Err(ApiError::from(Denied::Role { role: actor.role, what: "create properties" }).into());
         }
         let now = propdesk_store::now();
-        let model = property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
+        let model =
+            property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
         let stored = self.state.store.insert::<property::ActiveModel>(model).await.map_err(ApiError::from)?;
         Ok(Response::new(property_to_wire(&stored)))
     }
 
-    async fn update_property(&self, request: Request<pb::UpdatePropertyRequest>) -> Result<Response<pb::Property>, Status> {
+    async fn update_property(
+        &self,
+        request: Request<pb::UpdatePropertyRequest>,
+    ) -> Result<Response<pb::Property>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -186,7 +198,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(pb::ListPropertiesResponse { properties: properties.iter().map(property_to_wire).collect() }))
     }
 
-    async fn create_building(&self, request: Request<pb::CreateBuildingRequest>) -> Result<Response<pb::Building>, Status> {
+    async fn create_building(
+        &self,
+        request: Request<pb::CreateBuildingRequest>,
+    ) -> Result<Response<pb::Building>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -200,7 +215,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(building_to_wire(&stored)))
     }
 
-    async fn update_building(&self, request: Request<pb::UpdateBuildingRequest>) -> Result<Response<pb::Building>, Status> {
+    async fn update_building(
+        &self,
+        request: Request<pb::UpdateBuildingRequest>,
+    ) -> Result<Response<pb::Building>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -280,7 +298,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(unit_to_wire(&stored)))
     }
 
-    async fn list_units(&self, request: Request<pb::ListUnitsRequest>) -> Result<Response<pb::ListUnitsResponse>, Status> {
+    async fn list_units(
+        &self,
+        request: Request<pb::ListUnitsRequest>,
+    ) -> Result<Response<pb::ListUnitsResponse>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -293,7 +314,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(pb::ListUnitsResponse { units: units.iter().map(unit_to_wire).collect() }))
     }
 
-    async fn create_resident(&self, request: Request<pb::CreateResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+    async fn create_resident(
+        &self,
+        request: Request<pb::CreateResidentRequest>,
+    ) -> Result<Response<pb::Resident>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -320,7 +344,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(resident_to_wire(&stored, &actor)))
     }
 
-    async fn update_resident(&self, request: Request<pb::UpdateResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+    async fn update_resident(
+        &self,
+        request: Request<pb::UpdateResidentRequest>,
+    ) -> Result<Response<pb::Resident>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -360,7 +387,8 @@ impl DirectoryService for DirectoryApi {
         v.into_result().map_err(ApiError::from)?;
         let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let residents = self.state.store.list_residents(&property_id, unit_id.as_deref()).await.map_err(ApiError::from)?;
+        let residents =
+            self.state.store.list_residents(&property_id, unit_id.as_deref()).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListResidentsResponse {
             residents: residents.iter().map(|r| resident_to_wire(r, &actor)).collect(),
         }))
@@ -409,10 +437,7 @@ impl DirectoryService for DirectoryApi {
         }
         let role = optional_enum::<Role>(&mut v, "role", body.role);
         let department = optional_enum::<Department>(&mut v, "department", body.department);
-        let supervisor_id = match &body.supervisor_id {
-            Some(s) => Some(v.optional_id("supervisor_id", s)),
-            None => None,
-        };
+        let supervisor_id = body.supervisor_id.as_ref().map(|s| v.optional_id("supervisor_id", s));
         v.into_result().map_err(ApiError::from)?;
         let mut model = self.staff(&id.unwrap_or_default()).await?;
         actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
@@ -444,7 +469,10 @@ impl DirectoryService for DirectoryApi {
         Ok(Response::new(staff_to_wire(&stored)))
     }
 
-    async fn list_staff(&self, request: Request<pb::ListStaffRequest>) -> Result<Response<pb::ListStaffResponse>, Status> {
+    async fn list_staff(
+        &self,
+        request: Request<pb::ListStaffRequest>,
+    ) -> Result<Response<pb::ListStaffResponse>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut v = Violations::new();
@@ -473,7 +501,11 @@ impl DirectoryService for DirectoryApi {
         if !own && actor.role == Role::Supervisor {
             let theirs = self.staff(&actor.staff_id).await.ok().and_then(|s| s.department);
             if theirs.is_none() || theirs != model.department {
-                return Err(ApiError::from(Denied::Role { role: actor.role, what: "set on-duty outside their department" }).into());
+                return Err(ApiError::from(Denied::Role {
+                    role: actor.role,
+                    what: "set on-duty outside their department",
+                })
+                .into());
             }
         }
         model.on_duty = body.on_duty;

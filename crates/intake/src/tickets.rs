@@ -9,7 +9,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
     Actor, Channel, Department, EventType, Lifecycle, Move, Operation, Priority, Satisfaction, TicketKind, TicketState,
@@ -19,14 +18,13 @@ use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{property, resident, staff, ticket, unit};
 use propdesk_store::{Created, NewEvent, StoreError, TicketFilter};
+use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
-use crate::convert::{
-    event_to_wire, from_timestamp, optional_enum, outbox_message, required_enum, ticket_to_wire,
-};
+use crate::convert::{event_to_wire, from_timestamp, optional_enum, outbox_message, required_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::watch::{self, EventStream};
 
@@ -69,7 +67,10 @@ fn lifecycle_of(t: &ticket::Model) -> ApiResult<Lifecycle> {
     Ok(Lifecycle { state, held_from })
 }
 
-fn parse_code<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(t: &ticket::Model, code: &str) -> ApiResult<T> {
+fn parse_code<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
+    t: &ticket::Model,
+    code: &str,
+) -> ApiResult<T> {
     code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| ApiError::Internal(format!("ticket {}: {e}", t.id)))
 }
 
@@ -104,7 +105,8 @@ fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> 
 fn check_request_id(violations: &mut Violations, request_id: &str) {
     if request_id.is_empty() {
         violations.add("request_id", "is required (a client-generated UUID, reused on retries)");
-    } else if request_id.len() > 64 || !request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    } else if request_id.len() > 64 || !request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         violations.add("request_id", "must be 1 to 64 characters of letters, digits, '-' and '_'");
     }
 }
@@ -241,7 +243,6 @@ fn restart_clocks(t: &mut ticket::Model, sla: &propdesk_domain::SlaPolicy, now: 
     t.closed_at = None;
     Ok(())
 }
-
 
 #[tonic::async_trait]
 impl TicketService for TicketApi {
@@ -397,7 +398,10 @@ impl TicketService for TicketApi {
         self.simple_move(request, Move::Resolve, EventType::Resolved, false).await
     }
 
-    async fn transfer_ticket(&self, request: Request<pb::TransferTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn transfer_ticket(
+        &self,
+        request: Request<pb::TransferTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut violations = Violations::new();
@@ -456,7 +460,10 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
-    async fn record_callback(&self, request: Request<pb::RecordCallbackRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn record_callback(
+        &self,
+        request: Request<pb::RecordCallbackRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut violations = Violations::new();
@@ -490,7 +497,11 @@ impl TicketService for TicketApi {
                 };
                 let outcome = if requires_rework {
                     restart_clocks(t, &sla, now)?;
-                    Step { event_type: EventType::Reopened, note: "unsatisfied callback: sent back for rework".into(), ..outcome }
+                    Step {
+                        event_type: EventType::Reopened,
+                        note: "unsatisfied callback: sent back for rework".into(),
+                        ..outcome
+                    }
                 } else {
                     t.closed_at = Some(now);
                     outcome
@@ -553,7 +564,8 @@ impl TicketApi {
             v.add("promised_reply_at", "must be in the future");
         }
         v.into_result()?;
-        let (Some(property_id), Some(kind), Some(channel), Some(category)) = (property_id, kind, channel, category) else {
+        let (Some(property_id), Some(kind), Some(channel), Some(category)) = (property_id, kind, channel, category)
+        else {
             return Err(ApiError::Internal("validated fields missing".into()));
         };
 
@@ -676,7 +688,12 @@ impl TicketApi {
             ticket.department = Some(Department::CustomerService.code().to_owned());
             ticket.resolved_at = Some(now);
             ticket.callback_by = Some(policy.sla.callback_by(now));
-            events.push(event(EventType::Resolved, Some(TicketState::New), TicketState::Resolved, body.answer_on_the_spot.clone()));
+            events.push(event(
+                EventType::Resolved,
+                Some(TicketState::New),
+                TicketState::Resolved,
+                body.answer_on_the_spot.clone(),
+            ));
         }
         match store.create_ticket(ticket, events, outbox_message).await? {
             Created::New(ticket) => {
@@ -684,7 +701,9 @@ impl TicketApi {
                 tracing::info!(ticket_id = %ticket.id, priority = %ticket.priority, category = %ticket.category, "ticket created");
                 Ok(ticket_to_wire(&ticket, actor))
             }
-            Created::Existing(existing) if existing.request_fingerprint == fingerprint => Ok(ticket_to_wire(&existing, actor)),
+            Created::Existing(existing) if existing.request_fingerprint == fingerprint => {
+                Ok(ticket_to_wire(&existing, actor))
+            }
             Created::Existing(_) => Err(ApiError::field("request_id", "was already used for a different request")),
         }
     }

@@ -10,7 +10,10 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Inserts a directory row as given.
-    pub async fn insert<A>(&self, model: <A::Entity as EntityTrait>::Model) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    pub async fn insert<A>(
+        &self,
+        model: <A::Entity as EntityTrait>::Model,
+    ) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
     where
         A: ActiveModelTrait + ActiveModelBehavior + Send,
         <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
@@ -19,7 +22,10 @@ impl Store {
     }
 
     /// Writes every column of an existing directory row.
-    pub async fn update<A>(&self, model: <A::Entity as EntityTrait>::Model) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    pub async fn update<A>(
+        &self,
+        model: <A::Entity as EntityTrait>::Model,
+    ) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
     where
         A: ActiveModelTrait + ActiveModelBehavior + Send,
         <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
@@ -53,7 +59,11 @@ impl Store {
             .await?)
     }
 
-    pub async fn list_units(&self, property_id: &str, building_id: Option<&str>) -> Result<Vec<unit::Model>, StoreError> {
+    pub async fn list_units(
+        &self,
+        property_id: &str,
+        building_id: Option<&str>,
+    ) -> Result<Vec<unit::Model>, StoreError> {
         let mut query = unit::Entity::find().filter(unit::Column::PropertyId.eq(property_id));
         if let Some(building_id) = building_id {
             query = query.filter(unit::Column::BuildingId.eq(building_id));
@@ -61,7 +71,11 @@ impl Store {
         Ok(query.order_by_asc(unit::Column::Label).all(&self.db).await?)
     }
 
-    pub async fn list_residents(&self, property_id: &str, unit_id: Option<&str>) -> Result<Vec<resident::Model>, StoreError> {
+    pub async fn list_residents(
+        &self,
+        property_id: &str,
+        unit_id: Option<&str>,
+    ) -> Result<Vec<resident::Model>, StoreError> {
         let mut query = resident::Entity::find().filter(resident::Column::PropertyId.eq(property_id));
         if let Some(unit_id) = unit_id {
             query = query.filter(resident::Column::UnitId.eq(unit_id));

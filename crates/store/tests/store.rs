@@ -123,7 +123,8 @@ async fn migrations_are_idempotent(backend: Backend) {
 async fn create_is_idempotent_on_the_request_id(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let first = create(&store, ticket("p1", "req-1", now())).await;
-    let retry = store.create_ticket(ticket("p1", "req-1", now()), vec![event("created", None, "new")], publish).await.unwrap();
+    let retry =
+        store.create_ticket(ticket("p1", "req-1", now()), vec![event("created", None, "new")], publish).await.unwrap();
     match retry {
         Created::Existing(existing) => assert_eq!(existing.id, first.id),
         Created::New(_) => panic!("a retry created a second ticket"),
@@ -145,7 +146,8 @@ async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
     let mut stale = created.clone();
     stale.version = 2;
     stale.state = "cancelled".into();
-    let err = store.save_change(&stale, 1, vec![event("cancelled", Some("new"), "cancelled")], publish).await.unwrap_err();
+    let err =
+        store.save_change(&stale, 1, vec![event("cancelled", Some("new"), "cancelled")], publish).await.unwrap_err();
     assert!(matches!(err, StoreError::StaleVersion { current: 2 }), "{err:?}");
 
     let stored = store.get_ticket(&created.id).await.unwrap().unwrap();

@@ -49,7 +49,12 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("PostgreSQL at {server} is required for this test (run scripts/test): {e}"));
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         admin.close().await.ok();
-        TestDatabase { backend: Backend::Postgres, url: format!("{server}/{name}"), postgres_name: Some(name), _dir: None }
+        TestDatabase {
+            backend: Backend::Postgres,
+            url: format!("{server}/{name}"),
+            postgres_name: Some(name),
+            _dir: None,
+        }
     }
 
     /// A migrated store on this database.

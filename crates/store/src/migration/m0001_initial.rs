@@ -57,12 +57,7 @@ impl MigrationTrait for Migration {
                 .col(at("created_at"))
                 .col(at("updated_at"))
                 .take(),
-            Table::create()
-                .table("buildings")
-                .col(id("id"))
-                .col(reference("property_id"))
-                .col(text("name"))
-                .take(),
+            Table::create().table("buildings").col(id("id")).col(reference("property_id")).col(text("name")).take(),
             Table::create()
                 .table("units")
                 .col(id("id"))

@@ -1,0 +1,119 @@
+//! `propdesk dev`: the embedded default a newcomer runs first.
+
+use std::time::Duration;
+
+use propdesk_proto::v1 as pb;
+use tokio_stream::StreamExt;
+
+use crate::helpers::{Server, authed};
+
+/// Service names listed by reflection, through the v1 or the v1alpha protocol.
+async fn reflected_services(server: &Server, v1alpha: bool) -> Vec<String> {
+    let channel = server.channel().await;
+    if v1alpha {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner();
+        match responses.next().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    } else {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner();
+        match responses.next().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_health_reflection_and_seeded_demo_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.txt");
+    let mut server =
+        Server::start(&["dev"], &[("PROPDESK_TEST_STDOUT", output.display().to_string())], Some(dir.path())).await;
+    assert!(dir.path().join("propdesk-dev.db").exists(), "SQLite file in the working directory");
+
+    for v1alpha in [false, true] {
+        let services = reflected_services(&server, v1alpha).await;
+        for expected in ["propdesk.v1.TicketService", "propdesk.v1.DirectoryService", "grpc.health.v1.Health"] {
+            assert!(services.iter().any(|s| s == expected), "v1alpha={v1alpha}: {expected} missing from {services:?}");
+        }
+    }
+
+    // The seeded directory is there; mint a token with the dev secret kept beside the file.
+    let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
+    let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
+    let admin =
+        propdesk_domain::Actor { staff_id: "dev-admin".into(), role: propdesk_domain::Role::Admin, properties: vec![] };
+    let token = keys.mint(&admin, chrono::Utc::now().timestamp(), 600).unwrap();
+    let mut directory = pb::directory_service_client::DirectoryServiceClient::new(server.channel().await);
+    let properties =
+        directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties;
+    assert_eq!(properties.len(), 1);
+    let staff = directory
+        .list_staff(authed(
+            &token,
+            pb::ListStaffRequest { property_id: properties[0].id.clone(), department: 0, on_duty_only: true },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .staff;
+    for department in [pb::Department::Engineering, pb::Department::Cleaning, pb::Department::Security] {
+        assert!(
+            staff.iter().any(|s| s.department == department as i32 && s.role == pb::StaffRole::Technician as i32),
+            "{department:?} on duty"
+        );
+    }
+
+    let took = server.terminate();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_refuses_to_start_without_a_signing_secret() {
+    let output = std::process::Command::new(crate::helpers::BINARY)
+        .arg("intake")
+        .env("PROPDESK__DATABASE__URL", "sqlite::memory:")
+        .env_remove("PROPDESK__AUTH__SIGNING_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("auth.signing_secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_stops_the_start_naming_the_key() {
+    let output = std::process::Command::new(crate::helpers::BINARY)
+        .arg("migrate")
+        .env("PROPDESK__DATABASE__MAX_CONNECTIONS", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("database.max_connections"), "{stderr}");
+}

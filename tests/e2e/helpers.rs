@@ -1,0 +1,371 @@
+//! Starts the real `propdesk` binary against a fresh database and talks to it through the
+//! generated gRPC clients. Each test gets its own database and its own server process.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use propdesk_domain::{Actor, Role};
+use propdesk_intake::TokenKeys;
+use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::directory_service_client::DirectoryServiceClient;
+use propdesk_proto::v1::ticket_service_client::TicketServiceClient;
+use propdesk_store::Store;
+use propdesk_testkit::{Backend, TestDatabase};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+pub const SECRET: &str = "e2e-signing-secret-that-is-long-enough-0123456789";
+pub const BINARY: &str = env!("CARGO_BIN_EXE_propdesk");
+
+/// A running `propdesk` process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local address").port()
+}
+
+impl Server {
+    /// Spawns `propdesk <args>` with `env`, and waits until its health check is SERVING.
+    pub async fn start(args: &[&str], env: &[(&str, String)], workdir: Option<&std::path::Path>) -> Server {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .env("PROPDESK__INTAKE__LISTEN", &address)
+            .env("PROPDESK__LOG__FILTER", "warn")
+            .env_remove("PROPDESK_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        if let Some(dir) = workdir {
+            command.current_dir(dir);
+        }
+        let child = command.spawn().expect("spawn propdesk");
+        let server = Server { child, address };
+        server.wait_serving().await;
+        server
+    }
+
+    async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(channel) = Channel::from_shared(self.url()).expect("url").connect().await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                if let Ok(reply) = health.check(request).await
+                    && reply.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "propdesk did not become SERVING on {}", self.address);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to propdesk")
+    }
+
+    /// Sends SIGTERM and returns how long the process took to exit.
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(status.success());
+        loop {
+            if self.child.try_wait().expect("wait").is_some() {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "propdesk ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// People and places of the test property, created through the API.
+pub struct World {
+    pub property_id: String,
+    pub building_id: String,
+    pub unit_id: String,
+    pub unit_label: String,
+    pub other_unit_id: String,
+    pub resident_id: String,
+    pub admin: String,
+    pub agent: String,
+    pub agent_id: String,
+    pub dispatcher: String,
+    pub plumber: String,
+    pub plumber_id: String,
+    pub other_technician: String,
+    pub supervisor: String,
+    pub outsider: String,
+}
+
+/// A server on a fresh database with a populated directory.
+pub struct App {
+    /// Kept for its lifetime: the database is dropped with the app.
+    pub _db: TestDatabase,
+    pub server: Server,
+    pub store: Store,
+    pub world: World,
+    pub tickets: TicketServiceClient<Channel>,
+    pub directory: DirectoryServiceClient<Channel>,
+}
+
+pub fn keys() -> TokenKeys {
+    TokenKeys::new(SECRET.as_bytes()).expect("keys")
+}
+
+pub fn token(staff_id: &str, role: Role, properties: &[&str]) -> String {
+    let actor =
+        Actor { staff_id: staff_id.to_owned(), role, properties: properties.iter().map(|p| (*p).to_owned()).collect() };
+    keys().mint(&actor, chrono::Utc::now().timestamp(), 3600).expect("mint")
+}
+
+/// A request carrying `token`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request
+}
+
+impl App {
+    pub async fn start(backend: Backend) -> App {
+        let db = TestDatabase::new(backend).await;
+        let env =
+            vec![("PROPDESK__DATABASE__URL", db.url.clone()), ("PROPDESK__AUTH__SIGNING_SECRET", SECRET.to_owned())];
+        let migrate = Command::new(BINARY)
+            .arg("migrate")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("PROPDESK__LOG__FILTER", "warn")
+            .status()
+            .expect("run propdesk migrate");
+        assert!(migrate.success(), "propdesk migrate failed");
+        let server = Server::start(&["intake"], &env, None).await;
+        let store = Store::connect(&db.url, 2).await.expect("test store");
+        let channel = server.channel().await;
+        let tickets = TicketServiceClient::new(channel.clone());
+        let mut directory = DirectoryServiceClient::new(channel);
+        let world = World::create(&mut directory).await;
+        App { _db: db, server, store, world, tickets, directory }
+    }
+
+    /// Everything a failed call must leave untouched.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let queries = [
+            "SELECT COUNT(*) FROM tickets",
+            "SELECT COUNT(*) FROM ticket_events",
+            "SELECT COUNT(*) FROM outbox",
+            "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM tickets",
+            "SELECT COUNT(*) FROM staff",
+            "SELECT COUNT(*) FROM units",
+        ];
+        let db = self.store.connection();
+        let mut values = Vec::new();
+        for sql in queries {
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .expect("snapshot query")
+                .expect("one row");
+            let value: i64 = row.try_get_by_index(0).expect("count");
+            values.push(format!("{sql} = {value}"));
+        }
+        values
+    }
+
+    /// A ticket reported by the agent in the test unit.
+    pub fn new_ticket(&self, category: &str, description: &str) -> pb::CreateTicketRequest {
+        pb::CreateTicketRequest {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            property_id: self.world.property_id.clone(),
+            unit_id: self.world.unit_id.clone(),
+            reporter_name: "张三".into(),
+            reporter_phone: "13812345678".into(),
+            kind: pb::TicketKind::Repair as i32,
+            channel: pb::Channel::Phone as i32,
+            category: category.into(),
+            description: description.into(),
+            ..Default::default()
+        }
+    }
+
+    pub async fn create(&mut self, request: pb::CreateTicketRequest) -> pb::Ticket {
+        let token = self.world.agent.clone();
+        self.tickets.create_ticket(authed(&token, request)).await.expect("create ticket").into_inner()
+    }
+
+    /// Action request for the ticket at its current version.
+    pub fn action(ticket: &pb::Ticket, note: &str) -> pb::TicketActionRequest {
+        pb::TicketActionRequest { ticket_id: ticket.id.clone(), expected_version: ticket.version, note: note.into() }
+    }
+
+    /// Dispatches to engineering, assigned to the plumber.
+    pub async fn assign_to_plumber(&mut self, ticket: &pb::Ticket) -> pb::Ticket {
+        let request = pb::AssignTicketRequest {
+            ticket_id: ticket.id.clone(),
+            expected_version: ticket.version,
+            department: pb::Department::Engineering as i32,
+            assignee_id: self.world.plumber_id.clone(),
+            note: String::new(),
+        };
+        let token = self.world.dispatcher.clone();
+        self.tickets.assign_ticket(authed(&token, request)).await.expect("assign").into_inner()
+    }
+}
+
+impl World {
+    async fn create(directory: &mut DirectoryServiceClient<Channel>) -> World {
+        let root = token("bootstrap-admin", Role::Admin, &[]);
+        let property = directory
+            .create_property(authed(
+                &root,
+                pb::CreatePropertyRequest { name: "Sunny Gardens".into(), address: "88 Garden Road".into() },
+            ))
+            .await
+            .expect("create property")
+            .into_inner();
+        let other = directory
+            .create_property(authed(
+                &root,
+                pb::CreatePropertyRequest { name: "Other Estate".into(), address: "1 Far Road".into() },
+            ))
+            .await
+            .expect("create other property")
+            .into_inner();
+        let building = directory
+            .create_building(authed(
+                &root,
+                pb::CreateBuildingRequest { property_id: property.id.clone(), name: "2".into() },
+            ))
+            .await
+            .expect("create building")
+            .into_inner();
+        let unit = directory
+            .create_unit(authed(
+                &root,
+                pb::CreateUnitRequest {
+                    building_id: building.id.clone(),
+                    floor: 12,
+                    room: "1203".into(),
+                    postal_address: "Room 1203".into(),
+                },
+            ))
+            .await
+            .expect("create unit")
+            .into_inner();
+        let other_building = directory
+            .create_building(authed(
+                &root,
+                pb::CreateBuildingRequest { property_id: other.id.clone(), name: "9".into() },
+            ))
+            .await
+            .expect("create other building")
+            .into_inner();
+        let other_unit = directory
+            .create_unit(authed(
+                &root,
+                pb::CreateUnitRequest {
+                    building_id: other_building.id,
+                    floor: 1,
+                    room: "101".into(),
+                    postal_address: String::new(),
+                },
+            ))
+            .await
+            .expect("create other unit")
+            .into_inner();
+        let resident = directory
+            .create_resident(authed(
+                &root,
+                pb::CreateResidentRequest {
+                    unit_id: unit.id.clone(),
+                    name: "李四".into(),
+                    phone: "13900001111".into(),
+                },
+            ))
+            .await
+            .expect("create resident")
+            .into_inner();
+        let mut hire = async |name: &str, role: pb::StaffRole, department: pb::Department| {
+            directory
+                .create_staff(authed(
+                    &root,
+                    pb::CreateStaffRequest {
+                        property_id: property.id.clone(),
+                        name: name.into(),
+                        role: role as i32,
+                        department: department as i32,
+                        supervisor_id: String::new(),
+                        on_duty: true,
+                    },
+                ))
+                .await
+                .expect("create staff")
+                .into_inner()
+                .id
+        };
+        let admin_id = hire("Admin", pb::StaffRole::Admin, pb::Department::Unspecified).await;
+        let agent_id = hire("Agent Zhao", pb::StaffRole::Agent, pb::Department::CustomerService).await;
+        let dispatcher_id = hire("Dispatcher Qian", pb::StaffRole::Dispatcher, pb::Department::CustomerService).await;
+        let plumber_id = hire("Plumber Chen", pb::StaffRole::Technician, pb::Department::Engineering).await;
+        let electrician_id = hire("Electrician Liu", pb::StaffRole::Technician, pb::Department::Engineering).await;
+        hire("Cleaner Sun", pb::StaffRole::Technician, pb::Department::Cleaning).await;
+        let supervisor_id = hire("Supervisor Li", pb::StaffRole::Supervisor, pb::Department::Engineering).await;
+        let p = property.id.as_str();
+        World {
+            admin: token(&admin_id, Role::Admin, &[p]),
+            agent: token(&agent_id, Role::Agent, &[p]),
+            dispatcher: token(&dispatcher_id, Role::Dispatcher, &[p]),
+            plumber: token(&plumber_id, Role::Technician, &[p]),
+            other_technician: token(&electrician_id, Role::Technician, &[p]),
+            supervisor: token(&supervisor_id, Role::Supervisor, &[p]),
+            outsider: token("outsider-agent", Role::Agent, &[other.id.as_str()]),
+            agent_id,
+            plumber_id,
+            property_id: property.id,
+            building_id: building.id,
+            unit_label: unit.label,
+            unit_id: unit.id,
+            other_unit_id: other_unit.id,
+            resident_id: resident.id,
+        }
+    }
+}
+
+/// Asserts the status code and, for INVALID_ARGUMENT, that a field violation names `field`.
+pub fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, field: Option<&str>, case: &str) {
+    let status = match result {
+        Ok(value) => panic!("{case}: expected {code:?}, got success {value:?}"),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "{case}: {}", status.message());
+    if let Some(field) = field {
+        let violations = status.get_details_bad_request().map(|b| b.field_violations).unwrap_or_default();
+        assert!(
+            violations.iter().any(|v| v.field == field && !v.description.is_empty()),
+            "{case}: no violation of `{field}` in {violations:?}"
+        );
+    }
+}
