@@ -20,7 +20,6 @@ use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
 use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
 use propdesk_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::watch as signal;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -32,8 +31,6 @@ pub use auth::TokenKeys;
 pub struct IntakeState {
     pub store: Store,
     pub policy: Policy,
-    /// Ticks after every local commit, to wake watch streams at once.
-    changes: signal::Sender<u64>,
     /// Cancelled when the process shuts down: watch streams end.
     pub shutdown: CancellationToken,
     /// How often watch streams look for events committed by other processes.
@@ -42,12 +39,7 @@ pub struct IntakeState {
 
 impl IntakeState {
     pub fn new(store: Store, policy: Policy, shutdown: CancellationToken) -> IntakeState {
-        IntakeState { store, policy, changes: signal::Sender::new(0), shutdown, watch_poll: Duration::from_millis(500) }
-    }
-
-    /// Tells watch streams that something was committed.
-    pub fn committed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        IntakeState { store, policy, shutdown, watch_poll: Duration::from_millis(500) }
     }
 }
 

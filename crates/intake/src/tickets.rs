@@ -171,7 +171,6 @@ impl TicketApi {
             }
             Err(other) => return Err(other.into()),
         }
-        self.state.committed();
         Ok(ticket_to_wire(&updated, actor))
     }
 
@@ -697,7 +696,6 @@ impl TicketApi {
         }
         match store.create_ticket(ticket, events, outbox_message).await? {
             Created::New(ticket) => {
-                self.state.committed();
                 tracing::info!(ticket_id = %ticket.id, priority = %ticket.priority, category = %ticket.category, "ticket created");
                 Ok(ticket_to_wire(&ticket, actor))
             }

@@ -2,7 +2,8 @@
 //!
 //! The stream is driven by the history table (the source of truth), so a client resuming
 //! from a cursor gets exactly the events after it. Commits made by this process wake the
-//! stream at once; commits by other processes are seen at the next poll.
+//! stream at once (the store's commit signal); commits by other processes are seen at the
+//! next poll.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
     let department = department.map(|d| d.code().to_owned());
 
     let (sender, receiver) = mpsc::channel(256);
-    let mut changes = state.changes.subscribe();
+    let mut changes = state.store.subscribe_commits();
     tokio::spawn(async move {
         loop {
             let batch = state

@@ -12,15 +12,20 @@
 pub mod directory;
 pub mod entity;
 pub mod migration;
+pub mod outbox;
 pub mod tickets;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
 use sea_orm_migration::MigratorTrait;
 
+pub use outbox::RelayPass;
 pub use tickets::{Created, NewEvent, OutboxMessage, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,9 @@ impl StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Ticks after every commit that wrote outbox rows or history: the relay and watch
+    /// streams of this process wake on it instead of waiting for their poll.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 /// Times as stored: microsecond precision, so values read back compare equal on both
@@ -81,13 +89,23 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        Ok(Store { db })
+        Ok(Store { db, commits: Arc::new(watch::Sender::new(0)) })
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migration::Migrator::up(&self.db, None).await?;
         Ok(())
+    }
+
+    /// Wakes whoever waits on [`Store::subscribe_commits`].
+    pub fn notify_commit(&self) {
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes after each local commit of tickets, history or outbox.
+    pub fn subscribe_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

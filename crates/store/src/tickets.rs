@@ -94,6 +94,7 @@ impl Store {
             append_event(&txn, &inserted, event, &publish).await?;
         }
         txn.commit().await?;
+        self.notify_commit();
         Ok(Created::New(inserted))
     }
 
@@ -139,6 +140,7 @@ impl Store {
             stored.push(append_event(&txn, updated, event, &publish).await?);
         }
         txn.commit().await?;
+        self.notify_commit();
         Ok(stored)
     }
 

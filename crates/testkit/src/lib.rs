@@ -81,3 +81,13 @@ impl Drop for TestDatabase {
         let _ = dropped.join();
     }
 }
+
+/// The local RabbitMQ (`PROPDESK_TEST_AMQP_URL`, default guest on 127.0.0.1:5672).
+pub fn amqp_url() -> String {
+    std::env::var("PROPDESK_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A name prefix no other test uses, so tests share one broker without seeing each other.
+pub fn unique_bus_prefix() -> String {
+    format!("propdesk-test-{}", uuid::Uuid::now_v7().simple())
+}

@@ -1,0 +1,464 @@
+//! RabbitMQ through lapin.
+//!
+//! Publishing: persistent, `mandatory` messages on a confirm channel; a batch is written
+//! first and its confirms awaited after (pipelined), and a returned message counts as a
+//! failure. Consuming: a connection per subscription, bounded prefetch, manual acks, and
+//! reconnection with back-off (re-declaring the topology) whenever the broker goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::Acker;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use tokio::sync::Mutex;
+
+use crate::topology::{Role, Topology};
+use crate::{BusError, Delivery, Envelope, Settle};
+
+const ATTEMPT_HEADER: &str = "x-propdesk-attempt";
+const ROUTING_KEY_HEADER: &str = "x-propdesk-routing-key";
+const REASON_HEADER: &str = "x-propdesk-reason";
+const PERSISTENT: u8 = 2;
+
+/// A live connection with one confirm-mode channel.
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+pub struct RabbitBus {
+    url: String,
+    topology: Topology,
+    publisher: Mutex<Option<Link>>,
+}
+
+/// A message waiting in a parking queue.
+#[derive(Debug, Clone)]
+pub struct ParkedMessage {
+    pub message_id: String,
+    pub routing_key: String,
+    pub attempt: u32,
+    pub reason: String,
+    pub payload_bytes: usize,
+}
+
+fn header_string(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn header_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn properties(message_id: &str, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(message_id.into())
+        .with_content_type("application/x-protobuf".into())
+        .with_headers(headers)
+}
+
+fn args(pairs: Vec<(&str, AMQPValue)>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in pairs {
+        table.insert(key.into(), value);
+    }
+    table
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
+}
+
+/// Heartbeats detect a dead broker within seconds instead of the TCP timeout.
+fn with_heartbeat(url: &str) -> String {
+    if url.contains("heartbeat=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&heartbeat=10")
+    } else {
+        format!("{url}?heartbeat=10")
+    }
+}
+
+impl RabbitBus {
+    /// A bus for `url` (`amqp://user:pass@host:5672/vhost`). Connects lazily.
+    pub fn new(url: &str, topology: Topology) -> RabbitBus {
+        RabbitBus { url: with_heartbeat(url), topology, publisher: Mutex::new(None) }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    async fn open(&self, name: &str) -> Result<Link, BusError> {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(&self.url, properties).await?;
+        let channel = connection.create_channel().await?;
+        declare(&channel, &self.topology).await?;
+        Ok(Link { connection, channel })
+    }
+
+    /// Connects (if needed) and declares the topology; for start-up and readiness.
+    pub async fn connect(&self) -> Result<(), BusError> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.as_ref().is_none_or(|link| !link.connection.status().connected()) {
+            let link = self.open("propdesk-publisher").await?;
+            link.channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            *publisher = Some(link);
+        }
+        Ok(())
+    }
+
+    pub async fn is_connected(&self) -> bool {
+        self.connect().await.is_ok()
+    }
+
+    /// Publishes to the events exchange: all writes first, then all confirms.
+    pub async fn publish(&self, batch: &[Envelope]) -> Vec<Result<(), BusError>> {
+        let exchange = self.topology.exchange();
+        let messages: Vec<_> = batch
+            .iter()
+            .map(|e| {
+                (
+                    exchange.as_str(),
+                    e.routing_key.as_str(),
+                    e.message_id.as_str(),
+                    &e.payload[..],
+                    FieldTable::default(),
+                )
+            })
+            .collect();
+        self.publish_raw(messages).await
+    }
+
+    async fn publish_raw(&self, messages: Vec<(&str, &str, &str, &[u8], FieldTable)>) -> Vec<Result<(), BusError>> {
+        if let Err(err) = self.connect().await {
+            return messages.iter().map(|_| Err(err.clone())).collect();
+        }
+        let mut publisher = self.publisher.lock().await;
+        let Some(link) = publisher.as_ref() else {
+            return messages.iter().map(|_| Err(BusError::Closed)).collect();
+        };
+        let mut pending = Vec::with_capacity(messages.len());
+        for (exchange, routing_key, message_id, payload, headers) in &messages {
+            let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+            let sent = link
+                .channel
+                .basic_publish(
+                    (*exchange).into(),
+                    (*routing_key).into(),
+                    options,
+                    payload,
+                    properties(message_id, headers.clone()),
+                )
+                .await;
+            pending.push(sent);
+        }
+        // Await every confirm, in order, so a returned message is matched to its publish.
+        let mut outcomes = Vec::with_capacity(pending.len());
+        let mut broken = false;
+        for (sent, (_, routing_key, ..)) in pending.into_iter().zip(&messages) {
+            let outcome = match sent {
+                Err(err) => Err(BusError::from(err)),
+                Ok(confirm) => match confirm.await {
+                    Ok(Confirmation::Ack(None)) => Ok(()),
+                    Ok(Confirmation::Ack(Some(_returned))) => Err(BusError::Unroutable((*routing_key).to_owned())),
+                    Ok(Confirmation::Nack(_)) => Err(BusError::Nacked),
+                    Ok(Confirmation::NotRequested) => Err(BusError::Connection("confirms are off".into())),
+                    Err(err) => Err(BusError::from(err)),
+                },
+            };
+            broken |= matches!(outcome, Err(BusError::Connection(_)));
+            outcomes.push(outcome);
+        }
+        if broken {
+            *publisher = None;
+        }
+        outcomes
+    }
+
+    pub fn subscribe(self: &Arc<Self>, role: Role, prefetch: u16) -> RabbitSubscription {
+        RabbitSubscription { bus: self.clone(), role, prefetch, link: None, failures: 0, stopped: false }
+    }
+
+    /// Up to `limit` parked messages of `role`, left in place.
+    pub async fn list_parked(&self, role: Role, limit: usize) -> Result<Vec<ParkedMessage>, BusError> {
+        let link = self.open("propdesk-parked-list").await?;
+        let queue = self.topology.parked_queue(role);
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some(message) =
+                link.channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }).await?
+            else {
+                break;
+            };
+            let headers = message.delivery.properties.headers().as_ref();
+            found.push(ParkedMessage {
+                message_id: message
+                    .delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                routing_key: header_string(headers, ROUTING_KEY_HEADER)
+                    .unwrap_or_else(|| message.delivery.routing_key.to_string()),
+                attempt: header_u32(headers, ATTEMPT_HEADER).unwrap_or(1),
+                reason: header_string(headers, REASON_HEADER).unwrap_or_else(|| "delivery limit reached".into()),
+                payload_bytes: message.delivery.data.len(),
+            });
+        }
+        // Closing without acks puts every message back where it was.
+        link.connection.close(200, "listed".into()).await.ok();
+        Ok(found)
+    }
+
+    /// Moves every parked message of `role` back to its queue with a fresh attempt count.
+    pub async fn replay_parked(&self, role: Role) -> Result<usize, BusError> {
+        let link = self.open("propdesk-parked-replay").await?;
+        let queue = self.topology.parked_queue(role);
+        let target = self.topology.queue(role);
+        let mut replayed = 0;
+        while let Some(message) =
+            link.channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }).await?
+        {
+            let delivery = &message.delivery;
+            let headers = delivery.properties.headers().as_ref();
+            let routing_key =
+                header_string(headers, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string());
+            let message_id = delivery.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default();
+            let fresh =
+                args(vec![(ATTEMPT_HEADER, AMQPValue::LongLongInt(1)), (ROUTING_KEY_HEADER, text(&routing_key))]);
+            let outcome =
+                self.publish_raw(vec![("", target.as_str(), message_id.as_str(), &delivery.data[..], fresh)]).await;
+            match outcome.into_iter().next() {
+                Some(Ok(())) => {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                    replayed += 1;
+                }
+                Some(Err(err)) => return Err(err),
+                None => return Err(BusError::Closed),
+            }
+        }
+        link.connection.close(200, "replayed".into()).await.ok();
+        Ok(replayed)
+    }
+
+    /// Deletes every queue and the exchange of this topology (tests clean up with this).
+    pub async fn delete_topology(&self) -> Result<(), BusError> {
+        let link = self.open("propdesk-cleanup").await?;
+        for role in Role::ALL {
+            let mut queues = vec![self.topology.queue(role), self.topology.parked_queue(role)];
+            queues.extend((0..self.topology.retry_delays.len()).map(|step| self.topology.retry_queue(role, step)));
+            for queue in queues {
+                link.channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+            }
+        }
+        link.channel.exchange_delete(self.topology.exchange().as_str().into(), Default::default()).await?;
+        link.connection.close(200, "cleaned up".into()).await.ok();
+        Ok(())
+    }
+}
+
+/// Declares everything; idempotent, so every process does it at start and on reconnect.
+async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError> {
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let exchange = topology.exchange();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    for role in Role::ALL {
+        let queue = topology.queue(role);
+        let parked = topology.parked_queue(role);
+        channel.queue_declare(parked.as_str().into(), durable, args(vec![("x-queue-type", text("quorum"))])).await?;
+        let main_args = args(vec![
+            ("x-queue-type", text("quorum")),
+            // A message that crashes its consumer again and again ends up parked.
+            ("x-delivery-limit", AMQPValue::LongLongInt(i64::from(topology.delivery_limit))),
+            ("x-dead-letter-exchange", text("")),
+            ("x-dead-letter-routing-key", text(&parked)),
+        ]);
+        channel.queue_declare(queue.as_str().into(), durable, main_args).await?;
+        for binding in role.bindings() {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.as_str().into(),
+                    (*binding).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        for (step, delay) in topology.retry_delays.iter().enumerate() {
+            let retry = topology.retry_queue(role, step);
+            let retry_args = args(vec![
+                ("x-message-ttl", AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))),
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(&queue)),
+            ]);
+            channel.queue_declare(retry.as_str().into(), durable, retry_args).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Consumes one role's queue, reconnecting on its own.
+pub struct RabbitSubscription {
+    bus: Arc<RabbitBus>,
+    role: Role,
+    prefetch: u16,
+    link: Option<(Link, Consumer)>,
+    failures: u32,
+    stopped: bool,
+}
+
+impl RabbitSubscription {
+    async fn start(&self) -> Result<(Link, Consumer), BusError> {
+        let link = self.bus.open(&format!("propdesk-{}", self.role)).await?;
+        link.channel.basic_qos(self.prefetch, BasicQosOptions { global: false }).await?;
+        let queue = self.bus.topology.queue(self.role);
+        let consumer = link
+            .channel
+            .basic_consume(
+                queue.as_str().into(),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((link, consumer))
+    }
+
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            if self.stopped {
+                return None;
+            }
+            if self.link.is_none() {
+                match self.start().await {
+                    Ok(link) => {
+                        if self.failures > 0 {
+                            tracing::info!(role = %self.role, "consumer reconnected");
+                        }
+                        self.failures = 0;
+                        self.link = Some(link);
+                    }
+                    Err(err) => {
+                        self.failures += 1;
+                        let backoff =
+                            Duration::from_millis(200 * 2u64.pow(self.failures.min(6))).min(Duration::from_secs(10));
+                        tracing::warn!(role = %self.role, error = %err, ?backoff, "consumer cannot connect; retrying");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+            let (_, consumer) = self.link.as_mut()?;
+            match consumer.next().await {
+                Some(Ok(delivery)) => {
+                    let headers = delivery.properties.headers().as_ref();
+                    let routing_key =
+                        header_string(headers, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string());
+                    let attempt = header_u32(headers, ATTEMPT_HEADER).unwrap_or(1);
+                    let message_id =
+                        delivery.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    return Some(Delivery {
+                        envelope: Envelope { message_id, routing_key, payload: delivery.data },
+                        attempt,
+                        redelivered: delivery.redelivered,
+                        settle: Settle::Rabbit(RabbitSettle {
+                            acker: delivery.acker,
+                            bus: self.bus.clone(),
+                            role: self.role,
+                        }),
+                    });
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(role = %self.role, error = %err, "consumer lost its connection");
+                    self.link = None;
+                }
+                None => {
+                    tracing::warn!(role = %self.role, "consumer was cancelled by the broker");
+                    self.link = None;
+                }
+            }
+        }
+    }
+
+    /// Cancels the consumer: unacked deliveries stay with this process until settled.
+    pub async fn stop(&mut self) {
+        self.stopped = true;
+        if let Some((link, consumer)) = &self.link {
+            let _ = link.channel.basic_cancel(consumer.tag(), Default::default()).await;
+        }
+    }
+}
+
+pub struct RabbitSettle {
+    acker: Acker,
+    bus: Arc<RabbitBus>,
+    role: Role,
+}
+
+impl RabbitSettle {
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Copies the message to the retry queue of its step (confirmed), then acks it; if the
+    /// copy fails the message is requeued instead, so it is never lost.
+    pub async fn retry(self, envelope: Envelope, attempt: u32, reason: &str) -> Result<(), BusError> {
+        let topology = &self.bus.topology;
+        if attempt >= topology.max_attempts {
+            return self.park(envelope, attempt, reason).await;
+        }
+        let queue = topology.retry_queue(self.role, topology.retry_step(attempt));
+        self.move_to(&queue, envelope, attempt + 1, reason).await
+    }
+
+    pub async fn park(self, envelope: Envelope, attempt: u32, reason: &str) -> Result<(), BusError> {
+        let queue = self.bus.topology.parked_queue(self.role);
+        tracing::warn!(role = %self.role, message_id = %envelope.message_id, routing_key = %envelope.routing_key, reason, "message parked");
+        self.move_to(&queue, envelope, attempt, reason).await
+    }
+
+    async fn move_to(self, queue: &str, envelope: Envelope, attempt: u32, reason: &str) -> Result<(), BusError> {
+        let headers = args(vec![
+            (ATTEMPT_HEADER, AMQPValue::LongLongInt(i64::from(attempt))),
+            (ROUTING_KEY_HEADER, text(&envelope.routing_key)),
+            (REASON_HEADER, text(reason)),
+        ]);
+        let outcome =
+            self.bus.publish_raw(vec![("", queue, envelope.message_id.as_str(), &envelope.payload[..], headers)]).await;
+        match outcome.into_iter().next() {
+            Some(Ok(())) => self.ack().await,
+            Some(Err(err)) => {
+                self.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?;
+                Err(err)
+            }
+            None => Err(BusError::Closed),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The outbox: messages written with their cause, published by the relay, then deleted.
+
+use std::future::Future;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+
+use crate::entity::outbox;
+use crate::{Store, StoreError};
+
+/// What one relay pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayPass {
+    pub published: usize,
+    pub failed: usize,
+}
+
+impl Store {
+    /// Claims up to `limit` unsent messages, hands them to `publish` (which says, per
+    /// message, whether the bus confirmed it), and deletes the confirmed ones.
+    ///
+    /// PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED` inside a transaction held across
+    /// the publish, so relays in several replicas never publish the same row at once.
+    /// SQLite (one process, one relay): no transaction is held across the publish, because
+    /// a read transaction there could not be upgraded after the consumers' own commits.
+    pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<RelayPass, StoreError>
+    where
+        F: FnOnce(Vec<outbox::Model>) -> Fut,
+        Fut: Future<Output = Vec<bool>>,
+    {
+        let select = outbox::Entity::find().order_by_asc(outbox::Column::Id).limit(limit);
+        if self.backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await?;
+            let rows = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
+            let (sent, failed) = split(&rows, publish(rows.clone()).await);
+            finish(&txn, &sent, &failed).await?;
+            txn.commit().await?;
+            Ok(RelayPass { published: sent.len(), failed: failed.len() })
+        } else {
+            let rows = select.all(&self.db).await?;
+            let (sent, failed) = split(&rows, publish(rows.clone()).await);
+            finish(&self.db, &sent, &failed).await?;
+            Ok(RelayPass { published: sent.len(), failed: failed.len() })
+        }
+    }
+
+    /// Age of the oldest unsent message (zero when the outbox is empty).
+    pub async fn outbox_lag(&self, now: DateTime<Utc>) -> Result<TimeDelta, StoreError> {
+        let oldest: Option<outbox::Model> =
+            outbox::Entity::find().order_by_asc(outbox::Column::Id).one(&self.db).await?;
+        Ok(oldest.map_or(TimeDelta::zero(), |row| (now - row.created_at).max(TimeDelta::zero())))
+    }
+}
+
+fn split(rows: &[outbox::Model], confirmed: Vec<bool>) -> (Vec<i64>, Vec<i64>) {
+    let mut sent = Vec::new();
+    let mut failed = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        if confirmed.get(index).copied().unwrap_or(false) {
+            sent.push(row.id);
+        } else {
+            failed.push(row.id);
+        }
+    }
+    (sent, failed)
+}
+
+async fn finish(db: &impl sea_orm::ConnectionTrait, sent: &[i64], failed: &[i64]) -> Result<(), StoreError> {
+    if !sent.is_empty() {
+        outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(sent.iter().copied())).exec(db).await?;
+    }
+    if !failed.is_empty() {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .filter(outbox::Column::Id.is_in(failed.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
