@@ -3,7 +3,10 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use propdesk_bus::rabbit::RabbitBus;
 
 use propdesk_domain::{Actor, Role};
 use propdesk_intake::TokenKeys;
@@ -40,12 +43,22 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Spawns `propdesk <args>` with `env`, and waits until its health check is SERVING.
     pub async fn start(args: &[&str], env: &[(&str, String)], workdir: Option<&std::path::Path>) -> Server {
+        Server::start_on(args, env, workdir, "PROPDESK__INTAKE__LISTEN").await
+    }
+
+    /// Like [`Server::start`], with the health address given in `listen_variable`.
+    pub async fn start_on(
+        args: &[&str],
+        env: &[(&str, String)],
+        workdir: Option<&std::path::Path>,
+        listen_variable: &str,
+    ) -> Server {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let mut command = Command::new(BINARY);
         command
             .args(args)
-            .env("PROPDESK__INTAKE__LISTEN", &address)
+            .env(listen_variable, &address)
             .env("PROPDESK__LOG__FILTER", "warn")
             .env_remove("PROPDESK_CONFIG")
             .stdout(Stdio::null())
@@ -87,6 +100,12 @@ impl Server {
         Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to propdesk")
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and returns how long the process took to exit.
     pub fn terminate(&mut self) -> Duration {
         let started = Instant::now();
@@ -122,12 +141,16 @@ pub struct World {
     pub outsider: String,
 }
 
-/// A server on a fresh database with a populated directory.
+/// A server on a fresh database and its own exchange and queues, with a populated directory.
 pub struct App {
     /// Kept for its lifetime: the database is dropped with the app.
     pub _db: TestDatabase,
     pub server: Server,
     pub store: Store,
+    /// The test's view of the same bus topology (queues are deleted when the app drops).
+    pub bus: Arc<RabbitBus>,
+    /// Environment every propdesk process of this app runs with.
+    pub env: Vec<(&'static str, String)>,
     pub world: World,
     pub tickets: TicketServiceClient<Channel>,
     pub directory: DirectoryServiceClient<Channel>,
@@ -152,9 +175,29 @@ pub fn authed<T>(token: &str, message: T) -> Request<T> {
 
 impl App {
     pub async fn start(backend: Backend) -> App {
+        App::start_with(backend, &[]).await
+    }
+
+    /// Starts intake with extra settings (e.g. shorter policy windows).
+    pub async fn start_with(backend: Backend, settings: &[(&'static str, String)]) -> App {
         let db = TestDatabase::new(backend).await;
-        let env =
-            vec![("PROPDESK__DATABASE__URL", db.url.clone()), ("PROPDESK__AUTH__SIGNING_SECRET", SECRET.to_owned())];
+        let prefix = propdesk_testkit::unique_bus_prefix();
+        let mut env = vec![
+            ("PROPDESK__DATABASE__URL", db.url.clone()),
+            ("PROPDESK__AUTH__SIGNING_SECRET", SECRET.to_owned()),
+            ("PROPDESK__BUS__URL", propdesk_testkit::amqp_url()),
+            ("PROPDESK__BUS__PREFIX", prefix.clone()),
+            ("PROPDESK__BUS__RETRY_DELAYS_MS", "100,200".to_owned()),
+            ("PROPDESK__BUS__MAX_ATTEMPTS", "3".to_owned()),
+        ];
+        env.extend(settings.iter().cloned());
+        let topology = propdesk_bus::Topology {
+            prefix,
+            retry_delays: vec![Duration::from_millis(100), Duration::from_millis(200)],
+            max_attempts: 3,
+            delivery_limit: 20,
+        };
+        let bus = Arc::new(RabbitBus::new(&propdesk_testkit::amqp_url(), topology));
         let migrate = Command::new(BINARY)
             .arg("migrate")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -168,15 +211,40 @@ impl App {
         let tickets = TicketServiceClient::new(channel.clone());
         let mut directory = DirectoryServiceClient::new(channel);
         let world = World::create(&mut directory).await;
-        App { _db: db, server, store, world, tickets, directory }
+        App { _db: db, server, store, bus, env, world, tickets, directory }
     }
 
-    /// Everything a failed call must leave untouched.
+    /// Starts a `propdesk dispatch` process for this app and waits until it is ready.
+    pub async fn start_dispatch(&self) -> Server {
+        Server::start_on(&["dispatch"], &self.env, None, "PROPDESK__DISPATCH__HEALTH_LISTEN").await
+    }
+
+    /// The next `count` messages of the notifier's queue (which hears every ticket event),
+    /// as (routing key, message id).
+    pub async fn bus_messages(&self, count: usize) -> Vec<(String, String)> {
+        let mut subscription = propdesk_bus::Bus::Rabbit(self.bus.clone())
+            .subscribe(propdesk_bus::WorkerRole::Notifier, 100)
+            .await
+            .expect("subscribe");
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} bus messages arrived: {seen:?}", seen.len()))
+                .expect("subscription open");
+            seen.push((delivery.envelope.routing_key.clone(), delivery.envelope.message_id.clone()));
+            delivery.ack().await.expect("ack");
+        }
+        subscription.stop().await;
+        seen
+    }
+
+    /// Everything a failed call must leave untouched. (Outbox rows are written only with
+    /// history events, and the relay drains them at its own pace, so they are not counted.)
     pub async fn snapshot(&self) -> Vec<String> {
         let queries = [
             "SELECT COUNT(*) FROM tickets",
             "SELECT COUNT(*) FROM ticket_events",
-            "SELECT COUNT(*) FROM outbox",
             "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM tickets",
             "SELECT COUNT(*) FROM staff",
             "SELECT COUNT(*) FROM units",
@@ -232,6 +300,17 @@ impl App {
         };
         let token = self.world.dispatcher.clone();
         self.tickets.assign_ticket(authed(&token, request)).await.expect("assign").into_inner()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let bus = self.bus.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(bus.delete_topology()).ok()
+        })
+        .join();
     }
 }
 

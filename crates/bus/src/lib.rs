@@ -16,7 +16,7 @@ pub mod topology;
 use std::sync::Arc;
 
 pub use relay::OutboxRelay;
-pub use topology::{Role, Topology};
+pub use topology::{Topology, WorkerRole};
 
 /// A message as published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Bus {
     }
 
     /// Starts consuming the role's queue with at most `prefetch` unsettled deliveries.
-    pub async fn subscribe(&self, role: Role, prefetch: u16) -> Result<Subscription, BusError> {
+    pub async fn subscribe(&self, role: WorkerRole, prefetch: u16) -> Result<Subscription, BusError> {
         match self {
             Bus::Rabbit(bus) => Ok(Subscription::Rabbit(bus.subscribe(role, prefetch))),
             Bus::Memory(bus) => Ok(Subscription::Memory(bus.subscribe(role))),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::topology::{Role, Topology, topic_matches};
+use crate::topology::{Topology, WorkerRole, topic_matches};
 use crate::{BusError, Delivery, Envelope, Settle};
 
 struct Queued {
@@ -22,8 +22,8 @@ struct Queued {
 
 #[derive(Default)]
 struct State {
-    queues: HashMap<Role, mpsc::UnboundedSender<Queued>>,
-    parked: HashMap<Role, Vec<(Envelope, String)>>,
+    queues: HashMap<WorkerRole, mpsc::UnboundedSender<Queued>>,
+    parked: HashMap<WorkerRole, Vec<(Envelope, String)>>,
 }
 
 #[derive(Clone)]
@@ -37,7 +37,7 @@ impl MemoryBus {
         MemoryBus { state: Arc::default(), topology: Arc::new(topology) }
     }
 
-    fn senders_for(&self, routing_key: &str) -> Vec<(Role, mpsc::UnboundedSender<Queued>)> {
+    fn senders_for(&self, routing_key: &str) -> Vec<(WorkerRole, mpsc::UnboundedSender<Queued>)> {
         let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state
             .queues
@@ -75,7 +75,7 @@ impl MemoryBus {
     }
 
     /// Subscribes `role`; a later subscription of the same role replaces this one.
-    pub fn subscribe(&self, role: Role) -> MemorySubscription {
+    pub fn subscribe(&self, role: WorkerRole) -> MemorySubscription {
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.queues.insert(role, sender.clone());
@@ -83,7 +83,7 @@ impl MemoryBus {
     }
 
     /// Parked messages of `role` with the reason each was parked.
-    pub fn parked(&self, role: Role) -> Vec<(Envelope, String)> {
+    pub fn parked(&self, role: WorkerRole) -> Vec<(Envelope, String)> {
         let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.parked.get(&role).cloned().unwrap_or_default()
     }
@@ -93,7 +93,7 @@ pub struct MemorySubscription {
     receiver: mpsc::UnboundedReceiver<Queued>,
     requeue: mpsc::UnboundedSender<Queued>,
     bus: MemoryBus,
-    role: Role,
+    role: WorkerRole,
 }
 
 impl MemorySubscription {
@@ -121,7 +121,7 @@ pub struct MemorySettle {
     settled: oneshot::Sender<()>,
     requeue: mpsc::UnboundedSender<Queued>,
     bus: MemoryBus,
-    role: Role,
+    role: WorkerRole,
 }
 
 impl MemorySettle {
@@ -173,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn a_publish_is_confirmed_only_after_the_consumer_acks() {
         let bus = MemoryBus::new(fast());
-        let mut dispatch = bus.subscribe(Role::Dispatch);
+        let mut dispatch = bus.subscribe(WorkerRole::Dispatch);
         let publisher = bus.clone();
         let published = tokio::spawn(async move { publisher.publish(&[envelope("ticket.created")]).await });
         let delivery = dispatch.next().await.unwrap();
@@ -186,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_message_is_retried_then_parked() {
         let bus = MemoryBus::new(fast());
-        let mut dispatch = bus.subscribe(Role::Dispatch);
+        let mut dispatch = bus.subscribe(WorkerRole::Dispatch);
         let publisher = bus.clone();
         let published = tokio::spawn(async move { publisher.publish(&[envelope("ticket.created")]).await });
         let mut attempts = Vec::new();
@@ -197,13 +197,13 @@ mod tests {
         }
         assert_eq!(attempts, [1, 2, 3]);
         assert!(published.await.unwrap().iter().all(Result::is_ok), "parking settles the message");
-        assert_eq!(bus.parked(Role::Dispatch).len(), 1);
+        assert_eq!(bus.parked(WorkerRole::Dispatch).len(), 1);
     }
 
     #[tokio::test]
     async fn only_matching_roles_receive_a_message() {
         let bus = MemoryBus::new(fast());
-        let mut dispatch = bus.subscribe(Role::Dispatch);
+        let mut dispatch = bus.subscribe(WorkerRole::Dispatch);
         // No dispatch binding for ticket.accepted, and no notifier subscribed here.
         let outcome = bus.publish(&[envelope("ticket.accepted")]).await;
         assert!(outcome[0].is_ok());

@@ -18,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio::sync::Mutex;
 
-use crate::topology::{Role, Topology};
+use crate::topology::{Topology, WorkerRole};
 use crate::{BusError, Delivery, Envelope, Settle};
 
 const ATTEMPT_HEADER: &str = "x-propdesk-attempt";
@@ -192,12 +192,12 @@ impl RabbitBus {
         outcomes
     }
 
-    pub fn subscribe(self: &Arc<Self>, role: Role, prefetch: u16) -> RabbitSubscription {
+    pub fn subscribe(self: &Arc<Self>, role: WorkerRole, prefetch: u16) -> RabbitSubscription {
         RabbitSubscription { bus: self.clone(), role, prefetch, link: None, failures: 0, stopped: false }
     }
 
     /// Up to `limit` parked messages of `role`, left in place.
-    pub async fn list_parked(&self, role: Role, limit: usize) -> Result<Vec<ParkedMessage>, BusError> {
+    pub async fn list_parked(&self, role: WorkerRole, limit: usize) -> Result<Vec<ParkedMessage>, BusError> {
         let link = self.open("propdesk-parked-list").await?;
         let queue = self.topology.parked_queue(role);
         let mut found = Vec::new();
@@ -229,7 +229,7 @@ impl RabbitBus {
     }
 
     /// Moves every parked message of `role` back to its queue with a fresh attempt count.
-    pub async fn replay_parked(&self, role: Role) -> Result<usize, BusError> {
+    pub async fn replay_parked(&self, role: WorkerRole) -> Result<usize, BusError> {
         let link = self.open("propdesk-parked-replay").await?;
         let queue = self.topology.parked_queue(role);
         let target = self.topology.queue(role);
@@ -262,7 +262,7 @@ impl RabbitBus {
     /// Deletes every queue and the exchange of this topology (tests clean up with this).
     pub async fn delete_topology(&self) -> Result<(), BusError> {
         let link = self.open("propdesk-cleanup").await?;
-        for role in Role::ALL {
+        for role in WorkerRole::ALL {
             let mut queues = vec![self.topology.queue(role), self.topology.parked_queue(role)];
             queues.extend((0..self.topology.retry_delays.len()).map(|step| self.topology.retry_queue(role, step)));
             for queue in queues {
@@ -287,7 +287,7 @@ async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError>
             FieldTable::default(),
         )
         .await?;
-    for role in Role::ALL {
+    for role in WorkerRole::ALL {
         let queue = topology.queue(role);
         let parked = topology.parked_queue(role);
         channel.queue_declare(parked.as_str().into(), durable, args(vec![("x-queue-type", text("quorum"))])).await?;
@@ -326,7 +326,7 @@ async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError>
 /// Consumes one role's queue, reconnecting on its own.
 pub struct RabbitSubscription {
     bus: Arc<RabbitBus>,
-    role: Role,
+    role: WorkerRole,
     prefetch: u16,
     link: Option<(Link, Consumer)>,
     failures: u32,
@@ -418,7 +418,7 @@ impl RabbitSubscription {
 pub struct RabbitSettle {
     acker: Acker,
     bus: Arc<RabbitBus>,
-    role: Role,
+    role: WorkerRole,
 }
 
 impl RabbitSettle {

@@ -9,41 +9,44 @@ use std::time::Duration;
 
 /// A consumer role: one queue (shared by all replicas of the role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum WorkerRole {
     Dispatch,
     Notifier,
 }
 
-impl Role {
-    pub const ALL: [Role; 2] = [Role::Dispatch, Role::Notifier];
+impl WorkerRole {
+    pub const ALL: [WorkerRole; 2] = [WorkerRole::Dispatch, WorkerRole::Notifier];
 
     pub fn name(self) -> &'static str {
         match self {
-            Role::Dispatch => "dispatch",
-            Role::Notifier => "notifier",
+            WorkerRole::Dispatch => "dispatch",
+            WorkerRole::Notifier => "notifier",
         }
     }
 
     /// Routing-key patterns (topic syntax) this role's queue is bound with.
     pub fn bindings(self) -> &'static [&'static str] {
         match self {
-            Role::Dispatch => &["ticket.created", "ticket.reopened", "ticket.transferred"],
+            WorkerRole::Dispatch => &["ticket.created", "ticket.reopened", "ticket.transferred"],
             // The notifier hears everything: ticket events, incidents and alerts.
-            Role::Notifier => &["ticket.#", "incident.#", "alert.#"],
+            WorkerRole::Notifier => &["ticket.#", "incident.#", "alert.#"],
         }
     }
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for WorkerRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl std::str::FromStr for Role {
+impl std::str::FromStr for WorkerRole {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| format!("unknown role `{s}` (dispatch, notifier)"))
+        WorkerRole::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown role `{s}` (dispatch, notifier)"))
     }
 }
 
@@ -77,15 +80,15 @@ impl Topology {
         format!("{}.events", self.prefix)
     }
 
-    pub fn queue(&self, role: Role) -> String {
+    pub fn queue(&self, role: WorkerRole) -> String {
         format!("{}.{role}", self.prefix)
     }
 
-    pub fn retry_queue(&self, role: Role, step: usize) -> String {
+    pub fn retry_queue(&self, role: WorkerRole, step: usize) -> String {
         format!("{}.{role}.retry.{step}", self.prefix)
     }
 
-    pub fn parked_queue(&self, role: Role) -> String {
+    pub fn parked_queue(&self, role: WorkerRole) -> String {
         format!("{}.{role}.parked", self.prefix)
     }
 
@@ -136,6 +139,6 @@ mod tests {
         let topology = Topology::default();
         let steps: Vec<usize> = (1..=5).map(|attempt| topology.retry_step(attempt)).collect();
         assert_eq!(steps, [0, 1, 2, 2, 2]);
-        assert_eq!(topology.retry_queue(Role::Dispatch, 1), "propdesk.dispatch.retry.1");
+        assert_eq!(topology.retry_queue(WorkerRole::Dispatch, 1), "propdesk.dispatch.retry.1");
     }
 }

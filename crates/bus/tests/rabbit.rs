@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use propdesk_bus::rabbit::RabbitBus;
-use propdesk_bus::{Bus, BusError, Envelope, Role, Topology};
+use propdesk_bus::{Bus, BusError, Envelope, Topology, WorkerRole};
 
 struct Broker {
     bus: Arc<RabbitBus>,
@@ -50,7 +50,7 @@ async fn a_confirmed_batch_reaches_the_consumer_in_order() {
     let batch: Vec<Envelope> = (0..200).map(|n| envelope("ticket.created", n)).collect();
     let outcomes = bus.publish(&batch).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    let mut subscription = bus.subscribe(Role::Dispatch, 50).await.unwrap();
+    let mut subscription = bus.subscribe(WorkerRole::Dispatch, 50).await.unwrap();
     for expected in &batch {
         let delivery = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.unwrap().unwrap();
         assert_eq!(&delivery.envelope, expected);
@@ -73,7 +73,7 @@ async fn a_poison_message_backs_off_is_parked_and_can_be_replayed() {
     let bus = broker.handle();
     let poison = envelope("ticket.created", 7);
     assert!(bus.publish(std::slice::from_ref(&poison)).await[0].is_ok());
-    let mut subscription = bus.subscribe(Role::Dispatch, 10).await.unwrap();
+    let mut subscription = bus.subscribe(WorkerRole::Dispatch, 10).await.unwrap();
     let mut seen = Vec::new();
     let mut last = std::time::Instant::now();
     for _ in 0..3 {
@@ -87,18 +87,18 @@ async fn a_poison_message_backs_off_is_parked_and_can_be_replayed() {
     assert!(seen[1].1 >= Duration::from_millis(200), "first back-off: {:?}", seen[1].1);
     assert!(seen[2].1 >= Duration::from_millis(400), "second back-off: {:?}", seen[2].1);
 
-    let parked = broker.bus.list_parked(Role::Dispatch, 10).await.unwrap();
+    let parked = broker.bus.list_parked(WorkerRole::Dispatch, 10).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(
         (parked[0].message_id.as_str(), parked[0].routing_key.as_str()),
         (poison.message_id.as_str(), "ticket.created")
     );
     assert_eq!(parked[0].reason, "cannot be processed");
-    assert_eq!(broker.bus.list_parked(Role::Dispatch, 10).await.unwrap().len(), 1, "listing leaves it in place");
+    assert_eq!(broker.bus.list_parked(WorkerRole::Dispatch, 10).await.unwrap().len(), 1, "listing leaves it in place");
 
-    assert_eq!(broker.bus.replay_parked(Role::Dispatch).await.unwrap(), 1);
+    assert_eq!(broker.bus.replay_parked(WorkerRole::Dispatch).await.unwrap(), 1);
     let replayed = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.unwrap().unwrap();
     assert_eq!((replayed.envelope.clone(), replayed.attempt), (poison, 1));
     replayed.ack().await.unwrap();
-    assert!(broker.bus.list_parked(Role::Dispatch, 10).await.unwrap().is_empty());
+    assert!(broker.bus.list_parked(WorkerRole::Dispatch, 10).await.unwrap().is_empty());
 }

@@ -2,6 +2,7 @@
 //! in the library crates.
 
 mod dev;
+mod health;
 mod settings;
 mod telemetry;
 
@@ -11,6 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use propdesk_bus::memory::MemoryBus;
+use propdesk_bus::rabbit::RabbitBus;
+use propdesk_bus::{Bus, OutboxRelay, WorkerRole};
+use propdesk_dispatch::WorkerSettings;
 use propdesk_domain::{Actor, Role};
 use propdesk_intake::{IntakeState, ServerOptions, TokenKeys};
 use propdesk_store::Store;
@@ -48,8 +53,33 @@ enum Command {
         #[arg(long)]
         ttl_secs: Option<i64>,
     },
-    /// Embedded mode: everything in one process on a SQLite file, demo data seeded.
+    /// Run the dispatch worker (routes and assigns tickets from the bus).
+    Dispatch,
+    /// Inspect or replay messages parked after failing too often.
+    Parked {
+        #[command(subcommand)]
+        action: ParkedAction,
+    },
+    /// Embedded mode: everything in one process on a SQLite file with the in-process bus,
+    /// demo data seeded.
     Dev,
+}
+
+#[derive(Subcommand)]
+enum ParkedAction {
+    /// List parked messages (they stay parked).
+    List {
+        /// dispatch or notifier.
+        #[arg(long, default_value = "dispatch")]
+        role: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put every parked message back on its queue, with a fresh attempt count.
+    Replay {
+        #[arg(long, default_value = "dispatch")]
+        role: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +145,63 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Intake => {
             telemetry::init(&settings.log);
             let keys = token_keys(&settings)?;
+            let bus = rabbit_bus(&settings)?;
             let store = connect(&settings).await?;
-            serve_intake(settings, store, keys).await
+            let shutdown = shutdown_on_signal();
+            let relay = spawn_relay(&settings, &store, &bus, &shutdown);
+            let served = serve_intake(&settings, store, keys, shutdown).await;
+            let _ = relay.await;
+            served
+        }
+        Command::Dispatch => {
+            telemetry::init(&settings.log);
+            let bus = rabbit_bus(&settings)?;
+            let store = connect(&settings).await?;
+            let shutdown = shutdown_on_signal();
+            let health = tokio::spawn(health::serve(
+                settings.dispatch.health_listen,
+                "propdesk.dispatch",
+                store.clone(),
+                bus.clone(),
+                shutdown.clone(),
+            ));
+            let relay = spawn_relay(&settings, &store, &bus, &shutdown);
+            run_dispatch(&settings, store, bus, shutdown.clone()).await?;
+            let _ = relay.await;
+            shutdown.cancel();
+            match health.await {
+                Ok(Err(err)) => Err(Failure::Run(err)),
+                _ => Ok(()),
+            }
+        }
+        Command::Parked { action } => {
+            telemetry::init(&settings.log);
+            let Bus::Rabbit(bus) = rabbit_bus(&settings)? else {
+                return Err(Failure::Config("bus.url must name a RabbitMQ broker".into()));
+            };
+            match action {
+                ParkedAction::List { role, limit } => {
+                    let role = role.parse::<WorkerRole>().map_err(Failure::Config)?;
+                    let parked = bus.list_parked(role, limit).await.map_err(|e| run_error("parked list")(&e))?;
+                    println!("{} parked message(s) for {role}", parked.len());
+                    for message in parked {
+                        println!(
+                            "{}  {}  attempt {}  {} bytes  reason: {}",
+                            message.message_id,
+                            message.routing_key,
+                            message.attempt,
+                            message.payload_bytes,
+                            message.reason
+                        );
+                    }
+                }
+                ParkedAction::Replay { role } => {
+                    let role = role.parse::<WorkerRole>().map_err(Failure::Config)?;
+                    let replayed = bus.replay_parked(role).await.map_err(|e| run_error("parked replay")(&e))?;
+                    println!("replayed {replayed} message(s) to the {role} queue");
+                }
+            }
+            Ok(())
         }
         Command::Dev => {
             telemetry::init(&settings.log);
@@ -130,7 +215,17 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
             let demo = dev::seed(&store).await.map_err(|e| run_error("seed demo data")(&e))?;
             print_welcome(&settings, &keys, &demo)?;
-            serve_intake(settings, store, keys).await
+            // Everything in one process: the in-process bus, one writer for SQLite.
+            let bus = Bus::Memory(MemoryBus::new(settings.bus.topology()));
+            settings.dispatch.concurrency = 1;
+            let shutdown = shutdown_on_signal();
+            let dispatch =
+                tokio::spawn(run_dispatch_owned(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
+            let relay = spawn_relay(&settings, &store, &bus, &shutdown);
+            let served = serve_intake(&settings, store, keys, shutdown).await;
+            let _ = relay.await;
+            let _ = dispatch.await;
+            served
         }
     }
 }
@@ -151,9 +246,12 @@ async fn connect(settings: &Settings) -> Result<Store, Failure> {
         .map_err(|e| run_error("database.url: cannot connect")(&e))
 }
 
-async fn serve_intake(settings: Settings, store: Store, keys: TokenKeys) -> Result<(), Failure> {
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+async fn serve_intake(
+    settings: &Settings,
+    store: Store,
+    keys: TokenKeys,
+    shutdown: CancellationToken,
+) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(settings.intake.listen)
         .await
         .map_err(|e| Failure::Config(format!("intake.listen {}: {e}", settings.intake.listen)))?;
@@ -168,6 +266,64 @@ async fn serve_intake(settings: Settings, store: Store, keys: TokenKeys) -> Resu
     propdesk_intake::serve(listener, state, keys, options).await.map_err(|e| run_error("intake")(&e))?;
     tracing::info!("intake stopped");
     Ok(())
+}
+
+/// The RabbitMQ bus named by `bus.url`; required outside embedded mode.
+fn rabbit_bus(settings: &Settings) -> Result<Bus, Failure> {
+    if settings.bus.url.0.is_empty() {
+        return Err(Failure::Config(
+            "bus.url is required (set PROPDESK__BUS__URL to amqp://...; `propdesk dev` uses the in-process bus)".into(),
+        ));
+    }
+    Ok(Bus::Rabbit(Arc::new(RabbitBus::new(&settings.bus.url.0, settings.bus.topology()))))
+}
+
+/// The outbox relay of this process; it flushes and ends after `shutdown`.
+fn spawn_relay(
+    settings: &Settings,
+    store: &Store,
+    bus: &Bus,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let relay = OutboxRelay::new(store.clone(), bus.clone(), settings.bus.relay());
+    tokio::spawn(relay.run(shutdown.clone()))
+}
+
+async fn run_dispatch_owned(
+    settings: Settings,
+    store: Store,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<(), Failure> {
+    run_dispatch(&settings, store, bus, shutdown).await
+}
+
+/// Runs the dispatch worker until `shutdown`; in-flight messages get the drain timeout.
+async fn run_dispatch(settings: &Settings, store: Store, bus: Bus, shutdown: CancellationToken) -> Result<(), Failure> {
+    let worker_settings =
+        WorkerSettings { concurrency: settings.dispatch.concurrency, prefetch: settings.dispatch.prefetch };
+    let policy = Arc::new(settings.policy.clone());
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(propdesk_dispatch::run(bus, store, policy, worker_settings, stop.clone()));
+    shutdown.cancelled().await;
+    stop.cancel();
+    let drain = Duration::from_secs(settings.dispatch.drain_timeout_secs);
+    match tokio::time::timeout(drain, worker).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(err))) => Err(run_error("dispatch")(&err)),
+        Ok(Err(join)) => Err(run_error("dispatch")(&join)),
+        Err(_) => {
+            tracing::warn!("dispatch drain timed out; unacked messages will be redelivered");
+            Ok(())
+        }
+    }
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+fn shutdown_on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    shutdown
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

@@ -25,7 +25,40 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub bus: BusSettings,
+    pub dispatch: DispatchSettings,
     pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BusSettings {
+    /// `amqp://user:pass@host:5672/vhost`. Required by `intake` and `dispatch`; `dev` uses
+    /// the in-process bus.
+    pub url: Secret,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+    /// Back-off before each retry of a failed message, in milliseconds.
+    pub retry_delays_ms: Vec<u64>,
+    /// Deliveries of a failing message before it is parked.
+    pub max_attempts: u32,
+    /// Unacknowledged redeliveries (crash loops) before RabbitMQ parks a message.
+    pub delivery_limit: u32,
+    /// Outbox messages published per relay pass.
+    pub relay_batch: u64,
+    /// How often the relay looks for rows written by other processes, in milliseconds.
+    pub relay_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchSettings {
+    /// Messages handled at once (SQLite: 1).
+    pub concurrency: usize,
+    /// Unacked messages the broker may hand over ahead.
+    pub prefetch: u16,
+    /// gRPC health endpoint of the worker (for readiness and liveness probes).
+    pub health_listen: SocketAddr,
+    /// How long in-flight messages may take to finish after SIGTERM, in seconds.
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +107,21 @@ impl Default for Settings {
             },
             auth: AuthSettings { signing_secret: Secret::default(), token_lifetime_secs: 12 * 3600 },
             log: LogSettings { format: "pretty".to_owned(), filter: "info".to_owned() },
+            bus: BusSettings {
+                url: Secret::default(),
+                prefix: "propdesk".to_owned(),
+                retry_delays_ms: vec![1_000, 10_000, 60_000],
+                max_attempts: 5,
+                delivery_limit: 20,
+                relay_batch: 500,
+                relay_poll_ms: 500,
+            },
+            dispatch: DispatchSettings {
+                concurrency: 8,
+                prefetch: 32,
+                health_listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
+                drain_timeout_secs: 20,
+            },
             policy: Policy::default(),
         }
     }
@@ -87,6 +135,25 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+impl BusSettings {
+    pub fn topology(&self) -> propdesk_bus::Topology {
+        propdesk_bus::Topology {
+            prefix: self.prefix.clone(),
+            retry_delays: self.retry_delays_ms.iter().map(|ms| std::time::Duration::from_millis(*ms)).collect(),
+            max_attempts: self.max_attempts,
+            delivery_limit: self.delivery_limit,
+        }
+    }
+
+    pub fn relay(&self) -> propdesk_bus::relay::RelaySettings {
+        propdesk_bus::relay::RelaySettings {
+            batch: self.relay_batch,
+            poll: std::time::Duration::from_millis(self.relay_poll_ms),
+            ..Default::default()
+        }
+    }
+}
+
 impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
@@ -94,7 +161,15 @@ impl Settings {
             builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
         }
         let settings: Settings = builder
-            .add_source(Environment::with_prefix("PROPDESK").prefix_separator("__").separator("__").try_parsing(true))
+            .add_source(
+                Environment::with_prefix("PROPDESK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    // PROPDESK__BUS__RETRY_DELAYS_MS=1000,10000,60000
+                    .list_separator(",")
+                    .with_list_parse_key("bus.retry_delays_ms"),
+            )
             .build()?
             .try_deserialize()?;
         settings.validate()?;
@@ -105,6 +180,14 @@ impl Settings {
         self.policy.validate().map_err(|e| SettingsError::Invalid(format!("policy.{e}")))?;
         if self.database.max_connections == 0 {
             return Err(SettingsError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if self.bus.retry_delays_ms.is_empty() || self.bus.max_attempts == 0 {
+            return Err(SettingsError::Invalid(
+                "bus.retry_delays_ms and bus.max_attempts must not be empty or zero".into(),
+            ));
+        }
+        if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 {
+            return Err(SettingsError::Invalid("dispatch.concurrency and dispatch.prefetch must be at least 1".into()));
         }
         if !["pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(SettingsError::Invalid(format!(

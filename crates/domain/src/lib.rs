@@ -5,19 +5,25 @@
 //! plain table-driven unit tests.
 
 pub mod access;
+pub mod assignment;
 pub mod category;
+pub mod grouping;
 pub mod lifecycle;
 pub mod policy;
 pub mod privacy;
+pub mod routing;
 pub mod sla;
 pub mod ticket;
 pub mod urgency;
 pub mod validation;
 
 pub use access::{Actor, Denied, Operation};
+pub use assignment::{Candidate, choose_assignee};
 pub use category::{Category, CategoryCatalog};
+pub use grouping::GroupingPolicy;
 pub use lifecycle::{Lifecycle, Move, TransitionError};
 pub use policy::Policy;
+pub use routing::RoutingRules;
 pub use sla::{Deadlines, ServiceLevel, SlaPolicy};
 pub use ticket::{Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
 pub use urgency::{KeywordRule, UrgencyRules};

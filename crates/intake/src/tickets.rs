@@ -17,7 +17,7 @@ use propdesk_domain::{
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{property, resident, staff, ticket, unit};
-use propdesk_store::{Created, NewEvent, StoreError, TicketFilter};
+use propdesk_store::{Change, Created, NewEvent, StoreError, TicketFilter};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -151,27 +151,48 @@ impl TicketApi {
         let steps = edit(&mut updated, now)?;
         updated.version = current.version + 1;
         updated.updated_at = now;
-        let events = steps
-            .into_iter()
-            .map(|step| NewEvent {
-                event_id: new_id(),
-                event_type: step.event_type.code().to_owned(),
-                actor_id: actor.staff_id.clone(),
-                actor_role: Some(actor.role.code().to_owned()),
-                from_state: Some(step.from.code().to_owned()),
-                to_state: step.to.code().to_owned(),
-                note: step.note,
-                occurred_at: now,
-            })
-            .collect();
-        match self.state.store.save_change(&updated, current.version, events, outbox_message).await {
+        let events = steps.into_iter().map(|step| history_event(actor, step, now)).collect();
+        let mut changes = vec![Change { updated: updated.clone(), expected_version: current.version, events }];
+        if updated.is_incident && updated.state == TicketState::Resolved.code() && current.state != updated.state {
+            changes.extend(self.resolve_linked_reports(&updated, actor, now).await?);
+        }
+        match self.state.store.save_changes(changes, outbox_message).await {
             Ok(_) => {}
+            // The ticket (or, for an incident, a linked report) changed meanwhile.
             Err(StoreError::StaleVersion { current: latest }) => {
                 return Err(ApiError::Stale { expected: request.expected_version, current: latest });
             }
             Err(other) => return Err(other.into()),
         }
         Ok(ticket_to_wire(&updated, actor))
+    }
+
+    /// Resolving an incident resolves every linked report that can be resolved; each keeps
+    /// its own history and gets its own callback deadline.
+    async fn resolve_linked_reports(
+        &self,
+        incident: &ticket::Model,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Vec<Change>> {
+        let sla = &self.state.policy.sla;
+        let mut changes = Vec::new();
+        for report in self.state.store.linked_tickets(&incident.id).await? {
+            let mut updated = report.clone();
+            let note = format!("resolved with incident {}", incident.id);
+            // Reports already resolved, on hold or cancelled keep their own course.
+            let Ok(step) = apply_move(&mut updated, Move::Resolve, EventType::Resolved, &note) else { continue };
+            updated.resolved_at = Some(now);
+            updated.callback_by = Some(sla.callback_by(now));
+            updated.version = report.version + 1;
+            updated.updated_at = now;
+            changes.push(Change {
+                updated,
+                expected_version: report.version,
+                events: vec![history_event(actor, step, now)],
+            });
+        }
+        Ok(changes)
     }
 
     /// The plain moves: one state-machine step, with the timestamp bookkeeping of each.
@@ -223,6 +244,19 @@ impl TicketApi {
             })
             .await?;
         Ok(Response::new(ticket))
+    }
+}
+
+fn history_event(actor: &Actor, step: Step, now: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        event_id: new_id(),
+        event_type: step.event_type.code().to_owned(),
+        actor_id: actor.staff_id.clone(),
+        actor_role: Some(actor.role.code().to_owned()),
+        from_state: Some(step.from.code().to_owned()),
+        to_state: step.to.code().to_owned(),
+        note: step.note,
+        occurred_at: now,
     }
 }
 
@@ -666,6 +700,7 @@ impl TicketApi {
             callback_comment: None,
             callback_recorded_by: None,
             callback_recorded_at: None,
+            is_incident: false,
         };
         let event = |event_type: EventType, from: Option<TicketState>, to: TicketState, note: String| NewEvent {
             event_id: new_id(),

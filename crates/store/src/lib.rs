@@ -14,6 +14,7 @@ pub mod entity;
 pub mod migration;
 pub mod outbox;
 pub mod tickets;
+pub mod work;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use outbox::RelayPass;
-pub use tickets::{Created, NewEvent, OutboxMessage, TicketFilter};
+pub use tickets::{Change, Created, NewEvent, OutboxMessage, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use crate::entity::{outbox, ticket, ticket_event};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, work};
 
 /// A history event to append; the routing facts and version are taken from the ticket.
 #[derive(Debug, Clone)]
@@ -29,6 +29,15 @@ pub struct OutboxMessage {
     pub message_id: String,
     pub routing_key: String,
     pub payload: Vec<u8>,
+}
+
+/// One conditional ticket change with the history it writes.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The new row; its version must be `expected_version + 1`.
+    pub updated: ticket::Model,
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
 }
 
 /// Outcome of an idempotent create.
@@ -93,8 +102,7 @@ impl Store {
         for event in events {
             append_event(&txn, &inserted, event, &publish).await?;
         }
-        txn.commit().await?;
-        self.notify_commit();
+        self.commit(txn).await?;
         Ok(Created::New(inserted))
     }
 
@@ -120,27 +128,25 @@ impl Store {
         events: Vec<NewEvent>,
         publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
     ) -> Result<Vec<ticket_event::Model>, StoreError> {
-        debug_assert_eq!(updated.version, expected_version + 1);
+        let change = Change { updated: updated.clone(), expected_version, events };
+        Ok(self.save_changes(vec![change], publish).await?.into_iter().flatten().collect())
+    }
+
+    /// Several conditional changes (e.g. an incident and its reports) in one transaction:
+    /// all of them, or none if any ticket changed meanwhile.
+    pub async fn save_changes(
+        &self,
+        changes: Vec<Change>,
+        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+    ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
         let txn = self.db.begin().await?;
-        let result = ticket::Entity::update_many()
-            .set(updated.clone().into_active_model().reset_all())
-            .filter(ticket::Column::Id.eq(updated.id.as_str()))
-            .filter(ticket::Column::Version.eq(expected_version))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 0 {
-            drop(txn);
-            return match self.get_ticket(&updated.id).await? {
-                Some(current) => Err(StoreError::StaleVersion { current: current.version }),
-                None => Err(StoreError::NotFound("ticket")),
-            };
+        let mut stored = Vec::with_capacity(changes.len());
+        for change in changes {
+            debug_assert_eq!(change.updated.version, change.expected_version + 1);
+            work::update_ticket(&txn, &change.updated, change.expected_version).await?;
+            stored.push(work::append_events(&txn, &change.updated, change.events, &publish).await?);
         }
-        let mut stored = Vec::with_capacity(events.len());
-        for event in events {
-            stored.push(append_event(&txn, updated, event, &publish).await?);
-        }
-        txn.commit().await?;
-        self.notify_commit();
+        self.commit(txn).await?;
         Ok(stored)
     }
 
@@ -235,7 +241,7 @@ impl Store {
     }
 }
 
-async fn append_event(
+pub(crate) async fn append_event(
     txn: &DatabaseTransaction,
     ticket: &ticket::Model,
     event: NewEvent,

@@ -77,6 +77,7 @@ fn ticket(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> tic
         callback_comment: None,
         callback_recorded_by: None,
         callback_recorded_at: None,
+        is_incident: false,
     }
 }
 

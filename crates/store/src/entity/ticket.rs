@@ -53,6 +53,8 @@ pub struct Model {
     pub callback_comment: Option<String>,
     pub callback_recorded_by: Option<String>,
     pub callback_recorded_at: Option<DateTimeUtc>,
+    /// A group incident: reports of many units link to it through `incident_id`.
+    pub is_incident: bool,
 }
 
 impl std::fmt::Debug for Model {

@@ -1,0 +1,244 @@
+//! Building blocks for a consumer's unit of work, all inside one transaction: the inbox
+//! (idempotency), conditional ticket updates, history with outbox, and the lookups the
+//! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+};
+
+use crate::entity::{inbox, staff, ticket, ticket_event};
+use crate::tickets::append_event;
+use crate::{NewEvent, OutboxMessage, Store, StoreError};
+
+/// States that still owe work (they count in an assignee's load).
+pub const OPEN_STATES: [&str; 7] = ["new", "dispatched", "accepted", "on_site", "on_hold", "transferred", "reopened"];
+
+impl Store {
+    pub async fn begin(&self) -> Result<DatabaseTransaction, StoreError> {
+        Ok(self.db.begin().await?)
+    }
+
+    /// Commits and wakes this process's relay and watch streams.
+    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), StoreError> {
+        txn.commit().await?;
+        self.notify_commit();
+        Ok(())
+    }
+
+    /// Reports linked to an incident.
+    pub async fn linked_tickets(&self, incident_id: &str) -> Result<Vec<ticket::Model>, StoreError> {
+        Ok(ticket::Entity::find()
+            .filter(ticket::Column::IncidentId.eq(incident_id))
+            .filter(ticket::Column::Id.ne(incident_id))
+            .order_by_asc(ticket::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+pub use sea_orm::DatabaseTransaction as Transaction;
+
+/// Whether `consumer` already applied `message_id`.
+pub async fn inbox_seen(txn: &DatabaseTransaction, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
+    Ok(inbox::Entity::find_by_id((consumer.to_owned(), message_id.to_owned())).one(txn).await?.is_some())
+}
+
+/// Records `message_id` as applied by `consumer`; a concurrent duplicate fails the commit.
+pub async fn inbox_record(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    message_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    inbox::ActiveModel {
+        consumer: Set(consumer.to_owned()),
+        message_id: Set(message_id.to_owned()),
+        processed_at: Set(at),
+    }
+    .insert(txn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub async fn ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find_by_id(id.to_owned()).one(txn).await?)
+}
+
+pub async fn insert_ticket(txn: &DatabaseTransaction, model: ticket::Model) -> Result<ticket::Model, StoreError> {
+    model.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)
+}
+
+/// Writes `updated` only if the stored version is still `expected_version`.
+pub async fn update_ticket(
+    txn: &DatabaseTransaction,
+    updated: &ticket::Model,
+    expected_version: i64,
+) -> Result<(), StoreError> {
+    let result = ticket::Entity::update_many()
+        .set(updated.clone().into_active_model().reset_all())
+        .filter(ticket::Column::Id.eq(updated.id.as_str()))
+        .filter(ticket::Column::Version.eq(expected_version))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        let current = ticket(txn, &updated.id).await?.ok_or(StoreError::NotFound("ticket"))?;
+        return Err(StoreError::StaleVersion { current: current.version });
+    }
+    Ok(())
+}
+
+/// Appends history events of `ticket`, each with its outbox message.
+pub async fn append_events(
+    txn: &DatabaseTransaction,
+    ticket: &ticket::Model,
+    events: Vec<NewEvent>,
+    publish: &impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+) -> Result<Vec<ticket_event::Model>, StoreError> {
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        stored.push(append_event(txn, ticket, event, publish).await?);
+    }
+    Ok(stored)
+}
+
+/// On-duty technicians and agents of `department` at the property, with their open load.
+pub async fn assignment_candidates(
+    txn: &DatabaseTransaction,
+    property_id: &str,
+    department: &str,
+) -> Result<Vec<(staff::Model, u64)>, StoreError> {
+    let people = staff::Entity::find()
+        .filter(staff::Column::PropertyId.eq(property_id))
+        .filter(staff::Column::Department.eq(department))
+        .filter(staff::Column::OnDuty.eq(true))
+        .filter(staff::Column::Role.is_in(["technician", "agent"]))
+        .all(txn)
+        .await?;
+    if people.is_empty() {
+        return Ok(Vec::new());
+    }
+    let loads: Vec<(Option<String>, i64)> = ticket::Entity::find()
+        .select_only()
+        .column(ticket::Column::AssigneeId)
+        .column_as(ticket::Column::Id.count(), "open")
+        .filter(ticket::Column::AssigneeId.is_in(people.iter().map(|p| p.id.clone())))
+        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .filter(ticket::Column::IsIncident.eq(false))
+        .group_by(ticket::Column::AssigneeId)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(people
+        .into_iter()
+        .map(|person| {
+            let open = loads.iter().find(|(id, _)| id.as_deref() == Some(&person.id)).map_or(0, |(_, n)| *n);
+            (person, u64::try_from(open).unwrap_or(0))
+        })
+        .collect())
+}
+
+/// The department's supervisor at the property, else the property's manager.
+pub async fn supervisor_of(
+    txn: &DatabaseTransaction,
+    property_id: &str,
+    department: &str,
+) -> Result<Option<staff::Model>, StoreError> {
+    let supervisor = staff::Entity::find()
+        .filter(staff::Column::PropertyId.eq(property_id))
+        .filter(staff::Column::Department.eq(department))
+        .filter(staff::Column::Role.eq("supervisor"))
+        .order_by_asc(staff::Column::Id)
+        .one(txn)
+        .await?;
+    if supervisor.is_some() {
+        return Ok(supervisor);
+    }
+    Ok(staff::Entity::find()
+        .filter(staff::Column::PropertyId.eq(property_id))
+        .filter(staff::Column::Role.eq("manager"))
+        .order_by_asc(staff::Column::Id)
+        .one(txn)
+        .await?)
+}
+
+pub async fn mark_assigned(txn: &DatabaseTransaction, staff_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    staff::Entity::update_many()
+        .col_expr(staff::Column::LastAssignedAt, sea_orm::sea_query::Expr::value(at))
+        .filter(staff::Column::Id.eq(staff_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Reports (not incidents, not cancelled) of a building and category since `since`.
+pub async fn recent_reports(
+    txn: &DatabaseTransaction,
+    building_id: &str,
+    category: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find()
+        .filter(ticket::Column::BuildingId.eq(building_id))
+        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::CreatedAt.gte(since))
+        .filter(ticket::Column::IsIncident.eq(false))
+        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .order_by_asc(ticket::Column::Id)
+        .all(txn)
+        .await?)
+}
+
+/// The open incident of a building and category, if any.
+pub async fn open_incident(
+    txn: &DatabaseTransaction,
+    building_id: &str,
+    category: &str,
+) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find()
+        .filter(ticket::Column::BuildingId.eq(building_id))
+        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::IsIncident.eq(true))
+        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .order_by_desc(ticket::Column::Id)
+        .one(txn)
+        .await?)
+}
+
+/// The latest resolution of the unit and category since `since`, other than `excluding`.
+pub async fn last_resolution(
+    txn: &DatabaseTransaction,
+    unit_id: &str,
+    category: &str,
+    since: DateTime<Utc>,
+    excluding: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let last: Option<Option<DateTime<Utc>>> = ticket::Entity::find()
+        .select_only()
+        .column(ticket::Column::ResolvedAt)
+        .filter(ticket::Column::UnitId.eq(unit_id))
+        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::ResolvedAt.gte(since))
+        .filter(ticket::Column::Id.ne(excluding))
+        .order_by_desc(ticket::Column::ResolvedAt)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(last.flatten())
+}
+
+/// Serializes transactions on one key until commit (PostgreSQL advisory lock). SQLite
+/// needs none: it has a single writer.
+pub async fn lock_key(txn: &DatabaseTransaction, key: &str) -> Result<(), StoreError> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    // FNV-1a: stable across processes and releases.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let statement =
+        Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [(hash as i64).into()]);
+    txn.execute_raw(statement).await?;
+    Ok(())
+}
