@@ -136,6 +136,9 @@ pub struct World {
     pub dispatcher: String,
     pub plumber: String,
     pub plumber_id: String,
+    pub electrician_id: String,
+    pub cleaner_id: String,
+    pub supervisor_id: String,
     pub other_technician: String,
     pub supervisor: String,
     pub outsider: String,
@@ -216,12 +219,82 @@ impl App {
 
     /// Starts a `propdesk dispatch` process for this app and waits until it is ready.
     pub async fn start_dispatch(&self) -> Server {
-        Server::start_on(&["dispatch"], &self.env, None, "PROPDESK__DISPATCH__HEALTH_LISTEN").await
+        let mut env = self.env.clone();
+        if self._db.backend == Backend::Sqlite {
+            // One writer at a time on SQLite.
+            env.push(("PROPDESK__DISPATCH__CONCURRENCY", "1".to_owned()));
+        }
+        Server::start_on(&["dispatch"], &env, None, "PROPDESK__DISPATCH__HEALTH_LISTEN").await
+    }
+
+    /// Polls until the ticket has left NEW (dispatched by the worker); returns it and how
+    /// long that took from the call.
+    pub async fn wait_dispatched(&mut self, ticket_id: &str) -> (pb::Ticket, Duration) {
+        let started = Instant::now();
+        let token = self.world.agent.clone();
+        loop {
+            let ticket = self
+                .tickets
+                .get_ticket(authed(&token, pb::GetTicketRequest { ticket_id: ticket_id.to_owned() }))
+                .await
+                .expect("get ticket")
+                .into_inner();
+            if ticket.state != pb::TicketState::New as i32 {
+                return (ticket, started.elapsed());
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "ticket {ticket_id} was not dispatched");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Hires someone at the test property through the API; returns their id.
+    pub async fn hire(&mut self, name: &str, role: pb::StaffRole, department: pb::Department, on_duty: bool) -> String {
+        let request = pb::CreateStaffRequest {
+            property_id: self.world.property_id.clone(),
+            name: name.into(),
+            role: role as i32,
+            department: department as i32,
+            supervisor_id: String::new(),
+            on_duty,
+        };
+        let token = self.world.admin.clone();
+        self.directory.create_staff(authed(&token, request)).await.expect("hire").into_inner().id
+    }
+
+    /// Adds a unit to the test building; returns its id.
+    pub async fn add_unit(&mut self, room: &str) -> String {
+        let request = pb::CreateUnitRequest {
+            building_id: self.world.building_id.clone(),
+            floor: 5,
+            room: room.into(),
+            postal_address: format!("Room {room}, Building 2"),
+        };
+        let token = self.world.admin.clone();
+        self.directory.create_unit(authed(&token, request)).await.expect("add unit").into_inner().id
+    }
+
+    /// Takes someone off duty.
+    pub async fn off_duty(&mut self, staff_id: &str) {
+        let token = self.world.admin.clone();
+        let request = pb::SetOnDutyRequest { staff_id: staff_id.to_owned(), on_duty: false };
+        self.directory.set_on_duty(authed(&token, request)).await.expect("off duty");
+    }
+
+    /// The ticket's history.
+    pub async fn history(&mut self, ticket_id: &str) -> Vec<pb::TicketEvent> {
+        let token = self.world.agent.clone();
+        let request = pb::GetTicketHistoryRequest { ticket_id: ticket_id.to_owned() };
+        self.tickets.get_ticket_history(authed(&token, request)).await.expect("history").into_inner().events
     }
 
     /// The next `count` messages of the notifier's queue (which hears every ticket event),
     /// as (routing key, message id).
     pub async fn bus_messages(&self, count: usize) -> Vec<(String, String)> {
+        self.bus_envelopes(count).await.into_iter().map(|e| (e.routing_key, e.message_id)).collect()
+    }
+
+    /// The next `count` messages of the notifier's queue.
+    pub async fn bus_envelopes(&self, count: usize) -> Vec<propdesk_bus::Envelope> {
         let mut subscription = propdesk_bus::Bus::Rabbit(self.bus.clone())
             .subscribe(propdesk_bus::WorkerRole::Notifier, 100)
             .await
@@ -230,9 +303,9 @@ impl App {
         while seen.len() < count {
             let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
                 .await
-                .unwrap_or_else(|_| panic!("only {} of {count} bus messages arrived: {seen:?}", seen.len()))
+                .unwrap_or_else(|_| panic!("only {} of {count} bus messages arrived", seen.len()))
                 .expect("subscription open");
-            seen.push((delivery.envelope.routing_key.clone(), delivery.envelope.message_id.clone()));
+            seen.push(delivery.envelope.clone());
             delivery.ack().await.expect("ack");
         }
         subscription.stop().await;
@@ -410,7 +483,7 @@ impl World {
         let dispatcher_id = hire("Dispatcher Qian", pb::StaffRole::Dispatcher, pb::Department::CustomerService).await;
         let plumber_id = hire("Plumber Chen", pb::StaffRole::Technician, pb::Department::Engineering).await;
         let electrician_id = hire("Electrician Liu", pb::StaffRole::Technician, pb::Department::Engineering).await;
-        hire("Cleaner Sun", pb::StaffRole::Technician, pb::Department::Cleaning).await;
+        let cleaner_id = hire("Cleaner Sun", pb::StaffRole::Technician, pb::Department::Cleaning).await;
         let supervisor_id = hire("Supervisor Li", pb::StaffRole::Supervisor, pb::Department::Engineering).await;
         let p = property.id.as_str();
         World {
@@ -423,6 +496,9 @@ impl World {
             outsider: token("outsider-agent", Role::Agent, &[other.id.as_str()]),
             agent_id,
             plumber_id,
+            electrician_id,
+            cleaner_id,
+            supervisor_id,
             property_id: property.id,
             building_id: building.id,
             unit_label: unit.label,

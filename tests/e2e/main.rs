@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod dev_mode;
+mod dispatching;
 mod invalid_input;
 mod lifecycle;
 mod watch;
