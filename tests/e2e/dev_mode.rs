@@ -117,3 +117,110 @@ async fn a_bad_setting_stops_the_start_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("database.max_connections"), "{stderr}");
 }
+
+/// Waits until the ticket leaves NEW.
+async fn dispatched(
+    tickets: &mut pb::ticket_service_client::TicketServiceClient<tonic::transport::Channel>,
+    token: &str,
+    id: &str,
+) -> pb::Ticket {
+    for _ in 0..500 {
+        let ticket = tickets
+            .get_ticket(authed(token, pb::GetTicketRequest { ticket_id: id.to_owned() }))
+            .await
+            .unwrap()
+            .into_inner();
+        if ticket.state != pb::TicketState::New as i32 {
+            return ticket;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("ticket {id} was not dispatched in embedded mode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_routes_and_groups_like_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["dev"], &[], Some(dir.path())).await;
+    let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
+    let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
+    let admin =
+        propdesk_domain::Actor { staff_id: "dev-admin".into(), role: propdesk_domain::Role::Admin, properties: vec![] };
+    let token = keys.mint(&admin, chrono::Utc::now().timestamp(), 600).unwrap();
+    let channel = server.channel().await;
+    let mut directory = pb::directory_service_client::DirectoryServiceClient::new(channel.clone());
+    let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel);
+    let property =
+        directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties
+            [0]
+        .id
+        .clone();
+    let units = directory
+        .list_units(authed(&token, pb::ListUnitsRequest { property_id: property.clone(), building_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .units;
+    let unit = |label: &str| units.iter().find(|u| u.label == label).map(|u| u.id.clone()).unwrap();
+    let request = |unit_id: String, category: &str, description: &str| pb::CreateTicketRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        property_id: property.clone(),
+        unit_id,
+        location: "stairwell".into(),
+        kind: pb::TicketKind::Repair as i32,
+        channel: pb::Channel::Phone as i32,
+        category: category.into(),
+        description: description.into(),
+        ..Default::default()
+    };
+
+    let burst = tickets
+        .create_ticket(authed(&token, request(unit("2-1203"), "plumbing", "爆管了")))
+        .await
+        .unwrap()
+        .into_inner();
+    let burst = dispatched(&mut tickets, &token, &burst.id).await;
+    assert_eq!((burst.department, burst.priority), (pb::Department::Engineering as i32, pb::Priority::P1 as i32));
+    assert!(!burst.assignee_id.is_empty());
+    let rubbish = tickets
+        .create_ticket(authed(&token, request(String::new(), "rubbish", "bags in the stairwell")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dispatched(&mut tickets, &token, &rubbish.id).await.department, pb::Department::Cleaning as i32);
+
+    let mut reports = Vec::new();
+    for label in ["1-1203", "1-1204", "1-802", "1-301"] {
+        let created = tickets
+            .create_ticket(authed(&token, request(unit(label), "water_supply", "no water")))
+            .await
+            .unwrap()
+            .into_inner();
+        reports.push(dispatched(&mut tickets, &token, &created.id).await.id);
+    }
+    let mut incident_ids = Vec::new();
+    for id in &reports {
+        let report = dispatched(&mut tickets, &token, id).await;
+        incident_ids.push(report.incident_id);
+    }
+    assert!(!incident_ids[0].is_empty() && incident_ids.iter().all(|i| i == &incident_ids[0]), "{incident_ids:?}");
+    let incident = tickets
+        .get_ticket(authed(&token, pb::GetTicketRequest { ticket_id: incident_ids[0].clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let action = pb::TicketActionRequest {
+        ticket_id: incident.id.clone(),
+        expected_version: incident.version,
+        note: "fixed".into(),
+    };
+    tickets.resolve_ticket(authed(&token, action)).await.unwrap();
+    for id in &reports {
+        let report = tickets
+            .get_ticket(authed(&token, pb::GetTicketRequest { ticket_id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.state, pb::TicketState::Resolved as i32);
+    }
+}

@@ -8,6 +8,7 @@ mod dev_mode;
 mod dispatching;
 mod invalid_input;
 mod lifecycle;
+mod resilience;
 mod watch;
 
 /// Declares `sqlite::<test>` and `postgres::<test>` for each listed scenario.

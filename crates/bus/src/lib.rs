@@ -64,7 +64,7 @@ impl Bus {
     /// Starts consuming the role's queue with at most `prefetch` unsettled deliveries.
     pub async fn subscribe(&self, role: WorkerRole, prefetch: u16) -> Result<Subscription, BusError> {
         match self {
-            Bus::Rabbit(bus) => Ok(Subscription::Rabbit(bus.subscribe(role, prefetch))),
+            Bus::Rabbit(bus) => Ok(Subscription::Rabbit(Box::new(bus.subscribe(role, prefetch)))),
             Bus::Memory(bus) => Ok(Subscription::Memory(bus.subscribe(role))),
         }
     }
@@ -80,7 +80,7 @@ impl Bus {
 
 /// A stream of deliveries for one role.
 pub enum Subscription {
-    Rabbit(rabbit::RabbitSubscription),
+    Rabbit(Box<rabbit::RabbitSubscription>),
     Memory(memory::MemorySubscription),
 }
 

@@ -131,7 +131,7 @@ pub async fn dispatch(
     }
 
     let incident = if state == TicketState::New {
-        incident_for(store, &txn, policy, &ticket, department, now).await?
+        incident_for(&txn, policy, &ticket, department, now).await?
     } else {
         None
     };
@@ -222,7 +222,6 @@ async fn pick_assignee(
 /// a new one when enough distinct units reported within the window (the other reports are
 /// linked to it here; the caller links this one).
 async fn incident_for(
-    _store: &Store,
     txn: &Transaction,
     policy: &Policy,
     report: &ticket::Model,

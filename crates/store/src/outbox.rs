@@ -3,11 +3,14 @@
 use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
 use crate::entity::outbox;
 use crate::{Store, StoreError};
+
+/// How long a SQLite claim holds before another relay may take the rows over.
+const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(60);
 
 /// What one relay pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +25,10 @@ impl Store {
     ///
     /// PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED` inside a transaction held across
     /// the publish, so relays in several replicas never publish the same row at once.
-    /// SQLite (one process, one relay): no transaction is held across the publish, because
-    /// a read transaction there could not be upgraded after the consumers' own commits.
+    /// SQLite: one `UPDATE` stamps a claim token and a lease on the rows (atomic, as SQLite
+    /// has one writer), so relays of several processes on one file never share a row; no
+    /// transaction is held across the publish, because a read transaction there could not
+    /// be upgraded after the consumers' own commits. A crashed relay's lease simply expires.
     pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<RelayPass, StoreError>
     where
         F: FnOnce(Vec<outbox::Model>) -> Fut,
@@ -38,7 +43,30 @@ impl Store {
             txn.commit().await?;
             Ok(RelayPass { published: sent.len(), failed: failed.len() })
         } else {
-            let rows = select.all(&self.db).await?;
+            let now = crate::now();
+            let token = uuid::Uuid::now_v7().to_string();
+            let claimable = Query::select()
+                .column(outbox::Column::Id)
+                .from(outbox::Entity)
+                .cond_where(
+                    Condition::any()
+                        .add(outbox::Column::ClaimedUntil.is_null())
+                        .add(outbox::Column::ClaimedUntil.lt(now)),
+                )
+                .order_by(outbox::Column::Id, Order::Asc)
+                .limit(limit)
+                .to_owned();
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::ClaimToken, Expr::value(token.clone()))
+                .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
+                .filter(outbox::Column::Id.in_subquery(claimable))
+                .exec(&self.db)
+                .await?;
+            let rows = outbox::Entity::find()
+                .filter(outbox::Column::ClaimToken.eq(token))
+                .order_by_asc(outbox::Column::Id)
+                .all(&self.db)
+                .await?;
             let (sent, failed) = split(&rows, publish(rows.clone()).await);
             finish(&self.db, &sent, &failed).await?;
             Ok(RelayPass { published: sent.len(), failed: failed.len() })
@@ -73,6 +101,7 @@ async fn finish(db: &impl sea_orm::ConnectionTrait, sent: &[i64], failed: &[i64]
     if !failed.is_empty() {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(outbox::Column::Id.is_in(failed.iter().copied()))
             .exec(db)
             .await?;

@@ -278,6 +278,8 @@ pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: Dat
         payload: Set(message.payload),
         created_at: Set(at),
         attempts: Set(0),
+        claim_token: Set(None),
+        claimed_until: Set(None),
         ..Default::default()
     }
     .insert(txn)

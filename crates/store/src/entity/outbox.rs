@@ -14,6 +14,9 @@ pub struct Model {
     pub payload: Vec<u8>,
     pub created_at: DateTimeUtc,
     pub attempts: i32,
+    /// SQLite only: the relay pass that holds this row, until `claimed_until`.
+    pub claim_token: Option<String>,
+    pub claimed_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
