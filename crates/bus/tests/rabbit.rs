@@ -27,11 +27,7 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         let bus = self.bus.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(bus.delete_topology()).ok()
-        })
-        .join();
+        propdesk_testkit::clean_up(async move { bus.delete_topology().await });
     }
 }
 

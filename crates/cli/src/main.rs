@@ -363,7 +363,7 @@ fn print_welcome(settings: &Settings, keys: &TokenKeys, demo: &dev::Demo) -> Res
     let database =
         if settings.database.url.0 == DEV_DATABASE_URL { "propdesk-dev.db (SQLite)" } else { "configured database" };
     println!(
-        "\npropdesk dev: intake on {listen}, data in {database}\n\
+        "\npropdesk dev: intake on {listen} with the dispatch worker on the in-process bus, data in {database}\n\
          demo property: {property}\n\n\
          admin token:\n{admin}\n\n\
          agent token (reception desk):\n{agent}\n\n\

@@ -130,11 +130,8 @@ pub async fn dispatch(
         priority = raised;
     }
 
-    let incident = if state == TicketState::New {
-        incident_for(&txn, policy, &ticket, department, now).await?
-    } else {
-        None
-    };
+    let incident =
+        if state == TicketState::New { incident_for(&txn, policy, &ticket, department, now).await? } else { None };
     let assignee_id = match &incident {
         Some(incident) => {
             updated.incident_id = Some(incident.id.clone());
@@ -247,51 +244,26 @@ async fn incident_for(
     let category_name = policy.categories.get(&report.category).map_or(report.category.clone(), |c| c.name.clone());
     let incident_id = uuid::Uuid::now_v7().to_string();
     let incident = ticket::Model {
-        id: incident_id.clone(),
-        version: 1,
-        property_id: report.property_id.clone(),
         building_id: report.building_id.clone(),
-        unit_id: None,
-        unit_label: None,
         location: format!("building {}", report.unit_label.as_deref().and_then(|l| l.split('-').next()).unwrap_or("?")),
-        resident_id: None,
-        reporter_name: String::new(),
-        reporter_phone: String::new(),
         kind: TicketKind::Repair.code().to_owned(),
         channel: report.channel.clone(),
         category: report.category.clone(),
         department: Some(department.code().to_owned()),
         priority: priority.code().to_owned(),
         state: TicketState::Dispatched.code().to_owned(),
-        held_from: None,
         title: format!("Incident: {category_name}, {} units", units.len()),
         description: format!("{} reports from {} units of one building within the window", reports.len(), units.len()),
         first_contact_agent_id: report.first_contact_agent_id.clone(),
         assignee_id: assignee_id.clone(),
-        escalation_level: 0,
         incident_id: Some(incident_id.clone()),
-        repeat_fault: false,
         request_id: format!("incident-{incident_id}"),
-        request_fingerprint: String::new(),
-        created_at: now,
-        updated_at: now,
         dispatched_at: Some(now),
-        accepted_at: None,
-        on_site_at: None,
-        resolved_at: None,
-        closed_at: None,
-        on_hold_since: None,
         acknowledge_by: deadlines.acknowledge_by,
         on_site_by: deadlines.on_site_by,
         resolve_by: deadlines.resolve_by,
-        first_reply_by: None,
-        callback_by: None,
-        promised_reply_at: None,
-        callback_satisfaction: None,
-        callback_comment: None,
-        callback_recorded_by: None,
-        callback_recorded_at: None,
         is_incident: true,
+        ..ticket::Model::blank(incident_id.clone(), report.property_id.clone(), now)
     };
     let incident = work::insert_ticket(txn, incident).await?;
     let opened = vec![

@@ -69,16 +69,11 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.postgres_name.take() else { return };
         let server = postgres_server_url();
-        // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async {
-                let admin = Database::connect(format!("{server}/postgres")).await.ok()?;
-                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
-                admin.close().await.ok()
-            })
+        clean_up(async move {
+            let admin = Database::connect(format!("{server}/postgres")).await.ok()?;
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+            admin.close().await.ok()
         });
-        let _ = dropped.join();
     }
 }
 
@@ -90,4 +85,18 @@ pub fn amqp_url() -> String {
 /// A name prefix no other test uses, so tests share one broker without seeing each other.
 pub fn unique_bus_prefix() -> String {
     format!("propdesk-test-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Runs async clean-up from `Drop`, which may run inside or outside a runtime: on a thread
+/// of its own with a small runtime, waiting for it to finish.
+pub fn clean_up<F>(work: F)
+where
+    F: std::future::Future + Send + 'static,
+{
+    let _ = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            runtime.block_on(work);
+        }
+    })
+    .join();
 }

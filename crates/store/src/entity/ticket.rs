@@ -57,6 +57,60 @@ pub struct Model {
     pub is_incident: bool,
 }
 
+impl Model {
+    /// A ticket with nothing done yet: version 1, state `new`, no department, assignee,
+    /// clocks, callback or incident. Callers set what they know with struct-update syntax.
+    pub fn blank(id: String, property_id: String, at: DateTimeUtc) -> Model {
+        Model {
+            id,
+            version: 1,
+            property_id,
+            building_id: None,
+            unit_id: None,
+            unit_label: None,
+            location: String::new(),
+            resident_id: None,
+            reporter_name: String::new(),
+            reporter_phone: String::new(),
+            kind: String::new(),
+            channel: String::new(),
+            category: String::new(),
+            department: None,
+            priority: String::new(),
+            state: "new".to_owned(),
+            held_from: None,
+            title: String::new(),
+            description: String::new(),
+            first_contact_agent_id: String::new(),
+            assignee_id: None,
+            escalation_level: 0,
+            incident_id: None,
+            repeat_fault: false,
+            request_id: String::new(),
+            request_fingerprint: String::new(),
+            created_at: at,
+            updated_at: at,
+            dispatched_at: None,
+            accepted_at: None,
+            on_site_at: None,
+            resolved_at: None,
+            closed_at: None,
+            on_hold_since: None,
+            acknowledge_by: None,
+            on_site_by: None,
+            resolve_by: None,
+            first_reply_by: None,
+            callback_by: None,
+            promised_reply_at: None,
+            callback_satisfaction: None,
+            callback_comment: None,
+            callback_recorded_by: None,
+            callback_recorded_at: None,
+            is_incident: false,
+        }
+    }
+}
+
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
