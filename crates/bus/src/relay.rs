@@ -35,8 +35,17 @@ impl OutboxRelay {
         OutboxRelay { store, bus, settings }
     }
 
-    /// One claim-publish-delete pass.
+    /// One claim-publish-delete pass; updates the outbox metrics.
     pub async fn pass(&self) -> Result<RelayPass, propdesk_store::StoreError> {
+        let pass = self.publish_batch().await?;
+        metrics::counter!("propdesk_outbox_published_total").increment(pass.published as u64);
+        metrics::counter!("propdesk_outbox_publish_failures_total").increment(pass.failed as u64);
+        let lag = self.store.outbox_lag(propdesk_store::now()).await?;
+        metrics::gauge!("propdesk_outbox_lag_seconds").set(lag.as_seconds_f64());
+        Ok(pass)
+    }
+
+    async fn publish_batch(&self) -> Result<RelayPass, propdesk_store::StoreError> {
         let bus = self.bus.clone();
         self.store
             .relay_outbox(self.settings.batch, |rows| async move {

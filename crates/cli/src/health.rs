@@ -41,7 +41,10 @@ pub async fn serve(
     tokio::spawn(checks);
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown.cancelled_owned(),
+        )
         .await
         .map_err(|e| format!("health server: {e}"))
 }

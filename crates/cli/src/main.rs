@@ -124,6 +124,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
+    if matches!(command, Command::Intake | Command::Dispatch | Command::Dev) {
+        telemetry::init_metrics(&settings.metrics).map_err(Failure::Config)?;
+    }
     match command {
         Command::Token { staff, role, properties, ttl_secs } => {
             let keys = token_keys(&settings)?;

@@ -27,7 +27,14 @@ pub struct Settings {
     pub log: LogSettings,
     pub bus: BusSettings,
     pub dispatch: DispatchSettings,
+    pub metrics: MetricsSettings,
     pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsSettings {
+    /// Prometheus endpoint (`http://<listen>/metrics`); empty: off.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +129,7 @@ impl Default for Settings {
                 health_listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
                 drain_timeout_secs: 20,
             },
+            metrics: MetricsSettings { listen: String::new() },
             policy: Policy::default(),
         }
     }
@@ -188,6 +196,9 @@ impl Settings {
         }
         if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 {
             return Err(SettingsError::Invalid("dispatch.concurrency and dispatch.prefetch must be at least 1".into()));
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(SettingsError::Invalid(format!("metrics.listen `{}` is not an address", self.metrics.listen)));
         }
         if !["pretty", "json"].contains(&self.log.format.as_str()) {
             return Err(SettingsError::Invalid(format!(

@@ -1,9 +1,24 @@
 //! Logging setup: human-readable by default, JSON for production (`log.format = "json"`).
-//! `RUST_LOG`, when set, overrides `log.filter`.
+//! `RUST_LOG`, when set, overrides `log.filter`. Metrics: a Prometheus endpoint when
+//! `metrics.listen` is set.
+
+use std::net::SocketAddr;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogSettings;
+use crate::settings::{LogSettings, MetricsSettings};
+
+/// Starts the Prometheus endpoint, if configured. Must run inside the runtime.
+pub fn init_metrics(settings: &MetricsSettings) -> Result<(), String> {
+    if settings.listen.is_empty() {
+        return Ok(());
+    }
+    let listen: SocketAddr = settings.listen.parse().map_err(|e| format!("metrics.listen: {e}"))?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .install()
+        .map_err(|e| format!("metrics.listen {listen}: {e}"))
+}
 
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));

@@ -64,6 +64,7 @@ async fn handle(store: &Store, policy: &Policy, delivery: Delivery) {
     let event = match pb::TicketEvent::decode(&delivery.envelope.payload[..]) {
         Ok(event) => event,
         Err(err) => {
+            metrics::counter!("propdesk_messages_total", "role" => "dispatch", "outcome" => "parked").increment(1);
             let reason = format!("undecodable TicketEvent: {err}");
             if let Err(err) = delivery.park(&reason).await {
                 tracing::warn!(%message_id, error = %err, "could not park a message");
@@ -76,9 +77,11 @@ async fn handle(store: &Store, policy: &Policy, delivery: Delivery) {
             if let Outcome::Dispatched { department, assignee_id, incident_id, repeat_fault } = &outcome {
                 tracing::info!(ticket_id = %event.ticket_id, %department, assignee_id = ?assignee_id, incident_id = ?incident_id, repeat_fault, "ticket dispatched");
             }
+            metrics::counter!("propdesk_messages_total", "role" => "dispatch", "outcome" => "acked").increment(1);
             delivery.ack().await
         }
         Err(err) => {
+            metrics::counter!("propdesk_messages_total", "role" => "dispatch", "outcome" => "retried").increment(1);
             tracing::warn!(ticket_id = %event.ticket_id, %message_id, attempt = delivery.attempt, error = %err, "dispatch failed; will retry");
             delivery.retry(&err.to_string()).await
         }
