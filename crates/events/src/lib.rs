@@ -71,7 +71,7 @@ fn text(value: &Option<String>) -> String {
 pub fn event_to_wire(e: &ticket_event::Model) -> pb::TicketEvent {
     pb::TicketEvent {
         event_id: e.event_id.clone(),
-        cursor: e.id.to_string(),
+        cursor: propdesk_store::EventCursor::of(e).to_string(),
         ticket_id: e.ticket_id.clone(),
         r#type: code_to_wire::<EventType>(Some(&e.event_type)),
         actor_id: e.actor_id.clone(),

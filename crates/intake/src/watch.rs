@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use propdesk_domain::{Actor, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
+use propdesk_store::EventCursor;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,15 +29,15 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
     let property_id = v.optional_id("property_id", &request.property_id);
     let department = optional_enum::<Department>(&mut v, "department", request.department);
     let assignee_id = v.optional_id("assignee_id", &request.assignee_id);
-    let after: Option<i64> = match request.after_cursor.as_str() {
+    let after = match request.after_cursor.as_str() {
         "" => None,
-        cursor => match cursor.parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n),
-            _ => {
+        cursor => {
+            let parsed = EventCursor::parse(cursor);
+            if parsed.is_none() {
                 v.add("after_cursor", "is not a cursor returned by this API");
-                None
             }
-        },
+            parsed
+        }
     };
     v.into_result()?;
     let properties = match property_id {
@@ -70,7 +71,7 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
             };
             let full = batch.len() as u64 == BATCH;
             for event in batch {
-                cursor = event.id;
+                cursor = EventCursor::of(&event);
                 if sender.send(Ok(event_to_wire(&event))).await.is_err() {
                     return; // the client went away
                 }

@@ -27,7 +27,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, NewEvent, OutboxMessage, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, NewEvent, OutboxMessage, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,10 +1,10 @@
 //! Tickets, their history and the outbox messages their changes publish.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use crate::entity::{outbox, ticket, ticket_event};
@@ -65,6 +65,44 @@ pub struct TicketFilter {
     /// Cursor: only ids strictly below this one (ids are time-ordered UUIDv7).
     pub before_id: Option<String>,
     pub limit: u64,
+}
+
+/// A position in the event order: (writing transaction, sequence id). Written as
+/// `"<tx_id>.<id>"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventCursor {
+    pub tx_id: i64,
+    pub id: i64,
+}
+
+impl EventCursor {
+    pub fn of(event: &ticket_event::Model) -> EventCursor {
+        EventCursor { tx_id: event.tx_id, id: event.id }
+    }
+
+    pub fn parse(text: &str) -> Option<EventCursor> {
+        let (tx_id, id) = text.split_once('.')?;
+        let cursor = EventCursor { tx_id: tx_id.parse().ok()?, id: id.parse().ok()? };
+        (cursor.tx_id >= 0 && cursor.id >= 0).then_some(cursor)
+    }
+}
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.tx_id, self.id)
+    }
+}
+
+/// Events whose writing transaction can no longer be running (all of them on SQLite,
+/// where one writer commits in id order).
+fn settled_events(backend: DbBackend) -> Condition {
+    match backend {
+        DbBackend::Postgres => Condition::all().add(
+            Expr::col(ticket_event::Column::TxId)
+                .lt(Expr::cust("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")),
+        ),
+        _ => Condition::all(),
+    }
 }
 
 /// States in which a ticket still owes work (see `TicketState::is_open`), minus on hold,
@@ -200,17 +238,28 @@ impl Store {
             .await?)
     }
 
-    /// Events after `cursor` in global order, for watchers. `property_ids: None`: all.
+    /// Events after `cursor` in commit order, for watchers. `property_ids: None`: all.
+    ///
+    /// On PostgreSQL, sequence ids are taken at insert but become visible at commit, so a
+    /// later id can commit first. Only events of transactions older than every running one
+    /// (`pg_snapshot_xmin`) are returned, ordered by (transaction id, id): anything that
+    /// commits later has a higher transaction id, so a cursor never steps past an event.
     pub async fn events_after(
         &self,
-        cursor: i64,
+        cursor: EventCursor,
         property_ids: Option<&[String]>,
         department: Option<&str>,
         assignee_id: Option<&str>,
         limit: u64,
     ) -> Result<Vec<ticket_event::Model>, StoreError> {
         use ticket_event::Column as C;
-        let mut query = ticket_event::Entity::find().filter(C::Id.gt(cursor));
+        let mut query = ticket_event::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(C::TxId.gt(cursor.tx_id))
+                    .add(Condition::all().add(C::TxId.eq(cursor.tx_id)).add(C::Id.gt(cursor.id))),
+            )
+            .filter(settled_events(self.backend()));
         if let Some(ids) = property_ids {
             query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
         }
@@ -220,18 +269,19 @@ impl Store {
         if let Some(assignee_id) = assignee_id {
             query = query.filter(C::AssigneeId.eq(assignee_id));
         }
-        Ok(query.order_by_asc(C::Id).limit(limit).all(&self.db).await?)
+        Ok(query.order_by_asc(C::TxId).order_by_asc(C::Id).limit(limit).all(&self.db).await?)
     }
 
-    /// The cursor of the newest event (0 when there is none).
-    pub async fn last_event_cursor(&self) -> Result<i64, StoreError> {
-        let last: Option<Option<i64>> = ticket_event::Entity::find()
-            .select_only()
-            .column_as(ticket_event::Column::Id.max(), "max_id")
-            .into_tuple()
+    /// The cursor of the newest settled event (the start when there is none).
+    pub async fn last_event_cursor(&self) -> Result<EventCursor, StoreError> {
+        use ticket_event::Column as C;
+        let last = ticket_event::Entity::find()
+            .filter(settled_events(self.backend()))
+            .order_by_desc(C::TxId)
+            .order_by_desc(C::Id)
             .one(&self.db)
             .await?;
-        Ok(last.flatten().unwrap_or(0))
+        Ok(last.as_ref().map(EventCursor::of).unwrap_or_default())
     }
 
     /// Number of unsent outbox messages (for tests and the relay's lag metric).

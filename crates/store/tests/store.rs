@@ -180,7 +180,49 @@ async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
     let p1_only = store.events_after(start, Some(&["p1".to_owned()]), None, None, 100).await.unwrap();
     assert_eq!(p1_only.len(), 1);
     assert_eq!(p1_only[0].ticket_version, 2);
-    assert_eq!(store.last_event_cursor().await.unwrap(), after[1].id);
+    assert_eq!(store.last_event_cursor().await.unwrap(), propdesk_store::EventCursor::of(&after[1]));
+}
+
+/// Two transactions take event ids 1 and 2; the second commits first. A watcher must not
+/// see event 2 before event 1 is committed, or its cursor would step past event 1.
+#[tokio::test]
+async fn postgres_watchers_never_step_past_an_event_still_being_committed() {
+    let (_db, store) = fresh(Backend::Postgres).await;
+    let first = create(&store, ticket("p1", "a", now())).await;
+    let second = create(&store, ticket("p1", "b", now())).await;
+    let created = propdesk_store::EventCursor::of(&store.history(&second.id).await.unwrap()[0]);
+    let mut start = store.last_event_cursor().await.unwrap();
+    while start < created {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        start = store.last_event_cursor().await.unwrap();
+    }
+
+    let slow = store.begin().await.unwrap();
+    let mut first_noted = first.clone();
+    first_noted.version = 2;
+    propdesk_store::work::update_ticket(&slow, &first_noted, 1).await.unwrap();
+    propdesk_store::work::append_events(&slow, &first_noted, vec![event("note_added", Some("new"), "new")], &publish)
+        .await
+        .unwrap();
+
+    let mut second_noted = second.clone();
+    second_noted.version = 2;
+    store.save_change(&second_noted, 1, vec![event("note_added", Some("new"), "new")], publish).await.unwrap();
+    let visible = store.events_after(start, None, None, None, 100).await.unwrap();
+    assert!(visible.is_empty(), "an event was shown while an older transaction was still open: {visible:?}");
+
+    store.commit(slow).await.unwrap();
+    // The horizon is server-wide: other databases' transactions may hold it back briefly.
+    let mut visible = Vec::new();
+    for _ in 0..100 {
+        visible =
+            store.events_after(start, None, None, None, 100).await.unwrap().into_iter().map(|e| e.ticket_id).collect();
+        if !visible.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(visible, [first.id, second.id], "in commit-safe order, nothing skipped");
 }
 
 async fn duplicate_directory_names_conflict(backend: Backend) {

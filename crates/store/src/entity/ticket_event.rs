@@ -21,6 +21,9 @@ pub struct Model {
     pub department: Option<String>,
     pub assignee_id: Option<String>,
     pub priority: String,
+    /// PostgreSQL: the id of the transaction that wrote the event (set by the database);
+    /// SQLite: 0. Watch cursors are ordered by (`tx_id`, `id`).
+    pub tx_id: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_incidents;
 mod m0003_outbox_claims;
+mod m0004_event_transaction_order;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_incidents::Migration),
             Box::new(m0003_outbox_claims::Migration),
+            Box::new(m0004_event_transaction_order::Migration),
         ]
     }
 }
