@@ -169,18 +169,48 @@ async fn overdue_filter_finds_missed_unmet_deadlines(backend: Backend) {
 async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let a = create(&store, ticket("p1", "a", now())).await;
-    let start = store.last_event_cursor().await.unwrap();
+    let start = settled_cursor(&store, &a.id).await;
     let b = create(&store, ticket("p2", "b", now())).await;
     let mut accepted = a.clone();
     accepted.version = 2;
     store.save_change(&accepted, 1, vec![event("note_added", Some("new"), "new")], publish).await.unwrap();
 
-    let after: Vec<_> = store.events_after(start, None, None, None, 100).await.unwrap();
+    let after = settled_events_after(&store, start, 2).await;
     assert_eq!(after.iter().map(|e| e.ticket_id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
     let p1_only = store.events_after(start, Some(&["p1".to_owned()]), None, None, 100).await.unwrap();
     assert_eq!(p1_only.len(), 1);
     assert_eq!(p1_only[0].ticket_version, 2);
     assert_eq!(store.last_event_cursor().await.unwrap(), propdesk_store::EventCursor::of(&after[1]));
+}
+
+/// On PostgreSQL an event becomes watchable once every older transaction on the server
+/// has ended; other tests' transactions can hold that back for a moment.
+async fn settled_events_after(
+    store: &Store,
+    start: propdesk_store::EventCursor,
+    expected: usize,
+) -> Vec<propdesk_store::entity::ticket_event::Model> {
+    for _ in 0..600 {
+        let events = store.events_after(start, None, None, None, 100).await.unwrap();
+        if events.len() >= expected {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {expected} events became watchable");
+}
+
+/// The watch cursor once the newest event of `ticket_id` is watchable.
+async fn settled_cursor(store: &Store, ticket_id: &str) -> propdesk_store::EventCursor {
+    let newest = propdesk_store::EventCursor::of(store.history(ticket_id).await.unwrap().last().unwrap());
+    for _ in 0..600 {
+        let cursor = store.last_event_cursor().await.unwrap();
+        if cursor >= newest {
+            return cursor;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the events of {ticket_id} never became watchable");
 }
 
 /// Two transactions take event ids 1 and 2; the second commits first. A watcher must not
@@ -190,12 +220,7 @@ async fn postgres_watchers_never_step_past_an_event_still_being_committed() {
     let (_db, store) = fresh(Backend::Postgres).await;
     let first = create(&store, ticket("p1", "a", now())).await;
     let second = create(&store, ticket("p1", "b", now())).await;
-    let created = propdesk_store::EventCursor::of(&store.history(&second.id).await.unwrap()[0]);
-    let mut start = store.last_event_cursor().await.unwrap();
-    while start < created {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        start = store.last_event_cursor().await.unwrap();
-    }
+    let start = settled_cursor(&store, &second.id).await;
 
     let slow = store.begin().await.unwrap();
     let mut first_noted = first.clone();
