@@ -163,10 +163,7 @@ pub async fn dispatch(
     if priority.code() != ticket.priority {
         updated.priority = priority.code().to_owned();
         // The clocks of a raised ticket run from when it was reported.
-        let deadlines = policy.sla.deadlines(priority, kind, ticket.created_at);
-        updated.acknowledge_by = deadlines.acknowledge_by;
-        updated.on_site_by = deadlines.on_site_by;
-        updated.resolve_by = deadlines.resolve_by;
+        updated.set_clocks(policy.sla.deadlines(priority, kind, ticket.created_at));
     }
     updated.version = ticket.version + 1;
     updated.updated_at = now;
@@ -243,7 +240,7 @@ async fn incident_for(
     let deadlines = policy.sla.deadlines(priority, TicketKind::Repair, now);
     let category_name = policy.categories.get(&report.category).map_or(report.category.clone(), |c| c.name.clone());
     let incident_id = uuid::Uuid::now_v7().to_string();
-    let incident = ticket::Model {
+    let mut incident = ticket::Model {
         building_id: report.building_id.clone(),
         location: format!("building {}", report.unit_label.as_deref().and_then(|l| l.split('-').next()).unwrap_or("?")),
         kind: TicketKind::Repair.code().to_owned(),
@@ -259,12 +256,10 @@ async fn incident_for(
         incident_id: Some(incident_id.clone()),
         request_id: format!("incident-{incident_id}"),
         dispatched_at: Some(now),
-        acknowledge_by: deadlines.acknowledge_by,
-        on_site_by: deadlines.on_site_by,
-        resolve_by: deadlines.resolve_by,
         is_incident: true,
         ..ticket::Model::blank(incident_id.clone(), report.property_id.clone(), now)
     };
+    incident.set_clocks(deadlines);
     let incident = work::insert_ticket(txn, incident).await?;
     let opened = vec![
         system_event(

@@ -223,13 +223,7 @@ impl TicketApi {
                     Move::Resume => {
                         // Clocks stop while on hold: move every deadline by the time paused.
                         if let Some(since) = t.on_hold_since.take() {
-                            let paused = now - since;
-                            let shift = |at: &mut Option<DateTime<Utc>>| *at = at.map(|at| at + paused);
-                            for deadline in
-                                [&mut t.acknowledge_by, &mut t.on_site_by, &mut t.resolve_by, &mut t.first_reply_by]
-                            {
-                                shift(deadline);
-                            }
+                            t.set_clocks(t.deadlines().shifted_by(now - since));
                         }
                     }
                     Move::Resolve => {
@@ -264,11 +258,7 @@ fn history_event(actor: &Actor, step: Step, now: DateTime<Utc>) -> NewEvent {
 fn restart_clocks(t: &mut ticket::Model, sla: &propdesk_domain::SlaPolicy, now: DateTime<Utc>) -> ApiResult<()> {
     let priority: Priority = parse_code(t, &t.priority.clone())?;
     let kind: TicketKind = parse_code(t, &t.kind.clone())?;
-    let deadlines = sla.deadlines(priority, kind, now);
-    t.acknowledge_by = deadlines.acknowledge_by;
-    t.on_site_by = deadlines.on_site_by;
-    t.resolve_by = deadlines.resolve_by;
-    t.first_reply_by = deadlines.first_reply_by;
+    t.set_clocks(sla.deadlines(priority, kind, now));
     t.callback_by = None;
     t.accepted_at = None;
     t.on_site_at = None;
@@ -672,13 +662,10 @@ impl TicketApi {
             first_contact_agent_id: actor.staff_id.clone(),
             request_id: body.request_id.clone(),
             request_fingerprint: fingerprint.clone(),
-            acknowledge_by: deadlines.acknowledge_by,
-            on_site_by: deadlines.on_site_by,
-            resolve_by: deadlines.resolve_by,
-            first_reply_by: deadlines.first_reply_by,
             promised_reply_at,
             ..ticket::Model::blank(new_id(), property_id, now)
         };
+        ticket.set_clocks(deadlines);
         let event = |event_type: EventType, from: Option<TicketState>, to: TicketState, note: String| NewEvent {
             event_id: new_id(),
             event_type: event_type.code().to_owned(),

@@ -7,6 +7,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use propdesk_domain::TicketState;
+
 use crate::entity::{outbox, ticket, ticket_event};
 use crate::{Store, StoreError, work};
 
@@ -105,9 +107,11 @@ fn settled_events(backend: DbBackend) -> Condition {
     }
 }
 
-/// States in which a ticket still owes work (see `TicketState::is_open`), minus on hold,
-/// whose clocks are paused.
-const RUNNING_STATES: [&str; 6] = ["new", "dispatched", "accepted", "on_site", "transferred", "reopened"];
+/// States whose clocks are running: open (see `TicketState::is_open`) and not on hold,
+/// where the clocks are paused.
+fn running_states() -> Vec<&'static str> {
+    work::open_states().into_iter().filter(|code| *code != TicketState::OnHold.code()).collect()
+}
 
 impl Store {
     /// Writes a new ticket with its first events and their outbox messages, unless the same
@@ -210,7 +214,7 @@ impl Store {
             }
         }
         if let Some(now) = filter.overdue_at {
-            query = query.filter(C::State.is_in(RUNNING_STATES)).filter(
+            query = query.filter(C::State.is_in(running_states())).filter(
                 Condition::any()
                     .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
                     .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))

@@ -8,12 +8,17 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 
+use propdesk_domain::TicketState;
+
 use crate::entity::{inbox, staff, ticket, ticket_event};
 use crate::tickets::append_event;
 use crate::{NewEvent, OutboxMessage, Store, StoreError};
 
-/// States that still owe work (they count in an assignee's load).
-pub const OPEN_STATES: [&str; 7] = ["new", "dispatched", "accepted", "on_site", "on_hold", "transferred", "reopened"];
+/// Codes of the states that still owe work (they count in an assignee's load), as the
+/// domain defines them.
+pub fn open_states() -> Vec<&'static str> {
+    TicketState::ALL.iter().filter(|s| s.is_open()).map(|s| s.code()).collect()
+}
 
 impl Store {
     pub async fn begin(&self) -> Result<DatabaseTransaction, StoreError> {
@@ -125,7 +130,7 @@ pub async fn assignment_candidates(
         .column(ticket::Column::AssigneeId)
         .column_as(ticket::Column::Id.count(), "open")
         .filter(ticket::Column::AssigneeId.is_in(people.iter().map(|p| p.id.clone())))
-        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .filter(ticket::Column::State.is_in(open_states()))
         .filter(ticket::Column::IsIncident.eq(false))
         .group_by(ticket::Column::AssigneeId)
         .into_tuple()
@@ -185,7 +190,7 @@ pub async fn recent_reports(
         .filter(ticket::Column::Category.eq(category))
         .filter(ticket::Column::CreatedAt.gte(since))
         .filter(ticket::Column::IsIncident.eq(false))
-        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .filter(ticket::Column::State.is_in(open_states()))
         .order_by_asc(ticket::Column::Id)
         .all(txn)
         .await?)
@@ -201,7 +206,7 @@ pub async fn open_incident(
         .filter(ticket::Column::BuildingId.eq(building_id))
         .filter(ticket::Column::Category.eq(category))
         .filter(ticket::Column::IsIncident.eq(true))
-        .filter(ticket::Column::State.is_in(OPEN_STATES))
+        .filter(ticket::Column::State.is_in(open_states()))
         .order_by_desc(ticket::Column::Id)
         .one(txn)
         .await?)

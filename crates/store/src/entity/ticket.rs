@@ -1,3 +1,4 @@
+use propdesk_domain::Deadlines;
 use sea_orm::entity::prelude::*;
 
 /// One ticket. `version` increases by one with every change (optimistic concurrency).
@@ -58,6 +59,26 @@ pub struct Model {
 }
 
 impl Model {
+    /// The ticket's clocks as the domain computes them.
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            acknowledge_by: self.acknowledge_by,
+            on_site_by: self.on_site_by,
+            resolve_by: self.resolve_by,
+            first_reply_by: self.first_reply_by,
+            callback_by: self.callback_by,
+        }
+    }
+
+    /// Sets the work clocks (acknowledge, on site, resolve, first reply) from `deadlines`.
+    /// The callback clock is set only at resolution, so it is left as it is.
+    pub fn set_clocks(&mut self, deadlines: Deadlines) {
+        self.acknowledge_by = deadlines.acknowledge_by;
+        self.on_site_by = deadlines.on_site_by;
+        self.resolve_by = deadlines.resolve_by;
+        self.first_reply_by = deadlines.first_reply_by;
+    }
+
     /// A ticket with nothing done yet: version 1, state `new`, no department, assignee,
     /// clocks, callback or incident. Callers set what they know with struct-update syntax.
     pub fn blank(id: String, property_id: String, at: DateTimeUtc) -> Model {
