@@ -83,7 +83,7 @@ fn apply_move(t: &mut ticket::Model, mv: Move, event_type: EventType, note: &str
     Ok(Step { event_type, from: before.state, to: after.state, note: note.to_owned() })
 }
 
-fn stream_page_token(id: &str) -> String {
+fn page_token_after(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
@@ -338,7 +338,7 @@ impl TicketService for TicketApi {
         let mut rows = self.state.store.list_tickets(&filter).await.map_err(ApiError::from)?;
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|t| stream_page_token(&t.id)).unwrap_or_default()
+            rows.last().map(|t| page_token_after(&t.id)).unwrap_or_default()
         } else {
             String::new()
         };
