@@ -8,6 +8,7 @@
 //!   commit: `ack`, `retry` (back-off through the retry queues) or `park`.
 //! - Consumers are idempotent (the inbox table): every message may arrive more than once.
 
+pub mod consume;
 pub mod memory;
 pub mod rabbit;
 pub mod relay;
@@ -15,6 +16,7 @@ pub mod topology;
 
 use std::sync::Arc;
 
+pub use consume::consume;
 pub use relay::OutboxRelay;
 pub use topology::{Topology, WorkerRole};
 

@@ -55,6 +55,8 @@ enum Command {
     },
     /// Run the dispatch worker (routes and assigns tickets from the bus).
     Dispatch,
+    /// Run the notifier worker (SLA clocks, escalations, follow-ups, notifications, webhooks).
+    Notifier,
     /// Inspect or replay messages parked after failing too often.
     Parked {
         #[command(subcommand)]
@@ -124,7 +126,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
-    if matches!(command, Command::Intake | Command::Dispatch | Command::Dev) {
+    if matches!(command, Command::Intake | Command::Dispatch | Command::Notifier | Command::Dev) {
         telemetry::init_metrics(&settings.metrics).map_err(Failure::Config)?;
     }
     match command {
@@ -157,25 +159,18 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             served
         }
         Command::Dispatch => {
-            telemetry::init(&settings.log);
-            let bus = rabbit_bus(&settings)?;
-            let store = connect(&settings).await?;
-            let shutdown = shutdown_on_signal();
-            let health = tokio::spawn(health::serve(
-                settings.dispatch.health_listen,
-                "propdesk.dispatch",
-                store.clone(),
-                bus.clone(),
-                shutdown.clone(),
-            ));
-            let relay = spawn_relay(&settings, &store, &bus, &shutdown);
-            run_dispatch(&settings, store, bus, shutdown.clone()).await?;
-            let _ = relay.await;
-            shutdown.cancel();
-            match health.await {
-                Ok(Err(err)) => Err(Failure::Run(err)),
-                _ => Ok(()),
-            }
+            let listen = settings.dispatch.health_listen;
+            run_worker(&settings, "propdesk.dispatch", listen, |settings, store, bus, stop| {
+                tokio::spawn(run_dispatch_owned(settings, store, bus, stop))
+            })
+            .await
+        }
+        Command::Notifier => {
+            let listen = settings.notifier.health_listen;
+            run_worker(&settings, "propdesk.notifier", listen, |settings, store, bus, stop| {
+                tokio::spawn(run_notifier(settings, store, bus, stop))
+            })
+            .await
         }
         Command::Parked { action } => {
             telemetry::init(&settings.log);
@@ -222,12 +217,16 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let bus = Bus::Memory(MemoryBus::new(settings.bus.topology()));
             settings.dispatch.concurrency = 1;
             let shutdown = shutdown_on_signal();
+            settings.notifier.concurrency = 1;
+            settings.notifier.fire_concurrency = 1;
             let dispatch =
                 tokio::spawn(run_dispatch_owned(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
+            let notifier = tokio::spawn(run_notifier(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let relay = spawn_relay(&settings, &store, &bus, &shutdown);
             let served = serve_intake(&settings, store, keys, shutdown).await;
             let _ = relay.await;
             let _ = dispatch.await;
+            let _ = notifier.await;
             served
         }
     }
@@ -301,6 +300,50 @@ async fn run_dispatch_owned(
     run_dispatch(&settings, store, bus, shutdown).await
 }
 
+/// A worker process: health endpoint, outbox relay, and the worker itself until SIGTERM.
+async fn run_worker<F>(settings: &Settings, service: &'static str, health_listen: std::net::SocketAddr, start: F) -> Result<(), Failure>
+where
+    F: FnOnce(Settings, Store, Bus, CancellationToken) -> tokio::task::JoinHandle<Result<(), Failure>>,
+{
+    telemetry::init(&settings.log);
+    let bus = rabbit_bus(settings)?;
+    let store = connect(settings).await?;
+    let shutdown = shutdown_on_signal();
+    let health = tokio::spawn(health::serve(health_listen, service, store.clone(), bus.clone(), shutdown.clone()));
+    let relay = spawn_relay(settings, &store, &bus, &shutdown);
+    let worker = start(settings.clone(), store, bus, shutdown.clone());
+    let worked = worker.await.map_err(|e| run_error(service)(&e)).and_then(|r| r);
+    // The relay flushes what the worker wrote, then ends.
+    shutdown.cancel();
+    let _ = relay.await;
+    worked?;
+    match health.await {
+        Ok(Err(err)) => Err(Failure::Run(err)),
+        _ => Ok(()),
+    }
+}
+
+/// Waits for `shutdown`, then gives the worker its drain timeout to settle in-flight work.
+async fn drain<E: std::fmt::Display>(
+    name: &str,
+    worker: tokio::task::JoinHandle<Result<(), E>>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    drain_timeout_secs: u64,
+) -> Result<(), Failure> {
+    shutdown.cancelled().await;
+    stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(drain_timeout_secs), worker).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(err))) => Err(run_error(name)(&err)),
+        Ok(Err(join)) => Err(run_error(name)(&join)),
+        Err(_) => {
+            tracing::warn!("{name} drain timed out; unacked messages will be redelivered");
+            Ok(())
+        }
+    }
+}
+
 /// Runs the dispatch worker until `shutdown`; in-flight messages get the drain timeout.
 async fn run_dispatch(settings: &Settings, store: Store, bus: Bus, shutdown: CancellationToken) -> Result<(), Failure> {
     let worker_settings =
@@ -308,18 +351,16 @@ async fn run_dispatch(settings: &Settings, store: Store, bus: Bus, shutdown: Can
     let policy = Arc::new(settings.policy.clone());
     let stop = CancellationToken::new();
     let worker = tokio::spawn(propdesk_dispatch::run(bus, store, policy, worker_settings, stop.clone()));
-    shutdown.cancelled().await;
-    stop.cancel();
-    let drain = Duration::from_secs(settings.dispatch.drain_timeout_secs);
-    match tokio::time::timeout(drain, worker).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(err))) => Err(run_error("dispatch")(&err)),
-        Ok(Err(join)) => Err(run_error("dispatch")(&join)),
-        Err(_) => {
-            tracing::warn!("dispatch drain timed out; unacked messages will be redelivered");
-            Ok(())
-        }
-    }
+    drain("dispatch", worker, stop, shutdown, settings.dispatch.drain_timeout_secs).await
+}
+
+/// Runs the notifier until `shutdown`; in-flight work gets the drain timeout.
+async fn run_notifier(settings: Settings, store: Store, bus: Bus, shutdown: CancellationToken) -> Result<(), Failure> {
+    let policy = Arc::new(settings.policy.clone());
+    let notifier = Arc::new(propdesk_notifier::Notifier::new(store, policy, settings.notifier.clone()));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(propdesk_notifier::run(bus, notifier, stop.clone()));
+    drain("notifier", worker, stop, shutdown, settings.notifier.drain_timeout_secs).await
 }
 
 /// A token cancelled on SIGTERM or Ctrl-C.

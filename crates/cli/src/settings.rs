@@ -6,6 +6,7 @@ use std::path::Path;
 
 use config::{Config, Environment, File, FileFormat};
 use propdesk_domain::Policy;
+use propdesk_notifier::NotifierSettings;
 use serde::{Deserialize, Serialize};
 
 /// A value that never prints.
@@ -27,6 +28,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub bus: BusSettings,
     pub dispatch: DispatchSettings,
+    pub notifier: NotifierSettings,
     pub metrics: MetricsSettings,
     pub policy: Policy,
 }
@@ -129,6 +131,7 @@ impl Default for Settings {
                 health_listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
                 drain_timeout_secs: 20,
             },
+            notifier: NotifierSettings::default(),
             metrics: MetricsSettings { listen: String::new() },
             policy: Policy::default(),
         }
@@ -197,6 +200,7 @@ impl Settings {
         if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 {
             return Err(SettingsError::Invalid("dispatch.concurrency and dispatch.prefetch must be at least 1".into()));
         }
+        self.notifier.validate().map_err(|e| SettingsError::Invalid(format!("notifier.{e}")))?;
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
             return Err(SettingsError::Invalid(format!("metrics.listen `{}` is not an address", self.metrics.listen)));
         }

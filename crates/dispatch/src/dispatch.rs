@@ -163,7 +163,7 @@ pub async fn dispatch(
     if priority.code() != ticket.priority {
         updated.priority = priority.code().to_owned();
         // The clocks of a raised ticket run from when it was reported.
-        updated.set_clocks(policy.sla.deadlines(priority, kind, ticket.created_at));
+        updated.set_clocks(policy.deadlines(priority, kind, &ticket.property_id, ticket.created_at));
     }
     updated.version = ticket.version + 1;
     updated.updated_at = now;
@@ -237,7 +237,7 @@ async fn incident_for(
     }
     let priority = incident_priority(priorities);
     let assignee_id = pick_assignee(txn, &report.property_id, department).await?;
-    let deadlines = policy.sla.deadlines(priority, TicketKind::Repair, now);
+    let deadlines = policy.deadlines(priority, TicketKind::Repair, &report.property_id, now);
     let category_name = policy.categories.get(&report.category).map_or(report.category.clone(), |c| c.name.clone());
     let incident_id = uuid::Uuid::now_v7().to_string();
     let mut incident = ticket::Model {

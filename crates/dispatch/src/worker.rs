@@ -8,7 +8,6 @@ use propdesk_domain::Policy;
 use propdesk_proto::v1 as pb;
 use propdesk_store::Store;
 use prost::Message as _;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{Outcome, dispatch};
@@ -35,28 +34,11 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
-    let mut subscription = bus.subscribe(WorkerRole::Dispatch, settings.prefetch).await?;
-    let concurrency = settings.concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
-    tracing::info!(concurrency, "dispatch worker consuming");
-    loop {
-        let delivery = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            delivery = subscription.next() => delivery,
-        };
-        let Some(delivery) = delivery else { break };
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+    propdesk_bus::consume(&bus, WorkerRole::Dispatch, settings.prefetch, settings.concurrency, shutdown, |delivery| {
         let (store, policy) = (store.clone(), policy.clone());
-        tokio::spawn(async move {
-            handle(&store, &policy, delivery).await;
-            drop(permit);
-        });
-    }
-    subscription.stop().await;
-    // Every permit back means every in-flight delivery is settled.
-    let _ = permits.acquire_many(concurrency as u32).await;
-    tracing::info!("dispatch worker stopped");
-    Ok(())
+        async move { handle(&store, &policy, delivery).await }
+    })
+    .await
 }
 
 async fn handle(store: &Store, policy: &Policy, delivery: Delivery) {

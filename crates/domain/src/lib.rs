@@ -6,8 +6,10 @@
 
 pub mod access;
 pub mod assignment;
+pub mod calendar;
 pub mod category;
 pub mod grouping;
+pub mod ladder;
 pub mod lifecycle;
 pub mod policy;
 pub mod privacy;
@@ -19,6 +21,8 @@ pub mod validation;
 
 pub use access::{Actor, Denied, Operation};
 pub use assignment::{Candidate, choose_assignee};
+pub use calendar::WorkingHours;
+pub use ladder::{Alarm, ClockFacts, EscalationPolicy, Recipient, Rung};
 pub use category::{Category, CategoryCatalog};
 pub use grouping::GroupingPolicy;
 pub use lifecycle::{Lifecycle, Move, TransitionError};

@@ -1,7 +1,15 @@
 //! Everything configurable about the rules, in one value: the category catalog, the
 //! service levels, the urgent-keyword rules, routing overrides and grouping thresholds.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::calendar::WorkingHours;
+use crate::ladder::EscalationPolicy;
+use crate::sla::Deadlines;
+use crate::ticket::{Priority, TicketKind};
 
 use crate::category::CategoryCatalog;
 use crate::grouping::GroupingPolicy;
@@ -16,6 +24,12 @@ pub struct Policy {
     pub urgency: UrgencyRules,
     pub routing: RoutingRules,
     pub grouping: GroupingPolicy,
+    pub escalation: EscalationPolicy,
+    /// Working hours of every property without its own entry below.
+    pub working_hours: WorkingHours,
+    /// Working hours by property id.
+    #[serde(default)]
+    pub property_working_hours: BTreeMap<String, WorkingHours>,
 }
 
 impl Policy {
@@ -26,11 +40,26 @@ impl Policy {
         if self.grouping.incident_window_secs <= 0 || self.grouping.repeat_window_secs <= 0 {
             return Err("grouping: windows must be positive numbers of seconds".to_owned());
         }
+        self.escalation.validate().map_err(|e| format!("escalation.{e}"))?;
+        self.working_hours.validate().map_err(|e| format!("working_hours.{e}"))?;
+        for (property, hours) in &self.property_working_hours {
+            hours.validate().map_err(|e| format!("property_working_hours.{property}.{e}"))?;
+        }
         for (index, rule) in self.routing.overrides.iter().enumerate() {
             if let Some(code) = rule.categories.iter().find(|c| self.categories.get(c).is_none()) {
                 return Err(format!("routing.overrides[{index}]: unknown category `{code}`"));
             }
         }
         Ok(())
+    }
+
+    /// The working hours of a property.
+    pub fn hours_for(&self, property_id: &str) -> &WorkingHours {
+        self.property_working_hours.get(property_id).unwrap_or(&self.working_hours)
+    }
+
+    /// A ticket's deadlines with its clocks starting at `start`, in its property's hours.
+    pub fn deadlines(&self, priority: Priority, kind: TicketKind, property_id: &str, start: DateTime<Utc>) -> Deadlines {
+        self.sla.deadlines(priority, kind, start, self.hours_for(property_id))
     }
 }

@@ -8,6 +8,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::WorkingHours;
 use crate::ticket::{Priority, TicketKind};
 
 /// Allowances of one priority level, in seconds.
@@ -17,6 +18,10 @@ pub struct ServiceLevel {
     /// `None`: no on-site clock (e.g. P4 suggestions).
     pub on_site_secs: Option<i64>,
     pub resolve_secs: i64,
+    /// Counted in the property's working hours (and reminders held until they begin)
+    /// rather than round the clock.
+    #[serde(default)]
+    pub working_hours_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +41,25 @@ const DAY: i64 = 24 * HOUR;
 impl Default for SlaPolicy {
     fn default() -> Self {
         SlaPolicy {
-            p1: ServiceLevel { acknowledge_secs: 5 * MINUTE, on_site_secs: Some(15 * MINUTE), resolve_secs: 4 * HOUR },
-            p2: ServiceLevel { acknowledge_secs: 15 * MINUTE, on_site_secs: Some(HOUR), resolve_secs: 8 * HOUR },
-            p3: ServiceLevel { acknowledge_secs: 2 * HOUR, on_site_secs: Some(24 * HOUR), resolve_secs: 72 * HOUR },
-            p4: ServiceLevel { acknowledge_secs: DAY, on_site_secs: None, resolve_secs: 7 * DAY },
+            p1: ServiceLevel {
+                acknowledge_secs: 5 * MINUTE,
+                on_site_secs: Some(15 * MINUTE),
+                resolve_secs: 4 * HOUR,
+                working_hours_only: false,
+            },
+            p2: ServiceLevel {
+                acknowledge_secs: 15 * MINUTE,
+                on_site_secs: Some(HOUR),
+                resolve_secs: 8 * HOUR,
+                working_hours_only: false,
+            },
+            p3: ServiceLevel {
+                acknowledge_secs: 2 * HOUR,
+                on_site_secs: Some(24 * HOUR),
+                resolve_secs: 72 * HOUR,
+                working_hours_only: true,
+            },
+            p4: ServiceLevel { acknowledge_secs: DAY, on_site_secs: None, resolve_secs: 7 * DAY, working_hours_only: true },
             callback_secs: 48 * HOUR,
             complaint_first_reply_secs: DAY,
         }
@@ -90,11 +110,20 @@ impl SlaPolicy {
         }
     }
 
-    /// The deadlines of a ticket whose clocks start at `start` (when it was logged).
-    /// The callback clock starts at resolution: see [`SlaPolicy::callback_by`].
-    pub fn deadlines(&self, priority: Priority, kind: TicketKind, start: DateTime<Utc>) -> Deadlines {
+    /// The deadlines of a ticket whose clocks start at `start` (when it was logged),
+    /// counted in `hours` for working-hours levels. The callback clock starts at
+    /// resolution: see [`SlaPolicy::callback_by`].
+    pub fn deadlines(
+        &self,
+        priority: Priority,
+        kind: TicketKind,
+        start: DateTime<Utc>,
+        hours: &WorkingHours,
+    ) -> Deadlines {
         let level = self.level(priority);
-        let after = |secs: i64| start + TimeDelta::seconds(secs);
+        let after = |secs: i64| {
+            if level.working_hours_only { hours.add_working_secs(start, secs) } else { start + TimeDelta::seconds(secs) }
+        };
         Deadlines {
             acknowledge_by: Some(after(level.acknowledge_secs)),
             on_site_by: level.on_site_secs.map(after),
@@ -144,7 +173,7 @@ mod tests {
             (Priority::P4, at(10, 0) + TimeDelta::hours(24), None, at(10, 0) + TimeDelta::days(7)),
         ];
         for (priority, acknowledge, on_site, resolve) in cases {
-            let d = policy.deadlines(priority, TicketKind::Repair, at(10, 0));
+            let d = policy.deadlines(priority, TicketKind::Repair, at(10, 0), &WorkingHours::always());
             assert_eq!(d.acknowledge_by, Some(acknowledge), "{priority} acknowledge");
             assert_eq!(d.on_site_by, on_site, "{priority} on site");
             assert_eq!(d.resolve_by, Some(resolve), "{priority} resolve");
@@ -155,13 +184,13 @@ mod tests {
 
     #[test]
     fn p1_burst_pipe_must_be_on_site_within_15_minutes() {
-        let d = SlaPolicy::default().deadlines(Priority::P1, TicketKind::Repair, at(3, 0));
+        let d = SlaPolicy::default().deadlines(Priority::P1, TicketKind::Repair, at(3, 0), &WorkingHours::default());
         assert_eq!(d.on_site_by, Some(at(3, 15)));
     }
 
     #[test]
     fn complaints_get_a_first_reply_clock_of_24_hours() {
-        let d = SlaPolicy::default().deadlines(Priority::P3, TicketKind::Complaint, at(10, 0));
+        let d = SlaPolicy::default().deadlines(Priority::P3, TicketKind::Complaint, at(10, 0), &WorkingHours::always());
         assert_eq!(d.first_reply_by, Some(at(10, 0) + TimeDelta::hours(24)));
     }
 
@@ -172,12 +201,24 @@ mod tests {
 
     #[test]
     fn a_hold_moves_every_clock_by_the_time_paused() {
-        let d = SlaPolicy::default().deadlines(Priority::P1, TicketKind::Complaint, at(10, 0));
+        let d = SlaPolicy::default().deadlines(Priority::P1, TicketKind::Complaint, at(10, 0), &WorkingHours::always());
         let shifted = d.shifted_by(TimeDelta::minutes(30));
         assert_eq!(shifted.on_site_by, Some(at(10, 45)));
         assert_eq!(shifted.acknowledge_by, Some(at(10, 35)));
         assert_eq!(shifted.first_reply_by, Some(at(10, 30) + TimeDelta::hours(24)));
         assert_eq!(shifted.callback_by, None);
+    }
+
+    #[test]
+    fn a_p3_logged_after_hours_is_counted_from_the_next_opening_but_a_p1_is_not() {
+        let policy = SlaPolicy::default();
+        // 22:00 China time on Monday; the desk opens 08:30 Tuesday.
+        let late = at(14, 0);
+        let hours = WorkingHours::default();
+        let p3 = policy.deadlines(Priority::P3, TicketKind::Repair, late, &hours);
+        assert_eq!(p3.acknowledge_by, Some(at(0, 30) + TimeDelta::days(1) + TimeDelta::hours(2)));
+        let p1 = policy.deadlines(Priority::P1, TicketKind::Repair, late, &hours);
+        assert_eq!(p1.on_site_by, Some(at(14, 15)));
     }
 
     #[test]

@@ -49,6 +49,7 @@ macro_rules! coded_enum {
         }
     };
 }
+pub(crate) use coded_enum;
 
 coded_enum!(
     /// What the resident asked for.
@@ -193,6 +194,10 @@ coded_enum!(
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",
+        /// A reminder before a deadline (notifier).
+        Reminded => "reminded",
+        /// A follow-up task (a reply in the channel of origin, a callback) was created or done.
+        FollowUp => "follow_up",
     }
 );
 

@@ -50,7 +50,7 @@ wire_enum!(Role <=> StaffRole { Agent, Dispatcher, Technician, Supervisor, Manag
 wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral, Satisfied, VerySatisfied });
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
-    Closed, Reopened, NoteAdded, CallbackRecorded, Escalated
+    Closed, Reopened, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp
 });
 
 /// The wire number of a stored code (0 for an absent or unreadable one).

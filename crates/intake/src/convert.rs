@@ -6,7 +6,7 @@ use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
 use propdesk_domain::{Actor, Channel, Department, Priority, Satisfaction, TicketKind, TicketState, Violations};
 pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, outbox_message, timestamp};
 use propdesk_proto::v1 as pb;
-use propdesk_store::entity::ticket;
+use propdesk_store::entity::{follow_up, ticket};
 use prost_types::Timestamp;
 
 /// An enum field that must be set to a known value.
@@ -107,6 +107,43 @@ pub fn ticket_to_wire(t: &ticket::Model, viewer: &Actor) -> pb::Ticket {
         callback,
         promised_reply_at: optional_timestamp(t.promised_reply_at),
         is_incident: t.is_incident,
+        // Filled by the caller from the follow-ups table (see `follow_up_to_wire`).
+        follow_ups: Vec::new(),
+    }
+}
+
+/// A follow-up task on the wire.
+pub fn follow_up_to_wire(f: &follow_up::Model) -> pb::FollowUp {
+    let kind = match f.kind.as_str() {
+        "reply" => pb::FollowUpKind::Reply,
+        "callback" => pb::FollowUpKind::Callback,
+        _ => pb::FollowUpKind::Unspecified,
+    };
+    let method = match f.channel.as_str() {
+        "letter" => pb::ReplyMethod::Letter,
+        "app_message" => pb::ReplyMethod::AppMessage,
+        "phone_call" => pb::ReplyMethod::PhoneCall,
+        "call_or_visit" => pb::ReplyMethod::CallOrVisit,
+        _ => pb::ReplyMethod::Unspecified,
+    };
+    let state = match f.state.as_str() {
+        "open" => pb::FollowUpState::Open,
+        "done" => pb::FollowUpState::Done,
+        "cancelled" => pb::FollowUpState::Cancelled,
+        _ => pb::FollowUpState::Unspecified,
+    };
+    pb::FollowUp {
+        id: f.id.clone(),
+        kind: kind as i32,
+        method: method as i32,
+        owner_id: text(&f.owner_id),
+        due_by: optional_timestamp(f.due_by),
+        destination: f.destination.clone(),
+        state: state as i32,
+        created_at: Some(timestamp(f.created_at)),
+        done_at: optional_timestamp(f.done_at),
+        done_by: text(&f.done_by),
+        note: f.note.clone(),
     }
 }
 

@@ -17,14 +17,16 @@ use propdesk_domain::{
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{property, resident, staff, ticket, unit};
-use propdesk_store::{Change, Created, NewEvent, StoreError, TicketFilter};
+use propdesk_store::{Change, Created, FollowUpDone, NewEvent, StoreError, TicketFilter};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
-use crate::convert::{event_to_wire, from_timestamp, optional_enum, outbox_message, required_enum, ticket_to_wire};
+use crate::convert::{
+    event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, outbox_message, required_enum, ticket_to_wire,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::watch::{self, EventStream};
 
@@ -52,6 +54,8 @@ struct ChangeRequest<'a> {
     expected_version: i64,
     note: &'a str,
     note_required: bool,
+    /// A reply follow-up of the ticket this change completes.
+    completes_follow_up: Option<String>,
 }
 
 fn new_id() -> String {
@@ -156,15 +160,35 @@ impl TicketApi {
         if updated.is_incident && updated.state == TicketState::Resolved.code() && current.state != updated.state {
             changes.extend(self.resolve_linked_reports(&updated, actor, now).await?);
         }
-        match self.state.store.save_changes(changes, outbox_message).await {
+        let follow_up = request.completes_follow_up.map(|id| FollowUpDone {
+            id,
+            by: actor.staff_id.clone(),
+            at: now,
+            note: request.note.to_owned(),
+        });
+        match self.state.store.save_changes_completing(changes, follow_up, outbox_message).await {
             Ok(_) => {}
+            Err(StoreError::NotFound("open reply follow-up")) => {
+                return Err(ApiError::field("follow_up_id", "is not an open reply follow-up of this ticket"));
+            }
             // The ticket (or, for an incident, a linked report) changed meanwhile.
             Err(StoreError::StaleVersion { current: latest }) => {
                 return Err(ApiError::Stale { expected: request.expected_version, current: latest });
             }
             Err(other) => return Err(other.into()),
         }
-        Ok(ticket_to_wire(&updated, actor))
+        Ok(self.with_follow_ups(vec![ticket_to_wire(&updated, actor)]).await?.remove(0))
+    }
+
+    /// Fills in the tickets' follow-ups (one query for the lot).
+    async fn with_follow_ups(&self, mut tickets: Vec<pb::Ticket>) -> ApiResult<Vec<pb::Ticket>> {
+        let ids: Vec<String> = tickets.iter().map(|t| t.id.clone()).collect();
+        for task in self.state.store.follow_ups_of(&ids).await? {
+            if let Some(ticket) = tickets.iter_mut().find(|t| t.id == task.ticket_id) {
+                ticket.follow_ups.push(follow_up_to_wire(&task));
+            }
+        }
+        Ok(tickets)
     }
 
     /// Resolving an incident resolves every linked report that can be resolved; each keeps
@@ -205,12 +229,13 @@ impl TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        let sla = self.state.policy.sla.clone();
+        let policy = &self.state.policy;
         let change = ChangeRequest {
             ticket_id: &body.ticket_id,
             expected_version: body.expected_version,
             note: &body.note,
             note_required,
+            completes_follow_up: None,
         };
         let note = body.note.clone();
         let ticket = self
@@ -228,10 +253,10 @@ impl TicketApi {
                     }
                     Move::Resolve => {
                         t.resolved_at = Some(now);
-                        t.callback_by = Some(sla.callback_by(now));
+                        t.callback_by = Some(policy.sla.callback_by(now));
                     }
                     Move::Close => t.closed_at = Some(now),
-                    Move::Reopen => restart_clocks(t, &sla, now)?,
+                    Move::Reopen => restart_clocks(t, policy, now)?,
                     Move::Cancel | Move::Dispatch | Move::Transfer | Move::RecordCallback { .. } => {}
                 }
                 Ok(vec![step])
@@ -254,11 +279,13 @@ fn history_event(actor: &Actor, step: Step, now: DateTime<Utc>) -> NewEvent {
     }
 }
 
-/// A reopened ticket is new work: its clocks start again from now.
-fn restart_clocks(t: &mut ticket::Model, sla: &propdesk_domain::SlaPolicy, now: DateTime<Utc>) -> ApiResult<()> {
+/// A reopened ticket is new work: its clocks start again from now, in a new cycle (the
+/// escalation ladder starts over).
+fn restart_clocks(t: &mut ticket::Model, policy: &propdesk_domain::Policy, now: DateTime<Utc>) -> ApiResult<()> {
     let priority: Priority = parse_code(t, &t.priority.clone())?;
     let kind: TicketKind = parse_code(t, &t.kind.clone())?;
-    t.set_clocks(sla.deadlines(priority, kind, now));
+    t.set_clocks(policy.deadlines(priority, kind, &t.property_id, now));
+    t.clock_cycle += 1;
     t.callback_by = None;
     t.accepted_at = None;
     t.on_site_at = None;
@@ -281,7 +308,8 @@ impl TicketService for TicketApi {
         let id = violations.required_id("ticket_id", &request.get_ref().ticket_id);
         violations.into_result().map_err(ApiError::from)?;
         let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
-        Ok(Response::new(ticket_to_wire(&ticket, &actor)))
+        let mut tickets = self.with_follow_ups(vec![ticket_to_wire(&ticket, &actor)]).await?;
+        Ok(Response::new(tickets.remove(0)))
     }
 
     async fn list_tickets(
@@ -342,7 +370,7 @@ impl TicketService for TicketApi {
         } else {
             String::new()
         };
-        let tickets = rows.iter().map(|t| ticket_to_wire(t, &actor)).collect();
+        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
     }
 
@@ -378,6 +406,7 @@ impl TicketService for TicketApi {
             expected_version: body.expected_version,
             note: &body.note,
             note_required: false,
+            completes_follow_up: None,
         };
         let note = body.note.clone();
         let ticket = self
@@ -434,6 +463,7 @@ impl TicketService for TicketApi {
             expected_version: body.expected_version,
             note: &body.note,
             note_required: true,
+            completes_follow_up: None,
         };
         let note = body.note.clone();
         let ticket = self
@@ -472,6 +502,7 @@ impl TicketService for TicketApi {
             expected_version: body.expected_version,
             note: &body.note,
             note_required: true,
+            completes_follow_up: None,
         };
         let note = body.note.clone();
         let ticket = self
@@ -498,8 +529,9 @@ impl TicketService for TicketApi {
             expected_version: body.expected_version,
             note: "",
             note_required: false,
+            completes_follow_up: None,
         };
-        let sla = self.state.policy.sla.clone();
+        let policy = &self.state.policy;
         let staff_id = actor.staff_id.clone();
         let comment = body.comment.clone();
         let mv = Move::RecordCallback { requires_rework };
@@ -519,7 +551,7 @@ impl TicketService for TicketApi {
                     note: format!("{}: {comment}", satisfaction.code()),
                 };
                 let outcome = if requires_rework {
-                    restart_clocks(t, &sla, now)?;
+                    restart_clocks(t, policy, now)?;
                     Step {
                         event_type: EventType::Reopened,
                         note: "unsatisfied callback: sent back for rework".into(),
@@ -530,6 +562,31 @@ impl TicketService for TicketApi {
                     outcome
                 };
                 Ok(vec![recorded, outcome])
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn complete_follow_up(
+        &self,
+        request: Request<pb::CompleteFollowUpRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        let follow_up_id = violations.required_id("follow_up_id", &body.follow_up_id);
+        let change = ChangeRequest {
+            ticket_id: &body.ticket_id,
+            expected_version: body.expected_version,
+            note: &body.note,
+            note_required: true,
+            completes_follow_up: follow_up_id,
+        };
+        let note = body.note.clone();
+        let ticket = self
+            .change(&actor, change, violations, Operation::AddNote, move |t, _now| {
+                let state = lifecycle_of(t)?.state;
+                Ok(vec![Step { event_type: EventType::FollowUp, from: state, to: state, note }])
             })
             .await?;
         Ok(Response::new(ticket))
@@ -630,7 +687,7 @@ impl TicketApi {
 
         let text = format!("{}\n{}", body.title, body.description);
         let decided = policy.urgency.decide(category.default_priority, requested_priority, &text);
-        let deadlines = policy.sla.deadlines(decided.priority, kind, now);
+        let deadlines = policy.deadlines(decided.priority, kind, &property_id, now);
         let title = if body.title.trim().is_empty() {
             body.description.lines().next().unwrap_or_default().chars().take(MAX_TITLE).collect()
         } else {

@@ -9,8 +9,11 @@
 //! - Times are compared with bounds computed in Rust, never the database's clock (SQLite
 //!   stores them as text).
 
+pub mod alarms;
+pub mod deliveries;
 pub mod directory;
 pub mod entity;
+pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
 pub mod tickets;
@@ -27,7 +30,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, EventCursor, NewEvent, OutboxMessage, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewEvent, OutboxMessage, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +46,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Maps unique-constraint violations to [`StoreError::Conflict`].
-    fn from_write(err: DbErr) -> StoreError {
+    pub(crate) fn from_write(err: DbErr) -> StoreError {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(detail)) => StoreError::Conflict(detail),
             _ => StoreError::Db(err),

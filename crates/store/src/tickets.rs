@@ -42,6 +42,15 @@ pub struct Change {
     pub events: Vec<NewEvent>,
 }
 
+/// A reply follow-up completed together with a ticket change.
+#[derive(Debug, Clone)]
+pub struct FollowUpDone {
+    pub id: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
 /// Outcome of an idempotent create.
 #[derive(Debug)]
 pub enum Created {
@@ -181,7 +190,26 @@ impl Store {
         changes: Vec<Change>,
         publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
     ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
+        self.save_changes_completing(changes, None, publish).await
+    }
+
+    /// [`Store::save_changes`] that also marks an open reply follow-up of the first
+    /// changed ticket done; [`StoreError::NotFound`] when there is no such open follow-up.
+    pub async fn save_changes_completing(
+        &self,
+        changes: Vec<Change>,
+        follow_up: Option<FollowUpDone>,
+        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+    ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
         let txn = self.db.begin().await?;
+        if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
+            let completed =
+                crate::follow_ups::complete_reply(&txn, &first.updated.id, &done.id, &done.by, done.at, &done.note)
+                    .await?;
+            if !completed {
+                return Err(StoreError::NotFound("open reply follow-up"));
+            }
+        }
         let mut stored = Vec::with_capacity(changes.len());
         for change in changes {
             debug_assert_eq!(change.updated.version, change.expected_version + 1);

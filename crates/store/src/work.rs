@@ -10,7 +10,7 @@ use sea_orm::{
 
 use propdesk_domain::TicketState;
 
-use crate::entity::{inbox, staff, ticket, ticket_event};
+use crate::entity::{inbox, staff, ticket, ticket_event, unit};
 use crate::tickets::append_event;
 use crate::{NewEvent, OutboxMessage, Store, StoreError};
 
@@ -70,6 +70,10 @@ pub async fn inbox_record(
 
 pub async fn ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
     Ok(ticket::Entity::find_by_id(id.to_owned()).one(txn).await?)
+}
+
+pub async fn unit(txn: &DatabaseTransaction, id: &str) -> Result<Option<unit::Model>, StoreError> {
+    Ok(unit::Entity::find_by_id(id.to_owned()).one(txn).await?)
 }
 
 pub async fn insert_ticket(txn: &DatabaseTransaction, model: ticket::Model) -> Result<ticket::Model, StoreError> {

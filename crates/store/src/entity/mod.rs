@@ -1,8 +1,11 @@
 //! sea-orm entities, one per table. Enum-like columns hold the stable codes of
 //! `propdesk_domain` (e.g. `state = "on_site"`); ids are UUID strings; times are UTC.
 
+pub mod alarm;
 pub mod building;
+pub mod follow_up;
 pub mod inbox;
+pub mod notification;
 pub mod outbox;
 pub mod property;
 pub mod resident;

@@ -56,6 +56,9 @@ pub struct Model {
     pub callback_recorded_at: Option<DateTimeUtc>,
     /// A group incident: reports of many units link to it through `incident_id`.
     pub is_incident: bool,
+    /// Starts at 0 and grows by one each time the clocks restart (reopen): alarms of an
+    /// earlier cycle never fire again, those of a new cycle do.
+    pub clock_cycle: i32,
 }
 
 impl Model {
@@ -128,6 +131,7 @@ impl Model {
             callback_recorded_by: None,
             callback_recorded_at: None,
             is_incident: false,
+            clock_cycle: 0,
         }
     }
 }

@@ -7,6 +7,7 @@ mod m0001_initial;
 mod m0002_incidents;
 mod m0003_outbox_claims;
 mod m0004_event_transaction_order;
+mod m0005_notifier;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_incidents::Migration),
             Box::new(m0003_outbox_claims::Migration),
             Box::new(m0004_event_transaction_order::Migration),
+            Box::new(m0005_notifier::Migration),
         ]
     }
 }

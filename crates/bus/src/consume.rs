@@ -1,0 +1,48 @@
+//! The consumer loop every worker shares: bounded concurrency, and a clean stop (no new
+//! deliveries after shutdown; those in flight are settled before it returns).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Bus, BusError, Delivery, WorkerRole};
+
+/// Hands each delivery of `role` to `handle` (which settles it), at most `concurrency` at
+/// once, until `shutdown`.
+pub async fn consume<F, Fut>(
+    bus: &Bus,
+    role: WorkerRole,
+    prefetch: u16,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    handle: F,
+) -> Result<(), BusError>
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut subscription = bus.subscribe(role, prefetch).await?;
+    let concurrency = concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    tracing::info!(%role, concurrency, "consuming");
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            delivery = subscription.next() => delivery,
+        };
+        let Some(delivery) = delivery else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let work = handle(delivery);
+        tokio::spawn(async move {
+            work.await;
+            drop(permit);
+        });
+    }
+    subscription.stop().await;
+    // Every permit back means every in-flight delivery is settled.
+    let _ = permits.acquire_many(concurrency as u32).await;
+    tracing::info!(%role, "stopped consuming");
+    Ok(())
+}

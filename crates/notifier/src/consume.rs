@@ -1,0 +1,216 @@
+//! What the notifier does with each ticket event and alert from the bus: keep the ticket's
+//! alarms in step, open and settle follow-ups, tell the first-contact owner of important
+//! changes. One message is one transaction, recorded in the inbox.
+
+use chrono::{DateTime, Utc};
+use propdesk_domain::ladder::Recipient;
+use propdesk_domain::{Channel, EventType, Satisfaction, TicketState};
+use propdesk_events::{WireEnum, outbox_message};
+use propdesk_proto::v1 as pb;
+use propdesk_store::alarms::lock_ticket;
+use propdesk_store::entity::{follow_up, ticket};
+use propdesk_store::follow_ups::{self, CANCELLED, DONE, OPEN};
+use propdesk_store::work::{self, Transaction};
+use serde_json::json;
+
+use crate::alarms::{resync, system_event};
+use crate::notify::{Addressee, Message, addressees, notify};
+use crate::{CONSUMER, Notifier, NotifierError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    AlreadyApplied,
+    Applied { next_alarm_at: Option<DateTime<Utc>> },
+}
+
+/// The reply method for a channel of origin (004: a letter is answered by letter).
+pub fn reply_method(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Letter | Channel::Referral => "letter",
+        Channel::App => "app_message",
+        Channel::Phone => "phone_call",
+        Channel::WalkIn | Channel::HomeVisit => "call_or_visit",
+    }
+}
+
+/// Applies one ticket event exactly once.
+pub async fn apply_event(
+    notifier: &Notifier,
+    message_id: &str,
+    event: &pb::TicketEvent,
+) -> Result<Outcome, NotifierError> {
+    let store = &notifier.store;
+    let now = propdesk_store::now();
+    let txn = store.begin().await?;
+    if work::inbox_seen(&txn, CONSUMER, message_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let ticket = lock_ticket(&txn, &event.ticket_id)
+        .await?
+        .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
+    let event_type = <EventType as WireEnum>::from_wire(event.r#type).ok().flatten();
+    let actor = event.actor_id.as_str();
+    match event_type {
+        Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(&txn, &ticket, now).await?,
+        Some(EventType::CallbackRecorded) => {
+            follow_ups::settle_follow_ups(&txn, &ticket.id, Some("callback"), DONE, actor, now, &event.note).await?;
+        }
+        Some(EventType::Closed) => {
+            let note = "closed without a callback";
+            follow_ups::settle_follow_ups(&txn, &ticket.id, Some("callback"), CANCELLED, actor, now, note).await?;
+        }
+        Some(EventType::Cancelled) => {
+            follow_ups::settle_follow_ups(&txn, &ticket.id, None, CANCELLED, actor, now, "ticket cancelled").await?;
+        }
+        Some(EventType::Reopened) => {
+            follow_ups::settle_follow_ups(&txn, &ticket.id, None, CANCELLED, actor, now, "ticket reopened").await?;
+        }
+        _ => {}
+    }
+    let mut ticket = ticket;
+    if event_type == Some(EventType::Reopened) && reopened_by_unsatisfied_callback(&ticket, event) {
+        ticket = escalate_rework(notifier, &txn, ticket, now).await?;
+    }
+    tell_owners(notifier, &txn, &ticket, event_type, event, now).await?;
+    let next_alarm_at = resync(notifier, &txn, &ticket).await?;
+    work::inbox_record(&txn, CONSUMER, message_id, now).await?;
+    store.commit(txn).await?;
+    Ok(Outcome::Applied { next_alarm_at })
+}
+
+/// The reopen that RecordCallback writes together with an unsatisfied rating.
+fn reopened_by_unsatisfied_callback(t: &ticket::Model, event: &pb::TicketEvent) -> bool {
+    let rated_unsatisfied =
+        t.callback_satisfaction.as_deref().and_then(|s| s.parse::<Satisfaction>().ok()).is_some_and(|s| s.requires_rework());
+    let same_moment = match (t.callback_recorded_at, event.occurred_at.as_ref()) {
+        (Some(at), Some(occurred)) => at.timestamp() == occurred.seconds && at.timestamp_subsec_nanos() as i32 == occurred.nanos,
+        _ => false,
+    };
+    rated_unsatisfied && same_moment
+}
+
+/// 整改: an unsatisfied resident's ticket goes back for rework under the supervisor.
+async fn escalate_rework(
+    notifier: &Notifier,
+    txn: &Transaction,
+    ticket: ticket::Model,
+    now: DateTime<Utc>,
+) -> Result<ticket::Model, NotifierError> {
+    let mut updated = ticket.clone();
+    updated.escalation_level = ticket.escalation_level.max(1);
+    updated.version = ticket.version + 1;
+    updated.updated_at = now;
+    work::update_ticket(txn, &updated, ticket.version).await?;
+    let who = addressees(txn, &updated, &[Recipient::Supervisor, Recipient::FirstContact]).await?;
+    let names: Vec<&str> = who.iter().map(|a| a.role.code()).collect();
+    let note = format!("callback unsatisfied: rework under the supervisor; told {}", names.join(", "));
+    let message = Message {
+        subject: "escalation.unsatisfied_callback",
+        ticket_id: Some(&updated.id),
+        property_id: &updated.property_id,
+        text: note.clone(),
+        occurred_at: now,
+        details: json!({ "escalation_level": updated.escalation_level }),
+    };
+    notify(txn, &notifier.settings.webhooks, &who, &message, now).await?;
+    let event = system_event(EventType::Escalated, &updated.state, note, now);
+    work::append_events(txn, &updated, vec![event], &outbox_message).await?;
+    Ok(updated)
+}
+
+/// The reply in the channel of origin and the callback, both owned by the first-contact agent.
+async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc>) -> Result<(), NotifierError> {
+    let channel: Channel = t.channel.parse().map_err(|e| NotifierError::Corrupt(t.id.clone(), format!("{e}")))?;
+    let method = reply_method(channel);
+    let unit = match &t.unit_id {
+        Some(id) => work::unit(txn, id).await?,
+        None => None,
+    };
+    let place = unit.as_ref().map_or_else(|| t.location.clone(), |u| u.label.clone());
+    let destination = match (method, &unit) {
+        ("letter", Some(unit)) => unit.postal_address.clone(),
+        _ => place.clone(),
+    };
+    let task = |kind: &str, method: &str, due_by: Option<DateTime<Utc>>, destination: String| follow_up::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        ticket_id: t.id.clone(),
+        kind: kind.to_owned(),
+        channel: method.to_owned(),
+        owner_id: Some(t.first_contact_agent_id.clone()),
+        due_by,
+        destination,
+        state: OPEN.to_owned(),
+        created_at: now,
+        done_at: None,
+        done_by: None,
+        note: String::new(),
+    };
+    follow_ups::insert_follow_up(txn, task("reply", method, t.callback_by, destination)).await?;
+    follow_ups::insert_follow_up(txn, task("callback", "phone_call", t.callback_by, place)).await?;
+    Ok(())
+}
+
+/// 首问负责制: the first-contact owner hears of every important change; a new assignee
+/// hears of the work.
+async fn tell_owners(
+    notifier: &Notifier,
+    txn: &Transaction,
+    t: &ticket::Model,
+    event_type: Option<EventType>,
+    event: &pb::TicketEvent,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let recipients: &[Recipient] = match event_type {
+        Some(EventType::Dispatched) => &[Recipient::Assignee, Recipient::FirstContact],
+        Some(
+            EventType::Transferred | EventType::Resolved | EventType::Cancelled | EventType::Reopened | EventType::Closed,
+        ) => &[Recipient::FirstContact],
+        _ => return Ok(()),
+    };
+    let mut people: Vec<Addressee> = addressees(txn, t, recipients).await?;
+    // Nobody is told of their own action.
+    people.retain(|a| a.staff_id.as_deref() != Some(event.actor_id.as_str()));
+    if people.is_empty() {
+        return Ok(());
+    }
+    let subject = format!("ticket.{}", event_type.map_or("changed", |e| e.code()));
+    let state = t.state.parse::<TicketState>().map_or(t.state.clone(), |s| s.code().to_owned());
+    let message = Message {
+        subject: &subject,
+        ticket_id: Some(&t.id),
+        property_id: &t.property_id,
+        text: format!("ticket {} is now {state}", t.id),
+        occurred_at: now,
+        details: json!({ "event_id": event.event_id, "state": state, "priority": t.priority }),
+    };
+    notify(txn, &notifier.settings.webhooks, &people, &message, now).await?;
+    Ok(())
+}
+
+/// An alert raised by another worker (nobody on duty, repeat fault, incident opened).
+pub async fn apply_alert(notifier: &Notifier, message_id: &str, alert: &pb::Alert) -> Result<Outcome, NotifierError> {
+    let store = &notifier.store;
+    let now = propdesk_store::now();
+    let txn = store.begin().await?;
+    if work::inbox_seen(&txn, CONSUMER, message_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let kind = pb::AlertKind::try_from(alert.kind).unwrap_or(pb::AlertKind::Unspecified);
+    let subject = format!("alert.{}", kind.as_str_name().trim_start_matches("ALERT_KIND_").to_lowercase());
+    let people = [Addressee {
+        role: Recipient::Supervisor,
+        staff_id: (!alert.recipient_id.is_empty()).then(|| alert.recipient_id.clone()),
+    }];
+    let message = Message {
+        subject: &subject,
+        ticket_id: Some(&alert.ticket_id),
+        property_id: &alert.property_id,
+        text: alert.message.clone(),
+        occurred_at: now,
+        details: json!({ "alert_id": alert.alert_id }),
+    };
+    notify(&txn, &notifier.settings.webhooks, &people, &message, now).await?;
+    work::inbox_record(&txn, CONSUMER, message_id, now).await?;
+    store.commit(txn).await?;
+    Ok(Outcome::Applied { next_alarm_at: None })
+}

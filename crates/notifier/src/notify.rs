@@ -1,0 +1,149 @@
+//! Who hears of something, and through which sinks: one notification row per recipient and
+//! sink, written in the transaction of its cause and delivered afterwards.
+
+use chrono::{DateTime, Utc};
+use propdesk_domain::ladder::Recipient;
+use propdesk_store::alarms::manager_of;
+use propdesk_store::deliveries::{PENDING, insert_notification};
+use propdesk_store::entity::{notification, ticket};
+use propdesk_store::work::{self, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::NotifierError;
+
+/// A webhook receiver: every notification of its property (or of all, when empty) and of
+/// its recipient roles (or of all, when empty) is POSTed to it as signed JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTarget {
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Propdesk-Signature` header.
+    pub secret: String,
+    #[serde(default)]
+    pub property_id: String,
+    /// Recipient role codes (assignee, first_contact, supervisor, manager, resident).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl WebhookTarget {
+    fn wants(&self, property_id: &str, role: Recipient) -> bool {
+        (self.property_id.is_empty() || self.property_id == property_id)
+            && (self.roles.is_empty() || self.roles.iter().any(|r| r == role.code()))
+    }
+}
+
+/// Sinks every notification goes through: the log (always) and the matching webhooks.
+pub const LOG_SINK: &str = "log";
+pub const WEBHOOK_SINK: &str = "webhook";
+
+/// A person (or the resident) to tell, resolved to a staff id where there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressee {
+    pub role: Recipient,
+    pub staff_id: Option<String>,
+}
+
+/// Resolves ladder recipients against the ticket and the directory. A staff member named
+/// twice (e.g. assignee and first contact) is told once, under the first role.
+pub async fn addressees(
+    txn: &Transaction,
+    t: &ticket::Model,
+    recipients: &[Recipient],
+) -> Result<Vec<Addressee>, NotifierError> {
+    let department = t.department.clone().unwrap_or_else(|| "customer_service".to_owned());
+    let mut resolved: Vec<Addressee> = Vec::new();
+    for role in recipients {
+        let staff_id = match role {
+            Recipient::Assignee => t.assignee_id.clone(),
+            Recipient::FirstContact => Some(t.first_contact_agent_id.clone()),
+            Recipient::Supervisor => work::supervisor_of(txn, &t.property_id, &department).await?.map(|s| s.id),
+            Recipient::Manager => manager_of(txn, &t.property_id).await?.map(|s| s.id),
+            Recipient::Resident => None,
+        };
+        // Nobody in that role (e.g. no assignee yet): the others still hear.
+        if staff_id.is_none() && *role != Recipient::Resident {
+            continue;
+        }
+        if staff_id.is_some() && resolved.iter().any(|a| a.staff_id == staff_id) {
+            continue;
+        }
+        resolved.push(Addressee { role: *role, staff_id });
+    }
+    Ok(resolved)
+}
+
+/// What a notification says; serialized as the webhook body. No residents' personal data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message<'a> {
+    pub subject: &'a str,
+    pub ticket_id: Option<&'a str>,
+    pub property_id: &'a str,
+    pub text: String,
+    pub occurred_at: DateTime<Utc>,
+    /// Extra facts (clock, rung, deadline, expected time, ...).
+    pub details: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    /// The delivery id: receivers drop a body whose id they have seen.
+    id: &'a str,
+    recipient_role: &'a str,
+    recipient_id: Option<&'a str>,
+    #[serde(flatten)]
+    message: &'a Message<'a>,
+}
+
+/// Writes one notification per addressee and sink.
+pub async fn notify(
+    txn: &Transaction,
+    webhooks: &[WebhookTarget],
+    addressees: &[Addressee],
+    message: &Message<'_>,
+    now: DateTime<Utc>,
+) -> Result<usize, NotifierError> {
+    let mut written = 0;
+    for addressee in addressees {
+        let mut sinks = vec![(LOG_SINK, String::new())];
+        sinks.extend(
+            webhooks
+                .iter()
+                .filter(|w| w.wants(message.property_id, addressee.role))
+                .map(|w| (WEBHOOK_SINK, w.url.clone())),
+        );
+        for (sink, target) in sinks {
+            let id = uuid::Uuid::now_v7().to_string();
+            let body = Body {
+                id: &id,
+                recipient_role: addressee.role.code(),
+                recipient_id: addressee.staff_id.as_deref(),
+                message,
+            };
+            let body = serde_json::to_string(&body).map_err(|e| NotifierError::Encode(e.to_string()))?;
+            insert_notification(
+                txn,
+                notification::Model {
+                    id,
+                    ticket_id: message.ticket_id.map(str::to_owned),
+                    property_id: message.property_id.to_owned(),
+                    recipient_id: addressee.staff_id.clone(),
+                    recipient_role: addressee.role.code().to_owned(),
+                    subject: message.subject.to_owned(),
+                    sink: sink.to_owned(),
+                    target,
+                    body,
+                    state: PENDING.to_owned(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                    created_at: now,
+                    delivered_at: None,
+                    claimed_until: None,
+                },
+            )
+            .await?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}

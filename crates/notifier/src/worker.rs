@@ -1,0 +1,144 @@
+//! The notifier's three loops: the bus consumer, the alarm scanner and the deliverer.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use propdesk_bus::{Bus, Delivery, WorkerRole};
+use propdesk_proto::v1 as pb;
+use prost::Message as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::consume::{Outcome, apply_alert, apply_event};
+use crate::{Notifier, NotifierError, alarms, deliver};
+
+/// Runs until `shutdown`: the consumer stops taking messages and settles those in flight,
+/// the scanner finishes the tickets it is firing, the deliverer its deliveries.
+pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result<(), NotifierError> {
+    let scanner = tokio::spawn(scan(notifier.clone(), shutdown.clone()));
+    let deliverer = tokio::spawn(deliver::run(notifier.clone(), shutdown.clone()));
+    let (concurrency, prefetch) = (notifier.settings.concurrency, notifier.settings.prefetch);
+    let consumed = propdesk_bus::consume(&bus, WorkerRole::Notifier, prefetch, concurrency, shutdown.clone(), |delivery| {
+        let notifier = notifier.clone();
+        async move { handle(&notifier, delivery).await }
+    })
+    .await;
+    shutdown.cancel();
+    let _ = scanner.await;
+    let delivered = deliverer.await;
+    consumed?;
+    match delivered {
+        Ok(result) => result,
+        Err(join) => Err(NotifierError::Http(join.to_string())),
+    }
+}
+
+async fn handle(notifier: &Notifier, delivery: Delivery) {
+    let message_id = delivery.envelope.message_id.clone();
+    let routing_key = delivery.envelope.routing_key.clone();
+    let payload = &delivery.envelope.payload[..];
+    let applied = if routing_key.starts_with("ticket.") {
+        match pb::TicketEvent::decode(payload) {
+            Ok(event) => Some(apply_event(notifier, &message_id, &event).await),
+            Err(_) => None,
+        }
+    } else {
+        match pb::Alert::decode(payload) {
+            Ok(alert) => Some(apply_alert(notifier, &message_id, &alert).await),
+            Err(_) => None,
+        }
+    };
+    let settled = match applied {
+        None => {
+            metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "parked").increment(1);
+            delivery.park(&format!("undecodable payload for {routing_key}")).await
+        }
+        Some(Ok(outcome)) => {
+            if let Outcome::Applied { next_alarm_at: Some(at) } = outcome {
+                notifier.alarm_planned(at);
+            }
+            metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "acked").increment(1);
+            delivery.ack().await
+        }
+        Some(Err(err)) => {
+            metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "retried").increment(1);
+            tracing::warn!(%message_id, %routing_key, attempt = delivery.attempt, error = %err, "notifier failed; will retry");
+            delivery.retry(&err.to_string()).await
+        }
+    };
+    if let Err(err) = settled {
+        tracing::warn!(%message_id, error = %err, "could not settle a delivery");
+    }
+}
+
+impl Notifier {
+    /// An alarm now fires at `at`: wake the scanner if it planned to sleep past it.
+    pub fn alarm_planned(&self, at: DateTime<Utc>) {
+        if at.timestamp_micros() < self.scanner_wakes_at.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Fires due alarms; sleeps until the earliest pending one (or a wake-up).
+async fn scan(notifier: Arc<Notifier>, shutdown: CancellationToken) {
+    let cap = notifier.settings.max_sleep();
+    let batch = notifier.settings.scan_batch.max(1);
+    let limit = notifier.settings.fire_concurrency.max(1);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let due = match notifier.store.tickets_with_due_alarms(propdesk_store::now(), batch).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not scan for due alarms");
+                Vec::new()
+            }
+        };
+        let full = due.len() as u64 == batch;
+        let mut busy = false;
+        let mut firing = JoinSet::new();
+        for ticket_id in due {
+            while firing.len() >= limit {
+                busy |= joined(firing.join_next().await);
+            }
+            let notifier = notifier.clone();
+            firing.spawn(async move {
+                let fired = alarms::fire_due(&notifier, &ticket_id, propdesk_store::now()).await;
+                if let Err(err) = &fired {
+                    tracing::warn!(%ticket_id, error = %err, "could not fire alarms; will retry");
+                }
+                fired.map(|f| f.busy).unwrap_or(true)
+            });
+        }
+        while let Some(result) = firing.join_next().await {
+            busy |= joined(Some(result));
+        }
+        if full {
+            continue;
+        }
+        let next = match notifier.store.next_alarm_at().await {
+            Ok(next) => next,
+            Err(_) => None,
+        };
+        let mut wait = deliver::until(next, propdesk_store::now(), cap);
+        if busy {
+            // Another replica holds some of them, or firing failed: look again soon.
+            wait = wait.min(Duration::from_millis(50));
+        }
+        let wakes_at = propdesk_store::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+        notifier.scanner_wakes_at.store(wakes_at.timestamp_micros(), Ordering::Release);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = notifier.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn joined(result: Option<Result<bool, tokio::task::JoinError>>) -> bool {
+    matches!(result, Some(Ok(true)) | Some(Err(_)))
+}

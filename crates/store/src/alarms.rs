@@ -1,0 +1,207 @@
+//! The escalation ladder's timers. The database is their source of truth: the notifier
+//! keeps each ticket's pending alarms equal to what the ladder plans for it, and fires the
+//! due ones under a row lock, so replicas never fire one twice.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use crate::entity::{alarm, staff, ticket};
+use crate::{Store, StoreError};
+
+/// One alarm the ladder wants, in storage codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAlarm {
+    pub clock: String,
+    pub rung: String,
+    pub deadline_at: DateTime<Utc>,
+    pub fire_at: DateTime<Utc>,
+    pub level: i32,
+    pub recipients: String,
+}
+
+/// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
+/// writer). Everything that changes a ticket's alarms takes this lock first, so alarm
+/// writers never deadlock and never interleave.
+pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?)
+}
+
+/// Like [`lock_ticket`], but `None` when another transaction holds the ticket: a scanner
+/// replica moves on to other tickets instead of queueing behind one.
+pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find_by_id(id.to_owned())
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(txn)
+        .await?)
+}
+
+/// What a sync changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmSync {
+    pub inserted: usize,
+    pub moved: usize,
+    pub removed: usize,
+    /// The earliest pending alarm of the ticket afterwards.
+    pub next_fire_at: Option<DateTime<Utc>>,
+}
+
+/// Makes the pending alarms of a (locked) ticket exactly `planned` for clock cycle
+/// `cycle`: missing ones are added, moved deadlines update their alarms, alarms of met or
+/// paused clocks and of earlier cycles are removed. A step that already fired in this
+/// cycle is never planned again.
+pub async fn sync_alarms(
+    txn: &DatabaseTransaction,
+    ticket_id: &str,
+    cycle: i32,
+    planned: &[PlannedAlarm],
+) -> Result<AlarmSync, StoreError> {
+    let existing = alarm::Entity::find().filter(alarm::Column::TicketId.eq(ticket_id)).all(txn).await?;
+    let mut by_step: HashMap<(String, String), alarm::Model> = HashMap::new();
+    let mut stale = Vec::new();
+    for row in existing {
+        if row.cycle == cycle {
+            by_step.insert((row.clock.clone(), row.rung.clone()), row);
+        } else if row.pending {
+            stale.push(row.id);
+        }
+    }
+    let mut outcome = AlarmSync::default();
+    let mut wanted = std::collections::HashSet::new();
+    for plan in planned {
+        let key = (plan.clock.clone(), plan.rung.clone());
+        wanted.insert(key.clone());
+        match by_step.get(&key) {
+            Some(row) if !row.pending => {}
+            Some(row) => {
+                if row.fire_at != plan.fire_at || row.deadline_at != plan.deadline_at || row.level != plan.level {
+                    let mut active = row.clone().into_active_model();
+                    active.fire_at = Set(plan.fire_at);
+                    active.deadline_at = Set(plan.deadline_at);
+                    active.level = Set(plan.level);
+                    active.recipients = Set(plan.recipients.clone());
+                    active.update(txn).await?;
+                    outcome.moved += 1;
+                }
+                outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
+            }
+            None => {
+                alarm::ActiveModel {
+                    ticket_id: Set(ticket_id.to_owned()),
+                    cycle: Set(cycle),
+                    clock: Set(plan.clock.clone()),
+                    rung: Set(plan.rung.clone()),
+                    deadline_at: Set(plan.deadline_at),
+                    fire_at: Set(plan.fire_at),
+                    level: Set(plan.level),
+                    recipients: Set(plan.recipients.clone()),
+                    pending: Set(true),
+                    fired_at: Set(None),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await
+                .map_err(StoreError::from_write)?;
+                outcome.inserted += 1;
+                outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
+            }
+        }
+    }
+    stale.extend(by_step.into_iter().filter(|(key, row)| row.pending && !wanted.contains(key)).map(|(_, row)| row.id));
+    if !stale.is_empty() {
+        outcome.removed = stale.len();
+        alarm::Entity::delete_many().filter(alarm::Column::Id.is_in(stale)).exec(txn).await?;
+    }
+    Ok(outcome)
+}
+
+fn earliest(current: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Some(current.map_or(at, |c| c.min(at)))
+}
+
+/// The pending alarms of a (locked) ticket due at `now`, in firing order.
+pub async fn due_alarms_of(
+    txn: &DatabaseTransaction,
+    ticket_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<alarm::Model>, StoreError> {
+    Ok(alarm::Entity::find()
+        .filter(alarm::Column::TicketId.eq(ticket_id))
+        .filter(alarm::Column::Pending.eq(true))
+        .filter(alarm::Column::FireAt.lte(now))
+        .order_by_asc(alarm::Column::FireAt)
+        .order_by_asc(alarm::Column::Id)
+        .all(txn)
+        .await?)
+}
+
+pub async fn mark_fired(txn: &DatabaseTransaction, alarm_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    alarm::ActiveModel { id: Set(alarm_id), pending: Set(false), fired_at: Set(Some(now)), ..Default::default() }
+        .update(txn)
+        .await?;
+    Ok(())
+}
+
+/// The property's manager (lowest id when there are several).
+pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result<Option<staff::Model>, StoreError> {
+    Ok(staff::Entity::find()
+        .filter(staff::Column::PropertyId.eq(property_id))
+        .filter(staff::Column::Role.eq("manager"))
+        .order_by_asc(staff::Column::Id)
+        .one(txn)
+        .await?)
+}
+
+impl Store {
+    /// Tickets with an alarm due at `now`, most overdue first.
+    pub async fn tickets_with_due_alarms(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String, DateTime<Utc>)> = alarm::Entity::find()
+            .select_only()
+            .column(alarm::Column::TicketId)
+            .column_as(alarm::Column::FireAt.min(), "first")
+            .filter(alarm::Column::Pending.eq(true))
+            .filter(alarm::Column::FireAt.lte(now))
+            .group_by(alarm::Column::TicketId)
+            .order_by_asc(alarm::Column::FireAt.min())
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// When the next pending alarm fires, if any.
+    pub async fn next_alarm_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<DateTime<Utc>> = alarm::Entity::find()
+            .select_only()
+            .column(alarm::Column::FireAt)
+            .filter(alarm::Column::Pending.eq(true))
+            .order_by_asc(alarm::Column::FireAt)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(next)
+    }
+
+    /// Number of pending alarms (a gauge).
+    pub async fn pending_alarms(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(alarm::Entity::find().filter(alarm::Column::Pending.eq(true)).count(&self.db).await?)
+    }
+
+    /// Every alarm of a ticket, in firing order (for tests and diagnostics).
+    pub async fn alarms_of(&self, ticket_id: &str) -> Result<Vec<alarm::Model>, StoreError> {
+        Ok(alarm::Entity::find()
+            .filter(alarm::Column::TicketId.eq(ticket_id))
+            .order_by_asc(alarm::Column::FireAt)
+            .order_by_asc(alarm::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,155 @@
+//! Notifications and their delivery state: written in the transaction of their cause,
+//! claimed by a deliverer under a lease (so replicas never send one at the same time),
+//! retried with back-off, dead after the configured attempts, replayable.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::entity::notification;
+use crate::{Store, StoreError};
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const DEAD: &str = "dead";
+
+/// Adds a notification inside the caller's transaction.
+pub async fn insert_notification(
+    txn: &impl ConnectionTrait,
+    notification: notification::Model,
+) -> Result<(), StoreError> {
+    notification.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+/// What to list. `property_ids: None`: every property.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub property_ids: Option<Vec<String>>,
+    pub state: Option<String>,
+    pub ticket_id: Option<String>,
+    /// Cursor: only ids strictly below this one (UUIDv7, time ordered).
+    pub before_id: Option<String>,
+    pub limit: u64,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Delivered,
+    /// Try again at `retry_at`, or give up (`None`): the delivery is dead.
+    Failed { error: String, retry_at: Option<DateTime<Utc>> },
+}
+
+impl Store {
+    /// Claims up to `limit` pending deliveries due at `now` for `lease`: nobody else takes
+    /// them until the lease ends or the attempt is recorded.
+    pub async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: u64,
+    ) -> Result<Vec<notification::Model>, StoreError> {
+        use notification::Column as C;
+        let claimable = || {
+            Condition::all()
+                .add(C::State.eq(PENDING))
+                .add(C::NextAttemptAt.lte(now))
+                .add(Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now)))
+        };
+        let mut due = Query::select();
+        due.column(C::Id).from(notification::Entity).cond_where(claimable()).order_by(C::NextAttemptAt, sea_orm::sea_query::Order::Asc).limit(limit);
+        if self.backend() == DbBackend::Postgres {
+            due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        // The outer condition is checked again on the row a concurrent claim left behind,
+        // so two replicas never both win one row.
+        Ok(notification::Entity::update_many()
+            .col_expr(C::ClaimedUntil, Expr::value(now + lease))
+            .filter(C::Id.in_subquery(due.to_owned()))
+            .filter(claimable())
+            .exec_with_returning(&self.db)
+            .await?)
+    }
+
+    /// Records an attempt of a claimed delivery and releases the claim.
+    pub async fn record_attempt(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let row = notification::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound("delivery"))?;
+        let mut active = row.clone().into_active_model();
+        active.attempts = Set(row.attempts + 1);
+        active.claimed_until = Set(None);
+        match attempt {
+            Attempt::Delivered => {
+                active.state = Set(DELIVERED.to_owned());
+                active.delivered_at = Set(Some(now));
+                active.last_error = Set(None);
+            }
+            Attempt::Failed { error, retry_at: Some(at) } => {
+                active.next_attempt_at = Set(at);
+                active.last_error = Set(Some(error));
+            }
+            Attempt::Failed { error, retry_at: None } => {
+                active.state = Set(DEAD.to_owned());
+                active.last_error = Set(Some(error));
+            }
+        }
+        active.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// When the next pending delivery is due, if any.
+    pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(notification::Entity::find()
+            .select_only()
+            .column(notification::Column::NextAttemptAt)
+            .filter(notification::Column::State.eq(PENDING))
+            .order_by_asc(notification::Column::NextAttemptAt)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?)
+    }
+
+    /// One page of deliveries, newest first.
+    pub async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<notification::Model>, StoreError> {
+        use notification::Column as C;
+        let mut query = notification::Entity::find();
+        if let Some(ids) = &filter.property_ids {
+            query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
+        }
+        if let Some(state) = &filter.state {
+            query = query.filter(C::State.eq(state.as_str()));
+        }
+        if let Some(ticket_id) = &filter.ticket_id {
+            query = query.filter(C::TicketId.eq(ticket_id.as_str()));
+        }
+        if let Some(before) = &filter.before_id {
+            query = query.filter(C::Id.lt(before.as_str()));
+        }
+        Ok(query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?)
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> Result<Option<notification::Model>, StoreError> {
+        Ok(notification::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+    }
+
+    /// Makes a delivery pending again with a fresh attempt count, due now; it keeps its id.
+    pub async fn replay_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<notification::Model, StoreError> {
+        let row = self.get_delivery(id).await?.ok_or(StoreError::NotFound("delivery"))?;
+        let mut active = row.into_active_model();
+        active.state = Set(PENDING.to_owned());
+        active.attempts = Set(0);
+        active.next_attempt_at = Set(now);
+        active.claimed_until = Set(None);
+        active.delivered_at = Set(None);
+        let updated = active.update(&self.db).await?;
+        self.notify_commit();
+        Ok(updated)
+    }
+}
