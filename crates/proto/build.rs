@@ -6,8 +6,8 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files =
-        ["common", "tickets", "directory", "reports", "notifications"].map(|name| proto_root.join(format!("propdesk/v1/{name}.proto")));
+    let files = ["common", "tickets", "directory", "reports", "notifications"]
+        .map(|name| proto_root.join(format!("propdesk/v1/{name}.proto")));
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("propdesk_descriptor.bin"), descriptors.encode_to_vec())?;

@@ -227,6 +227,40 @@ impl App {
         Server::start_on(&["dispatch"], &env, None, "PROPDESK__DISPATCH__HEALTH_LISTEN").await
     }
 
+    /// Starts a `propdesk notifier` process for this app and waits until it is ready.
+    pub async fn start_notifier(&self) -> Server {
+        let mut env = self.env.clone();
+        if self._db.backend == Backend::Sqlite {
+            env.push(("PROPDESK__NOTIFIER__CONCURRENCY", "1".to_owned()));
+            env.push(("PROPDESK__NOTIFIER__FIRE_CONCURRENCY", "1".to_owned()));
+        }
+        Server::start_on(&["notifier"], &env, None, "PROPDESK__NOTIFIER__HEALTH_LISTEN").await
+    }
+
+    /// Polls the history until `done` holds for it (at most `within`); returns it.
+    pub async fn wait_history(
+        &mut self,
+        ticket_id: &str,
+        within: Duration,
+        done: impl Fn(&[pb::TicketEvent]) -> bool,
+    ) -> Vec<pb::TicketEvent> {
+        let started = Instant::now();
+        loop {
+            let history = self.history(ticket_id).await;
+            if done(&history) {
+                return history;
+            }
+            assert!(started.elapsed() < within, "ticket {ticket_id}: history never got there: {history:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn get(&mut self, ticket_id: &str) -> pb::Ticket {
+        let token = self.world.agent.clone();
+        let request = pb::GetTicketRequest { ticket_id: ticket_id.to_owned() };
+        self.tickets.get_ticket(authed(&token, request)).await.expect("get ticket").into_inner()
+    }
+
     /// Polls until the ticket has left NEW (dispatched by the worker); returns it and how
     /// long that took from the call.
     pub async fn wait_dispatched(&mut self, ticket_id: &str) -> (pb::Ticket, Duration) {

@@ -8,6 +8,7 @@ mod dev_mode;
 mod dispatching;
 mod invalid_input;
 mod lifecycle;
+mod notifier;
 mod operations;
 mod resilience;
 mod watch;

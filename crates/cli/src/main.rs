@@ -301,7 +301,12 @@ async fn run_dispatch_owned(
 }
 
 /// A worker process: health endpoint, outbox relay, and the worker itself until SIGTERM.
-async fn run_worker<F>(settings: &Settings, service: &'static str, health_listen: std::net::SocketAddr, start: F) -> Result<(), Failure>
+async fn run_worker<F>(
+    settings: &Settings,
+    service: &'static str,
+    health_listen: std::net::SocketAddr,
+    start: F,
+) -> Result<(), Failure>
 where
     F: FnOnce(Settings, Store, Bus, CancellationToken) -> tokio::task::JoinHandle<Result<(), Failure>>,
 {

@@ -25,6 +25,8 @@ pub enum Operation {
     Move(Move),
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
+    /// List and replay notification deliveries (webhooks, logs).
+    ManageNotifications,
     /// Set someone's on-duty flag (`own`: their own).
     SetOnDuty {
         own: bool,
@@ -60,6 +62,7 @@ impl Actor {
             Operation::ReadTickets => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read tickets"),
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
+            Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::SetOnDuty { own: true } => {
                 (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "set on-duty")
             }

@@ -19,6 +19,7 @@ pub struct WorkingHours {
     /// Local closing time, e.g. "17:30:00".
     pub closes: NaiveTime,
     /// Local dates with no working hours (public holidays).
+    #[serde(default)]
     pub holidays: Vec<NaiveDate>,
 }
 
@@ -107,9 +108,9 @@ impl WorkingHours {
         self.windows_after(at).next().map_or(at, |(start, _)| start.max(at))
     }
 
-    /// The instant when `secs` seconds of working time have passed since `start`.
-    pub fn add_working_secs(&self, start: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-        let mut remaining = TimeDelta::seconds(secs.max(0));
+    /// The instant when `work` of working time has passed since `start`.
+    pub fn add_working(&self, start: DateTime<Utc>, work: TimeDelta) -> DateTime<Utc> {
+        let mut remaining = work.max(TimeDelta::zero());
         let mut last = start;
         for (open, close) in self.windows_after(start) {
             let from = open.max(start);
@@ -124,9 +125,9 @@ impl WorkingHours {
         last + remaining
     }
 
-    /// The instant `secs` seconds of working time before `end`.
-    pub fn sub_working_secs(&self, end: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-        let mut remaining = TimeDelta::seconds(secs.max(0));
+    /// The instant `work` of working time before `end`.
+    pub fn sub_working(&self, end: DateTime<Utc>, work: TimeDelta) -> DateTime<Utc> {
+        let mut remaining = work.max(TimeDelta::zero());
         let mut last = end;
         for (open, close) in self.windows_before(end) {
             let to = close.min(end);
@@ -167,13 +168,17 @@ mod tests {
     fn working_time_skips_nights_weekends_and_holidays() {
         let mut hours = WorkingHours::default();
         // Two working hours from 16:30 Monday: one today, one from 08:30 Tuesday.
-        assert_eq!(hours.add_working_secs(local(0, 16, 30), 2 * 3600), local(1, 9, 30));
+        assert_eq!(hours.add_working(local(0, 16, 30), TimeDelta::seconds(2 * 3600)), local(1, 9, 30));
         // Logged on Saturday night: counting starts Monday morning.
-        assert_eq!(hours.add_working_secs(local(5, 23, 0), 3600), local(7, 9, 30));
+        assert_eq!(hours.add_working(local(5, 23, 0), TimeDelta::seconds(3600)), local(7, 9, 30));
         hours.holidays.push((local(1, 12, 0) + TimeDelta::hours(8)).date_naive());
-        assert_eq!(hours.add_working_secs(local(0, 16, 30), 2 * 3600), local(2, 9, 30), "Tuesday is a holiday");
-        assert_eq!(hours.sub_working_secs(local(2, 9, 30), 2 * 3600), local(0, 16, 30), "and back");
-        assert_eq!(hours.sub_working_secs(local(0, 10, 0), 1800), local(0, 9, 30));
+        assert_eq!(
+            hours.add_working(local(0, 16, 30), TimeDelta::seconds(2 * 3600)),
+            local(2, 9, 30),
+            "Tuesday is a holiday"
+        );
+        assert_eq!(hours.sub_working(local(2, 9, 30), TimeDelta::seconds(2 * 3600)), local(0, 16, 30), "and back");
+        assert_eq!(hours.sub_working(local(0, 10, 0), TimeDelta::seconds(1800)), local(0, 9, 30));
     }
 
     #[test]
@@ -186,10 +191,10 @@ mod tests {
         };
         assert!(night.is_open(local(1, 2, 0)));
         assert!(!night.is_open(local(1, 12, 0)));
-        assert_eq!(night.add_working_secs(local(1, 5, 0), 2 * 3600), local(1, 23, 0));
+        assert_eq!(night.add_working(local(1, 5, 0), TimeDelta::seconds(2 * 3600)), local(1, 23, 0));
         let always = WorkingHours::always();
         assert!(always.is_open(local(3, 3, 0)));
-        assert_eq!(always.add_working_secs(local(0, 23, 0), 7200), local(1, 1, 0));
+        assert_eq!(always.add_working(local(0, 23, 0), TimeDelta::seconds(7200)), local(1, 1, 0));
     }
 
     #[test]

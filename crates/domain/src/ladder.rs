@@ -176,13 +176,16 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
     let mut alarms = Vec::new();
     for (clock, deadline, allowance) in clocks {
         let (Some(deadline), Some(allowance)) = (deadline, allowance) else { continue };
-        let share = |percent: u32| allowance * i64::from(percent) / 100;
+        // Shares in milliseconds, so seconds-long test allowances keep their proportions.
+        let share =
+            |percent: u32| TimeDelta::milliseconds(allowance.saturating_mul(10).saturating_mul(i64::from(percent)));
+        let allowance = TimeDelta::seconds(allowance);
         // Shares of a working-hours allowance are counted in working time.
-        let before = |secs: i64| {
-            if level.working_hours_only { hours.sub_working_secs(deadline, secs) } else { deadline - TimeDelta::seconds(secs) }
+        let before = |span: TimeDelta| {
+            if level.working_hours_only { hours.sub_working(deadline, span) } else { deadline - span }
         };
-        let after = |secs: i64| {
-            if level.working_hours_only { hours.add_working_secs(deadline, secs) } else { deadline + TimeDelta::seconds(secs) }
+        let after = |span: TimeDelta| {
+            if level.working_hours_only { hours.add_working(deadline, span) } else { deadline + span }
         };
         let when = |at: DateTime<Utc>| if held(clock) { hours.next_opening(at) } else { at };
         let owners = if clock == Clock::Callback {
@@ -206,7 +209,14 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
             level: 0,
             recipients: owners,
         });
-        alarms.push(Alarm { clock, rung: Rung::Breach, deadline, fire_at: when(deadline), level: 1, recipients: at_breach });
+        alarms.push(Alarm {
+            clock,
+            rung: Rung::Breach,
+            deadline,
+            fire_at: when(deadline),
+            level: 1,
+            recipients: at_breach,
+        });
         alarms.push(Alarm {
             clock,
             rung: Rung::Overdue,
@@ -222,7 +232,11 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
 
 /// The time the resident is told to expect after a breach: the point where the manager
 /// takes over, which is the latest the centre commits to.
-pub fn expected_after_breach(ladder: &EscalationPolicy, alarm_deadline: DateTime<Utc>, allowance_secs: i64) -> DateTime<Utc> {
+pub fn expected_after_breach(
+    ladder: &EscalationPolicy,
+    alarm_deadline: DateTime<Utc>,
+    allowance_secs: i64,
+) -> DateTime<Utc> {
     let extra = i64::from(ladder.manager_percent.saturating_sub(100));
     alarm_deadline + TimeDelta::seconds(allowance_secs * extra / 100)
 }
@@ -274,7 +288,10 @@ mod tests {
         let alarms = plan(&sla, &EscalationPolicy::default(), &hours, &facts(Priority::P3, running));
         assert_eq!(alarms[0].rung, Rung::Reminder);
         assert_eq!(alarms[0].fire_at, at(0, 36, 0));
-        assert_eq!(alarms[1].recipients, vec![Recipient::Supervisor, Recipient::Assignee, Recipient::FirstContact, Recipient::Resident]);
+        assert_eq!(
+            alarms[1].recipients,
+            vec![Recipient::Supervisor, Recipient::Assignee, Recipient::FirstContact, Recipient::Resident]
+        );
         assert_eq!(alarms[2].fire_at, at(3, 0, 0));
         // A deadline at 08:40 on Monday: 10 working minutes that morning and 14 before
         // Saturday's closing (Sunday is not worked) put the reminder at 17:16 on Saturday.
@@ -303,13 +320,8 @@ mod tests {
             first_reply_by: Some(at(4, 0, 0)),
             callback_by: Some(at(5, 0, 0)),
         };
-        let progress = |state, accepted, on_site| Progress {
-            state,
-            accepted,
-            on_site,
-            linked_to_incident: false,
-            deadlines: all,
-        };
+        let progress =
+            |state, accepted, on_site| Progress { state, accepted, on_site, linked_to_incident: false, deadlines: all };
         let dispatched = running(&progress(TicketState::Dispatched, false, false));
         assert_eq!((dispatched.acknowledge_by, dispatched.callback_by), (all.acknowledge_by, None));
         let on_site = running(&progress(TicketState::OnSite, true, true));

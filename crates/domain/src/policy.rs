@@ -59,7 +59,13 @@ impl Policy {
     }
 
     /// A ticket's deadlines with its clocks starting at `start`, in its property's hours.
-    pub fn deadlines(&self, priority: Priority, kind: TicketKind, property_id: &str, start: DateTime<Utc>) -> Deadlines {
+    pub fn deadlines(
+        &self,
+        priority: Priority,
+        kind: TicketKind,
+        property_id: &str,
+        start: DateTime<Utc>,
+    ) -> Deadlines {
         self.sla.deadlines(priority, kind, start, self.hours_for(property_id))
     }
 }

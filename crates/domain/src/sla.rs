@@ -59,7 +59,12 @@ impl Default for SlaPolicy {
                 resolve_secs: 72 * HOUR,
                 working_hours_only: true,
             },
-            p4: ServiceLevel { acknowledge_secs: DAY, on_site_secs: None, resolve_secs: 7 * DAY, working_hours_only: true },
+            p4: ServiceLevel {
+                acknowledge_secs: DAY,
+                on_site_secs: None,
+                resolve_secs: 7 * DAY,
+                working_hours_only: true,
+            },
             callback_secs: 48 * HOUR,
             complaint_first_reply_secs: DAY,
         }
@@ -122,7 +127,8 @@ impl SlaPolicy {
     ) -> Deadlines {
         let level = self.level(priority);
         let after = |secs: i64| {
-            if level.working_hours_only { hours.add_working_secs(start, secs) } else { start + TimeDelta::seconds(secs) }
+            let allowance = TimeDelta::seconds(secs);
+            if level.working_hours_only { hours.add_working(start, allowance) } else { start + allowance }
         };
         Deadlines {
             acknowledge_by: Some(after(level.acknowledge_secs)),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod convert;
 pub mod directory;
 pub mod error;
+pub mod notifications;
 pub mod tickets;
 pub mod watch;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use propdesk_domain::Policy;
 use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
+use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
 use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
 use propdesk_store::Store;
 use tokio::net::TcpListener;
@@ -83,6 +85,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TicketServiceServer<tickets::TicketApi>>().await;
     health.set_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
+    health.set_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
@@ -97,6 +100,8 @@ pub async fn serve(
         .max_decoding_message_size(options.max_request_bytes);
     let directory = DirectoryServiceServer::new(directory::DirectoryApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
+    let notifications = NotificationServiceServer::new(notifications::NotificationApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
 
     let shutdown = state.shutdown.clone();
     let server = Server::builder()
@@ -107,6 +112,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(tickets, keys.interceptor()))
         .add_service(InterceptedService::new(directory, keys.interceptor()))
+        .add_service(InterceptedService::new(notifications, keys.interceptor()))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(
@@ -121,6 +127,7 @@ pub async fn serve(
     }
     health.set_not_serving::<TicketServiceServer<tickets::TicketApi>>().await;
     health.set_not_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
+    health.set_not_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
     match tokio::time::timeout(options.drain_timeout, server).await {
         Ok(result) => Ok(result?),

@@ -87,11 +87,11 @@ fn apply_move(t: &mut ticket::Model, mv: Move, event_type: EventType, note: &str
     Ok(Step { event_type, from: before.state, to: after.state, note: note.to_owned() })
 }
 
-fn page_token_after(id: &str) -> String {
+pub(crate) fn page_token_after(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> {
+pub(crate) fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> {
     if token.is_empty() {
         return None;
     }
@@ -99,7 +99,7 @@ fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> 
     match decoded.filter(|id| uuid::Uuid::parse_str(id).is_ok()) {
         Some(id) => Some(id),
         None => {
-            violations.add("page_token", "is not a token returned by ListTickets");
+            violations.add("page_token", "is not a token returned by this list call");
             None
         }
     }

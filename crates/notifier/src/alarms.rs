@@ -115,7 +115,8 @@ async fn announce(
     };
     // 客户等待管理: at the breach the resident is told when to expect the work.
     if rung == Some(Rung::Breach) && who.contains(&Recipient::Resident) {
-        let allowance = clock(&alarm.clock).and_then(|c| ladder::allowance_secs(&notifier.policy.sla, priority(t).ok()?, c));
+        let allowance =
+            clock(&alarm.clock).and_then(|c| ladder::allowance_secs(&notifier.policy.sla, priority(t).ok()?, c));
         if let Some(allowance) = allowance {
             let expected = ladder::expected_after_breach(&notifier.policy.escalation, alarm.deadline_at, allowance);
             note.push_str(&format!("; resident told to expect it by {}", expected.format("%Y-%m-%d %H:%M:%S UTC")));

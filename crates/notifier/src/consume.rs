@@ -80,10 +80,15 @@ pub async fn apply_event(
 
 /// The reopen that RecordCallback writes together with an unsatisfied rating.
 fn reopened_by_unsatisfied_callback(t: &ticket::Model, event: &pb::TicketEvent) -> bool {
-    let rated_unsatisfied =
-        t.callback_satisfaction.as_deref().and_then(|s| s.parse::<Satisfaction>().ok()).is_some_and(|s| s.requires_rework());
+    let rated_unsatisfied = t
+        .callback_satisfaction
+        .as_deref()
+        .and_then(|s| s.parse::<Satisfaction>().ok())
+        .is_some_and(|s| s.requires_rework());
     let same_moment = match (t.callback_recorded_at, event.occurred_at.as_ref()) {
-        (Some(at), Some(occurred)) => at.timestamp() == occurred.seconds && at.timestamp_subsec_nanos() as i32 == occurred.nanos,
+        (Some(at), Some(occurred)) => {
+            at.timestamp() == occurred.seconds && at.timestamp_subsec_nanos() as i32 == occurred.nanos
+        }
         _ => false,
     };
     rated_unsatisfied && same_moment
@@ -163,7 +168,11 @@ async fn tell_owners(
     let recipients: &[Recipient] = match event_type {
         Some(EventType::Dispatched) => &[Recipient::Assignee, Recipient::FirstContact],
         Some(
-            EventType::Transferred | EventType::Resolved | EventType::Cancelled | EventType::Reopened | EventType::Closed,
+            EventType::Transferred
+            | EventType::Resolved
+            | EventType::Cancelled
+            | EventType::Reopened
+            | EventType::Closed,
         ) => &[Recipient::FirstContact],
         _ => return Ok(()),
     };

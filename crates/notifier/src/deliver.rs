@@ -128,7 +128,8 @@ pub async fn run(notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result
         .timeout(Duration::from_millis(settings.timeout_ms))
         .build()
         .map_err(|e| NotifierError::Http(e.to_string()))?;
-    let lease = TimeDelta::milliseconds(i64::try_from(settings.timeout_ms).unwrap_or(i64::MAX / 2)) + TimeDelta::seconds(30);
+    let lease =
+        TimeDelta::milliseconds(i64::try_from(settings.timeout_ms).unwrap_or(i64::MAX / 2)) + TimeDelta::seconds(30);
     let batch = settings.concurrency.max(1) as u64;
     let mut commits = notifier.store.subscribe_commits();
     loop {

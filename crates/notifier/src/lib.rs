@@ -70,6 +70,7 @@ pub struct NotifierSettings {
     pub max_sleep_ms: u64,
     pub delivery: DeliverySettings,
     /// Webhook receivers.
+    #[serde(default)]
     pub webhooks: Vec<WebhookTarget>,
     /// gRPC health endpoint of the worker (readiness and liveness probes).
     pub health_listen: SocketAddr,

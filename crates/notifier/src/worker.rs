@@ -20,11 +20,12 @@ pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken)
     let scanner = tokio::spawn(scan(notifier.clone(), shutdown.clone()));
     let deliverer = tokio::spawn(deliver::run(notifier.clone(), shutdown.clone()));
     let (concurrency, prefetch) = (notifier.settings.concurrency, notifier.settings.prefetch);
-    let consumed = propdesk_bus::consume(&bus, WorkerRole::Notifier, prefetch, concurrency, shutdown.clone(), |delivery| {
-        let notifier = notifier.clone();
-        async move { handle(&notifier, delivery).await }
-    })
-    .await;
+    let consumed =
+        propdesk_bus::consume(&bus, WorkerRole::Notifier, prefetch, concurrency, shutdown.clone(), |delivery| {
+            let notifier = notifier.clone();
+            async move { handle(&notifier, delivery).await }
+        })
+        .await;
     shutdown.cancel();
     let _ = scanner.await;
     let delivered = deliverer.await;

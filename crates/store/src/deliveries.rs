@@ -41,7 +41,10 @@ pub struct DeliveryFilter {
 pub enum Attempt {
     Delivered,
     /// Try again at `retry_at`, or give up (`None`): the delivery is dead.
-    Failed { error: String, retry_at: Option<DateTime<Utc>> },
+    Failed {
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl Store {
@@ -61,7 +64,11 @@ impl Store {
                 .add(Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now)))
         };
         let mut due = Query::select();
-        due.column(C::Id).from(notification::Entity).cond_where(claimable()).order_by(C::NextAttemptAt, sea_orm::sea_query::Order::Asc).limit(limit);
+        due.column(C::Id)
+            .from(notification::Entity)
+            .cond_where(claimable())
+            .order_by(C::NextAttemptAt, sea_orm::sea_query::Order::Asc)
+            .limit(limit);
         if self.backend() == DbBackend::Postgres {
             due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }

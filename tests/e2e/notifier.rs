@@ -1,0 +1,320 @@
+//! The notifier end to end: `propdesk intake`, `dispatch` and `notifier` processes, real
+//! PostgreSQL and RabbitMQ, with the service levels shrunk from minutes to seconds by a
+//! settings file.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use propdesk_proto::v1 as pb;
+use propdesk_testkit::Backend;
+
+use crate::helpers::{App, authed};
+
+/// P1: acknowledge 2 s, on site 3 s; P2: acknowledge 3 s, on site 6 s; P3 counted in working
+/// hours; callback 3 s; open round the clock unless a test says otherwise.
+const SHRUNK: &str = r#"
+[policy.sla]
+callback_secs = 3
+complaint_first_reply_secs = 600
+
+[policy.sla.p1]
+acknowledge_secs = 2
+on_site_secs = 3
+resolve_secs = 600
+working_hours_only = false
+
+[policy.sla.p2]
+acknowledge_secs = 3
+on_site_secs = 6
+resolve_secs = 600
+working_hours_only = false
+
+[policy.sla.p3]
+acknowledge_secs = 2
+on_site_secs = 600
+resolve_secs = 1200
+working_hours_only = true
+
+[notifier]
+max_sleep_ms = 500
+"#;
+
+const ALWAYS_OPEN: &str = r#"
+[policy.working_hours]
+utc_offset_minutes = 0
+days = [1, 2, 3, 4, 5, 6, 7]
+opens = "00:00:00"
+closes = "00:00:00"
+holidays = []
+"#;
+
+/// Starts an app whose processes all read `settings` (a TOML file).
+async fn start(backend: Backend, settings: &str) -> (App, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("propdesk.toml");
+    std::fs::write(&file, settings).expect("write settings");
+    let app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    (app, dir)
+}
+
+fn time(ts: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    let ts = ts.as_ref().expect("a timestamp");
+    DateTime::from_timestamp(ts.seconds, ts.nanos as u32).expect("valid timestamp")
+}
+
+/// The ladder steps in a history: ("<clock> <rung>", when), from the notes of REMINDED and
+/// ESCALATED events.
+fn steps(history: &[pb::TicketEvent]) -> Vec<(String, DateTime<Utc>)> {
+    history
+        .iter()
+        .filter(|e| {
+            e.r#type == pb::TicketEventType::Escalated as i32 || e.r#type == pb::TicketEventType::Reminded as i32
+        })
+        .map(|e| (e.note.split(':').next().unwrap_or_default().to_owned(), time(&e.occurred_at)))
+        .collect()
+}
+
+fn count(history: &[pb::TicketEvent], step: &str) -> usize {
+    steps(history).iter().filter(|(s, _)| s == step).count()
+}
+
+fn assert_fired_within(history: &[pb::TicketEvent], step: &str, due: DateTime<Utc>, slack: TimeDelta) {
+    let fired: Vec<_> = steps(history).into_iter().filter(|(s, _)| s == step).collect();
+    assert_eq!(fired.len(), 1, "{step}: exactly one event, got {fired:?}");
+    let late = fired[0].1 - due;
+    assert!(late >= TimeDelta::zero() && late < slack, "{step}: fired {late} after {due}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_the_manager_at_twice() {
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    let manager = app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+
+    let created = app.create(app.new_ticket("plumbing", "2-1203 厨房爆管，水流不止")).await;
+    assert_eq!(created.priority, pb::Priority::P1 as i32);
+    let deadlines = created.deadlines.clone().expect("deadlines");
+    let on_site_by = time(&deadlines.on_site_by);
+    let history = app.wait_history(&created.id, Duration::from_secs(15), |h| count(h, "on_site overdue") == 1).await;
+    let second = TimeDelta::seconds(1);
+    // 80 % of 3 s before the on-site deadline, at it, and at twice the allowance.
+    assert_fired_within(&history, "on_site reminder", on_site_by - TimeDelta::milliseconds(600), second);
+    assert_fired_within(&history, "on_site breach", on_site_by, second);
+    assert_fired_within(&history, "on_site overdue", on_site_by + TimeDelta::seconds(3), second);
+    assert_fired_within(&history, "acknowledge breach", time(&deadlines.acknowledge_by), second);
+    let breach = history.iter().find(|e| e.note.starts_with("on_site breach")).expect("breach event");
+    assert_eq!(breach.actor_id, "system:notifier");
+    assert!(breach.note.contains("supervisor") && breach.note.contains("manager"), "P1: both told: {}", breach.note);
+    assert!(breach.note.contains("resident told to expect it by"), "客户等待管理: {}", breach.note);
+
+    let ticket = app.get(&created.id).await;
+    assert_eq!(ticket.escalation_level, 2);
+    // The supervisor and the manager each got their notifications, through the log sink.
+    let all = propdesk_store::deliveries::DeliveryFilter { limit: 1000, ..Default::default() };
+    let rows = app.store.list_deliveries(&all).await.expect("deliveries");
+    let to = |id: &str, subject: &str| {
+        rows.iter().filter(|n| n.recipient_id.as_deref() == Some(id) && n.subject == subject).count()
+    };
+    assert!(to(&app.world.supervisor_id, "escalation.breach") >= 2, "supervisor told of each breach");
+    assert_eq!(to(&manager, "escalation.overdue"), 2, "manager told at twice the allowance of both clocks");
+    assert!(to(&app.world.plumber_id, "reminder") >= 1, "assignee reminded");
+
+    // The technician arrives: the remaining on-site work is met, nothing more fires for it.
+    let plumber = app.world.plumber.clone();
+    let accepted = app.tickets.accept_ticket(authed(&plumber, App::action(&ticket, ""))).await.expect("accept");
+    app.tickets.arrive_on_site(authed(&plumber, App::action(accepted.get_ref(), ""))).await.expect("on site");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let alarms = app.store.alarms_of(&created.id).await.expect("alarms");
+    assert!(
+        alarms.iter().filter(|a| a.pending).all(|a| a.clock == "resolve"),
+        "only the resolve clock runs: {alarms:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_notifier_replicas_fire_each_step_exactly_once() {
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
+    let _dispatch = app.start_dispatch().await;
+    let _first = app.start_notifier().await;
+    let _second = app.start_notifier().await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(app.create(app.new_ticket("plumbing", &format!("爆管 number {n}"))).await.id);
+    }
+    for id in &ids {
+        let history = app.wait_history(id, Duration::from_secs(20), |h| count(h, "on_site overdue") == 1).await;
+        let mut seen = steps(&history).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        let total = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(total, seen.len(), "ticket {id}: a step fired twice: {:?}", steps(&history));
+        for step in ["acknowledge breach", "on_site reminder", "on_site breach", "on_site overdue"] {
+            assert!(seen.iter().any(|s| s == step), "ticket {id}: {step} missing in {seen:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time() {
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    // A P2: acknowledge in 3 s, on site in 6 s.
+    let created = app.create(app.new_ticket("water_supply", "no water in the kitchen")).await;
+    let (dispatched, _) = app.wait_dispatched(&created.id).await;
+    let before = dispatched.deadlines.clone().expect("deadlines");
+    let plumber = app.world.plumber.clone();
+    let held = app
+        .tickets
+        .put_on_hold(authed(&plumber, App::action(&dispatched, "waiting for the water company")))
+        .await
+        .expect("hold")
+        .into_inner();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let history = app.history(&created.id).await;
+    assert_eq!(count(&history, "acknowledge breach"), 0, "paused clocks do not fire: {:?}", steps(&history));
+    let resumed =
+        app.tickets.resume_ticket(authed(&plumber, App::action(&held, ""))).await.expect("resume").into_inner();
+    let paused = time(&resumed.updated_at) - time(&held.on_hold_since);
+    assert!(paused >= TimeDelta::seconds(5));
+    let after = resumed.deadlines.clone().expect("deadlines");
+    for (name, old, new) in [
+        ("acknowledge_by", &before.acknowledge_by, &after.acknowledge_by),
+        ("on_site_by", &before.on_site_by, &after.on_site_by),
+        ("resolve_by", &before.resolve_by, &after.resolve_by),
+    ] {
+        assert_eq!(time(new) - time(old), paused, "{name} moved by the time paused");
+    }
+    let history = app.wait_history(&created.id, Duration::from_secs(15), |h| count(h, "on_site breach") == 1).await;
+    assert_fired_within(&history, "acknowledge breach", time(&after.acknowledge_by), TimeDelta::seconds(1));
+    assert_fired_within(&history, "on_site breach", time(&after.on_site_by), TimeDelta::seconds(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens() {
+    // The centre opens 6 s from now (UTC wall clock) for an hour.
+    let opens_at = Utc::now() + TimeDelta::seconds(6);
+    let hours = format!(
+        "[policy.working_hours]\nutc_offset_minutes = 0\ndays = [1, 2, 3, 4, 5, 6, 7]\nopens = \"{}\"\ncloses = \"{}\"\nholidays = []\n",
+        opens_at.format("%H:%M:%S"),
+        (opens_at + TimeDelta::hours(1)).format("%H:%M:%S"),
+    );
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{hours}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let created = app.create(app.new_ticket("electrical", "the balcony light flickers")).await;
+    assert_eq!(created.priority, pb::Priority::P3 as i32);
+    let opening = opens_at.with_nanosecond(0).expect("whole second");
+    let acknowledge_by = time(&created.deadlines.clone().expect("deadlines").acknowledge_by);
+    assert_eq!(acknowledge_by, opening + TimeDelta::seconds(2), "2 working seconds after opening");
+    let history =
+        app.wait_history(&created.id, Duration::from_secs(20), |h| count(h, "acknowledge reminder") == 1).await;
+    let (_, reminded_at) = steps(&history).into_iter().find(|(s, _)| s == "acknowledge reminder").expect("reminder");
+    assert!(reminded_at >= opening, "no reminder before working hours: {reminded_at} < {opening}");
+    assert!(reminded_at - opening < TimeDelta::seconds(3), "reminded soon after opening: {reminded_at}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reopens_and_escalates() {
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let created = app.create(app.new_ticket("intercom", "the intercom does not ring")).await;
+    let (dispatched, _) = app.wait_dispatched(&created.id).await;
+    let plumber = app.world.plumber.clone();
+    let resolved = app
+        .tickets
+        .resolve_ticket(authed(&plumber, App::action(&dispatched, "replaced the handset")))
+        .await
+        .expect("resolve")
+        .into_inner();
+    let callback_by = time(&resolved.deadlines.clone().expect("deadlines").callback_by);
+    assert_eq!(callback_by - time(&resolved.resolved_at), TimeDelta::seconds(3), "48 h, shrunk to 3 s");
+
+    let history = app.wait_history(&created.id, Duration::from_secs(15), |h| count(h, "callback breach") == 1).await;
+    assert_fired_within(&history, "callback breach", callback_by, TimeDelta::seconds(1));
+    let breach = history.iter().find(|e| e.note.starts_with("callback breach")).expect("breach");
+    assert!(breach.note.contains("supervisor"), "{}", breach.note);
+    let ticket = app.get(&created.id).await;
+    let callback =
+        ticket.follow_ups.iter().find(|f| f.kind == pb::FollowUpKind::Callback as i32).expect("callback task");
+    assert_eq!(callback.owner_id, app.world.agent_id, "owned by the first-contact agent");
+    assert_eq!(time(&callback.due_by), callback_by);
+    assert_eq!(callback.state, pb::FollowUpState::Open as i32);
+
+    let agent = app.world.agent.clone();
+    let request = pb::RecordCallbackRequest {
+        ticket_id: ticket.id.clone(),
+        expected_version: ticket.version,
+        satisfaction: pb::Satisfaction::Unsatisfied as i32,
+        comment: "it broke again the same evening".into(),
+    };
+    let reopened = app.tickets.record_callback(authed(&agent, request)).await.expect("callback").into_inner();
+    assert_eq!(reopened.state, pb::TicketState::Reopened as i32);
+    let history = app
+        .wait_history(&created.id, Duration::from_secs(10), |h| {
+            h.iter().any(|e| e.note.starts_with("callback unsatisfied"))
+                && h.iter().filter(|e| e.r#type == pb::TicketEventType::Dispatched as i32).count() == 2
+        })
+        .await;
+    assert_eq!(history.iter().filter(|e| e.note.starts_with("callback unsatisfied")).count(), 1);
+    let ticket = app.get(&created.id).await;
+    assert!(ticket.escalation_level >= 1);
+    assert_eq!(ticket.state, pb::TicketState::Dispatched as i32, "redispatched for rework");
+    let callback = ticket.follow_ups.iter().find(|f| f.kind == pb::FollowUpKind::Callback as i32).expect("callback");
+    assert_eq!(callback.state, pb::FollowUpState::Done as i32, "RecordCallback closed the task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_is_answered_by_a_letter_to_the_units_address() {
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let mut request = app.new_ticket("fee_dispute", "来信：十月物业费重复收取");
+    request.kind = pb::TicketKind::Complaint as i32;
+    request.channel = pb::Channel::Letter as i32;
+    let created = app.create(request).await;
+    let (dispatched, _) = app.wait_dispatched(&created.id).await;
+    let agent = app.world.agent.clone();
+    let resolved = app
+        .tickets
+        .resolve_ticket(authed(&agent, App::action(&dispatched, "refund of the duplicate charge approved")))
+        .await
+        .expect("resolve")
+        .into_inner();
+    let mut reply = None;
+    for _ in 0..100 {
+        let ticket = app.get(&created.id).await;
+        reply = ticket.follow_ups.into_iter().find(|f| f.kind == pb::FollowUpKind::Reply as i32);
+        if reply.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = reply.expect("a reply task");
+    assert_eq!(reply.method, pb::ReplyMethod::Letter as i32);
+    assert_eq!(reply.destination, "Room 1203", "the unit's postal address");
+    assert_eq!(reply.owner_id, app.world.agent_id);
+    assert_eq!(reply.state, pb::FollowUpState::Open as i32);
+
+    let ticket = app.get(&created.id).await;
+    let done = pb::CompleteFollowUpRequest {
+        ticket_id: ticket.id.clone(),
+        expected_version: ticket.version,
+        follow_up_id: reply.id.clone(),
+        note: "letter posted, registered mail".into(),
+    };
+    let after = app.tickets.complete_follow_up(authed(&agent, done.clone())).await.expect("complete").into_inner();
+    let task = after.follow_ups.iter().find(|f| f.id == reply.id).expect("task");
+    assert_eq!(task.state, pb::FollowUpState::Done as i32);
+    assert_eq!(after.version, ticket.version + 1);
+    assert!(resolved.version < after.version);
+    let history = app.history(&created.id).await;
+    assert!(history.iter().any(|e| e.r#type == pb::TicketEventType::FollowUp as i32 && e.note.contains("registered")));
+    // Twice: the task is no longer open.
+    let again = pb::CompleteFollowUpRequest { expected_version: after.version, ..done };
+    let result = app.tickets.complete_follow_up(authed(&agent, again)).await;
+    crate::helpers::assert_status(result, tonic::Code::InvalidArgument, Some("follow_up_id"), "completed twice");
+}
