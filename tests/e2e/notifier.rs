@@ -318,3 +318,142 @@ async fn a_letter_is_answered_by_a_letter_to_the_units_address() {
     let result = app.tickets.complete_follow_up(authed(&agent, again)).await;
     crate::helpers::assert_status(result, tonic::Code::InvalidArgument, Some("follow_up_id"), "completed twice");
 }
+
+/// HMAC-SHA256 of "<timestamp>.<body>", computed here independently of the notifier.
+fn expected_signature(secret: &str, timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!("sha256={}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed() {
+    use crate::helpers::{WebhookReceiver, free_port};
+    use propdesk_proto::v1::notification_service_client::NotificationServiceClient;
+
+    let (flaky_port, gone_port) = (free_port(), free_port());
+    let hooks = format!(
+        r#"
+[notifier.delivery]
+max_attempts = 6
+backoff_ms = 200
+max_backoff_ms = 400
+timeout_ms = 2000
+concurrency = 8
+
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{flaky_port}/hooks/propdesk"
+secret = "flaky-receiver-secret-0123456789"
+roles = ["assignee"]
+
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{gone_port}/hooks/propdesk"
+secret = "gone-receiver-secret-0123456789"
+roles = ["assignee"]
+"#
+    );
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}{hooks}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let mut notifications = NotificationServiceClient::new(app.server.channel().await);
+    let supervisor = app.world.supervisor.clone();
+
+    // Both receivers are down when the assignee is told of new work.
+    let created = app.create(app.new_ticket("intercom", "the intercom does not ring")).await;
+    let (dispatched, _) = app.wait_dispatched(&created.id).await;
+    assert_eq!(dispatched.assignee_id, app.world.plumber_id);
+    let list = |state: pb::DeliveryState| pb::ListDeliveriesRequest {
+        ticket_id: created.id.clone(),
+        state: state as i32,
+        ..Default::default()
+    };
+    let flaky_target = format!("http://127.0.0.1:{flaky_port}/hooks/propdesk");
+    let mut retried = false;
+    for _ in 0..50 {
+        let pending = notifications
+            .list_deliveries(authed(&supervisor, list(pb::DeliveryState::Pending)))
+            .await
+            .expect("list")
+            .into_inner()
+            .deliveries;
+        retried = pending.iter().any(|d| d.target == flaky_target && d.attempts >= 1 && !d.last_error.is_empty());
+        if retried {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(retried, "a failed delivery is pending with its error, for another attempt");
+
+    // The first receiver comes back: the delivery arrives, signed.
+    let flaky = WebhookReceiver::listen(flaky_port).await;
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        requests = flaky.requests();
+        if !requests.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let request = requests.first().expect("the webhook arrived once the receiver was back").clone();
+    let timestamp = request.header("x-propdesk-timestamp").expect("timestamp header");
+    let signature = request.header("x-propdesk-signature").expect("signature header");
+    assert_eq!(signature, expected_signature("flaky-receiver-secret-0123456789", timestamp, &request.body));
+    let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON body");
+    assert_eq!(request.header("x-propdesk-event-id"), body["id"].as_str(), "the event id names the delivery");
+    assert_eq!(body["subject"], "ticket.dispatched");
+    assert_eq!(body["recipient_id"], app.world.plumber_id.as_str());
+    assert_eq!(body["ticket_id"], created.id.as_str());
+    assert!(!request.body.contains("13812345678") && !request.body.contains("张三"), "no personal data");
+
+    // The second never comes back: its delivery dies and is listed.
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = notifications
+            .list_deliveries(authed(&supervisor, list(pb::DeliveryState::Dead)))
+            .await
+            .expect("list")
+            .into_inner()
+            .deliveries;
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = dead.first().expect("a dead delivery").clone();
+    assert_eq!(dead.attempts, 6);
+    assert!(dead.target.contains(&gone_port.to_string()));
+    assert!(!dead.last_error.is_empty());
+
+    // Fixed at last: replay sends it again, same id.
+    let gone = WebhookReceiver::listen(gone_port).await;
+    let technician = app.world.plumber.clone();
+    let refused = notifications
+        .replay_delivery(authed(&technician, pb::ReplayDeliveryRequest { delivery_id: dead.id.clone() }))
+        .await;
+    crate::helpers::assert_status(refused, tonic::Code::PermissionDenied, None, "a technician replays");
+    let replayed = notifications
+        .replay_delivery(authed(&supervisor, pb::ReplayDeliveryRequest { delivery_id: dead.id.clone() }))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(replayed.state, pb::DeliveryState::Pending as i32);
+    // (Later notifications still retrying may arrive too: look for this one by its id.)
+    let mut arrived = 0;
+    for _ in 0..100 {
+        arrived = gone.requests().iter().filter(|r| r.header("x-propdesk-event-id") == Some(dead.id.as_str())).count();
+        if arrived > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(arrived, 1, "the replayed delivery arrived once, with its original id");
+    let delivered = notifications
+        .list_deliveries(authed(&supervisor, list(pb::DeliveryState::Delivered)))
+        .await
+        .expect("list")
+        .into_inner()
+        .deliveries;
+    assert!(delivered.iter().any(|d| d.id == dead.id), "the replayed delivery is DELIVERED");
+}
