@@ -71,11 +71,38 @@ impl Bus {
         }
     }
 
+    /// Follows the routing keys of messages matching `binding` (e.g. `ticket.#`) through a
+    /// queue of this process alone: every replica sees every message. For wake-ups, not
+    /// for work: nothing is acknowledged or redelivered.
+    pub fn listen(&self, binding: &str) -> Listener {
+        match self {
+            Bus::Rabbit(bus) => Listener::Rabbit(Box::new(rabbit::RabbitListener::new(bus.clone(), binding))),
+            Bus::Memory(bus) => Listener::Memory(bus.listen(binding)),
+        }
+    }
+
     /// Whether the bus can take work now (for readiness).
     pub async fn is_ready(&self) -> bool {
         match self {
             Bus::Rabbit(bus) => bus.is_connected().await,
             Bus::Memory(_) => true,
+        }
+    }
+}
+
+/// Routing keys of published messages (see [`Bus::listen`]).
+pub enum Listener {
+    Rabbit(Box<rabbit::RabbitListener>),
+    Memory(memory::MemoryListener),
+}
+
+impl Listener {
+    /// The next routing key (empty after a reconnect or a lag: anything may have
+    /// happened); `None` when the bus is closed for good.
+    pub async fn next(&mut self) -> Option<String> {
+        match self {
+            Listener::Rabbit(listener) => listener.next().await,
+            Listener::Memory(listener) => listener.next().await,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::topology::{Topology, WorkerRole, topic_matches};
 use crate::{BusError, Delivery, Envelope, Settle};
@@ -30,11 +30,18 @@ struct State {
 pub struct MemoryBus {
     state: Arc<Mutex<State>>,
     topology: Arc<Topology>,
+    /// Every published message, for listeners (see [`MemoryBus::listen`]).
+    taps: broadcast::Sender<String>,
 }
 
 impl MemoryBus {
     pub fn new(topology: Topology) -> MemoryBus {
-        MemoryBus { state: Arc::default(), topology: Arc::new(topology) }
+        MemoryBus { state: Arc::default(), topology: Arc::new(topology), taps: broadcast::channel(1024).0 }
+    }
+
+    /// Routing keys of messages matching `binding`, as they are published.
+    pub fn listen(&self, binding: &str) -> MemoryListener {
+        MemoryListener { receiver: self.taps.subscribe(), binding: binding.to_owned() }
     }
 
     fn senders_for(&self, routing_key: &str) -> Vec<(WorkerRole, mpsc::UnboundedSender<Queued>)> {
@@ -52,6 +59,8 @@ impl MemoryBus {
     pub async fn publish(&self, batch: &[Envelope]) -> Vec<Result<(), BusError>> {
         let mut waits = Vec::with_capacity(batch.len());
         for envelope in batch {
+            // Nobody listening is fine.
+            let _ = self.taps.send(envelope.routing_key.clone());
             let mut settled = Vec::new();
             for (_, sender) in self.senders_for(&envelope.routing_key) {
                 let (tx, rx) = oneshot::channel();
@@ -86,6 +95,27 @@ impl MemoryBus {
     pub fn parked(&self, role: WorkerRole) -> Vec<(Envelope, String)> {
         let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.parked.get(&role).cloned().unwrap_or_default()
+    }
+}
+
+/// Routing keys of published messages matching a binding.
+pub struct MemoryListener {
+    receiver: broadcast::Receiver<String>,
+    binding: String,
+}
+
+impl MemoryListener {
+    /// The next matching routing key; an empty one after falling behind (something
+    /// happened, look). `None` when the bus is gone.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(key) if topic_matches(&self.binding, &key) => return Some(key),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(String::new()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
     }
 }
 

@@ -462,3 +462,76 @@ impl RabbitSettle {
         }
     }
 }
+
+/// Follows the events exchange through an exclusive, server-named queue of this process
+/// (it disappears with the connection). Auto-acked: listeners use messages as wake-ups,
+/// the database stays the source of truth, so a message lost in a reconnect costs nothing
+/// but a poll interval.
+pub struct RabbitListener {
+    bus: Arc<RabbitBus>,
+    binding: String,
+    link: Option<(Link, Consumer)>,
+    failures: u32,
+}
+
+impl RabbitListener {
+    pub(crate) fn new(bus: Arc<RabbitBus>, binding: &str) -> RabbitListener {
+        RabbitListener { bus, binding: binding.to_owned(), link: None, failures: 0 }
+    }
+
+    async fn start(&self) -> Result<(Link, Consumer), BusError> {
+        let link = self.bus.open("propdesk-listener").await?;
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            durable: false,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = link.channel.queue_declare(ShortString::from(""), exclusive, FieldTable::default()).await?;
+        let exchange = self.bus.topology.exchange();
+        link.channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.as_str().into(),
+                self.binding.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let no_ack = BasicConsumeOptions { no_ack: true, exclusive: true, ..BasicConsumeOptions::default() };
+        let consumer = link
+            .channel
+            .basic_consume(queue.name().clone(), ShortString::from(""), no_ack, FieldTable::default())
+            .await?;
+        Ok((link, consumer))
+    }
+
+    /// The routing key of the next message; reconnects on its own.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            if self.link.is_none() {
+                match self.start().await {
+                    Ok(link) => {
+                        self.failures = 0;
+                        self.link = Some(link);
+                        // Anything may have happened while disconnected.
+                        return Some(String::new());
+                    }
+                    Err(err) => {
+                        self.failures += 1;
+                        let backoff =
+                            Duration::from_millis(200 * 2u64.pow(self.failures.min(6))).min(Duration::from_secs(10));
+                        tracing::warn!(error = %err, ?backoff, "event listener cannot connect; retrying");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+            let (_, consumer) = self.link.as_mut()?;
+            match consumer.next().await {
+                Some(Ok(delivery)) => return Some(delivery.routing_key.to_string()),
+                Some(Err(_)) | None => self.link = None,
+            }
+        }
+    }
+}

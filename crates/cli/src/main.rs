@@ -154,7 +154,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let store = connect(&settings).await?;
             let shutdown = shutdown_on_signal();
             let relay = spawn_relay(&settings, &store, &bus, &shutdown);
-            let served = serve_intake(&settings, store, keys, shutdown).await;
+            let served = serve_intake(&settings, store, &bus, keys, shutdown).await;
             let _ = relay.await;
             served
         }
@@ -223,7 +223,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 tokio::spawn(run_dispatch_owned(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let notifier = tokio::spawn(run_notifier(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let relay = spawn_relay(&settings, &store, &bus, &shutdown);
-            let served = serve_intake(&settings, store, keys, shutdown).await;
+            let served = serve_intake(&settings, store, &bus, keys, shutdown).await;
             let _ = relay.await;
             let _ = dispatch.await;
             let _ = notifier.await;
@@ -251,6 +251,7 @@ async fn connect(settings: &Settings) -> Result<Store, Failure> {
 async fn serve_intake(
     settings: &Settings,
     store: Store,
+    bus: &Bus,
     keys: TokenKeys,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
@@ -258,7 +259,10 @@ async fn serve_intake(
         .await
         .map_err(|e| Failure::Config(format!("intake.listen {}: {e}", settings.intake.listen)))?;
     let address = listener.local_addr().map_err(|e| run_error("intake.listen")(&e))?;
-    let state = Arc::new(IntakeState::new(store, settings.policy.clone(), shutdown));
+    let mut state = IntakeState::new(store, settings.policy.clone(), shutdown);
+    state.watch_poll = Duration::from_millis(settings.intake.watch_poll_ms.max(10));
+    let state = Arc::new(state);
+    let listening = state.follow_bus(bus);
     let options = ServerOptions {
         max_request_bytes: settings.intake.max_request_bytes,
         max_connection_age: Duration::from_secs(settings.intake.max_connection_age_secs),
@@ -266,6 +270,7 @@ async fn serve_intake(
     };
     tracing::info!(%address, "intake serving");
     propdesk_intake::serve(listener, state, keys, options).await.map_err(|e| run_error("intake")(&e))?;
+    listening.abort();
     tracing::info!("intake stopped");
     Ok(())
 }

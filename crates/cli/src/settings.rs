@@ -83,6 +83,9 @@ pub struct IntakeSettings {
     pub listen: SocketAddr,
     pub max_request_bytes: usize,
     pub max_connection_age_secs: u64,
+    /// Watch streams look for new events this often when nothing wakes them (events on
+    /// the bus do, at once), in milliseconds.
+    pub watch_poll_ms: u64,
     pub drain_timeout_secs: u64,
 }
 
@@ -112,6 +115,7 @@ impl Default for Settings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 max_request_bytes: 256 * 1024,
                 max_connection_age_secs: 300,
+                watch_poll_ms: 2_000,
                 drain_timeout_secs: 20,
             },
             auth: AuthSettings { signing_secret: Secret::default(), token_lifetime_secs: 12 * 3600 },

@@ -22,6 +22,7 @@ use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
 use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
 use propdesk_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -35,13 +36,45 @@ pub struct IntakeState {
     pub policy: Policy,
     /// Cancelled when the process shuts down: watch streams end.
     pub shutdown: CancellationToken,
-    /// How often watch streams look for events committed by other processes.
+    /// How often watch streams look for events without a wake-up (a fallback: events
+    /// committed anywhere wake them through the bus, see [`IntakeState::follow_bus`]).
     pub watch_poll: Duration,
+    /// Ticks whenever the bus carries a ticket event, from whichever process.
+    bus_events: signal::Sender<u64>,
 }
 
 impl IntakeState {
     pub fn new(store: Store, policy: Policy, shutdown: CancellationToken) -> IntakeState {
-        IntakeState { store, policy, shutdown, watch_poll: Duration::from_millis(500) }
+        IntakeState {
+            store,
+            policy,
+            shutdown,
+            watch_poll: Duration::from_millis(500),
+            bus_events: signal::Sender::new(0),
+        }
+    }
+
+    /// Wakes watch streams on every ticket event the bus carries, through a queue of this
+    /// replica alone (every replica hears every event), until shutdown.
+    pub fn follow_bus(self: &Arc<Self>, bus: &propdesk_bus::Bus) -> tokio::task::JoinHandle<()> {
+        let mut listener = bus.listen("ticket.#");
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    key = listener.next() => match key {
+                        Some(_) => state.bus_events.send_modify(|n| *n = n.wrapping_add(1)),
+                        None => return,
+                    },
+                }
+            }
+        })
+    }
+
+    /// A receiver that changes whenever the bus carries a ticket event.
+    pub fn subscribe_bus_events(&self) -> signal::Receiver<u64> {
+        self.bus_events.subscribe()
     }
 }
 

@@ -1,9 +1,10 @@
 //! WatchTickets: replay the history after a cursor, then follow new events live.
 //!
 //! The stream is driven by the history table (the source of truth), so a client resuming
-//! from a cursor gets exactly the events after it. Commits made by this process wake the
-//! stream at once (the store's commit signal); commits by other processes are seen at the
-//! next poll.
+//! from a cursor gets exactly the events after it, with no gap and no repeat. It wakes at
+//! once on commits of this process (the store's commit signal) and on every ticket event
+//! on the bus (this replica's own exclusive queue, so events written by other replicas and
+//! workers arrive live); a slow poll covers a broker outage.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use crate::convert::{event_to_wire, optional_enum};
 use crate::error::{ApiError, ApiResult};
 
 const BATCH: u64 = 500;
+const QUICK_LOOK: std::time::Duration = std::time::Duration::from_millis(25);
+const QUICK_LOOKS: u32 = 8;
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TicketEvent, Status>> + Send + 'static>>;
 
@@ -56,6 +59,8 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
 
     let (sender, receiver) = mpsc::channel(256);
     let mut changes = state.store.subscribe_commits();
+    let mut bus_events = state.subscribe_bus_events();
+    let mut quick_looks = 0u32;
     tokio::spawn(async move {
         loop {
             let batch = state
@@ -79,11 +84,15 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
             if full {
                 continue;
             }
+            // A wake-up can come before its event is readable (PostgreSQL: an older
+            // transaction still running); look again shortly a few times after each.
+            let wait = if quick_looks > 0 { QUICK_LOOK } else { state.watch_poll };
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
                 _ = sender.closed() => return,
-                _ = changes.changed() => {}
-                _ = tokio::time::sleep(state.watch_poll) => {}
+                _ = changes.changed() => quick_looks = QUICK_LOOKS,
+                _ = bus_events.changed() => quick_looks = QUICK_LOOKS,
+                _ = tokio::time::sleep(wait) => quick_looks = quick_looks.saturating_sub(1),
             }
         }
     });
