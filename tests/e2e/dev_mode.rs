@@ -128,9 +128,11 @@ async fn dispatched(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_mode_routes_and_groups_like_production() {
+async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&["dev"], &[], Some(dir.path())).await;
+    // A one-second acknowledge clock for emergencies, so the in-process notifier escalates.
+    let env = [("PROPDESK__POLICY__SLA__P1__ACKNOWLEDGE_SECS", "1".to_owned())];
+    let server = Server::start(&["dev"], &env, Some(dir.path())).await;
     let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
     let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
     let admin =
@@ -211,5 +213,36 @@ async fn embedded_mode_routes_and_groups_like_production() {
             .unwrap()
             .into_inner();
         assert_eq!(report.state, pb::TicketState::Resolved as i32);
+    }
+
+    // The notifier of the same process: the unacknowledged emergency went up the ladder,
+    // and every resolved report owes the resident a reply and a callback.
+    let escalated = async |tickets: &mut pb::ticket_service_client::TicketServiceClient<tonic::transport::Channel>| {
+        let request = pb::GetTicketHistoryRequest { ticket_id: burst.id.clone() };
+        let history = tickets.get_ticket_history(authed(&token, request)).await.unwrap().into_inner().events;
+        history.iter().any(|e| e.note.starts_with("acknowledge breach") && e.actor_id == "system:notifier")
+    };
+    let mut breached = false;
+    for _ in 0..100 {
+        breached = escalated(&mut tickets).await;
+        if breached {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(breached, "embedded mode escalates a missed deadline");
+    for id in &reports {
+        let mut kinds = Vec::new();
+        for _ in 0..100 {
+            let report =
+                tickets.get_ticket(authed(&token, pb::GetTicketRequest { ticket_id: id.clone() })).await.unwrap();
+            kinds = report.into_inner().follow_ups.iter().map(|f| f.kind).collect();
+            if kinds.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kinds.sort();
+        assert_eq!(kinds, [pb::FollowUpKind::Reply as i32, pb::FollowUpKind::Callback as i32], "report {id}");
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use propdesk_domain::TicketState;
@@ -134,7 +134,7 @@ impl Store {
         if let Some(existing) = self.find_by_request(&ticket.first_contact_agent_id, &ticket.request_id).await? {
             return Ok(Created::Existing(existing));
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let inserted = match ticket.clone().into_active_model().reset_all().insert(&txn).await {
             Ok(inserted) => inserted,
             Err(err) => {
@@ -201,7 +201,7 @@ impl Store {
         follow_up: Option<FollowUpDone>,
         publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
     ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
             let completed =
                 crate::follow_ups::complete_reply(&txn, &first.updated.id, &done.id, &done.by, done.at, &done.note)

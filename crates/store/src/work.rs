@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use propdesk_domain::TicketState;
@@ -21,8 +21,15 @@ pub fn open_states() -> Vec<&'static str> {
 }
 
 impl Store {
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first cannot be upgraded after another writer
+    /// commits and would fail at once, while an immediate one queues on the busy timeout.
     pub async fn begin(&self) -> Result<DatabaseTransaction, StoreError> {
-        Ok(self.db.begin().await?)
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
     }
 
     /// Commits and wakes this process's relay and watch streams.
