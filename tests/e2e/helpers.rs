@@ -555,6 +555,15 @@ pub fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, f
     }
 }
 
+/// `template` with a fresh request id and a numbered description.
+pub fn pb_create(template: &pb::CreateTicketRequest, n: usize) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        description: format!("the balcony light flickers, report {n}"),
+        ..template.clone()
+    }
+}
+
 /// One request a [`WebhookReceiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {
