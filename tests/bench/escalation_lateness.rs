@@ -67,7 +67,7 @@ async fn run() {
     for lane in 0..lanes {
         let mut client = app.tickets.clone();
         let token = app.world.agent.clone();
-        let template = app.new_ticket("electrical", "");
+        let template = app.new_ticket("electrical", "the balcony light flickers");
         tasks.push(tokio::spawn(async move {
             let interval = Duration::from_secs_f64(lanes as f64 / rate as f64);
             for (k, n) in (lane..tickets).step_by(lanes).enumerate() {
@@ -87,11 +87,10 @@ async fn run() {
         logging.as_secs_f64()
     );
 
-    let all_fired = format!(
-        "SELECT COUNT(*) FROM alarms WHERE clock = 'acknowledge' AND rung IN ('reminder', 'breach') AND NOT pending"
-    );
+    let all_fired =
+        "SELECT COUNT(*) FROM alarms WHERE clock = 'acknowledge' AND rung IN ('reminder', 'breach') AND NOT pending";
     let deadline = Instant::now() + Duration::from_secs(allowance * 2 + 120);
-    while count(&app, &all_fired).await < 2 * tickets as i64 {
+    while count(&app, all_fired).await < 2 * tickets as i64 {
         assert!(Instant::now() < deadline, "alarms did not all fire");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

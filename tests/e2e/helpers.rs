@@ -559,7 +559,7 @@ pub fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, f
 pub fn pb_create(template: &pb::CreateTicketRequest, n: usize) -> pb::CreateTicketRequest {
     pb::CreateTicketRequest {
         request_id: uuid::Uuid::now_v7().to_string(),
-        description: format!("the balcony light flickers, report {n}"),
+        description: format!("{} (report {n})", template.description),
         ..template.clone()
     }
 }

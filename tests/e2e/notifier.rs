@@ -94,7 +94,7 @@ async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_th
 
     let created = app.create(app.new_ticket("plumbing", "2-1203 厨房爆管，水流不止")).await;
     assert_eq!(created.priority, pb::Priority::P1 as i32);
-    let deadlines = created.deadlines.clone().expect("deadlines");
+    let deadlines = created.deadlines.expect("deadlines");
     let on_site_by = time(&deadlines.on_site_by);
     let history = app.wait_history(&created.id, Duration::from_secs(15), |h| count(h, "on_site overdue") == 1).await;
     let second = TimeDelta::seconds(1);
@@ -164,7 +164,7 @@ async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time() {
     // A P2: acknowledge in 3 s, on site in 6 s.
     let created = app.create(app.new_ticket("water_supply", "no water in the kitchen")).await;
     let (dispatched, _) = app.wait_dispatched(&created.id).await;
-    let before = dispatched.deadlines.clone().expect("deadlines");
+    let before = dispatched.deadlines.expect("deadlines");
     let plumber = app.world.plumber.clone();
     let held = app
         .tickets
@@ -179,7 +179,7 @@ async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time() {
         app.tickets.resume_ticket(authed(&plumber, App::action(&held, ""))).await.expect("resume").into_inner();
     let paused = time(&resumed.updated_at) - time(&held.on_hold_since);
     assert!(paused >= TimeDelta::seconds(5));
-    let after = resumed.deadlines.clone().expect("deadlines");
+    let after = resumed.deadlines.expect("deadlines");
     for (name, old, new) in [
         ("acknowledge_by", &before.acknowledge_by, &after.acknowledge_by),
         ("on_site_by", &before.on_site_by, &after.on_site_by),
@@ -207,7 +207,7 @@ async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens() {
     let created = app.create(app.new_ticket("electrical", "the balcony light flickers")).await;
     assert_eq!(created.priority, pb::Priority::P3 as i32);
     let opening = opens_at.with_nanosecond(0).expect("whole second");
-    let acknowledge_by = time(&created.deadlines.clone().expect("deadlines").acknowledge_by);
+    let acknowledge_by = time(&created.deadlines.expect("deadlines").acknowledge_by);
     assert_eq!(acknowledge_by, opening + TimeDelta::seconds(2), "2 working seconds after opening");
     let history =
         app.wait_history(&created.id, Duration::from_secs(20), |h| count(h, "acknowledge reminder") == 1).await;
@@ -230,7 +230,7 @@ async fn a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reop
         .await
         .expect("resolve")
         .into_inner();
-    let callback_by = time(&resolved.deadlines.clone().expect("deadlines").callback_by);
+    let callback_by = time(&resolved.deadlines.expect("deadlines").callback_by);
     assert_eq!(callback_by - time(&resolved.resolved_at), TimeDelta::seconds(3), "48 h, shrunk to 3 s");
 
     let history = app.wait_history(&created.id, Duration::from_secs(15), |h| count(h, "callback breach") == 1).await;

@@ -84,15 +84,11 @@ async fn a_watch_cut_and_resumed_across_1000_events_misses_none_and_repeats_none
     let mut lanes = Vec::new();
     for lane in 0..4 {
         let mut client = app.tickets.clone();
-        let template = app.new_ticket("plumbing", "");
+        let template = app.new_ticket("plumbing", "kitchen tap drips");
         let agent = agent.clone();
         lanes.push(tokio::spawn(async move {
             for n in (lane..TICKETS).step_by(4) {
-                let request = pb::CreateTicketRequest {
-                    request_id: uuid::Uuid::now_v7().to_string(),
-                    description: format!("kitchen tap drips, report {n}"),
-                    ..template.clone()
-                };
+                let request = crate::helpers::pb_create(&template, n);
                 client.create_ticket(authed(&agent, request)).await.expect("create");
             }
         }));

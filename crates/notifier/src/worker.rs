@@ -121,10 +121,8 @@ async fn scan(notifier: Arc<Notifier>, shutdown: CancellationToken) {
         if full {
             continue;
         }
-        let next = match notifier.store.next_alarm_at().await {
-            Ok(next) => next,
-            Err(_) => None,
-        };
+        // On a database error, sleep the cap and look again.
+        let next = notifier.store.next_alarm_at().await.ok().flatten();
         let mut wait = deliver::until(next, propdesk_store::now(), cap);
         if busy {
             // Another replica holds some of them, or firing failed: look again soon.
