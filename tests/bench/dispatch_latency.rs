@@ -8,6 +8,7 @@
 //! ticket (the create transaction's clock to the dispatch transaction's clock), so it
 //! covers the outbox relay, the broker and the worker.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../e2e/helpers.rs"]
 mod helpers;
@@ -15,20 +16,11 @@ mod helpers;
 use std::time::{Duration, Instant};
 
 use propdesk_testkit::Backend;
-use sea_orm::{ConnectionTrait, Statement};
 
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
+use common::{print_percentiles, recorded_millis, setting};
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(run());
+    common::run(run());
 }
 
 async fn run() {
@@ -67,20 +59,10 @@ async fn run() {
         "SELECT CAST(EXTRACT(EPOCH FROM (dispatched_at - created_at)) * 1000000 AS BIGINT) FROM tickets WHERE id IN ({})",
         measured.join(",")
     );
-    let db = app.store.connection();
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("latencies");
-    let mut latencies: Vec<f64> =
-        rows.iter().map(|row| row.try_get_by_index::<i64>(0).expect("micros") as f64 / 1000.0).collect();
-    latencies.sort_by(|a, b| a.total_cmp(b));
+    let latencies = recorded_millis(&app, &sql).await;
     println!(
         "create -> dispatched over {} tickets at {offered:.0}/s offered ({rate}/s target), PostgreSQL + RabbitMQ, release build:",
         latencies.len()
     );
-    println!(
-        "  p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 90.0),
-        percentile(&latencies, 99.0),
-        latencies.last().copied().unwrap_or_default()
-    );
+    print_percentiles(&latencies);
 }

@@ -10,6 +10,7 @@
 //! 3 × `BENCH_TICKETS` deadlines are open. Lateness is `fired_at - fire_at` of each
 //! acknowledge reminder (80 %) and breach, from the alarms table.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../e2e/helpers.rs"]
 mod helpers;
@@ -19,18 +20,10 @@ use std::time::{Duration, Instant};
 use propdesk_testkit::Backend;
 use sea_orm::{ConnectionTrait, Statement};
 
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
+use common::{print_percentiles, recorded_millis, setting};
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(run());
+    common::run(run());
 }
 
 async fn count(app: &helpers::App, sql: &str) -> i64 {
@@ -97,20 +90,10 @@ async fn run() {
     drop(notifier);
     let sql = "SELECT CAST(EXTRACT(EPOCH FROM (fired_at - fire_at)) * 1000000 AS BIGINT) FROM alarms \
                WHERE clock = 'acknowledge' AND rung IN ('reminder', 'breach') AND NOT pending";
-    let db = app.store.connection();
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.expect("rows");
-    let mut late: Vec<f64> =
-        rows.iter().map(|r| r.try_get_by_index::<i64>(0).expect("micros") as f64 / 1000.0).collect();
-    late.sort_by(|a, b| a.total_cmp(b));
+    let late = recorded_millis(&app, sql).await;
     println!(
         "escalation lateness (fired_at - fire_at) over {} alarms, one notifier, PostgreSQL, release build:",
         late.len()
     );
-    println!(
-        "  p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        percentile(&late, 50.0),
-        percentile(&late, 90.0),
-        percentile(&late, 99.0),
-        late.last().copied().unwrap_or_default()
-    );
+    print_percentiles(&late);
 }

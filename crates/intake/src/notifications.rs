@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::IntakeState;
 use crate::auth::actor;
 use crate::error::{ApiError, ApiResult};
-use crate::tickets::{page_token_after, parse_page_token};
+use crate::tickets::{cut_page, parse_page_token};
 
 pub struct NotificationApi {
     state: Arc<IntakeState>,
@@ -100,12 +100,7 @@ impl NotificationService for NotificationApi {
             limit: limit + 1,
         };
         let mut rows = self.state.store.list_deliveries(&filter).await.map_err(ApiError::from)?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|n| page_token_after(&n.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = cut_page(&mut rows, limit, |n| &n.id);
         let deliveries = rows.iter().map(delivery_to_wire).collect();
         Ok(Response::new(pb::ListDeliveriesResponse { deliveries, next_page_token }))
     }

@@ -87,8 +87,18 @@ fn apply_move(t: &mut ticket::Model, mv: Move, event_type: EventType, note: &str
     Ok(Step { event_type, from: before.state, to: after.state, note: note.to_owned() })
 }
 
-pub(crate) fn page_token_after(id: &str) -> String {
+fn page_token_after(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Keeps the first `limit` of `rows` (fetched with one extra, which tells whether another
+/// page follows) and returns the next page's token, empty on the last page.
+pub(crate) fn cut_page<T>(rows: &mut Vec<T>, limit: u64, id: impl Fn(&T) -> &str) -> String {
+    if rows.len() as u64 <= limit {
+        return String::new();
+    }
+    rows.truncate(limit as usize);
+    rows.last().map(|row| page_token_after(id(row))).unwrap_or_default()
 }
 
 pub(crate) fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> {
@@ -364,12 +374,7 @@ impl TicketService for TicketApi {
             limit: limit + 1,
         };
         let mut rows = self.state.store.list_tickets(&filter).await.map_err(ApiError::from)?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|t| page_token_after(&t.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = cut_page(&mut rows, limit, |t| &t.id);
         let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
     }

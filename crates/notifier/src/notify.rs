@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::ladder::Recipient;
-use propdesk_store::alarms::manager_of;
 use propdesk_store::deliveries::{PENDING, insert_notification};
 use propdesk_store::entity::{notification, ticket};
 use propdesk_store::work::{self, Transaction};
@@ -57,7 +56,7 @@ pub async fn addressees(
             Recipient::Assignee => t.assignee_id.clone(),
             Recipient::FirstContact => Some(t.first_contact_agent_id.clone()),
             Recipient::Supervisor => work::supervisor_of(txn, &t.property_id, &department).await?.map(|s| s.id),
-            Recipient::Manager => manager_of(txn, &t.property_id).await?.map(|s| s.id),
+            Recipient::Manager => work::manager_of(txn, &t.property_id).await?.map(|s| s.id),
             Recipient::Resident => None,
         };
         // Nobody in that role (e.g. no assignee yet): the others still hear.

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
-use crate::entity::{alarm, staff, ticket};
+use crate::entity::{alarm, ticket};
 use crate::{Store, StoreError};
 
 /// One alarm the ladder wants, in storage codes.
@@ -145,16 +145,6 @@ pub async fn mark_fired(txn: &DatabaseTransaction, alarm_id: i64, now: DateTime<
         .update(txn)
         .await?;
     Ok(())
-}
-
-/// The property's manager (lowest id when there are several).
-pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result<Option<staff::Model>, StoreError> {
-    Ok(staff::Entity::find()
-        .filter(staff::Column::PropertyId.eq(property_id))
-        .filter(staff::Column::Role.eq("manager"))
-        .order_by_asc(staff::Column::Id)
-        .one(txn)
-        .await?)
 }
 
 impl Store {

@@ -172,6 +172,11 @@ pub async fn supervisor_of(
     if supervisor.is_some() {
         return Ok(supervisor);
     }
+    manager_of(txn, property_id).await
+}
+
+/// The property's manager (lowest id when there are several).
+pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result<Option<staff::Model>, StoreError> {
     Ok(staff::Entity::find()
         .filter(staff::Column::PropertyId.eq(property_id))
         .filter(staff::Column::Role.eq("manager"))

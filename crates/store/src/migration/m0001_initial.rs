@@ -3,6 +3,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use super::index;
+
 pub struct Migration;
 
 impl MigrationName for Migration {
@@ -34,15 +36,6 @@ fn at(name: &'static str) -> ColumnDef {
 }
 fn at_null(name: &'static str) -> ColumnDef {
     timestamp_with_time_zone_null(name)
-}
-
-fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(*column);
-    }
-    index.take()
 }
 
 #[async_trait::async_trait]

@@ -9,6 +9,16 @@ mod m0003_outbox_claims;
 mod m0004_event_transaction_order;
 mod m0005_notifier;
 
+/// A named index of `table` on `columns` (chain `.unique()` for a unique one).
+pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for column in columns {
+        index.col(*column);
+    }
+    index.take()
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
