@@ -131,6 +131,8 @@ pub struct Progress {
     pub on_site: bool,
     /// A report linked to a group incident: the incident carries the work clocks.
     pub linked_to_incident: bool,
+    /// A group incident: its reports carry the callbacks (it has no resident of its own).
+    pub is_incident: bool,
     pub deadlines: Deadlines,
 }
 
@@ -141,7 +143,8 @@ pub fn running(progress: &Progress) -> Deadlines {
     let d = progress.deadlines;
     let state = progress.state;
     if state == TicketState::Resolved {
-        return Deadlines { callback_by: d.callback_by, ..Deadlines::default() };
+        let callback_by = if progress.is_incident { None } else { d.callback_by };
+        return Deadlines { callback_by, ..Deadlines::default() };
     }
     if !state.is_open() || state == TicketState::OnHold || progress.linked_to_incident {
         return Deadlines::default();
@@ -223,7 +226,7 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
             deadline,
             fire_at: when(after(share(ladder.manager_percent) - allowance)),
             level: 2,
-            recipients: vec![Recipient::Manager, Recipient::Supervisor],
+            recipients: vec![Recipient::Manager, Recipient::Supervisor, Recipient::FirstContact],
         });
     }
     alarms.sort_by_key(|a| a.fire_at);
@@ -276,6 +279,7 @@ mod tests {
             ]
         );
         assert_eq!(alarms[0].recipients, vec![Recipient::Assignee, Recipient::FirstContact]);
+        assert_eq!(alarms[2].recipients, vec![Recipient::Manager, Recipient::Supervisor, Recipient::FirstContact]);
     }
 
     #[test]
@@ -320,8 +324,14 @@ mod tests {
             first_reply_by: Some(at(4, 0, 0)),
             callback_by: Some(at(5, 0, 0)),
         };
-        let progress =
-            |state, accepted, on_site| Progress { state, accepted, on_site, linked_to_incident: false, deadlines: all };
+        let progress = |state, accepted, on_site| Progress {
+            state,
+            accepted,
+            on_site,
+            linked_to_incident: false,
+            is_incident: false,
+            deadlines: all,
+        };
         let dispatched = running(&progress(TicketState::Dispatched, false, false));
         assert_eq!((dispatched.acknowledge_by, dispatched.callback_by), (all.acknowledge_by, None));
         let on_site = running(&progress(TicketState::OnSite, true, true));
@@ -332,6 +342,8 @@ mod tests {
         assert_eq!(running(&progress(TicketState::Closed, true, true)), Deadlines::default());
         let linked = Progress { linked_to_incident: true, ..progress(TicketState::Dispatched, false, false) };
         assert_eq!(running(&linked), Deadlines::default());
+        let resolved_incident = Progress { is_incident: true, ..progress(TicketState::Resolved, true, true) };
+        assert_eq!(running(&resolved_incident), Deadlines::default(), "its reports are called back");
     }
 
     #[test]

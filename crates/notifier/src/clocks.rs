@@ -25,6 +25,7 @@ pub fn planned_alarms(policy: &Policy, t: &ticket::Model) -> Result<Vec<PlannedA
         accepted: t.accepted_at.is_some(),
         on_site: t.on_site_at.is_some(),
         linked_to_incident: t.incident_id.is_some() && !t.is_incident,
+        is_incident: t.is_incident,
         deadlines: t.deadlines(),
     };
     let facts = ClockFacts { priority: priority(t)?, is_incident: t.is_incident, running: ladder::running(&progress) };

@@ -26,6 +26,8 @@ on_both_backends!(
     duplicate_directory_names_conflict,
     times_round_trip_exactly,
     concurrent_relay_passes_never_share_a_row,
+    alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step,
+    a_delivery_is_claimed_once_retried_then_dead_and_replayable,
 );
 
 fn new_id() -> String {
@@ -321,4 +323,114 @@ async fn concurrent_relay_passes_never_share_a_row(backend: Backend) {
     ids.dedup();
     assert_eq!(ids.len(), 120, "a row was published twice");
     assert_eq!(store.outbox_len().await.unwrap(), 0);
+}
+
+fn planned(clock: &str, rung: &str, fire_at: DateTime<Utc>) -> propdesk_store::alarms::PlannedAlarm {
+    propdesk_store::alarms::PlannedAlarm {
+        clock: clock.into(),
+        rung: rung.into(),
+        deadline_at: fire_at,
+        fire_at,
+        level: 1,
+        recipients: "supervisor".into(),
+    }
+}
+
+async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend: Backend) {
+    use propdesk_store::alarms::{due_alarms_of, lock_ticket, mark_fired, sync_alarms};
+    let (_db, store) = fresh(backend).await;
+    let t0 = now();
+    let t = create(&store, ticket("p-1", "r-1", t0)).await;
+    let sync = async |plan: Vec<propdesk_store::alarms::PlannedAlarm>, cycle: i32| {
+        let txn = store.begin().await.unwrap();
+        lock_ticket(&txn, &t.id).await.unwrap().expect("ticket");
+        let outcome = sync_alarms(&txn, &t.id, cycle, &plan).await.unwrap();
+        store.commit(txn).await.unwrap();
+        outcome
+    };
+    let first =
+        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))], 0)
+            .await;
+    assert_eq!((first.inserted, first.next_fire_at), (2, Some(t0)));
+    // The same plan again changes nothing; a moved deadline moves its alarm.
+    let same =
+        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))], 0)
+            .await;
+    assert_eq!((same.inserted, same.moved, same.removed), (0, 0, 0));
+    let moved =
+        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))], 0)
+            .await;
+    assert_eq!(moved.moved, 1);
+    assert_eq!(store.next_alarm_at().await.unwrap(), Some(t0));
+
+    // Fire the acknowledge breach; planning it again (same cycle) does not re-arm it.
+    let txn = store.begin().await.unwrap();
+    let due = due_alarms_of(&txn, &t.id, t0 + TimeDelta::seconds(1)).await.unwrap();
+    assert_eq!(due.len(), 1);
+    mark_fired(&txn, due[0].id, t0 + TimeDelta::seconds(1)).await.unwrap();
+    store.commit(txn).await.unwrap();
+    let again =
+        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))], 0)
+            .await;
+    assert_eq!((again.inserted, again.next_fire_at), (0, Some(t0 + TimeDelta::hours(2))));
+    assert!(store.tickets_with_due_alarms(t0 + TimeDelta::minutes(5), 10).await.unwrap().is_empty());
+
+    // The clock is met: its pending alarm goes; the fired one stays on record.
+    let cleared = sync(vec![], 0).await;
+    assert_eq!(cleared.removed, 1);
+    let rows = store.alarms_of(&t.id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].pending && rows[0].fired_at.is_some());
+    // A new cycle (reopened) plans the same step afresh.
+    let reopened = sync(vec![planned("acknowledge", "breach", t0 + TimeDelta::hours(3))], 1).await;
+    assert_eq!(reopened.inserted, 1);
+    assert_eq!(store.pending_alarms().await.unwrap(), 1);
+}
+
+async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Backend) {
+    use propdesk_store::deliveries::{Attempt, DEAD, DELIVERED, PENDING, insert_notification};
+    use propdesk_store::entity::notification;
+    let (_db, store) = fresh(backend).await;
+    let t0 = now();
+    let row = notification::Model {
+        id: new_id(),
+        ticket_id: None,
+        property_id: "p-1".into(),
+        recipient_id: Some("s-1".into()),
+        recipient_role: "supervisor".into(),
+        subject: "escalation.breach".into(),
+        sink: "webhook".into(),
+        target: "http://127.0.0.1:9/hook".into(),
+        body: "{}".into(),
+        state: PENDING.into(),
+        attempts: 0,
+        next_attempt_at: t0,
+        last_error: None,
+        created_at: t0,
+        delivered_at: None,
+        claimed_until: None,
+    };
+    insert_notification(store.connection(), row.clone()).await.unwrap();
+    let lease = TimeDelta::seconds(30);
+    let (a, b) = tokio::join!(store.claim_deliveries(t0, lease, 10), store.claim_deliveries(t0, lease, 10));
+    assert_eq!(a.unwrap().len() + b.unwrap().len(), 1, "two claimers never share a delivery");
+    assert!(store.claim_deliveries(t0, lease, 10).await.unwrap().is_empty(), "claimed until the lease ends");
+
+    let retry_at = t0 + TimeDelta::seconds(2);
+    store.record_attempt(&row.id, Attempt::Failed { error: "503".into(), retry_at: Some(retry_at) }, t0).await.unwrap();
+    assert!(store.claim_deliveries(t0, lease, 10).await.unwrap().is_empty(), "not before its retry time");
+    assert_eq!(store.next_delivery_at().await.unwrap(), Some(retry_at));
+    let claimed = store.claim_deliveries(retry_at, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.record_attempt(&row.id, Attempt::Failed { error: "503".into(), retry_at: None }, retry_at).await.unwrap();
+    let dead = store.get_delivery(&row.id).await.unwrap().unwrap();
+    assert_eq!((dead.state.as_str(), dead.attempts), (DEAD, 2));
+    assert!(store.claim_deliveries(retry_at + TimeDelta::hours(1), lease, 10).await.unwrap().is_empty());
+
+    let replayed = store.replay_delivery(&row.id, retry_at).await.unwrap();
+    assert_eq!((replayed.state.as_str(), replayed.attempts, replayed.id.as_str()), (PENDING, 0, row.id.as_str()));
+    let claimed = store.claim_deliveries(retry_at, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.record_attempt(&row.id, Attempt::Delivered, retry_at).await.unwrap();
+    assert_eq!(store.get_delivery(&row.id).await.unwrap().unwrap().state, DELIVERED);
 }
