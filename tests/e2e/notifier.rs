@@ -313,6 +313,26 @@ async fn a_letter_is_answered_by_a_letter_to_the_units_address() {
     assert!(resolved.version < after.version);
     let history = app.history(&created.id).await;
     assert!(history.iter().any(|e| e.r#type == pb::TicketEventType::FollowUp as i32 && e.note.contains("registered")));
+    // A walk-in enquiry answered at the desk: its reply was made there and then; the
+    // callback is still owed.
+    let mut enquiry = app.new_ticket("general_enquiry", "when is the fee due?");
+    enquiry.kind = pb::TicketKind::Enquiry as i32;
+    enquiry.channel = pb::Channel::WalkIn as i32;
+    enquiry.answer_on_the_spot = "By the 15th of each month.".into();
+    let answered = app.create(enquiry).await;
+    let mut follow_ups = Vec::new();
+    for _ in 0..100 {
+        follow_ups = app.get(&answered.id).await.follow_ups;
+        if follow_ups.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = follow_ups.iter().find(|f| f.kind == pb::FollowUpKind::Reply as i32).expect("reply");
+    assert_eq!((reply.method, reply.state), (pb::ReplyMethod::CallOrVisit as i32, pb::FollowUpState::Done as i32));
+    let callback = follow_ups.iter().find(|f| f.kind == pb::FollowUpKind::Callback as i32).expect("callback");
+    assert_eq!(callback.state, pb::FollowUpState::Open as i32);
+
     // Twice: the task is no longer open.
     let again = pb::CompleteFollowUpRequest { expected_version: after.version, ..done };
     let result = app.tickets.complete_follow_up(authed(&agent, again)).await;

@@ -64,8 +64,9 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
     let mut updated = ticket.clone();
     let mut events = Vec::new();
     let mut fired = Fired::default();
+    let ids: Vec<i64> = due.iter().map(|a| a.id).collect();
+    alarms::mark_fired(&txn, &ids, now).await?;
     for alarm in &due {
-        alarms::mark_fired(&txn, alarm.id, now).await?;
         let lateness = (now - alarm.fire_at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         metrics::histogram!("propdesk_escalation_lateness_seconds", "rung" => alarm.rung.clone()).record(lateness);
         metrics::counter!("propdesk_alarms_fired_total", "rung" => alarm.rung.clone()).increment(1);

@@ -20,7 +20,11 @@ use crate::{CONSUMER, Notifier, NotifierError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     AlreadyApplied,
-    Applied { next_alarm_at: Option<DateTime<Utc>> },
+    /// An event that changes no clock and no follow-up (a note, the notifier's own steps).
+    NothingToDo,
+    Applied {
+        next_alarm_at: Option<DateTime<Utc>>,
+    },
 }
 
 /// The reply method for a channel of origin (004: a letter is answered by letter).
@@ -39,6 +43,13 @@ pub async fn apply_event(
     message_id: &str,
     event: &pb::TicketEvent,
 ) -> Result<Outcome, NotifierError> {
+    let event_type = <EventType as WireEnum>::from_wire(event.r#type).ok().flatten();
+    if matches!(
+        event_type,
+        Some(EventType::Reminded | EventType::Escalated | EventType::NoteAdded | EventType::FollowUp)
+    ) {
+        return Ok(Outcome::NothingToDo);
+    }
     let store = &notifier.store;
     let now = propdesk_store::now();
     let txn = store.begin().await?;
@@ -48,7 +59,6 @@ pub async fn apply_event(
     let ticket = lock_ticket(&txn, &event.ticket_id)
         .await?
         .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
-    let event_type = <EventType as WireEnum>::from_wire(event.r#type).ok().flatten();
     let actor = event.actor_id.as_str();
     match event_type {
         Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(&txn, &ticket, now).await?,
@@ -150,7 +160,15 @@ async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc
         done_by: None,
         note: String::new(),
     };
-    follow_ups::insert_follow_up(txn, task("reply", method, t.callback_by, destination)).await?;
+    let mut reply = task("reply", method, t.callback_by, destination);
+    // An enquiry answered at the desk was answered in its own channel, there and then.
+    if t.resolved_at == Some(t.created_at) {
+        reply.state = DONE.to_owned();
+        reply.done_at = t.resolved_at;
+        reply.done_by = Some(t.first_contact_agent_id.clone());
+        reply.note = "answered on the spot".to_owned();
+    }
+    follow_ups::insert_follow_up(txn, reply).await?;
     follow_ups::insert_follow_up(txn, task("callback", "phone_call", t.callback_by, place)).await?;
     Ok(())
 }

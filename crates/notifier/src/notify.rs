@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::ladder::Recipient;
-use propdesk_store::deliveries::{PENDING, insert_notification};
+use propdesk_store::deliveries::{DELIVERED, PENDING, insert_notifications};
 use propdesk_store::entity::{notification, ticket};
 use propdesk_store::work::{self, Transaction};
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,8 @@ struct Body<'a> {
     message: &'a Message<'a>,
 }
 
-/// Writes one notification per addressee and sink.
+/// Writes one notification per addressee and sink. The log sink is delivered here and
+/// now (its row is written as delivered); webhook rows wait for the deliverer.
 pub async fn notify(
     txn: &Transaction,
     webhooks: &[WebhookTarget],
@@ -101,7 +102,7 @@ pub async fn notify(
     message: &Message<'_>,
     now: DateTime<Utc>,
 ) -> Result<usize, NotifierError> {
-    let mut written = 0;
+    let mut rows = Vec::new();
     for addressee in addressees {
         let mut sinks = vec![(LOG_SINK, String::new())];
         sinks.extend(
@@ -119,30 +120,41 @@ pub async fn notify(
                 message,
             };
             let body = serde_json::to_string(&body).map_err(|e| NotifierError::Encode(e.to_string()))?;
-            insert_notification(
-                txn,
-                notification::Model {
-                    id,
-                    ticket_id: message.ticket_id.map(str::to_owned),
-                    property_id: message.property_id.to_owned(),
-                    recipient_id: addressee.staff_id.clone(),
-                    recipient_role: addressee.role.code().to_owned(),
-                    subject: message.subject.to_owned(),
-                    sink: sink.to_owned(),
-                    target,
-                    body,
-                    state: PENDING.to_owned(),
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: None,
-                    created_at: now,
-                    delivered_at: None,
-                    claimed_until: None,
-                },
-            )
-            .await?;
-            written += 1;
+            let logged = sink == LOG_SINK;
+            if logged {
+                // Ids only: no residents' personal data in logs.
+                tracing::info!(
+                    delivery_id = %id,
+                    subject = %message.subject,
+                    ticket_id = message.ticket_id.unwrap_or(""),
+                    recipient_role = %addressee.role,
+                    recipient_id = addressee.staff_id.as_deref().unwrap_or(""),
+                    "notification"
+                );
+                metrics::counter!("propdesk_deliveries_total", "sink" => LOG_SINK, "outcome" => "delivered")
+                    .increment(1);
+            }
+            rows.push(notification::Model {
+                id,
+                ticket_id: message.ticket_id.map(str::to_owned),
+                property_id: message.property_id.to_owned(),
+                recipient_id: addressee.staff_id.clone(),
+                recipient_role: addressee.role.code().to_owned(),
+                subject: message.subject.to_owned(),
+                sink: sink.to_owned(),
+                target,
+                body,
+                state: if logged { DELIVERED } else { PENDING }.to_owned(),
+                attempts: i32::from(logged),
+                next_attempt_at: now,
+                last_error: None,
+                created_at: now,
+                delivered_at: logged.then_some(now),
+                claimed_until: None,
+            });
         }
     }
+    let written = rows.len();
+    insert_notifications(txn, rows).await?;
     Ok(written)
 }

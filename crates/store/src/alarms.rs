@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -72,6 +72,7 @@ pub async fn sync_alarms(
         }
     }
     let mut outcome = AlarmSync::default();
+    let mut fresh = Vec::new();
     let mut wanted = std::collections::HashSet::new();
     for plan in planned {
         let key = (plan.clock.clone(), plan.rung.clone());
@@ -91,7 +92,7 @@ pub async fn sync_alarms(
                 outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
             }
             None => {
-                alarm::ActiveModel {
+                fresh.push(alarm::ActiveModel {
                     ticket_id: Set(ticket_id.to_owned()),
                     cycle: Set(cycle),
                     clock: Set(plan.clock.clone()),
@@ -103,14 +104,14 @@ pub async fn sync_alarms(
                     pending: Set(true),
                     fired_at: Set(None),
                     ..Default::default()
-                }
-                .insert(txn)
-                .await
-                .map_err(StoreError::from_write)?;
-                outcome.inserted += 1;
+                });
                 outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
             }
         }
+    }
+    outcome.inserted = fresh.len();
+    if !fresh.is_empty() {
+        alarm::Entity::insert_many(fresh).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
     }
     stale.extend(by_step.into_iter().filter(|(key, row)| row.pending && !wanted.contains(key)).map(|(_, row)| row.id));
     if !stale.is_empty() {
@@ -140,9 +141,12 @@ pub async fn due_alarms_of(
         .await?)
 }
 
-pub async fn mark_fired(txn: &DatabaseTransaction, alarm_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-    alarm::ActiveModel { id: Set(alarm_id), pending: Set(false), fired_at: Set(Some(now)), ..Default::default() }
-        .update(txn)
+pub async fn mark_fired(txn: &DatabaseTransaction, alarm_ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+    alarm::Entity::update_many()
+        .col_expr(alarm::Column::Pending, Expr::value(false))
+        .col_expr(alarm::Column::FiredAt, Expr::value(now))
+        .filter(alarm::Column::Id.is_in(alarm_ids.iter().copied()))
+        .exec(txn)
         .await?;
     Ok(())
 }

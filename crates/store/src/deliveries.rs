@@ -16,12 +16,16 @@ pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const DEAD: &str = "dead";
 
-/// Adds a notification inside the caller's transaction.
-pub async fn insert_notification(
+/// Adds notifications inside the caller's transaction (one statement).
+pub async fn insert_notifications(
     txn: &impl ConnectionTrait,
-    notification: notification::Model,
+    notifications: Vec<notification::Model>,
 ) -> Result<(), StoreError> {
-    notification.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)?;
+    if notifications.is_empty() {
+        return Ok(());
+    }
+    let rows = notifications.into_iter().map(|n| n.into_active_model().reset_all());
+    notification::Entity::insert_many(rows).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
     Ok(())
 }
 

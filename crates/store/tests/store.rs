@@ -367,7 +367,7 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
     let txn = store.begin().await.unwrap();
     let due = due_alarms_of(&txn, &t.id, t0 + TimeDelta::seconds(1)).await.unwrap();
     assert_eq!(due.len(), 1);
-    mark_fired(&txn, due[0].id, t0 + TimeDelta::seconds(1)).await.unwrap();
+    mark_fired(&txn, &[due[0].id], t0 + TimeDelta::seconds(1)).await.unwrap();
     store.commit(txn).await.unwrap();
     let again =
         sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))], 0)
@@ -388,7 +388,7 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
 }
 
 async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Backend) {
-    use propdesk_store::deliveries::{Attempt, DEAD, DELIVERED, PENDING, insert_notification};
+    use propdesk_store::deliveries::{Attempt, DEAD, DELIVERED, PENDING, insert_notifications};
     use propdesk_store::entity::notification;
     let (_db, store) = fresh(backend).await;
     let t0 = now();
@@ -410,7 +410,7 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Ba
         delivered_at: None,
         claimed_until: None,
     };
-    insert_notification(store.connection(), row.clone()).await.unwrap();
+    insert_notifications(store.connection(), vec![row.clone()]).await.unwrap();
     let lease = TimeDelta::seconds(30);
     let (a, b) = tokio::join!(store.claim_deliveries(t0, lease, 10), store.claim_deliveries(t0, lease, 10));
     assert_eq!(a.unwrap().len() + b.unwrap().len(), 1, "two claimers never share a delivery");
