@@ -146,8 +146,7 @@ pub struct World {
 
 /// A server on a fresh database and its own exchange and queues, with a populated directory.
 pub struct App {
-    /// Kept for its lifetime: the database is dropped with the app.
-    pub _db: TestDatabase,
+    /// Fields drop in this order: the intake process goes before its database does.
     pub server: Server,
     pub store: Store,
     /// The test's view of the same bus topology (queues are deleted when the app drops).
@@ -157,6 +156,8 @@ pub struct App {
     pub world: World,
     pub tickets: TicketServiceClient<Channel>,
     pub directory: DirectoryServiceClient<Channel>,
+    /// Kept for its lifetime: the database is dropped with the app, last.
+    pub _db: TestDatabase,
 }
 
 pub fn keys() -> TokenKeys {

@@ -79,18 +79,23 @@ pub async fn dispatch(
     if work::inbox_seen(&txn, CONSUMER, message_id).await? {
         return Ok(Outcome::AlreadyApplied);
     }
-    let ticket =
+    let unlocked =
         work::ticket(&txn, ticket_id).await?.ok_or_else(|| DispatchError::TicketMissing(ticket_id.to_owned()))?;
+    // Reports of one building and category are decided one at a time, so two replicas
+    // cannot open two incidents for the same outage. Taken before any row lock: one lock
+    // order (this key, then ticket rows), so dispatches never deadlock.
+    if let Some(building) = &unlocked.building_id {
+        work::lock_key(&txn, &format!("incident/{building}/{}", unlocked.category)).await?;
+    }
+    // Locked: a concurrent change (the notifier escalating, say) waits for this commit
+    // instead of making it fail on a stale version.
+    let ticket =
+        work::lock_ticket(&txn, ticket_id).await?.ok_or_else(|| DispatchError::TicketMissing(ticket_id.to_owned()))?;
     let state: TicketState = parse(&ticket, &ticket.state)?;
     if !matches!(state, TicketState::New | TicketState::Transferred | TicketState::Reopened) {
         work::inbox_record(&txn, CONSUMER, message_id, now).await?;
         store.commit(txn).await?;
         return Ok(Outcome::NothingToDo);
-    }
-    // Reports of one building and category are decided one at a time, so two replicas
-    // cannot open two incidents for the same outage.
-    if let Some(building) = &ticket.building_id {
-        work::lock_key(&txn, &format!("incident/{building}/{}", ticket.category)).await?;
     }
 
     let mut updated = ticket.clone();

@@ -7,7 +7,6 @@ use propdesk_domain::ladder::Recipient;
 use propdesk_domain::{Channel, EventType, Satisfaction, TicketState};
 use propdesk_events::{WireEnum, outbox_message};
 use propdesk_proto::v1 as pb;
-use propdesk_store::alarms::lock_ticket;
 use propdesk_store::entity::{follow_up, ticket};
 use propdesk_store::follow_ups::{self, CANCELLED, DONE, OPEN};
 use propdesk_store::work::{self, Transaction};
@@ -56,24 +55,19 @@ pub async fn apply_event(
     if work::inbox_seen(&txn, CONSUMER, message_id).await? {
         return Ok(Outcome::AlreadyApplied);
     }
-    let ticket = lock_ticket(&txn, &event.ticket_id)
+    let ticket = work::lock_ticket(&txn, &event.ticket_id)
         .await?
         .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
     let actor = event.actor_id.as_str();
     match event_type {
         Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(&txn, &ticket, now).await?,
-        Some(EventType::CallbackRecorded) => {
-            follow_ups::settle_follow_ups(&txn, &ticket.id, Some("callback"), DONE, actor, now, &event.note).await?;
+        Some(EventType::CallbackRecorded | EventType::Closed) => {
+            settle_callbacks(notifier, &txn, &ticket, actor, now, false).await?
         }
-        Some(EventType::Closed) => {
-            let note = "closed without a callback";
-            follow_ups::settle_follow_ups(&txn, &ticket.id, Some("callback"), CANCELLED, actor, now, note).await?;
-        }
-        Some(EventType::Cancelled) => {
-            follow_ups::settle_follow_ups(&txn, &ticket.id, None, CANCELLED, actor, now, "ticket cancelled").await?;
-        }
-        Some(EventType::Reopened) => {
-            follow_ups::settle_follow_ups(&txn, &ticket.id, None, CANCELLED, actor, now, "ticket reopened").await?;
+        Some(EventType::Cancelled | EventType::Reopened) => {
+            settle_callbacks(notifier, &txn, &ticket, actor, now, true).await?;
+            let note = if event_type == Some(EventType::Cancelled) { "ticket cancelled" } else { "ticket reopened" };
+            follow_ups::settle_follow_ups(&txn, &ticket.id, CANCELLED, actor, now, note).await?;
         }
         _ => {}
     }
@@ -86,6 +80,35 @@ pub async fn apply_event(
     work::inbox_record(&txn, CONSUMER, message_id, now).await?;
     store.commit(txn).await?;
     Ok(Outcome::Applied { next_alarm_at })
+}
+
+/// Settles the ticket's open callbacks from the ticket as it stands, so the events of one
+/// change (a callback recorded with its close or reopen) may be applied in any order: a
+/// callback recorded since the resolution it was opened for is done; otherwise it is
+/// cancelled when the ticket closes without one, or when `ended` (cancelled, reopened).
+async fn settle_callbacks(
+    notifier: &Notifier,
+    txn: &Transaction,
+    t: &ticket::Model,
+    actor: &str,
+    now: DateTime<Utc>,
+    ended: bool,
+) -> Result<(), NotifierError> {
+    let callback_window = chrono::TimeDelta::seconds(notifier.policy.sla.callback_secs);
+    for task in follow_ups::open_follow_ups(txn, &t.id, "callback").await? {
+        let resolved_at = task.due_by.map(|due| due - callback_window);
+        let made = matches!((t.callback_recorded_at, resolved_at), (Some(at), Some(resolved)) if at >= resolved);
+        let (state, note) = if made {
+            (DONE, format!("callback recorded: {}", t.callback_satisfaction.as_deref().unwrap_or_default()))
+        } else if ended || t.state == TicketState::Closed.code() {
+            (CANCELLED, "no callback: the ticket was closed, cancelled or reopened".to_owned())
+        } else {
+            continue;
+        };
+        let by = if made { t.callback_recorded_by.as_deref().unwrap_or(actor) } else { actor };
+        follow_ups::settle_follow_up(txn, &task.id, state, by, now, &note).await?;
+    }
+    Ok(())
 }
 
 /// The reopen that RecordCallback writes together with an unsatisfied rating.

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
-use crate::entity::{alarm, ticket};
+use crate::entity::alarm;
 use crate::{Store, StoreError};
 
 /// One alarm the ladder wants, in storage codes.
@@ -23,22 +23,6 @@ pub struct PlannedAlarm {
     pub fire_at: DateTime<Utc>,
     pub level: i32,
     pub recipients: String,
-}
-
-/// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
-/// writer). Everything that changes a ticket's alarms takes this lock first, so alarm
-/// writers never deadlock and never interleave.
-pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?)
-}
-
-/// Like [`lock_ticket`], but `None` when another transaction holds the ticket: a scanner
-/// replica moves on to other tickets instead of queueing behind one.
-pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find_by_id(id.to_owned())
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .one(txn)
-        .await?)
 }
 
 /// What a sync changed.

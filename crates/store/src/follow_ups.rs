@@ -2,7 +2,7 @@
 //! and the callback.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 
 use crate::entity::follow_up;
@@ -17,27 +17,64 @@ pub async fn insert_follow_up(txn: &impl ConnectionTrait, task: follow_up::Model
     Ok(())
 }
 
-/// Settles the ticket's open follow-ups (of `kind`, or all) as `state`; returns how many.
-pub async fn settle_follow_ups(
+/// Sets open follow-ups matching `which` to `state`; returns how many.
+async fn settle_where(
     txn: &impl ConnectionTrait,
-    ticket_id: &str,
-    kind: Option<&str>,
+    which: Condition,
     state: &str,
     by: &str,
     at: DateTime<Utc>,
     note: &str,
 ) -> Result<u64, StoreError> {
-    let mut update = follow_up::Entity::update_many()
+    let result = follow_up::Entity::update_many()
         .col_expr(follow_up::Column::State, Expr::value(state))
         .col_expr(follow_up::Column::DoneAt, Expr::value(at))
         .col_expr(follow_up::Column::DoneBy, Expr::value(by))
         .col_expr(follow_up::Column::Note, Expr::value(note))
+        .filter(which)
+        .filter(follow_up::Column::State.eq(OPEN))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Settles every open follow-up of the ticket as `state`; returns how many.
+pub async fn settle_follow_ups(
+    txn: &impl ConnectionTrait,
+    ticket_id: &str,
+    state: &str,
+    by: &str,
+    at: DateTime<Utc>,
+    note: &str,
+) -> Result<u64, StoreError> {
+    settle_where(txn, Condition::all().add(follow_up::Column::TicketId.eq(ticket_id)), state, by, at, note).await
+}
+
+/// The ticket's open follow-ups of `kind`.
+pub async fn open_follow_ups(
+    txn: &impl ConnectionTrait,
+    ticket_id: &str,
+    kind: &str,
+) -> Result<Vec<follow_up::Model>, StoreError> {
+    Ok(follow_up::Entity::find()
         .filter(follow_up::Column::TicketId.eq(ticket_id))
-        .filter(follow_up::Column::State.eq(OPEN));
-    if let Some(kind) = kind {
-        update = update.filter(follow_up::Column::Kind.eq(kind));
-    }
-    Ok(update.exec(txn).await?.rows_affected)
+        .filter(follow_up::Column::Kind.eq(kind))
+        .filter(follow_up::Column::State.eq(OPEN))
+        .all(txn)
+        .await?)
+}
+
+/// Settles one open follow-up as `state`.
+pub async fn settle_follow_up(
+    txn: &impl ConnectionTrait,
+    id: &str,
+    state: &str,
+    by: &str,
+    at: DateTime<Utc>,
+    note: &str,
+) -> Result<(), StoreError> {
+    settle_where(txn, Condition::all().add(follow_up::Column::Id.eq(id)), state, by, at, note).await?;
+    Ok(())
 }
 
 /// Marks one open reply follow-up of a ticket done; false when there is no such task.
@@ -49,18 +86,11 @@ pub async fn complete_reply(
     at: DateTime<Utc>,
     note: &str,
 ) -> Result<bool, StoreError> {
-    let result = follow_up::Entity::update_many()
-        .col_expr(follow_up::Column::State, Expr::value(DONE))
-        .col_expr(follow_up::Column::DoneAt, Expr::value(at))
-        .col_expr(follow_up::Column::DoneBy, Expr::value(by))
-        .col_expr(follow_up::Column::Note, Expr::value(note))
-        .filter(follow_up::Column::Id.eq(id))
-        .filter(follow_up::Column::TicketId.eq(ticket_id))
-        .filter(follow_up::Column::Kind.eq("reply"))
-        .filter(follow_up::Column::State.eq(OPEN))
-        .exec(txn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    let which = Condition::all()
+        .add(follow_up::Column::Id.eq(id))
+        .add(follow_up::Column::TicketId.eq(ticket_id))
+        .add(follow_up::Column::Kind.eq("reply"));
+    Ok(settle_where(txn, which, DONE, by, at, note).await? == 1)
 }
 
 impl Store {

@@ -3,6 +3,7 @@
 //! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -73,6 +74,22 @@ pub async fn inbox_record(
     .await
     .map_err(StoreError::from_write)?;
     Ok(())
+}
+
+/// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
+/// writer). Everything that changes a ticket's alarms takes this lock first, so alarm
+/// writers never deadlock and never interleave.
+pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?)
+}
+
+/// Like [`lock_ticket`], but `None` when another transaction holds the ticket: a scanner
+/// replica moves on to other tickets instead of queueing behind one.
+pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find_by_id(id.to_owned())
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(txn)
+        .await?)
 }
 
 pub async fn ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {

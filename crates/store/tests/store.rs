@@ -337,7 +337,8 @@ fn planned(clock: &str, rung: &str, fire_at: DateTime<Utc>) -> propdesk_store::a
 }
 
 async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend: Backend) {
-    use propdesk_store::alarms::{due_alarms_of, lock_ticket, mark_fired, sync_alarms};
+    use propdesk_store::alarms::{due_alarms_of, mark_fired, sync_alarms};
+    use propdesk_store::work::lock_ticket;
     let (_db, store) = fresh(backend).await;
     let t0 = now();
     let t = create(&store, ticket("p-1", "r-1", t0)).await;
