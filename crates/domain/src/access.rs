@@ -27,6 +27,8 @@ pub enum Operation {
     ManageDirectory,
     /// List and replay notification deliveries (webhooks, logs).
     ManageNotifications,
+    /// Read service reports (supervisors: their own department's).
+    ReadReports,
     /// Set someone's on-duty flag (`own`: their own).
     SetOnDuty {
         own: bool,
@@ -63,6 +65,7 @@ impl Actor {
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
+            Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),
             Operation::SetOnDuty { own: true } => {
                 (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "set on-duty")
             }
@@ -130,6 +133,12 @@ mod tests {
             (Technician, Operation::SetOnDuty { own: true }, false, true),
             (Technician, Operation::SetOnDuty { own: false }, false, false),
             (Technician, Operation::CreateTicket, false, true),
+            (Supervisor, Operation::ManageNotifications, false, true),
+            (Technician, Operation::ManageNotifications, false, false),
+            (Manager, Operation::ReadReports, false, true),
+            (Supervisor, Operation::ReadReports, false, true),
+            (Agent, Operation::ReadReports, false, false),
+            (Dispatcher, Operation::ReadReports, false, false),
         ];
         for (role, operation, is_assignee, allowed) in cases {
             let got = actor(role).authorize("p1", operation, is_assignee).is_ok();

@@ -13,6 +13,7 @@ pub mod ladder;
 pub mod lifecycle;
 pub mod policy;
 pub mod privacy;
+pub mod report;
 pub mod routing;
 pub mod sla;
 pub mod ticket;

@@ -16,6 +16,7 @@ pub mod entity;
 pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
+pub mod reports;
 pub mod tickets;
 pub mod work;
 

@@ -122,6 +122,17 @@ fn running_states() -> Vec<&'static str> {
     work::open_states().into_iter().filter(|code| *code != TicketState::OnHold.code()).collect()
 }
 
+/// Tickets whose clocks run and that have a deadline before `now` not met.
+pub(crate) fn overdue_condition(now: DateTime<Utc>) -> Condition {
+    use ticket::Column as C;
+    Condition::all().add(C::State.is_in(running_states())).add(
+        Condition::any()
+            .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
+            .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))
+            .add(C::ResolvedAt.is_null().and(C::ResolveBy.lt(now))),
+    )
+}
+
 impl Store {
     /// Writes a new ticket with its first events and their outbox messages, unless the same
     /// first-contact agent already created one with this request id.
@@ -242,12 +253,7 @@ impl Store {
             }
         }
         if let Some(now) = filter.overdue_at {
-            query = query.filter(C::State.is_in(running_states())).filter(
-                Condition::any()
-                    .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
-                    .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))
-                    .add(C::ResolvedAt.is_null().and(C::ResolveBy.lt(now))),
-            );
+            query = query.filter(overdue_condition(now));
         }
         if let Some(after) = filter.created_after {
             query = query.filter(C::CreatedAt.gte(after));

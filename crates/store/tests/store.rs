@@ -28,6 +28,7 @@ on_both_backends!(
     concurrent_relay_passes_never_share_a_row,
     alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step,
     a_delivery_is_claimed_once_retried_then_dead_and_replayable,
+    report_counts_cover_the_property_period_and_department,
 );
 
 fn new_id() -> String {
@@ -434,4 +435,76 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Ba
     assert_eq!(claimed.len(), 1);
     store.record_attempt(&row.id, Attempt::Delivered, retry_at).await.unwrap();
     assert_eq!(store.get_delivery(&row.id).await.unwrap().unwrap().state, DELIVERED);
+}
+
+async fn report_counts_cover_the_property_period_and_department(backend: Backend) {
+    use chrono::TimeZone;
+    use propdesk_store::reports::{Dimension, ReportScope};
+    let (_db, store) = fresh(backend).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let at = |day: i64| start + TimeDelta::days(day);
+    let engineering =
+        |t: ticket::Model| ticket::Model { department: Some("engineering".into()), state: "dispatched".into(), ..t };
+    let incident = ticket::Model { is_incident: true, ..engineering(ticket("p-1", "incident", at(3))) };
+    let incident = create(&store, ticket::Model { incident_id: Some(incident.id.clone()), ..incident }).await;
+    let linked = |t: ticket::Model| ticket::Model { incident_id: Some(incident.id.clone()), ..t };
+    let november = [
+        linked(engineering(ticket("p-1", "r1", at(3)))),
+        linked(engineering(ticket("p-1", "r2", at(3)))),
+        ticket::Model { repeat_fault: true, ..engineering(ticket("p-1", "r3", at(20))) },
+        ticket::Model {
+            kind: "complaint".into(),
+            channel: "letter".into(),
+            category: "fee_dispute".into(),
+            department: Some("customer_service".into()),
+            ..ticket("p-1", "r4", at(5))
+        },
+        ticket::Model {
+            kind: "complaint".into(),
+            channel: "letter".into(),
+            category: "fee_dispute".into(),
+            department: Some("customer_service".into()),
+            ..ticket("p-1", "r5", end - TimeDelta::microseconds(1))
+        },
+        ticket::Model {
+            kind: "enquiry".into(),
+            channel: "app".into(),
+            category: "general_enquiry".into(),
+            ..ticket("p-1", "r6", at(0))
+        },
+    ];
+    for t in november {
+        create(&store, t).await;
+    }
+    // Outside the scope: October, December, another property.
+    create(&store, engineering(ticket("p-1", "october", start - TimeDelta::microseconds(1)))).await;
+    create(&store, engineering(ticket("p-1", "december", end))).await;
+    create(&store, engineering(ticket("p-2", "elsewhere", at(4)))).await;
+
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let pairs = |rows: Vec<(String, i64)>| rows.into_iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>();
+    assert_eq!(pairs(store.count_by(&scope, Dimension::Kind).await.unwrap()), ["repair=3", "complaint=2", "enquiry=1"]);
+    assert_eq!(pairs(store.count_by(&scope, Dimension::Channel).await.unwrap()), ["phone=3", "letter=2", "app=1"]);
+    assert_eq!(
+        pairs(store.count_by(&scope, Dimension::Category).await.unwrap()),
+        ["plumbing=3", "fee_dispute=2", "general_enquiry=1"]
+    );
+    assert_eq!(
+        pairs(store.count_by(&scope, Dimension::Department).await.unwrap()),
+        ["engineering=3", "customer_service=2", "unrouted=1"]
+    );
+    assert_eq!(store.repeat_faults(&scope).await.unwrap(), 1);
+    assert_eq!(store.incidents(&scope).await.unwrap(), (1, 2));
+    let engineering_only = ReportScope { department: Some("engineering".into()), ..scope.clone() };
+    assert_eq!(pairs(store.count_by(&engineering_only, Dimension::Kind).await.unwrap()), ["repair=3"]);
+    let previous = ReportScope { start: start - TimeDelta::days(30), end: start, ..scope.clone() };
+    assert_eq!(pairs(store.count_by(&previous, Dimension::Category).await.unwrap()), ["plumbing=1"]);
+
+    // Overdue now: every open request logged with a 2-hour acknowledge clock long ago.
+    let now = end + TimeDelta::days(30);
+    let overdue = pairs(store.overdue_open_by_department("p-1", None, now).await.unwrap());
+    assert_eq!(overdue, ["engineering=5", "customer_service=2", "unrouted=1"]);
+    let overdue = pairs(store.overdue_open_by_department("p-1", Some("customer_service"), now).await.unwrap());
+    assert_eq!(overdue, ["customer_service=2"]);
 }
