@@ -3,8 +3,10 @@
 //! are parents, not requests: they are counted only as incidents.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use propdesk_domain::report::nearest_rank;
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{Condition, Expr, SimpleExpr};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::ticket;
 use crate::tickets::overdue_condition;
@@ -27,6 +29,38 @@ pub enum Dimension {
     Channel,
     Category,
     Department,
+}
+
+/// A milestone clock of the report: when it was reached and its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportClock {
+    Acknowledge,
+    OnSite,
+    Resolve,
+}
+
+impl ReportClock {
+    fn columns(self) -> (ticket::Column, ticket::Column) {
+        match self {
+            ReportClock::Acknowledge => (ticket::Column::AcceptedAt, ticket::Column::AcknowledgeBy),
+            ReportClock::OnSite => (ticket::Column::OnSiteAt, ticket::Column::OnSiteBy),
+            ReportClock::Resolve => (ticket::Column::ResolvedAt, ticket::Column::ResolveBy),
+        }
+    }
+}
+
+/// One clock over a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClockStats {
+    /// Requests that reached the milestone (their times are the sample).
+    pub measured: u64,
+    /// Requests whose deadline is decided: reached, or passed unreached by `now`.
+    pub decided: u64,
+    /// Of those, reached by the deadline.
+    pub met: u64,
+    /// Nearest-rank median and 90th percentile of the time taken, in seconds.
+    pub median_secs: Option<f64>,
+    pub p90_secs: Option<f64>,
 }
 
 /// The key of tickets not routed to any department yet.
@@ -99,6 +133,58 @@ impl Store {
         let rows: Vec<(Option<String>, i64)> =
             query.group_by(ticket::Column::Department).into_tuple().all(&self.db).await?;
         Ok(ranked(rows))
+    }
+
+    /// How long requests of the scope took to reach `clock`'s milestone (from logging), and
+    /// how many met its deadline. Percentiles are picked in the database by rank.
+    pub async fn clock_stats(
+        &self,
+        scope: &ReportScope,
+        clock: ReportClock,
+        now: DateTime<Utc>,
+    ) -> Result<ClockStats, StoreError> {
+        let (reached, deadline) = clock.columns();
+        let with_clock = || ticket::Entity::find().filter(scope.requests()).filter(deadline.is_not_null());
+        let measured = with_clock().filter(reached.is_not_null()).count(&self.db).await?;
+        let met = with_clock()
+            .filter(reached.is_not_null())
+            .filter(Expr::col(reached).lte(Expr::col(deadline)))
+            .count(&self.db)
+            .await?;
+        let missed_open = with_clock().filter(reached.is_null()).filter(deadline.lt(now)).count(&self.db).await?;
+        let seconds = self.seconds_between(ticket::Column::CreatedAt, reached);
+        let pick = async |percent: u32| -> Result<Option<f64>, StoreError> {
+            let Some(offset) = nearest_rank(measured, percent) else { return Ok(None) };
+            let value: Option<f64> = with_clock()
+                .filter(reached.is_not_null())
+                .select_only()
+                .column_as(seconds.clone(), "seconds")
+                .order_by_asc(seconds.clone())
+                .offset(offset)
+                .limit(1)
+                .into_tuple()
+                .one(&self.db)
+                .await?;
+            Ok(value)
+        };
+        Ok(ClockStats {
+            measured,
+            decided: measured + missed_open,
+            met,
+            median_secs: pick(50).await?,
+            p90_secs: pick(90).await?,
+        })
+    }
+
+    /// `later - earlier` in seconds, as a SQL expression of this backend.
+    fn seconds_between(&self, earlier: ticket::Column, later: ticket::Column) -> SimpleExpr {
+        let (earlier, later) = (earlier.as_str(), later.as_str());
+        let sql = match self.backend() {
+            DbBackend::Postgres => format!("CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION)"),
+            // SQLite keeps times as ISO-8601 text; julianday reads it (about 50 µs resolution).
+            _ => format!("((julianday({later}) - julianday({earlier})) * 86400.0)"),
+        };
+        Expr::cust(sql)
     }
 
     /// Requests logged in the scope that were flagged as repeat faults.

@@ -29,6 +29,7 @@ on_both_backends!(
     alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step,
     a_delivery_is_claimed_once_retried_then_dead_and_replayable,
     report_counts_cover_the_property_period_and_department,
+    clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines,
 );
 
 fn new_id() -> String {
@@ -507,4 +508,40 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     assert_eq!(overdue, ["engineering=5", "customer_service=2", "unrouted=1"]);
     let overdue = pairs(store.overdue_open_by_department("p-1", Some("customer_service"), now).await.unwrap());
     assert_eq!(overdue, ["customer_service=2"]);
+}
+
+async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backend: Backend) {
+    use chrono::TimeZone;
+    use propdesk_store::reports::{ReportClock, ReportScope};
+    let (_db, store) = fresh(backend).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let logged = start + TimeDelta::days(2);
+    // Acknowledged after 60, 120, 180, 240 and 600 s, against a 300 s deadline.
+    for (n, secs) in [600, 60, 240, 120, 180].into_iter().enumerate() {
+        let t = ticket::Model {
+            accepted_at: Some(logged + TimeDelta::seconds(secs)),
+            acknowledge_by: Some(logged + TimeDelta::seconds(300)),
+            state: "accepted".into(),
+            ..ticket("p-1", &format!("r{n}"), logged)
+        };
+        create(&store, t).await;
+    }
+    // Not acknowledged: one past its deadline (missed), one still in time (undecided).
+    let now = logged + TimeDelta::hours(1);
+    let missed = ticket::Model { acknowledge_by: Some(now - TimeDelta::minutes(1)), ..ticket("p-1", "missed", logged) };
+    let running =
+        ticket::Model { acknowledge_by: Some(now + TimeDelta::minutes(1)), ..ticket("p-1", "running", logged) };
+    create(&store, missed).await;
+    create(&store, running).await;
+
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let stats = store.clock_stats(&scope, ReportClock::Acknowledge, now).await.unwrap();
+    assert_eq!((stats.measured, stats.decided, stats.met), (5, 6, 4));
+    // Nearest rank of 5 sorted values: the median is the 3rd (180 s), p90 the 5th (600 s).
+    let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 0.001);
+    assert!(close(stats.median_secs, 180.0), "{:?}", stats.median_secs);
+    assert!(close(stats.p90_secs, 600.0), "{:?}", stats.p90_secs);
+    let nothing = store.clock_stats(&scope, ReportClock::OnSite, now).await.unwrap();
+    assert_eq!((nothing.measured, nothing.median_secs), (0, None));
 }
