@@ -6,9 +6,11 @@ use chrono::{DateTime, Utc};
 use propdesk_domain::report::nearest_rank;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::sea_query::{Condition, Expr, SimpleExpr};
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
-use crate::entity::ticket;
+use crate::entity::{alarm, ticket, ticket_event};
 use crate::tickets::overdue_condition;
 use crate::{Store, StoreError};
 
@@ -61,6 +63,23 @@ pub struct ClockStats {
     /// Nearest-rank median and 90th percentile of the time taken, in seconds.
     pub median_secs: Option<f64>,
     pub p90_secs: Option<f64>,
+}
+
+/// Callbacks and ratings over a scope.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallbackStats {
+    /// Requests dispatched to a department (the base of callback coverage, rule 8).
+    pub dispatched: u64,
+    /// Of those, called back.
+    pub called_back: u64,
+    /// Callbacks recorded after their deadline, or still missing past it at `now`.
+    pub late: u64,
+    /// Ratings by satisfaction code.
+    pub ratings: Vec<(String, i64)>,
+    /// Requests ever resolved (resolved now, or reopened since).
+    pub resolved: u64,
+    /// Requests reopened at least once.
+    pub reopened: u64,
 }
 
 /// The key of tickets not routed to any department yet.
@@ -185,6 +204,83 @@ impl Store {
             _ => format!("((julianday({later}) - julianday({earlier})) * 86400.0)"),
         };
         Expr::cust(sql)
+    }
+
+    /// Callback coverage, lateness, ratings and reopenings of the scope's requests.
+    pub async fn callback_stats(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<CallbackStats, StoreError> {
+        use ticket::Column as C;
+        let requests = || ticket::Entity::find().filter(scope.requests());
+        let dispatched = requests().filter(C::DispatchedAt.is_not_null()).count(&self.db).await?;
+        let called_back = requests()
+            .filter(C::DispatchedAt.is_not_null())
+            .filter(C::CallbackRecordedAt.is_not_null())
+            .count(&self.db)
+            .await?;
+        let late_recorded = requests()
+            .filter(C::CallbackRecordedAt.is_not_null())
+            .filter(Expr::col(C::CallbackRecordedAt).gt(Expr::col(C::CallbackBy)))
+            .count(&self.db)
+            .await?;
+        let late_missing = requests()
+            .filter(C::CallbackRecordedAt.is_null())
+            .filter(C::State.eq("resolved"))
+            .filter(C::CallbackBy.lt(now))
+            .count(&self.db)
+            .await?;
+        let ratings: Vec<(Option<String>, i64)> = requests()
+            .select_only()
+            .column(C::CallbackSatisfaction)
+            .column_as(C::Id.count(), "n")
+            .filter(C::CallbackSatisfaction.is_not_null())
+            .group_by(C::CallbackSatisfaction)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let reopened_ids = ticket_event::Entity::find()
+            .select_only()
+            .column(ticket_event::Column::TicketId)
+            .filter(ticket_event::Column::EventType.eq("reopened"))
+            .distinct()
+            .into_query();
+        let reopened = requests().filter(C::Id.in_subquery(reopened_ids.clone())).count(&self.db).await?;
+        let resolved = requests()
+            .filter(Condition::any().add(C::ResolvedAt.is_not_null()).add(C::Id.in_subquery(reopened_ids)))
+            .count(&self.db)
+            .await?;
+        Ok(CallbackStats {
+            dispatched,
+            called_back,
+            late: late_recorded + late_missing,
+            ratings: ranked(ratings),
+            resolved,
+            reopened,
+        })
+    }
+
+    /// Escalation-ladder steps fired in the period on the scope's property (and
+    /// department), by the level they raised the ticket to.
+    pub async fn escalations_by_level(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut tickets = ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Id)
+            .filter(ticket::Column::PropertyId.eq(scope.property_id.as_str()));
+        if let Some(department) = &scope.department {
+            tickets = tickets.filter(ticket::Column::Department.eq(department.as_str()));
+        }
+        let rows: Vec<(i32, i64)> = alarm::Entity::find()
+            .select_only()
+            .column(alarm::Column::Level)
+            .column_as(alarm::Column::Id.count(), "n")
+            .filter(alarm::Column::Pending.eq(false))
+            .filter(alarm::Column::Rung.is_in(["breach", "overdue"]))
+            .filter(alarm::Column::FiredAt.gte(scope.start))
+            .filter(alarm::Column::FiredAt.lt(scope.end))
+            .filter(alarm::Column::TicketId.in_subquery(tickets.into_query()))
+            .group_by(alarm::Column::Level)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ranked(rows.into_iter().map(|(level, n)| (Some(level.to_string()), n)).collect()))
     }
 
     /// Requests logged in the scope that were flagged as repeat faults.

@@ -30,6 +30,7 @@ on_both_backends!(
     a_delivery_is_claimed_once_retried_then_dead_and_replayable,
     report_counts_cover_the_property_period_and_department,
     clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines,
+    callback_coverage_ratings_reopenings_and_escalations_are_counted,
 );
 
 fn new_id() -> String {
@@ -544,4 +545,96 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     assert!(close(stats.p90_secs, 600.0), "{:?}", stats.p90_secs);
     let nothing = store.clock_stats(&scope, ReportClock::OnSite, now).await.unwrap();
     assert_eq!((nothing.measured, nothing.median_secs), (0, None));
+}
+
+async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backend: Backend) {
+    use chrono::TimeZone;
+    use propdesk_store::alarms::{mark_fired, sync_alarms};
+    use propdesk_store::reports::ReportScope;
+    use propdesk_store::work::lock_ticket;
+    let (_db, store) = fresh(backend).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let logged = start + TimeDelta::days(1);
+    let due = logged + TimeDelta::days(3);
+    let now = logged + TimeDelta::days(10);
+    let done = |request: &str, state: &str| ticket::Model {
+        state: state.into(),
+        dispatched_at: Some(logged),
+        resolved_at: Some(logged + TimeDelta::days(1)),
+        callback_by: Some(due),
+        ..ticket("p-1", request, logged)
+    };
+    let on_time = create(
+        &store,
+        ticket::Model {
+            callback_recorded_at: Some(due - TimeDelta::hours(1)),
+            callback_satisfaction: Some("satisfied".into()),
+            ..done("on-time", "closed")
+        },
+    )
+    .await;
+    // Called back late, unsatisfied, reopened for rework.
+    let reworked = ticket::Model {
+        resolved_at: None,
+        callback_recorded_at: Some(due + TimeDelta::hours(1)),
+        callback_satisfaction: Some("unsatisfied".into()),
+        ..done("reworked", "reopened")
+    };
+    store
+        .create_ticket(
+            reworked,
+            vec![event("created", None, "new"), event("reopened", Some("resolved"), "reopened")],
+            publish,
+        )
+        .await
+        .unwrap();
+    let missing = create(&store, done("missing", "resolved")).await;
+    create(
+        &store,
+        ticket::Model { dispatched_at: Some(logged), state: "dispatched".into(), ..ticket("p-1", "working", logged) },
+    )
+    .await;
+    create(&store, ticket("p-1", "new", logged)).await;
+
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let stats = store.callback_stats(&scope, now).await.unwrap();
+    assert_eq!((stats.dispatched, stats.called_back, stats.late), (4, 2, 2));
+    assert_eq!(stats.ratings, [("satisfied".to_owned(), 1), ("unsatisfied".to_owned(), 1)]);
+    assert_eq!((stats.resolved, stats.reopened), (3, 1));
+
+    // Ladder steps: two breaches and one overdue fired in November; one fired in December
+    // and one still pending do not count.
+    let fire = async |t: &ticket::Model, steps: &[(&str, i32, DateTime<Utc>)], pending: bool| {
+        let plan: Vec<_> = steps
+            .iter()
+            .map(|(rung, level, at)| propdesk_store::alarms::PlannedAlarm {
+                clock: "acknowledge".into(),
+                rung: (*rung).into(),
+                deadline_at: *at,
+                fire_at: *at,
+                level: *level,
+                recipients: "supervisor".into(),
+            })
+            .collect();
+        let txn = store.begin().await.unwrap();
+        lock_ticket(&txn, &t.id).await.unwrap();
+        sync_alarms(&txn, &t.id, 0, &plan).await.unwrap();
+        store.commit(txn).await.unwrap();
+        let txn = store.begin().await.unwrap();
+        if !pending {
+            for alarm in store.alarms_of(&t.id).await.unwrap_or_default() {
+                let at = steps.iter().find(|(rung, _, _)| *rung == alarm.rung).map(|s| s.2).unwrap();
+                mark_fired(&txn, &[alarm.id], at).await.unwrap();
+            }
+        }
+        store.commit(txn).await.unwrap();
+    };
+    fire(&on_time, &[("breach", 1, logged), ("overdue", 2, logged + TimeDelta::hours(1))], false).await;
+    fire(&missing, &[("breach", 1, logged), ("overdue", 2, end + TimeDelta::hours(1))], false).await;
+    let dispatched_only = TicketFilter { states: vec!["dispatched".into()], limit: 5, ..Default::default() };
+    let working = store.list_tickets(&dispatched_only).await.unwrap().remove(0);
+    fire(&working, &[("breach", 1, logged)], true).await;
+    let levels = store.escalations_by_level(&scope).await.unwrap();
+    assert_eq!(levels, [("1".to_owned(), 2), ("2".to_owned(), 1)]);
 }
