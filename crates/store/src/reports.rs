@@ -22,6 +22,8 @@ pub struct ReportScope {
     pub end: DateTime<Utc>,
     /// Only this department's tickets (a supervisor's report).
     pub department: Option<String>,
+    /// Only tickets assigned to this staff member (the per-person figures).
+    pub assignee_id: Option<String>,
 }
 
 /// A ticket attribute to count by.
@@ -31,6 +33,8 @@ pub enum Dimension {
     Channel,
     Category,
     Department,
+    /// The staff member assigned (unassigned requests are not counted).
+    Assignee,
 }
 
 /// A milestone clock of the report: when it was reached and its deadline.
@@ -98,6 +102,9 @@ impl ReportScope {
         if let Some(department) = &self.department {
             condition = condition.add(ticket::Column::Department.eq(department.as_str()));
         }
+        if let Some(assignee) = &self.assignee_id {
+            condition = condition.add(ticket::Column::AssigneeId.eq(assignee.as_str()));
+        }
         condition
     }
 }
@@ -119,12 +126,16 @@ impl Store {
             Dimension::Channel => ticket::Column::Channel,
             Dimension::Category => ticket::Column::Category,
             Dimension::Department => ticket::Column::Department,
+            Dimension::Assignee => ticket::Column::AssigneeId,
         };
-        let rows: Vec<(Option<String>, i64)> = ticket::Entity::find()
+        let mut query = ticket::Entity::find().filter(scope.requests());
+        if dimension == Dimension::Assignee {
+            query = query.filter(ticket::Column::AssigneeId.is_not_null());
+        }
+        let rows: Vec<(Option<String>, i64)> = query
             .select_only()
             .column(column)
             .column_as(ticket::Column::Id.count(), "n")
-            .filter(scope.requests())
             .group_by(column)
             .into_tuple()
             .all(&self.db)
@@ -281,6 +292,33 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(ranked(rows.into_iter().map(|(level, n)| (Some(level.to_string()), n)).collect()))
+    }
+
+    /// Requests of the scope that missed a deadline (acknowledge, on site or resolve):
+    /// reached after it, or not reached by `now` with it passed. By department.
+    pub async fn breached_by_department(
+        &self,
+        scope: &ReportScope,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut missed = Condition::any();
+        for clock in [ReportClock::Acknowledge, ReportClock::OnSite, ReportClock::Resolve] {
+            let (reached, deadline) = clock.columns();
+            missed = missed
+                .add(Condition::all().add(reached.is_not_null()).add(Expr::col(reached).gt(Expr::col(deadline))))
+                .add(Condition::all().add(reached.is_null()).add(deadline.lt(now)));
+        }
+        let rows: Vec<(Option<String>, i64)> = ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Department)
+            .column_as(ticket::Column::Id.count(), "n")
+            .filter(scope.requests())
+            .filter(missed)
+            .group_by(ticket::Column::Department)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ranked(rows))
     }
 
     /// Requests logged in the scope that were flagged as repeat faults.

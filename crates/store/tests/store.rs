@@ -484,7 +484,7 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     create(&store, engineering(ticket("p-1", "december", end))).await;
     create(&store, engineering(ticket("p-2", "elsewhere", at(4)))).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
     let pairs = |rows: Vec<(String, i64)>| rows.into_iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>();
     assert_eq!(pairs(store.count_by(&scope, Dimension::Kind).await.unwrap()), ["repair=3", "complaint=2", "enquiry=1"]);
     assert_eq!(pairs(store.count_by(&scope, Dimension::Channel).await.unwrap()), ["phone=3", "letter=2", "app=1"]);
@@ -518,12 +518,14 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
     let logged = start + TimeDelta::days(2);
-    // Acknowledged after 60, 120, 180, 240 and 600 s, against a 300 s deadline.
+    // Acknowledged after 60, 120, 180, 240 and 600 s, against a 300 s deadline; the first
+    // three by technician t-1, the others by t-2.
     for (n, secs) in [600, 60, 240, 120, 180].into_iter().enumerate() {
         let t = ticket::Model {
             accepted_at: Some(logged + TimeDelta::seconds(secs)),
             acknowledge_by: Some(logged + TimeDelta::seconds(300)),
             state: "accepted".into(),
+            assignee_id: Some(if n < 3 { "t-1" } else { "t-2" }.into()),
             ..ticket("p-1", &format!("r{n}"), logged)
         };
         create(&store, t).await;
@@ -536,7 +538,7 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     create(&store, missed).await;
     create(&store, running).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
     let stats = store.clock_stats(&scope, ReportClock::Acknowledge, now).await.unwrap();
     assert_eq!((stats.measured, stats.decided, stats.met), (5, 6, 4));
     // Nearest rank of 5 sorted values: the median is the 3rd (180 s), p90 the 5th (600 s).
@@ -545,6 +547,17 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     assert!(close(stats.p90_secs, 600.0), "{:?}", stats.p90_secs);
     let nothing = store.clock_stats(&scope, ReportClock::OnSite, now).await.unwrap();
     assert_eq!((nothing.measured, nothing.median_secs), (0, None));
+    // The late acknowledgement and the one never made are the breaches.
+    assert_eq!(store.breached_by_department(&scope, now).await.unwrap(), [("unrouted".to_owned(), 2)]);
+
+    // Per person: t-1 took 600, 60 and 240 s (median 240, one late); t-2 120 and 180 s.
+    use propdesk_store::reports::Dimension;
+    let people = store.count_by(&scope, Dimension::Assignee).await.unwrap();
+    assert_eq!(people, [("t-1".to_owned(), 3), ("t-2".to_owned(), 2)]);
+    let t1 = ReportScope { assignee_id: Some("t-1".into()), ..scope.clone() };
+    let stats = store.clock_stats(&t1, ReportClock::Acknowledge, now).await.unwrap();
+    assert_eq!((stats.measured, stats.met), (3, 2));
+    assert!(close(stats.median_secs, 240.0), "{:?}", stats.median_secs);
 }
 
 async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backend: Backend) {
@@ -597,7 +610,7 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
     .await;
     create(&store, ticket("p-1", "new", logged)).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
     let stats = store.callback_stats(&scope, now).await.unwrap();
     assert_eq!((stats.dispatched, stats.called_back, stats.late), (4, 2, 2));
     assert_eq!(stats.ratings, [("satisfied".to_owned(), 1), ("unsatisfied".to_owned(), 1)]);
