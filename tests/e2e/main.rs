@@ -10,6 +10,7 @@ mod invalid_input;
 mod lifecycle;
 mod notifier;
 mod operations;
+mod reports;
 mod resilience;
 mod watch;
 

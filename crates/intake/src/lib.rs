@@ -10,6 +10,7 @@ pub mod convert;
 pub mod directory;
 pub mod error;
 pub mod notifications;
+pub mod reports;
 pub mod tickets;
 pub mod watch;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use propdesk_domain::Policy;
 use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
 use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
+use propdesk_proto::v1::report_service_server::ReportServiceServer;
 use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
 use propdesk_store::Store;
 use tokio::net::TcpListener;
@@ -119,6 +121,7 @@ pub async fn serve(
     health.set_serving::<TicketServiceServer<tickets::TicketApi>>().await;
     health.set_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
     health.set_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
+    health.set_serving::<ReportServiceServer<reports::ReportApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
@@ -135,6 +138,8 @@ pub async fn serve(
         .max_decoding_message_size(options.max_request_bytes);
     let notifications = NotificationServiceServer::new(notifications::NotificationApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
+    let reports = ReportServiceServer::new(reports::ReportApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
 
     let shutdown = state.shutdown.clone();
     let server = Server::builder()
@@ -146,6 +151,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(tickets, keys.interceptor()))
         .add_service(InterceptedService::new(directory, keys.interceptor()))
         .add_service(InterceptedService::new(notifications, keys.interceptor()))
+        .add_service(InterceptedService::new(reports, keys.interceptor()))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(
@@ -161,6 +167,7 @@ pub async fn serve(
     health.set_not_serving::<TicketServiceServer<tickets::TicketApi>>().await;
     health.set_not_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
     health.set_not_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
+    health.set_not_serving::<ReportServiceServer<reports::ReportApi>>().await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
     match tokio::time::timeout(options.drain_timeout, server).await {
         Ok(result) => Ok(result?),

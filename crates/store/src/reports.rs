@@ -321,6 +321,24 @@ impl Store {
         Ok(ranked(rows))
     }
 
+    /// Every open request of the property past an unmet deadline at `now` (optionally of one
+    /// department). Overdue tickets are a short list by nature; the caller orders them.
+    pub async fn overdue_tickets(
+        &self,
+        property_id: &str,
+        department: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ticket::Model>, StoreError> {
+        let mut query = ticket::Entity::find()
+            .filter(ticket::Column::PropertyId.eq(property_id))
+            .filter(ticket::Column::IsIncident.eq(false))
+            .filter(overdue_condition(now));
+        if let Some(department) = department {
+            query = query.filter(ticket::Column::Department.eq(department));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
     /// Requests logged in the scope that were flagged as repeat faults.
     pub async fn repeat_faults(&self, scope: &ReportScope) -> Result<u64, StoreError> {
         Ok(ticket::Entity::find()

@@ -1,0 +1,396 @@
+//! ReportService: the monthly service review (DOMAIN.md rules 8 and 13), what is late now,
+//! and the review as CSV. Every figure is counted in the database over the tickets logged
+//! in the period (see `propdesk_store::reports`); no resident's personal data appears.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use propdesk_domain::report::{ReportPeriod, share};
+use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Violations};
+use propdesk_events::timestamp;
+use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::report_service_server::ReportService;
+use propdesk_store::entity::{property, staff, ticket};
+use propdesk_store::reports::{CallbackStats, ClockStats, Dimension, ReportClock, ReportScope};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::IntakeState;
+use crate::auth::actor;
+use crate::convert::{from_timestamp, optional_enum, ticket_to_wire};
+use crate::error::{ApiError, ApiResult};
+
+/// How many categories the "high-frequency problems" list holds.
+const TOP_CATEGORIES: usize = 5;
+
+pub struct ReportApi {
+    state: Arc<IntakeState>,
+}
+
+impl ReportApi {
+    pub fn new(state: Arc<IntakeState>) -> Self {
+        ReportApi { state }
+    }
+}
+
+fn counts(rows: Vec<(String, i64)>) -> Vec<pb::CountBy> {
+    rows.into_iter().map(|(key, count)| pb::CountBy { key, count, previous_count: 0 }).collect()
+}
+
+fn clock_figures(clock: &str, stats: ClockStats) -> pb::ClockFigures {
+    pb::ClockFigures {
+        clock: clock.to_owned(),
+        median_seconds: stats.median_secs.unwrap_or_default(),
+        p90_seconds: stats.p90_secs.unwrap_or_default(),
+        met_share: share(stats.met, stats.decided),
+        measured: i64::try_from(stats.measured).unwrap_or(i64::MAX),
+    }
+}
+
+/// Mean score (1..5) and unsatisfied share of the ratings.
+fn satisfaction(ratings: &[(String, i64)]) -> (f64, f64) {
+    let (mut total, mut sum, mut unsatisfied) = (0i64, 0i64, 0i64);
+    for (code, n) in ratings {
+        let Ok(rating) = code.parse::<Satisfaction>() else { continue };
+        total += n;
+        sum += i64::from(rating.score()) * n;
+        if rating.requires_rework() {
+            unsatisfied += n;
+        }
+    }
+    let whole = u64::try_from(total).unwrap_or(0);
+    let mean = if total == 0 { 0.0 } else { sum as f64 / total as f64 };
+    (mean, share(u64::try_from(unsatisfied).unwrap_or(0), whole))
+}
+
+impl ReportApi {
+    /// Validates the request and decides whose tickets the report covers.
+    async fn scope(&self, actor: &Actor, body: &pb::GetServiceReportRequest) -> ApiResult<(ReportScope, ReportPeriod)> {
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let start = from_timestamp(&mut v, "period_start", body.period_start.as_ref());
+        let end = from_timestamp(&mut v, "period_end", body.period_end.as_ref());
+        if body.period_start.is_none() {
+            v.add("period_start", "is required");
+        }
+        if body.period_end.is_none() {
+            v.add("period_end", "is required");
+        }
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        let period = match (start, end) {
+            (Some(start), Some(end)) => match ReportPeriod::new(start, end) {
+                Ok(period) => Some(period),
+                Err(err) => {
+                    v.add("period_end", err.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
+        v.into_result()?;
+        let (Some(property_id), Some(period)) = (property_id, period) else {
+            return Err(ApiError::Internal("validated fields missing".into()));
+        };
+        actor.authorize(&property_id, Operation::ReadReports, false)?;
+        if self.state.store.find::<property::Entity>(&property_id).await?.is_none() {
+            return Err(ApiError::NotFound("property"));
+        }
+        let department = self.department_for(actor, department).await?;
+        let scope = ReportScope {
+            property_id,
+            start: period.start,
+            end: period.end,
+            department: department.map(|d| d.code().to_owned()),
+            assignee_id: None,
+        };
+        Ok((scope, period))
+    }
+
+    /// A supervisor reads their own department's figures only.
+    async fn department_for(&self, actor: &Actor, asked: Option<Department>) -> ApiResult<Option<Department>> {
+        if actor.role != Role::Supervisor {
+            return Ok(asked);
+        }
+        let own = self
+            .state
+            .store
+            .find::<staff::Entity>(&actor.staff_id)
+            .await?
+            .and_then(|s| s.department)
+            .and_then(|code| code.parse::<Department>().ok())
+            .ok_or_else(|| ApiError::Precondition("your staff record names no department".into()))?;
+        match asked {
+            Some(other) if other != own => Err(ApiError::Denied(propdesk_domain::Denied::Role {
+                role: Role::Supervisor,
+                what: "read another department's report",
+            })),
+            _ => Ok(Some(own)),
+        }
+    }
+
+    async fn report(&self, scope: &ReportScope, period: ReportPeriod) -> ApiResult<pb::ServiceReport> {
+        let store = &self.state.store;
+        let now = propdesk_store::now();
+        let by_category = store.count_by(scope, Dimension::Category).await?;
+        let previous = ReportScope { start: period.previous().start, end: period.previous().end, ..scope.clone() };
+        let before = store.count_by(&previous, Dimension::Category).await?;
+        let top_categories = by_category
+            .iter()
+            .take(TOP_CATEGORIES)
+            .map(|(key, count)| pb::CountBy {
+                key: key.clone(),
+                count: *count,
+                previous_count: before.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n),
+            })
+            .collect();
+        let mut clocks = Vec::new();
+        for (name, clock) in [
+            ("acknowledge", ReportClock::Acknowledge),
+            ("on_site", ReportClock::OnSite),
+            ("resolve", ReportClock::Resolve),
+        ] {
+            clocks.push(clock_figures(name, store.clock_stats(scope, clock, now).await?));
+        }
+        let callbacks: CallbackStats = store.callback_stats(scope, now).await?;
+        let (satisfaction_mean, unsatisfied_share) = satisfaction(&callbacks.ratings);
+        let (incidents, incident_tickets) = store.incidents(scope).await?;
+        Ok(pb::ServiceReport {
+            property_id: scope.property_id.clone(),
+            period_start: Some(timestamp(period.start)),
+            period_end: Some(timestamp(period.end)),
+            by_kind: counts(store.count_by(scope, Dimension::Kind).await?),
+            by_channel: counts(store.count_by(scope, Dimension::Channel).await?),
+            by_category: counts(by_category),
+            by_department: counts(store.count_by(scope, Dimension::Department).await?),
+            top_categories,
+            clocks,
+            overdue_open_by_department: counts(
+                store.overdue_open_by_department(&scope.property_id, scope.department.as_deref(), now).await?,
+            ),
+            breached_by_department: counts(store.breached_by_department(scope, now).await?),
+            escalations_by_level: counts(store.escalations_by_level(scope).await?),
+            callback_coverage: share(callbacks.called_back, callbacks.dispatched),
+            callbacks_late: i64::try_from(callbacks.late).unwrap_or(i64::MAX),
+            satisfaction_mean,
+            satisfaction_distribution: counts(callbacks.ratings),
+            unsatisfied_share,
+            reopen_rate: share(callbacks.reopened, callbacks.resolved),
+            repeat_faults: i64::try_from(store.repeat_faults(scope).await?).unwrap_or(i64::MAX),
+            incidents: i64::try_from(incidents).unwrap_or(i64::MAX),
+            incident_tickets: i64::try_from(incident_tickets).unwrap_or(i64::MAX),
+            staff: self.staff_figures(scope, now).await?,
+        })
+    }
+
+    /// Per person assigned in the scope: volume, speed, punctuality and ratings.
+    async fn staff_figures(&self, scope: &ReportScope, now: DateTime<Utc>) -> ApiResult<Vec<pb::StaffFigures>> {
+        let store = &self.state.store;
+        let mut figures = Vec::new();
+        for (staff_id, handled) in store.count_by(scope, Dimension::Assignee).await? {
+            let mine = ReportScope { assignee_id: Some(staff_id.clone()), ..scope.clone() };
+            let acknowledge = store.clock_stats(&mine, ReportClock::Acknowledge, now).await?;
+            let on_site = store.clock_stats(&mine, ReportClock::OnSite, now).await?;
+            let resolve = store.clock_stats(&mine, ReportClock::Resolve, now).await?;
+            let met = acknowledge.met + on_site.met + resolve.met;
+            let decided = acknowledge.decided + on_site.decided + resolve.decided;
+            let (mean_rating, _) = satisfaction(&store.callback_stats(&mine, now).await?.ratings);
+            let name = store.find::<staff::Entity>(&staff_id).await?.map(|s| s.name).unwrap_or_default();
+            figures.push(pb::StaffFigures {
+                staff_id,
+                staff_name: name,
+                tickets_handled: handled,
+                median_acknowledge_seconds: acknowledge.median_secs.unwrap_or_default(),
+                median_on_site_seconds: on_site.median_secs.unwrap_or_default(),
+                on_time_share: share(met, decided),
+                mean_rating,
+            });
+        }
+        Ok(figures)
+    }
+}
+
+/// The earliest deadline a ticket has missed at `now` (its overdue rank).
+fn earliest_missed(t: &ticket::Model, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    [
+        t.accepted_at.is_none().then_some(t.acknowledge_by).flatten(),
+        t.on_site_at.is_none().then_some(t.on_site_by).flatten(),
+        t.resolved_at.is_none().then_some(t.resolve_by).flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|at| *at < now)
+    .min()
+}
+
+/// One CSV field (RFC 4180 quoting where needed).
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+/// The report as CSV: `section,key,value,previous`, one section per figure.
+pub fn report_csv(report: &pb::ServiceReport) -> Vec<String> {
+    let line = |section: &str, key: &str, value: String, previous: String| {
+        format!("{},{},{},{}\n", field(section), field(key), field(&value), field(&previous))
+    };
+    let mut sections = vec![String::from("section,key,value,previous\n")];
+    let count_rows = |name: &str, rows: &[pb::CountBy], with_previous: bool| {
+        rows.iter()
+            .map(|c| {
+                let previous = if with_previous { c.previous_count.to_string() } else { String::new() };
+                line(name, &c.key, c.count.to_string(), previous)
+            })
+            .collect::<String>()
+    };
+    sections.push(count_rows("by_kind", &report.by_kind, false));
+    sections.push(count_rows("by_channel", &report.by_channel, false));
+    sections.push(count_rows("by_category", &report.by_category, false));
+    sections.push(count_rows("by_department", &report.by_department, false));
+    sections.push(count_rows("top_categories", &report.top_categories, true));
+    sections.push(
+        report
+            .clocks
+            .iter()
+            .map(|c| {
+                [
+                    line("clock_median_seconds", &c.clock, c.median_seconds.to_string(), String::new()),
+                    line("clock_p90_seconds", &c.clock, c.p90_seconds.to_string(), String::new()),
+                    line("clock_met_share", &c.clock, c.met_share.to_string(), String::new()),
+                    line("clock_measured", &c.clock, c.measured.to_string(), String::new()),
+                ]
+                .concat()
+            })
+            .collect(),
+    );
+    sections.push(count_rows("overdue_open_by_department", &report.overdue_open_by_department, false));
+    sections.push(count_rows("breached_by_department", &report.breached_by_department, false));
+    sections.push(count_rows("escalations_by_level", &report.escalations_by_level, false));
+    sections.push(count_rows("satisfaction_distribution", &report.satisfaction_distribution, false));
+    let totals = [
+        ("callback_coverage", report.callback_coverage.to_string()),
+        ("callbacks_late", report.callbacks_late.to_string()),
+        ("satisfaction_mean", report.satisfaction_mean.to_string()),
+        ("unsatisfied_share", report.unsatisfied_share.to_string()),
+        ("reopen_rate", report.reopen_rate.to_string()),
+        ("repeat_faults", report.repeat_faults.to_string()),
+        ("incidents", report.incidents.to_string()),
+        ("incident_tickets", report.incident_tickets.to_string()),
+    ];
+    sections.push(totals.iter().map(|(key, value)| line("totals", key, value.clone(), String::new())).collect());
+    sections.push(
+        report
+            .staff
+            .iter()
+            .map(|s| {
+                let who = format!("{} {}", s.staff_id, s.staff_name);
+                [
+                    line("staff_tickets_handled", &who, s.tickets_handled.to_string(), String::new()),
+                    line(
+                        "staff_median_acknowledge_seconds",
+                        &who,
+                        s.median_acknowledge_seconds.to_string(),
+                        String::new(),
+                    ),
+                    line("staff_median_on_site_seconds", &who, s.median_on_site_seconds.to_string(), String::new()),
+                    line("staff_on_time_share", &who, s.on_time_share.to_string(), String::new()),
+                    line("staff_mean_rating", &who, s.mean_rating.to_string(), String::new()),
+                ]
+                .concat()
+            })
+            .collect(),
+    );
+    sections.retain(|s| !s.is_empty());
+    sections
+}
+
+pub type CsvStream = Pin<Box<dyn Stream<Item = Result<pb::CsvChunk, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl ReportService for ReportApi {
+    async fn get_service_report(
+        &self,
+        request: Request<pb::GetServiceReportRequest>,
+    ) -> Result<Response<pb::ServiceReport>, Status> {
+        let actor = actor(&request)?;
+        let (scope, period) = self.scope(&actor, request.get_ref()).await?;
+        Ok(Response::new(self.report(&scope, period).await?))
+    }
+
+    async fn list_overdue_tickets(
+        &self,
+        request: Request<pb::ListOverdueTicketsRequest>,
+    ) -> Result<Response<pb::ListOverdueTicketsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        let limit = v.page_size("page_size", body.page_size) as usize;
+        let offset = match body.page_token.as_str() {
+            "" => 0,
+            token => match URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()) {
+                Some(text) if text.starts_with("overdue:") => text["overdue:".len()..].parse::<usize>().unwrap_or(0),
+                _ => {
+                    v.add("page_token", "is not a token returned by ListOverdueTickets");
+                    0
+                }
+            },
+        };
+        v.into_result().map_err(ApiError::from)?;
+        let property_id = property_id.unwrap_or_default();
+        actor.authorize(&property_id, Operation::ReadReports, false).map_err(ApiError::from)?;
+        let department = self.department_for(&actor, department).await?;
+        let now = propdesk_store::now();
+        let mut overdue = self
+            .state
+            .store
+            .overdue_tickets(&property_id, department.map(|d| d.code()), now)
+            .await
+            .map_err(ApiError::from)?;
+        // Most overdue first (earliest missed deadline), ties by id for a stable order.
+        overdue.sort_by(|a, b| earliest_missed(a, now).cmp(&earliest_missed(b, now)).then_with(|| a.id.cmp(&b.id)));
+        let page: Vec<pb::Ticket> =
+            overdue.iter().skip(offset).take(limit).map(|t| ticket_to_wire(t, &actor)).collect();
+        let next = offset + page.len();
+        let next_page_token =
+            if next < overdue.len() { URL_SAFE_NO_PAD.encode(format!("overdue:{next}")) } else { String::new() };
+        Ok(Response::new(pb::ListOverdueTicketsResponse { tickets: page, next_page_token }))
+    }
+
+    type ExportServiceReportStream = CsvStream;
+
+    async fn export_service_report(
+        &self,
+        request: Request<pb::GetServiceReportRequest>,
+    ) -> Result<Response<Self::ExportServiceReportStream>, Status> {
+        let actor = actor(&request)?;
+        let (scope, period) = self.scope(&actor, request.get_ref()).await?;
+        let report = self.report(&scope, period).await?;
+        let chunks: Vec<Result<pb::CsvChunk, Status>> =
+            report_csv(&report).into_iter().map(|text| Ok(pb::CsvChunk { text })).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(field("plumbing"), "plumbing");
+        assert_eq!(field("Chen, Wei"), "\"Chen, Wei\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn satisfaction_mean_and_unsatisfied_share() {
+        let ratings = vec![("very_satisfied".to_owned(), 2), ("unsatisfied".to_owned(), 1), ("neutral".to_owned(), 1)];
+        let (mean, unsatisfied) = satisfaction(&ratings);
+        assert_eq!(mean, (5.0 * 2.0 + 2.0 + 3.0) / 4.0);
+        assert_eq!(unsatisfied, 0.25);
+        assert_eq!(satisfaction(&[]), (0.0, 0.0));
+    }
+}
