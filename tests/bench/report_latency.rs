@@ -11,10 +11,10 @@
 //! warm-up call, and the latencies are printed.
 
 #[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
 #[path = "../e2e/helpers.rs"]
 mod helpers;
-#[allow(dead_code)]
-mod common;
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ async fn run() {
     let mut app = helpers::App::start(Backend::Postgres).await;
     let mut staff_ids = Vec::new();
     for n in 0..staff {
-        let department = [pb::Department::Engineering, pb::Department::Cleaning, pb::Department::Security][n as usize % 3];
+        let department =
+            [pb::Department::Engineering, pb::Department::Cleaning, pb::Department::Security][n as usize % 3];
         staff_ids.push(app.hire(&format!("Technician {n}"), pb::StaffRole::Technician, department, true).await);
     }
     let manager_id = app.hire("Manager", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
@@ -83,9 +84,11 @@ async fn run() {
         ),
     )
     .await;
-    for (event_type, column, state) in
-        [("created", "created_at", "new"), ("accepted", "accepted_at", "accepted"), ("resolved", "resolved_at", "resolved")]
-    {
+    for (event_type, column, state) in [
+        ("created", "created_at", "new"),
+        ("accepted", "accepted_at", "accepted"),
+        ("resolved", "resolved_at", "resolved"),
+    ] {
         execute(
             &app,
             format!(

@@ -196,7 +196,7 @@ impl ReportApi {
             let resolve = store.clock_stats(&mine, ReportClock::Resolve, now).await?;
             let met = acknowledge.met + on_site.met + resolve.met;
             let decided = acknowledge.decided + on_site.decided + resolve.decided;
-            let (mean_rating, _) = satisfaction(&store.callback_stats(&mine, now).await?.ratings);
+            let (mean_rating, _) = satisfaction(&store.ratings(&mine).await?);
             let name = store.find::<staff::Entity>(&staff_id).await?.map(|s| s.name).unwrap_or_default();
             figures.push(pb::StaffFigures {
                 staff_id,

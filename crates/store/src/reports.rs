@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use propdesk_domain::report::nearest_rank;
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::sea_query::{Condition, Expr, SimpleExpr};
+use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
@@ -175,13 +175,17 @@ impl Store {
     ) -> Result<ClockStats, StoreError> {
         let (reached, deadline) = clock.columns();
         let with_clock = || ticket::Entity::find().filter(scope.requests()).filter(deadline.is_not_null());
-        let measured = with_clock().filter(reached.is_not_null()).count(&self.db).await?;
-        let met = with_clock()
-            .filter(reached.is_not_null())
-            .filter(Expr::col(reached).lte(Expr::col(deadline)))
-            .count(&self.db)
+        // One pass for the three counts.
+        let (measured, met, missed_open) = self
+            .counts3(
+                with_clock(),
+                [
+                    Condition::all().add(reached.is_not_null()),
+                    Condition::all().add(reached.is_not_null()).add(Expr::col(reached).lte(Expr::col(deadline))),
+                    Condition::all().add(reached.is_null()).add(deadline.lt(now)),
+                ],
+            )
             .await?;
-        let missed_open = with_clock().filter(reached.is_null()).filter(deadline.lt(now)).count(&self.db).await?;
         let seconds = self.seconds_between(ticket::Column::CreatedAt, reached);
         let pick = async |percent: u32| -> Result<Option<f64>, StoreError> {
             let Some(offset) = nearest_rank(measured, percent) else { return Ok(None) };
@@ -206,6 +210,25 @@ impl Store {
         })
     }
 
+    /// How many rows of `query` meet each condition, in one pass.
+    async fn counts3(
+        &self,
+        query: sea_orm::Select<ticket::Entity>,
+        conditions: [Condition; 3],
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let [a, b, c] = conditions.map(|condition| SimpleExpr::from(Func::sum(Expr::case(condition, 1).finally(0))));
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = query
+            .select_only()
+            .column_as(a, "a")
+            .column_as(b, "b")
+            .column_as(c, "c")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let count = |n: Option<i64>| u64::try_from(n.unwrap_or(0)).unwrap_or(0);
+        Ok(row.map_or((0, 0, 0), |(a, b, c)| (count(a), count(b), count(c))))
+    }
+
     /// `later - earlier` in seconds, as a SQL expression of this backend.
     fn seconds_between(&self, earlier: ticket::Column, later: ticket::Column) -> SimpleExpr {
         let (earlier, later) = (earlier.as_str(), later.as_str());
@@ -221,16 +244,17 @@ impl Store {
     pub async fn callback_stats(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<CallbackStats, StoreError> {
         use ticket::Column as C;
         let requests = || ticket::Entity::find().filter(scope.requests());
-        let dispatched = requests().filter(C::DispatchedAt.is_not_null()).count(&self.db).await?;
-        let called_back = requests()
-            .filter(C::DispatchedAt.is_not_null())
-            .filter(C::CallbackRecordedAt.is_not_null())
-            .count(&self.db)
-            .await?;
-        let late_recorded = requests()
-            .filter(C::CallbackRecordedAt.is_not_null())
-            .filter(Expr::col(C::CallbackRecordedAt).gt(Expr::col(C::CallbackBy)))
-            .count(&self.db)
+        let (dispatched, called_back, late_recorded) = self
+            .counts3(
+                requests(),
+                [
+                    Condition::all().add(C::DispatchedAt.is_not_null()),
+                    Condition::all().add(C::DispatchedAt.is_not_null()).add(C::CallbackRecordedAt.is_not_null()),
+                    Condition::all()
+                        .add(C::CallbackRecordedAt.is_not_null())
+                        .add(Expr::col(C::CallbackRecordedAt).gt(Expr::col(C::CallbackBy))),
+                ],
+            )
             .await?;
         let late_missing = requests()
             .filter(C::CallbackRecordedAt.is_null())
@@ -238,15 +262,7 @@ impl Store {
             .filter(C::CallbackBy.lt(now))
             .count(&self.db)
             .await?;
-        let ratings: Vec<(Option<String>, i64)> = requests()
-            .select_only()
-            .column(C::CallbackSatisfaction)
-            .column_as(C::Id.count(), "n")
-            .filter(C::CallbackSatisfaction.is_not_null())
-            .group_by(C::CallbackSatisfaction)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+        let ratings = self.ratings(scope).await?;
         let reopened_ids = ticket_event::Entity::find()
             .select_only()
             .column(ticket_event::Column::TicketId)
@@ -258,14 +274,22 @@ impl Store {
             .filter(Condition::any().add(C::ResolvedAt.is_not_null()).add(C::Id.in_subquery(reopened_ids)))
             .count(&self.db)
             .await?;
-        Ok(CallbackStats {
-            dispatched,
-            called_back,
-            late: late_recorded + late_missing,
-            ratings: ranked(ratings),
-            resolved,
-            reopened,
-        })
+        Ok(CallbackStats { dispatched, called_back, late: late_recorded + late_missing, ratings, resolved, reopened })
+    }
+
+    /// Callback ratings of the scope's requests, by satisfaction code.
+    pub async fn ratings(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(Option<String>, i64)> = ticket::Entity::find()
+            .filter(scope.requests())
+            .select_only()
+            .column(ticket::Column::CallbackSatisfaction)
+            .column_as(ticket::Column::Id.count(), "n")
+            .filter(ticket::Column::CallbackSatisfaction.is_not_null())
+            .group_by(ticket::Column::CallbackSatisfaction)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ranked(rows))
     }
 
     /// Escalation-ladder steps fired in the period on the scope's property (and

@@ -1,5 +1,5 @@
-//! Indexes for the service review: a property's tickets by when they were logged, and
-//! the alarms fired in a period.
+//! Indexes for the service review: a property's tickets by when they were logged (and by
+//! person), and the alarms fired in a period.
 
 use sea_orm_migration::prelude::*;
 
@@ -17,6 +17,13 @@ impl MigrationName for Migration {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.create_index(index("tickets", "tickets_property_created", &["property_id", "created_at"])).await?;
+        manager
+            .create_index(index(
+                "tickets",
+                "tickets_property_assignee_created",
+                &["property_id", "assignee_id", "created_at"],
+            ))
+            .await?;
         manager.create_index(index("alarms", "alarms_fired", &["fired_at"])).await?;
         Ok(())
     }
