@@ -10,7 +10,7 @@ use propdesk_domain::{
 };
 use propdesk_events::{NewAlert, alert_message, outbox_message};
 use propdesk_proto::v1 as pb;
-use propdesk_store::entity::ticket;
+use propdesk_store::entity::ticket::{self, UnreadableTicket};
 use propdesk_store::tickets::enqueue;
 use propdesk_store::work::{self, Transaction};
 use propdesk_store::{NewEvent, Store, StoreError};
@@ -41,11 +41,10 @@ pub enum DispatchError {
     Corrupt(String, String),
 }
 
-fn parse<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
-    t: &ticket::Model,
-    code: &str,
-) -> Result<T, DispatchError> {
-    code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| DispatchError::Corrupt(t.id.clone(), e.to_string()))
+impl From<UnreadableTicket> for DispatchError {
+    fn from(err: UnreadableTicket) -> Self {
+        DispatchError::Corrupt(err.ticket_id, err.detail)
+    }
 }
 
 fn system_event(
@@ -91,7 +90,7 @@ pub async fn dispatch(
     // instead of making it fail on a stale version.
     let ticket =
         work::lock_ticket(&txn, ticket_id).await?.ok_or_else(|| DispatchError::TicketMissing(ticket_id.to_owned()))?;
-    let state: TicketState = parse(&ticket, &ticket.state)?;
+    let state: TicketState = ticket.parse_code(&ticket.state)?;
     if !matches!(state, TicketState::New | TicketState::Transferred | TicketState::Reopened) {
         work::inbox_record(&txn, CONSUMER, message_id, now).await?;
         store.commit(txn).await?;
@@ -101,11 +100,11 @@ pub async fn dispatch(
     let mut updated = ticket.clone();
     let mut notes = Vec::new();
     let mut alerts: Vec<(pb::AlertKind, String)> = Vec::new();
-    let kind: TicketKind = parse(&ticket, &ticket.kind)?;
-    let mut priority: Priority = parse(&ticket, &ticket.priority)?;
+    let kind: TicketKind = ticket.parse_code(&ticket.kind)?;
+    let mut priority: Priority = ticket.parse_code(&ticket.priority)?;
     let department = match (state, ticket.department.as_deref()) {
         // A transfer names its department; routing rules would send it straight back.
-        (TicketState::Transferred, Some(code)) => parse(&ticket, code)?,
+        (TicketState::Transferred, Some(code)) => ticket.parse_code(code)?,
         _ => match policy.categories.get(&ticket.category) {
             Some(category) => {
                 let text = format!("{}\n{}", ticket.title, ticket.description);
@@ -238,7 +237,7 @@ async fn incident_for(
     }
     let mut priorities = Vec::new();
     for r in &reports {
-        priorities.push(parse::<Priority>(r, &r.priority)?);
+        priorities.push(r.parse_code::<Priority>(&r.priority)?);
     }
     let priority = incident_priority(priorities);
     let assignee_id = pick_assignee(txn, &report.property_id, department).await?;
@@ -301,7 +300,7 @@ async fn incident_for(
     for other in reports.into_iter().filter(|r| r.id != report.id) {
         let mut linked = other.clone();
         linked.incident_id = Some(incident.id.clone());
-        let other_state: TicketState = parse(&other, &other.state)?;
+        let other_state: TicketState = other.parse_code(&other.state)?;
         let (event_type, to) = match (Lifecycle { state: other_state, held_from: None }).apply(Move::Dispatch) {
             Ok(next) if matches!(other_state, TicketState::New | TicketState::Dispatched) => {
                 linked.state = next.state.code().to_owned();

@@ -42,6 +42,12 @@ impl From<Violations> for ApiError {
     }
 }
 
+impl From<propdesk_store::entity::ticket::UnreadableTicket> for ApiError {
+    fn from(err: propdesk_store::entity::ticket::UnreadableTicket) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

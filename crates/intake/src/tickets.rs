@@ -58,24 +58,23 @@ struct ChangeRequest<'a> {
     completes_follow_up: Option<String>,
 }
 
+impl<'a> ChangeRequest<'a> {
+    fn new(ticket_id: &'a str, expected_version: i64, note: &'a str, note_required: bool) -> Self {
+        ChangeRequest { ticket_id, expected_version, note, note_required, completes_follow_up: None }
+    }
+}
+
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
 fn lifecycle_of(t: &ticket::Model) -> ApiResult<Lifecycle> {
-    let state = t.state.parse().map_err(|e| ApiError::Internal(format!("ticket {}: {e}", t.id)))?;
+    let state = t.parse_code(&t.state)?;
     let held_from = match &t.held_from {
-        Some(code) => Some(code.parse().map_err(|e| ApiError::Internal(format!("ticket {}: {e}", t.id)))?),
+        Some(code) => Some(t.parse_code(code)?),
         None => None,
     };
     Ok(Lifecycle { state, held_from })
-}
-
-fn parse_code<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
-    t: &ticket::Model,
-    code: &str,
-) -> ApiResult<T> {
-    code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| ApiError::Internal(format!("ticket {}: {e}", t.id)))
 }
 
 /// Applies a state-machine move to the ticket's state columns and names the step.
@@ -240,13 +239,7 @@ impl TicketApi {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let policy = &self.state.policy;
-        let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: &body.note,
-            note_required,
-            completes_follow_up: None,
-        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, note_required);
         let note = body.note.clone();
         let ticket = self
             .change(&actor, change, Violations::new(), Operation::Move(mv), move |t, now| {
@@ -292,8 +285,8 @@ fn history_event(actor: &Actor, step: Step, now: DateTime<Utc>) -> NewEvent {
 /// A reopened ticket is new work: its clocks start again from now, in a new cycle (the
 /// escalation ladder starts over).
 fn restart_clocks(t: &mut ticket::Model, policy: &propdesk_domain::Policy, now: DateTime<Utc>) -> ApiResult<()> {
-    let priority: Priority = parse_code(t, &t.priority.clone())?;
-    let kind: TicketKind = parse_code(t, &t.kind.clone())?;
+    let priority: Priority = t.parse_code(&t.priority)?;
+    let kind: TicketKind = t.parse_code(&t.kind)?;
     t.set_clocks(policy.deadlines(priority, kind, &t.property_id, now));
     t.clock_cycle += 1;
     t.callback_by = None;
@@ -406,13 +399,7 @@ impl TicketService for TicketApi {
         if assignee_id.is_some() && assignee.is_none() {
             violations.add("assignee_id", "no such staff member");
         }
-        let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: &body.note,
-            note_required: false,
-            completes_follow_up: None,
-        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, false);
         let note = body.note.clone();
         let ticket = self
             .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, now| {
@@ -463,13 +450,7 @@ impl TicketService for TicketApi {
         let body = request.into_inner();
         let mut violations = Violations::new();
         let to_department = required_enum::<Department>(&mut violations, "to_department", body.to_department);
-        let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: &body.note,
-            note_required: true,
-            completes_follow_up: None,
-        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true);
         let note = body.note.clone();
         let ticket = self
             .change(&actor, change, violations, Operation::Move(Move::Transfer), move |t, _now| {
@@ -502,13 +483,7 @@ impl TicketService for TicketApi {
     async fn add_note(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: &body.note,
-            note_required: true,
-            completes_follow_up: None,
-        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true);
         let note = body.note.clone();
         let ticket = self
             .change(&actor, change, Violations::new(), Operation::AddNote, move |t, _now| {
@@ -529,13 +504,7 @@ impl TicketService for TicketApi {
         let satisfaction = required_enum::<Satisfaction>(&mut violations, "satisfaction", body.satisfaction);
         violations.optional_text("comment", &body.comment, MAX_NOTE);
         let requires_rework = satisfaction.is_some_and(Satisfaction::requires_rework);
-        let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: "",
-            note_required: false,
-            completes_follow_up: None,
-        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
         let policy = &self.state.policy;
         let staff_id = actor.staff_id.clone();
         let comment = body.comment.clone();
@@ -581,11 +550,8 @@ impl TicketService for TicketApi {
         let mut violations = Violations::new();
         let follow_up_id = violations.required_id("follow_up_id", &body.follow_up_id);
         let change = ChangeRequest {
-            ticket_id: &body.ticket_id,
-            expected_version: body.expected_version,
-            note: &body.note,
-            note_required: true,
             completes_follow_up: follow_up_id,
+            ..ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true)
         };
         let note = body.note.clone();
         let ticket = self

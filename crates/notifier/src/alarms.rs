@@ -20,8 +20,8 @@ use crate::{ACTOR, Notifier, NotifierError};
 /// What firing a ticket's alarms did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Fired {
-    /// (clock, rung) of each alarm fired, in order.
-    pub steps: Vec<(String, String)>,
+    /// Alarms fired.
+    pub count: usize,
     /// Another replica held the ticket: try again later.
     pub busy: bool,
 }
@@ -64,7 +64,6 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
     }
     let mut updated = ticket.clone();
     let mut events = Vec::new();
-    let mut fired = Fired::default();
     let ids: Vec<i64> = due.iter().map(|a| a.id).collect();
     alarms::mark_fired(&txn, &ids, now).await?;
     for alarm in &due {
@@ -74,7 +73,6 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
         let (event_type, note) = announce(notifier, &txn, &ticket, alarm, now).await?;
         updated.escalation_level = updated.escalation_level.max(alarm.level);
         events.push(system_event(event_type, &ticket.state, note, now));
-        fired.steps.push((alarm.clock.clone(), alarm.rung.clone()));
     }
     // Reminders change nothing on the ticket: its version stays, so the person about to
     // act on it is not refused for a stale version.
@@ -85,7 +83,7 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
     }
     work::append_events(&txn, &updated, events, &outbox_message).await?;
     store.commit(txn).await?;
-    Ok(fired)
+    Ok(Fired { count: due.len(), busy: false })
 }
 
 /// Tells the alarm's recipients; returns the history event it writes.

@@ -7,21 +7,14 @@ use propdesk_store::entity::ticket;
 
 use crate::NotifierError;
 
-fn parse<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
-    t: &ticket::Model,
-    code: &str,
-) -> Result<T, NotifierError> {
-    code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| NotifierError::Corrupt(t.id.clone(), e.to_string()))
-}
-
 pub fn priority(t: &ticket::Model) -> Result<Priority, NotifierError> {
-    parse(t, &t.priority)
+    Ok(t.parse_code(&t.priority)?)
 }
 
 /// The alarms the ladder plans for `t` as it stands.
 pub fn planned_alarms(policy: &Policy, t: &ticket::Model) -> Result<Vec<PlannedAlarm>, NotifierError> {
     let progress = Progress {
-        state: parse::<TicketState>(t, &t.state)?,
+        state: t.parse_code::<TicketState>(&t.state)?,
         accepted: t.accepted_at.is_some(),
         on_site: t.on_site_at.is_some(),
         linked_to_incident: t.incident_id.is_some() && !t.is_incident,

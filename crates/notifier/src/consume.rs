@@ -158,7 +158,7 @@ async fn escalate_rework(
 
 /// The reply in the channel of origin and the callback, both owned by the first-contact agent.
 async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc>) -> Result<(), NotifierError> {
-    let channel: Channel = t.channel.parse().map_err(|e| NotifierError::Corrupt(t.id.clone(), format!("{e}")))?;
+    let channel: Channel = t.parse_code(&t.channel)?;
     let method = reply_method(channel);
     let unit = match &t.unit_id {
         Some(id) => work::unit(txn, id).await?,

@@ -45,8 +45,8 @@ pub enum NotifierError {
     Store(#[from] StoreError),
     #[error("ticket {0} does not exist")]
     TicketMissing(String),
-    #[error("ticket {0} holds an unreadable value: {1}")]
-    Corrupt(String, String),
+    #[error(transparent)]
+    Unreadable(#[from] propdesk_store::entity::ticket::UnreadableTicket),
     #[error("cannot encode a notification: {0}")]
     Encode(String),
     #[error("http client: {0}")]

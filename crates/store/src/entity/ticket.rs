@@ -61,7 +61,26 @@ pub struct Model {
     pub clock_cycle: i32,
 }
 
+/// A stored code (state, priority, kind, ...) the domain does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ticket {ticket_id} holds an unreadable value: {detail}")]
+pub struct UnreadableTicket {
+    pub ticket_id: String,
+    pub detail: String,
+}
+
 impl Model {
+    /// One of this ticket's coded columns as its domain type.
+    pub fn parse_code<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
+        &self,
+        code: &str,
+    ) -> Result<T, UnreadableTicket> {
+        code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| UnreadableTicket {
+            ticket_id: self.id.clone(),
+            detail: e.to_string(),
+        })
+    }
+
     /// The ticket's clocks as the domain computes them.
     pub fn deadlines(&self) -> Deadlines {
         Deadlines {
