@@ -2,6 +2,7 @@
 //! and the review as CSV. Every figure is counted in the database over the tickets logged
 //! in the period (see `propdesk_store::reports`); no resident's personal data appears.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::report_service_server::ReportService;
 use propdesk_store::entity::{property, staff, ticket};
-use propdesk_store::reports::{CallbackStats, ClockStats, Dimension, ReportClock, ReportScope};
+use propdesk_store::reports::{ClockPercentiles, ClockStats, ReportClock, ReportScope, StaffCounts};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -40,13 +41,18 @@ fn counts(rows: Vec<(String, i64)>) -> Vec<pb::CountBy> {
     rows.into_iter().map(|(key, count)| pb::CountBy { key, count, previous_count: 0 }).collect()
 }
 
-fn clock_figures(clock: &str, stats: ClockStats) -> pb::ClockFigures {
+fn clock_figures(clock: ReportClock, counts: &ClockStats, picked: &ClockPercentiles) -> pb::ClockFigures {
+    let name = match clock {
+        ReportClock::Acknowledge => "acknowledge",
+        ReportClock::OnSite => "on_site",
+        ReportClock::Resolve => "resolve",
+    };
     pb::ClockFigures {
-        clock: clock.to_owned(),
-        median_seconds: stats.median_secs.unwrap_or_default(),
-        p90_seconds: stats.p90_secs.unwrap_or_default(),
-        met_share: share(stats.met, stats.decided),
-        measured: i64::try_from(stats.measured).unwrap_or(i64::MAX),
+        clock: name.to_owned(),
+        median_seconds: picked.median_secs.unwrap_or_default(),
+        p90_seconds: picked.p90_secs.unwrap_or_default(),
+        met_share: share(counts.met, counts.decided),
+        measured: wide(counts.measured),
     }
 }
 
@@ -104,7 +110,6 @@ impl ReportApi {
             start: period.start,
             end: period.end,
             department: department.map(|d| d.code().to_owned()),
-            assignee_id: None,
         };
         Ok((scope, period))
     }
@@ -134,10 +139,22 @@ impl ReportApi {
     async fn report(&self, scope: &ReportScope, period: ReportPeriod) -> ApiResult<pb::ServiceReport> {
         let store = &self.state.store;
         let now = propdesk_store::now();
-        let by_category = store.count_by(scope, Dimension::Category).await?;
         let previous = ReportScope { start: period.previous().start, end: period.previous().end, ..scope.clone() };
-        let before = store.count_by(&previous, Dimension::Category).await?;
-        let top_categories = by_category
+        // Independent passes, run side by side on the pool.
+        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue) = tokio::try_join!(
+            store.request_figures(scope, now),
+            store.categories(&previous),
+            // Per-person medians are shown for acknowledge and on site only.
+            store.clock_percentiles(scope, ReportClock::Acknowledge, true),
+            store.clock_percentiles(scope, ReportClock::OnSite, true),
+            store.clock_percentiles(scope, ReportClock::Resolve, false),
+            store.staff_counts(scope, now),
+            store.escalations_by_level(scope),
+            store.overdue_open_by_department(&scope.property_id, scope.department.as_deref(), now),
+        )?;
+        let percentiles = [acknowledge, on_site, resolve];
+        let top_categories = figures
+            .by_category
             .iter()
             .take(TOP_CATEGORIES)
             .map(|(key, count)| pb::CountBy {
@@ -146,70 +163,72 @@ impl ReportApi {
                 previous_count: before.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n),
             })
             .collect();
-        let mut clocks = Vec::new();
-        for (name, clock) in [
-            ("acknowledge", ReportClock::Acknowledge),
-            ("on_site", ReportClock::OnSite),
-            ("resolve", ReportClock::Resolve),
-        ] {
-            clocks.push(clock_figures(name, store.clock_stats(scope, clock, now).await?));
-        }
-        let callbacks: CallbackStats = store.callback_stats(scope, now).await?;
+        let clocks = ReportClock::ALL
+            .iter()
+            .zip(&figures.clocks)
+            .zip(&percentiles)
+            .map(|((clock, counts), picked)| clock_figures(*clock, counts, picked))
+            .collect();
+        let staff = self.staff_figures(people, &percentiles).await?;
+        let callbacks = figures.callbacks;
         let (satisfaction_mean, unsatisfied_share) = satisfaction(&callbacks.ratings);
-        let (incidents, incident_tickets) = store.incidents(scope).await?;
         Ok(pb::ServiceReport {
             property_id: scope.property_id.clone(),
             period_start: Some(timestamp(period.start)),
             period_end: Some(timestamp(period.end)),
-            by_kind: counts(store.count_by(scope, Dimension::Kind).await?),
-            by_channel: counts(store.count_by(scope, Dimension::Channel).await?),
-            by_category: counts(by_category),
-            by_department: counts(store.count_by(scope, Dimension::Department).await?),
+            by_kind: counts(figures.by_kind),
+            by_channel: counts(figures.by_channel),
+            by_category: counts(figures.by_category),
+            by_department: counts(figures.by_department),
             top_categories,
             clocks,
-            overdue_open_by_department: counts(
-                store.overdue_open_by_department(&scope.property_id, scope.department.as_deref(), now).await?,
-            ),
-            breached_by_department: counts(store.breached_by_department(scope, now).await?),
-            escalations_by_level: counts(store.escalations_by_level(scope).await?),
+            overdue_open_by_department: counts(overdue),
+            breached_by_department: counts(figures.breached_by_department),
+            escalations_by_level: counts(escalations),
             callback_coverage: share(callbacks.called_back, callbacks.dispatched),
-            callbacks_late: i64::try_from(callbacks.late).unwrap_or(i64::MAX),
+            callbacks_late: wide(callbacks.late),
             satisfaction_mean,
             satisfaction_distribution: counts(callbacks.ratings),
             unsatisfied_share,
             reopen_rate: share(callbacks.reopened, callbacks.resolved),
-            repeat_faults: i64::try_from(store.repeat_faults(scope).await?).unwrap_or(i64::MAX),
-            incidents: i64::try_from(incidents).unwrap_or(i64::MAX),
-            incident_tickets: i64::try_from(incident_tickets).unwrap_or(i64::MAX),
-            staff: self.staff_figures(scope, now).await?,
+            repeat_faults: wide(figures.repeat_faults),
+            incidents: wide(figures.incidents),
+            incident_tickets: wide(figures.incident_tickets),
+            staff,
         })
     }
 
     /// Per person assigned in the scope: volume, speed, punctuality and ratings.
-    async fn staff_figures(&self, scope: &ReportScope, now: DateTime<Utc>) -> ApiResult<Vec<pb::StaffFigures>> {
-        let store = &self.state.store;
-        let mut figures = Vec::new();
-        for (staff_id, handled) in store.count_by(scope, Dimension::Assignee).await? {
-            let mine = ReportScope { assignee_id: Some(staff_id.clone()), ..scope.clone() };
-            let acknowledge = store.clock_stats(&mine, ReportClock::Acknowledge, now).await?;
-            let on_site = store.clock_stats(&mine, ReportClock::OnSite, now).await?;
-            let resolve = store.clock_stats(&mine, ReportClock::Resolve, now).await?;
-            let met = acknowledge.met + on_site.met + resolve.met;
-            let decided = acknowledge.decided + on_site.decided + resolve.decided;
-            let (mean_rating, _) = satisfaction(&store.ratings(&mine).await?);
-            let name = store.find::<staff::Entity>(&staff_id).await?.map(|s| s.name).unwrap_or_default();
-            figures.push(pb::StaffFigures {
-                staff_id,
-                staff_name: name,
-                tickets_handled: handled,
-                median_acknowledge_seconds: acknowledge.median_secs.unwrap_or_default(),
-                median_on_site_seconds: on_site.median_secs.unwrap_or_default(),
-                on_time_share: share(met, decided),
-                mean_rating,
-            });
-        }
-        Ok(figures)
+    async fn staff_figures(
+        &self,
+        people: Vec<StaffCounts>,
+        percentiles: &[ClockPercentiles],
+    ) -> ApiResult<Vec<pb::StaffFigures>> {
+        let ids: Vec<String> = people.iter().map(|p| p.staff_id.clone()).collect();
+        let names: HashMap<String, String> =
+            self.state.store.staff_named(&ids).await?.into_iter().map(|s| (s.id, s.name)).collect();
+        let median_of = |clock: ReportClock, staff_id: &str| {
+            let index = ReportClock::ALL.iter().position(|c| *c == clock).unwrap_or_default();
+            percentiles.get(index).and_then(|p| p.staff_median_secs.get(staff_id).copied()).unwrap_or_default()
+        };
+        Ok(people
+            .into_iter()
+            .map(|person| pb::StaffFigures {
+                staff_name: names.get(&person.staff_id).cloned().unwrap_or_default(),
+                tickets_handled: wide(person.handled),
+                median_acknowledge_seconds: median_of(ReportClock::Acknowledge, &person.staff_id),
+                median_on_site_seconds: median_of(ReportClock::OnSite, &person.staff_id),
+                on_time_share: share(person.met, person.decided),
+                mean_rating: satisfaction(&person.ratings).0,
+                staff_id: person.staff_id,
+            })
+            .collect())
     }
+}
+
+/// A count for the wire.
+fn wide(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The earliest deadline a ticket has missed at `now` (its overdue rank).

@@ -42,6 +42,11 @@ impl Store {
         Ok(E::find_by_id(id.to_owned()).one(&self.db).await?)
     }
 
+    /// The staff records of these ids (unknown ids are left out).
+    pub async fn staff_named(&self, ids: &[String]) -> Result<Vec<staff::Model>, StoreError> {
+        Ok(staff::Entity::find().filter(staff::Column::Id.is_in(ids.iter().cloned())).all(&self.db).await?)
+    }
+
     /// Properties by id; `None` lists them all.
     pub async fn list_properties(&self, ids: Option<&[String]>) -> Result<Vec<property::Model>, StoreError> {
         let mut query = property::Entity::find().order_by_asc(property::Column::Name);

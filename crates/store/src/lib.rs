@@ -85,6 +85,9 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false)
+            // No JIT: compiling a report query's plan took longer (~0.8 s) than running it,
+            // and the short transactions gain nothing from it.
+            .map_sqlx_postgres_opts(|opts| opts.options([("jit", "off")]))
             // WAL lets readers run beside the writer; the busy timeout makes concurrent
             // writers queue instead of failing with SQLITE_BUSY.
             .map_sqlx_sqlite_opts(|opts| {

@@ -1,17 +1,29 @@
 //! The figures of the service review, counted in the database over one property and
 //! period (tickets logged in `[start, end)`), optionally one department. Group incidents
 //! are parents, not requests: they are counted only as incidents.
+//!
+//! A month of 100,000 tickets is read in a handful of passes: one grouped pass for every
+//! count of the requests, one grouped pass for the per-person counts, and one ranked pass
+//! per clock for the percentiles (of the whole scope and of each person at once).
+//!
+//! The milestone columns (`accepted_at`, `on_site_at`, `resolved_at`, …) are the
+//! timestamps of the history events that set them, written in the same transaction; a
+//! reopen starts a new cycle and clears them, so a reopened ticket is measured on its
+//! latest cycle. `clock_cycle > 0` marks a ticket reopened at least once.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::EventType;
 use propdesk_domain::report::nearest_rank;
-use sea_orm::sea_query::ExprTrait;
-use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
+use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Func, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QueryResult, QuerySelect,
+    QueryTrait, Select,
 };
 
-use crate::entity::{alarm, ticket, ticket_event};
-use crate::tickets::overdue_condition;
+use crate::entity::{alarm, ticket};
+use crate::tickets::{carries_own_clocks, overdue_condition, running_states};
 use crate::{Store, StoreError};
 
 /// Which tickets a figure covers.
@@ -22,23 +34,10 @@ pub struct ReportScope {
     pub end: DateTime<Utc>,
     /// Only this department's tickets (a supervisor's report).
     pub department: Option<String>,
-    /// Only tickets assigned to this staff member (the per-person figures).
-    pub assignee_id: Option<String>,
-}
-
-/// A ticket attribute to count by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dimension {
-    Kind,
-    Channel,
-    Category,
-    Department,
-    /// The staff member assigned (unassigned requests are not counted).
-    Assignee,
 }
 
 /// A milestone clock of the report: when it was reached and its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportClock {
     Acknowledge,
     OnSite,
@@ -46,12 +45,44 @@ pub enum ReportClock {
 }
 
 impl ReportClock {
+    pub const ALL: [ReportClock; 3] = [ReportClock::Acknowledge, ReportClock::OnSite, ReportClock::Resolve];
+
     fn columns(self) -> (ticket::Column, ticket::Column) {
         match self {
             ReportClock::Acknowledge => (ticket::Column::AcceptedAt, ticket::Column::AcknowledgeBy),
             ReportClock::OnSite => (ticket::Column::OnSiteAt, ticket::Column::OnSiteBy),
             ReportClock::Resolve => (ticket::Column::ResolvedAt, ticket::Column::ResolveBy),
         }
+    }
+
+    /// Reached, with a deadline: the sample of the clock's times.
+    fn reached(self) -> Condition {
+        let (reached, deadline) = self.columns();
+        Condition::all().add(deadline.is_not_null()).add(reached.is_not_null())
+    }
+
+    /// Reached by its deadline.
+    fn met(self) -> Condition {
+        let (reached, deadline) = self.columns();
+        self.reached().add(Expr::col(reached).lte(Expr::col(deadline)))
+    }
+
+    /// Reached after its deadline.
+    fn reached_late(self) -> Condition {
+        let (reached, deadline) = self.columns();
+        self.reached().add(Expr::col(reached).gt(Expr::col(deadline)))
+    }
+
+    /// Not reached, and its deadline passed while the ticket's clocks still run (a held
+    /// ticket's deadlines move on resume; a cancelled or finished one's clock stopped; a
+    /// linked report's clocks are its incident's).
+    fn missed_open(self, now: DateTime<Utc>) -> Condition {
+        let (reached, deadline) = self.columns();
+        Condition::all()
+            .add(reached.is_null())
+            .add(deadline.lt(now))
+            .add(ticket::Column::State.is_in(running_states()))
+            .add(carries_own_clocks())
     }
 }
 
@@ -60,13 +91,10 @@ impl ReportClock {
 pub struct ClockStats {
     /// Requests that reached the milestone (their times are the sample).
     pub measured: u64,
-    /// Requests whose deadline is decided: reached, or passed unreached by `now`.
+    /// Requests whose deadline is decided: reached, or passed unreached while running.
     pub decided: u64,
     /// Of those, reached by the deadline.
     pub met: u64,
-    /// Nearest-rank median and 90th percentile of the time taken, in seconds.
-    pub median_secs: Option<f64>,
-    pub p90_secs: Option<f64>,
 }
 
 /// Callbacks and ratings over a scope.
@@ -78,12 +106,54 @@ pub struct CallbackStats {
     pub called_back: u64,
     /// Callbacks recorded after their deadline, or still missing past it at `now`.
     pub late: u64,
-    /// Ratings by satisfaction code.
+    /// Ratings by satisfaction code, most first.
     pub ratings: Vec<(String, i64)>,
     /// Requests ever resolved (resolved now, or reopened since).
     pub resolved: u64,
     /// Requests reopened at least once.
     pub reopened: u64,
+}
+
+/// Every count of a scope's requests, from one grouped pass.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestFigures {
+    /// Requests by kind, channel, category and department: most first, then by key.
+    pub by_kind: Vec<(String, i64)>,
+    pub by_channel: Vec<(String, i64)>,
+    pub by_category: Vec<(String, i64)>,
+    pub by_department: Vec<(String, i64)>,
+    /// The clocks' counts, in [`ReportClock::ALL`] order (their percentiles come from
+    /// [`Store::clock_percentiles`]).
+    pub clocks: [ClockStats; 3],
+    /// Requests that missed any deadline (reached late, or passed unreached), by department.
+    pub breached_by_department: Vec<(String, i64)>,
+    pub callbacks: CallbackStats,
+    /// Requests flagged as repeat faults.
+    pub repeat_faults: u64,
+    /// Group incidents opened in the scope.
+    pub incidents: u64,
+    /// Requests linked to an incident.
+    pub incident_tickets: u64,
+}
+
+/// One staff member's counts over the requests assigned to them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StaffCounts {
+    pub staff_id: String,
+    pub handled: u64,
+    /// Deadlines met and decided, over the three clocks.
+    pub met: u64,
+    pub decided: u64,
+    /// Ratings by satisfaction code.
+    pub ratings: Vec<(String, i64)>,
+}
+
+/// Nearest-rank percentiles of one clock: of the scope, and the median of each person's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClockPercentiles {
+    pub median_secs: Option<f64>,
+    pub p90_secs: Option<f64>,
+    pub staff_median_secs: HashMap<String, f64>,
 }
 
 /// The key of tickets not routed to any department yet.
@@ -102,198 +172,378 @@ impl ReportScope {
         if let Some(department) = &self.department {
             condition = condition.add(ticket::Column::Department.eq(department.as_str()));
         }
-        if let Some(assignee) = &self.assignee_id {
-            condition = condition.add(ticket::Column::AssigneeId.eq(assignee.as_str()));
-        }
         condition
     }
 }
 
-/// Counts most first, then by key; a missing key is [`UNROUTED`]. (Sorted here: the
-/// backends order NULL differently.)
-fn ranked(rows: Vec<(Option<String>, i64)>) -> Vec<(String, i64)> {
-    let mut counts: Vec<(String, i64)> =
-        rows.into_iter().map(|(key, n)| (key.unwrap_or_else(|| UNROUTED.to_owned()), n)).collect();
+/// A count summed over a grouped pass: how many rows of each group meet a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tally {
+    Reached(ReportClock),
+    Met(ReportClock),
+    MissedOpen(ReportClock),
+    Breached,
+    Dispatched,
+    CalledBack,
+    CallbackLate,
+    EverResolved,
+    Reopened,
+    RepeatFault,
+    Linked,
+}
+
+impl Tally {
+    fn clocks(now: DateTime<Utc>) -> Vec<(Tally, Condition)> {
+        ReportClock::ALL
+            .into_iter()
+            .flat_map(|clock| {
+                [
+                    (Tally::Reached(clock), clock.reached()),
+                    (Tally::Met(clock), clock.met()),
+                    (Tally::MissedOpen(clock), clock.missed_open(now)),
+                ]
+            })
+            .collect()
+    }
+
+    fn requests(now: DateTime<Utc>) -> Vec<(Tally, Condition)> {
+        use ticket::Column as C;
+        let breached = ReportClock::ALL
+            .into_iter()
+            .fold(Condition::any(), |any, clock| any.add(clock.reached_late()).add(clock.missed_open(now)));
+        let callback_late = Condition::any()
+            .add(
+                Condition::all()
+                    .add(C::CallbackRecordedAt.is_not_null())
+                    .add(Expr::col(C::CallbackRecordedAt).gt(Expr::col(C::CallbackBy))),
+            )
+            .add(
+                Condition::all()
+                    .add(C::CallbackRecordedAt.is_null())
+                    .add(C::State.eq("resolved"))
+                    .add(C::CallbackBy.lt(now)),
+            );
+        let mut tallies = Tally::clocks(now);
+        tallies.extend([
+            (Tally::Breached, breached),
+            (Tally::Dispatched, Condition::all().add(C::DispatchedAt.is_not_null())),
+            (
+                Tally::CalledBack,
+                Condition::all().add(C::DispatchedAt.is_not_null()).add(C::CallbackRecordedAt.is_not_null()),
+            ),
+            (Tally::CallbackLate, callback_late),
+            (Tally::EverResolved, Condition::any().add(C::ResolvedAt.is_not_null()).add(C::ClockCycle.gt(0))),
+            (Tally::Reopened, Condition::all().add(C::ClockCycle.gt(0))),
+            (Tally::RepeatFault, Condition::all().add(C::RepeatFault.eq(true))),
+            (Tally::Linked, Condition::all().add(C::IncidentId.is_not_null())),
+        ]);
+        tallies
+    }
+}
+
+/// The tallies of one grouped row, by position.
+struct Tallied {
+    tallies: HashMap<Tally, u64>,
+}
+
+impl Tallied {
+    fn get(&self, tally: Tally) -> u64 {
+        self.tallies.get(&tally).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, other: &Tallied) {
+        for (tally, n) in &other.tallies {
+            *self.tallies.entry(*tally).or_default() += n;
+        }
+    }
+
+    fn clock(&self, clock: ReportClock) -> ClockStats {
+        let measured = self.get(Tally::Reached(clock));
+        ClockStats {
+            measured,
+            decided: measured + self.get(Tally::MissedOpen(clock)),
+            met: self.get(Tally::Met(clock)),
+        }
+    }
+}
+
+/// Adds `SUM(CASE WHEN condition THEN 1 ELSE 0 END) AS t<i>` for each tally.
+fn with_tallies(mut query: Select<ticket::Entity>, tallies: &[(Tally, Condition)]) -> Select<ticket::Entity> {
+    for (i, (_, condition)) in tallies.iter().enumerate() {
+        let sum = SimpleExpr::from(Func::sum(Expr::case(condition.clone(), 1).finally(0)));
+        query = query.column_as(sum, format!("t{i}"));
+    }
+    query
+}
+
+fn read_tallies(row: &QueryResult, tallies: &[(Tally, Condition)]) -> Result<Tallied, StoreError> {
+    let mut read = HashMap::new();
+    for (i, (tally, _)) in tallies.iter().enumerate() {
+        let n: Option<i64> = row.try_get("", &format!("t{i}"))?;
+        read.insert(*tally, u64::try_from(n.unwrap_or(0)).unwrap_or(0));
+    }
+    Ok(Tallied { tallies: read })
+}
+
+/// Adds `n` to `key`'s count.
+fn bump(counts: &mut HashMap<String, i64>, key: Option<String>, n: i64) {
+    if n > 0 {
+        *counts.entry(key.unwrap_or_else(|| UNROUTED.to_owned())).or_default() += n;
+    }
+}
+
+/// Counts most first, then by key. (Sorted here: the backends order NULL differently.)
+fn ranked(counts: HashMap<String, i64>) -> Vec<(String, i64)> {
+    let mut counts: Vec<(String, i64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts
 }
 
+/// The SQL filter that keeps the rows ranked at the nearest-rank `percent`th percentile
+/// (1-based rank `ceil(count × percent / 100)`, in integers on both backends).
+fn at_rank(rank: &str, count: &str, percent: u32) -> String {
+    format!("{rank} = ({count} * {percent} + 99) / 100")
+}
+
+/// Whether 1-based `rank` of `count` values is the `percent`th percentile.
+fn is_rank(rank: i64, count: i64, percent: u32) -> bool {
+    let (Ok(rank), Ok(count)) = (u64::try_from(rank), u64::try_from(count)) else { return false };
+    nearest_rank(count, percent).is_some_and(|index| index + 1 == rank)
+}
+
 impl Store {
-    /// Requests logged in the scope, counted by `dimension`: most first, then by key.
-    pub async fn count_by(&self, scope: &ReportScope, dimension: Dimension) -> Result<Vec<(String, i64)>, StoreError> {
-        let column = match dimension {
-            Dimension::Kind => ticket::Column::Kind,
-            Dimension::Channel => ticket::Column::Channel,
-            Dimension::Category => ticket::Column::Category,
-            Dimension::Department => ticket::Column::Department,
-            Dimension::Assignee => ticket::Column::AssigneeId,
-        };
-        let mut query = ticket::Entity::find().filter(scope.requests());
-        if dimension == Dimension::Assignee {
-            query = query.filter(ticket::Column::AssigneeId.is_not_null());
+    async fn rows(&self, query: sea_orm::sea_query::SelectStatement) -> Result<Vec<QueryResult>, StoreError> {
+        Ok(self.db.query_all(&query).await?)
+    }
+
+    /// Every count of the scope's requests (and its incidents) in one grouped pass.
+    pub async fn request_figures(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<RequestFigures, StoreError> {
+        use ticket::Column as C;
+        let tallies = Tally::requests(now);
+        let groups = [C::IsIncident, C::Kind, C::Channel, C::Category, C::Department, C::CallbackSatisfaction];
+        let query = ticket::Entity::find().filter(scope.logged()).select_only().columns(groups);
+        let mut query = with_tallies(query.column_as(C::Id.count(), "n"), &tallies);
+        for column in groups {
+            query = query.group_by(column);
         }
-        let rows: Vec<(Option<String>, i64)> = query
+        let rows = self.rows(query.into_query()).await?;
+
+        let mut by = [(); 4].map(|_| HashMap::<String, i64>::new());
+        let (mut ratings, mut breached) = (HashMap::new(), HashMap::new());
+        let mut total = Tallied { tallies: HashMap::new() };
+        let mut figures = RequestFigures::default();
+        for row in rows {
+            let n: i64 = row.try_get("", "n")?;
+            if row.try_get::<bool>("", C::IsIncident.as_str())? {
+                figures.incidents += u64::try_from(n).unwrap_or(0);
+                continue;
+            }
+            for (counts, column) in by.iter_mut().zip([C::Kind, C::Channel, C::Category, C::Department]) {
+                bump(counts, row.try_get("", column.as_str())?, n);
+            }
+            let satisfaction: Option<String> = row.try_get("", C::CallbackSatisfaction.as_str())?;
+            if satisfaction.is_some() {
+                bump(&mut ratings, satisfaction, n);
+            }
+            let tallied = read_tallies(&row, &tallies)?;
+            let department: Option<String> = row.try_get("", C::Department.as_str())?;
+            bump(&mut breached, department, i64::try_from(tallied.get(Tally::Breached)).unwrap_or(0));
+            total.add(&tallied);
+        }
+        let [by_kind, by_channel, by_category, by_department] = by.map(ranked);
+        Ok(RequestFigures {
+            by_kind,
+            by_channel,
+            by_category,
+            by_department,
+            clocks: ReportClock::ALL.map(|clock| total.clock(clock)),
+            breached_by_department: ranked(breached),
+            callbacks: CallbackStats {
+                dispatched: total.get(Tally::Dispatched),
+                called_back: total.get(Tally::CalledBack),
+                late: total.get(Tally::CallbackLate),
+                ratings: ranked(ratings),
+                resolved: total.get(Tally::EverResolved),
+                reopened: total.get(Tally::Reopened),
+            },
+            repeat_faults: total.get(Tally::RepeatFault),
+            incident_tickets: total.get(Tally::Linked),
+            ..figures
+        })
+    }
+
+    /// Requests of the scope by category (the previous period's high-frequency problems).
+    pub async fn categories(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = ticket::Entity::find()
+            .filter(scope.requests())
             .select_only()
-            .column(column)
+            .column(ticket::Column::Category)
             .column_as(ticket::Column::Id.count(), "n")
-            .group_by(column)
+            .group_by(ticket::Column::Category)
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(ranked(rows))
+        Ok(ranked(rows.into_iter().collect()))
     }
 
-    /// Open requests of the property past an unmet deadline at `now`, by department.
+    /// Per person assigned in the scope: requests handled, deadlines met of those decided,
+    /// and ratings, in one grouped pass. Most handled first, then by id.
+    pub async fn staff_counts(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<Vec<StaffCounts>, StoreError> {
+        use ticket::Column as C;
+        let tallies = Tally::clocks(now);
+        let query = ticket::Entity::find()
+            .filter(scope.requests())
+            .filter(C::AssigneeId.is_not_null())
+            .select_only()
+            .columns([C::AssigneeId, C::CallbackSatisfaction])
+            .column_as(C::Id.count(), "n");
+        let query = with_tallies(query, &tallies).group_by(C::AssigneeId).group_by(C::CallbackSatisfaction);
+        let mut people: HashMap<String, StaffCounts> = HashMap::new();
+        for row in self.rows(query.into_query()).await? {
+            let staff_id: String = row.try_get("", C::AssigneeId.as_str())?;
+            let n: i64 = row.try_get("", "n")?;
+            let tallied = read_tallies(&row, &tallies)?;
+            let person =
+                people.entry(staff_id.clone()).or_insert_with(|| StaffCounts { staff_id, ..Default::default() });
+            person.handled += u64::try_from(n).unwrap_or(0);
+            for clock in ReportClock::ALL {
+                let stats = tallied.clock(clock);
+                person.met += stats.met;
+                person.decided += stats.decided;
+            }
+            if let Some(code) = row.try_get::<Option<String>>("", C::CallbackSatisfaction.as_str())? {
+                person.ratings.push((code, n));
+            }
+        }
+        let mut people: Vec<StaffCounts> = people.into_values().collect();
+        people.sort_by(|a, b| b.handled.cmp(&a.handled).then_with(|| a.staff_id.cmp(&b.staff_id)));
+        Ok(people)
+    }
+
+    /// How long requests of the scope took to reach `clock`'s milestone (from the start of
+    /// their clocks: logging, or the last reopening): the nearest-rank median and p90 of the
+    /// scope, and with `per_person` each assignee's median, picked in the database from one
+    /// ranked pass. (Ranking by person is a second sort: only asked for where it is shown.)
+    pub async fn clock_percentiles(
+        &self,
+        scope: &ReportScope,
+        clock: ReportClock,
+        per_person: bool,
+    ) -> Result<ClockPercentiles, StoreError> {
+        use ticket::Column as C;
+        let (reached, _) = clock.columns();
+        let seconds = self.seconds_to(reached);
+        let mut ranked = ticket::Entity::find()
+            .filter(scope.requests())
+            .filter(clock.reached())
+            .select_only()
+            .column(C::AssigneeId)
+            .column_as(Expr::cust(seconds.clone()), "seconds")
+            .column_as(Expr::cust(format!("ROW_NUMBER() OVER (ORDER BY {seconds})")), "rank_all")
+            .column_as(Expr::cust("COUNT(*) OVER ()"), "count_all");
+        let mut wanted = vec![at_rank("rank_all", "count_all", 50), at_rank("rank_all", "count_all", 90)];
+        if per_person {
+            let person = "tickets.assignee_id";
+            ranked = ranked
+                .column_as(
+                    Expr::cust(format!("ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY {seconds})")),
+                    "rank_own",
+                )
+                .column_as(Expr::cust(format!("COUNT(*) OVER (PARTITION BY {person})")), "count_own");
+            wanted.push(format!("(assignee_id IS NOT NULL AND {})", at_rank("rank_own", "count_own", 50)));
+        }
+        let picked = Query::select()
+            .column(Asterisk)
+            .from_subquery(ranked.into_query(), Alias::new("ranked"))
+            .and_where(Expr::cust(wanted.join(" OR ")))
+            .to_owned();
+        let mut percentiles = ClockPercentiles::default();
+        for row in self.rows(picked).await? {
+            let secs: f64 = row.try_get("", "seconds")?;
+            let (rank_all, count_all): (i64, i64) = (row.try_get("", "rank_all")?, row.try_get("", "count_all")?);
+            if is_rank(rank_all, count_all, 50) {
+                percentiles.median_secs = Some(secs);
+            }
+            if is_rank(rank_all, count_all, 90) {
+                percentiles.p90_secs = Some(secs);
+            }
+            if !per_person {
+                continue;
+            }
+            let (rank_own, count_own): (i64, i64) = (row.try_get("", "rank_own")?, row.try_get("", "count_own")?);
+            if let Some(staff_id) = row.try_get::<Option<String>>("", C::AssigneeId.as_str())?
+                && is_rank(rank_own, count_own, 50)
+            {
+                percentiles.staff_median_secs.insert(staff_id, secs);
+            }
+        }
+        Ok(percentiles)
+    }
+
+    /// Seconds from the start of the ticket's current clock cycle (its logging, or its last
+    /// reopening as the history records it) to `reached`, as SQL of this backend.
+    fn seconds_to(&self, reached: ticket::Column) -> String {
+        let reached = format!("tickets.{}", reached.as_str());
+        let start = format!(
+            "(CASE WHEN tickets.clock_cycle > 0 THEN (SELECT MAX(e.occurred_at) FROM ticket_events e \
+             WHERE e.ticket_id = tickets.id AND e.event_type = '{}') ELSE tickets.created_at END)",
+            EventType::Reopened.code()
+        );
+        match self.backend() {
+            DbBackend::Postgres => format!("CAST(EXTRACT(EPOCH FROM ({reached} - {start})) AS DOUBLE PRECISION)"),
+            // SQLite keeps times as ISO-8601 text; julianday reads it (about 50 µs resolution).
+            _ => format!("((julianday({reached}) - julianday({start})) * 86400.0)"),
+        }
+    }
+
+    /// Open tickets of the property past an unmet deadline at `now` (requests, and group
+    /// incidents in place of their linked reports), by department.
     pub async fn overdue_open_by_department(
         &self,
         property_id: &str,
         department: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut query = ticket::Entity::find()
+        let rows: Vec<(Option<String>, i64)> = self
+            .overdue(property_id, department, now)
             .select_only()
             .column(ticket::Column::Department)
             .column_as(ticket::Column::Id.count(), "n")
-            .filter(ticket::Column::PropertyId.eq(property_id))
-            .filter(ticket::Column::IsIncident.eq(false))
-            .filter(overdue_condition(now));
-        if let Some(department) = department {
-            query = query.filter(ticket::Column::Department.eq(department));
-        }
-        let rows: Vec<(Option<String>, i64)> =
-            query.group_by(ticket::Column::Department).into_tuple().all(&self.db).await?;
-        Ok(ranked(rows))
-    }
-
-    /// How long requests of the scope took to reach `clock`'s milestone (from logging), and
-    /// how many met its deadline. Percentiles are picked in the database by rank.
-    pub async fn clock_stats(
-        &self,
-        scope: &ReportScope,
-        clock: ReportClock,
-        now: DateTime<Utc>,
-    ) -> Result<ClockStats, StoreError> {
-        let (reached, deadline) = clock.columns();
-        let with_clock = || ticket::Entity::find().filter(scope.requests()).filter(deadline.is_not_null());
-        // One pass for the three counts.
-        let (measured, met, missed_open) = self
-            .counts3(
-                with_clock(),
-                [
-                    Condition::all().add(reached.is_not_null()),
-                    Condition::all().add(reached.is_not_null()).add(Expr::col(reached).lte(Expr::col(deadline))),
-                    Condition::all().add(reached.is_null()).add(deadline.lt(now)),
-                ],
-            )
-            .await?;
-        let seconds = self.seconds_between(ticket::Column::CreatedAt, reached);
-        let pick = async |percent: u32| -> Result<Option<f64>, StoreError> {
-            let Some(offset) = nearest_rank(measured, percent) else { return Ok(None) };
-            let value: Option<f64> = with_clock()
-                .filter(reached.is_not_null())
-                .select_only()
-                .column_as(seconds.clone(), "seconds")
-                .order_by_asc(seconds.clone())
-                .offset(offset)
-                .limit(1)
-                .into_tuple()
-                .one(&self.db)
-                .await?;
-            Ok(value)
-        };
-        Ok(ClockStats {
-            measured,
-            decided: measured + missed_open,
-            met,
-            median_secs: pick(50).await?,
-            p90_secs: pick(90).await?,
-        })
-    }
-
-    /// How many rows of `query` meet each condition, in one pass.
-    async fn counts3(
-        &self,
-        query: sea_orm::Select<ticket::Entity>,
-        conditions: [Condition; 3],
-    ) -> Result<(u64, u64, u64), StoreError> {
-        let [a, b, c] = conditions.map(|condition| SimpleExpr::from(Func::sum(Expr::case(condition, 1).finally(0))));
-        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = query
-            .select_only()
-            .column_as(a, "a")
-            .column_as(b, "b")
-            .column_as(c, "c")
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        let count = |n: Option<i64>| u64::try_from(n.unwrap_or(0)).unwrap_or(0);
-        Ok(row.map_or((0, 0, 0), |(a, b, c)| (count(a), count(b), count(c))))
-    }
-
-    /// `later - earlier` in seconds, as a SQL expression of this backend.
-    fn seconds_between(&self, earlier: ticket::Column, later: ticket::Column) -> SimpleExpr {
-        let (earlier, later) = (earlier.as_str(), later.as_str());
-        let sql = match self.backend() {
-            DbBackend::Postgres => format!("CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION)"),
-            // SQLite keeps times as ISO-8601 text; julianday reads it (about 50 µs resolution).
-            _ => format!("((julianday({later}) - julianday({earlier})) * 86400.0)"),
-        };
-        Expr::cust(sql)
-    }
-
-    /// Callback coverage, lateness, ratings and reopenings of the scope's requests.
-    pub async fn callback_stats(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<CallbackStats, StoreError> {
-        use ticket::Column as C;
-        let requests = || ticket::Entity::find().filter(scope.requests());
-        let (dispatched, called_back, late_recorded) = self
-            .counts3(
-                requests(),
-                [
-                    Condition::all().add(C::DispatchedAt.is_not_null()),
-                    Condition::all().add(C::DispatchedAt.is_not_null()).add(C::CallbackRecordedAt.is_not_null()),
-                    Condition::all()
-                        .add(C::CallbackRecordedAt.is_not_null())
-                        .add(Expr::col(C::CallbackRecordedAt).gt(Expr::col(C::CallbackBy))),
-                ],
-            )
-            .await?;
-        let late_missing = requests()
-            .filter(C::CallbackRecordedAt.is_null())
-            .filter(C::State.eq("resolved"))
-            .filter(C::CallbackBy.lt(now))
-            .count(&self.db)
-            .await?;
-        let ratings = self.ratings(scope).await?;
-        let reopened_ids = ticket_event::Entity::find()
-            .select_only()
-            .column(ticket_event::Column::TicketId)
-            .filter(ticket_event::Column::EventType.eq("reopened"))
-            .distinct()
-            .into_query();
-        let reopened = requests().filter(C::Id.in_subquery(reopened_ids.clone())).count(&self.db).await?;
-        let resolved = requests()
-            .filter(Condition::any().add(C::ResolvedAt.is_not_null()).add(C::Id.in_subquery(reopened_ids)))
-            .count(&self.db)
-            .await?;
-        Ok(CallbackStats { dispatched, called_back, late: late_recorded + late_missing, ratings, resolved, reopened })
-    }
-
-    /// Callback ratings of the scope's requests, by satisfaction code.
-    pub async fn ratings(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(Option<String>, i64)> = ticket::Entity::find()
-            .filter(scope.requests())
-            .select_only()
-            .column(ticket::Column::CallbackSatisfaction)
-            .column_as(ticket::Column::Id.count(), "n")
-            .filter(ticket::Column::CallbackSatisfaction.is_not_null())
-            .group_by(ticket::Column::CallbackSatisfaction)
+            .group_by(ticket::Column::Department)
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(ranked(rows))
+        let mut counts = HashMap::new();
+        for (department, n) in rows {
+            bump(&mut counts, department, n);
+        }
+        Ok(ranked(counts))
     }
 
-    /// Escalation-ladder steps fired in the period on the scope's property (and
-    /// department), by the level they raised the ticket to.
+    /// Every open ticket of the property past an unmet deadline at `now` (requests, and group
+    /// incidents in place of their linked reports; optionally of one department). Overdue tickets are a short list by nature; the caller orders them.
+    pub async fn overdue_tickets(
+        &self,
+        property_id: &str,
+        department: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ticket::Model>, StoreError> {
+        Ok(self.overdue(property_id, department, now).all(&self.db).await?)
+    }
+
+    fn overdue(&self, property_id: &str, department: Option<&str>, now: DateTime<Utc>) -> Select<ticket::Entity> {
+        let mut query =
+            ticket::Entity::find().filter(ticket::Column::PropertyId.eq(property_id)).filter(overdue_condition(now));
+        if let Some(department) = department {
+            query = query.filter(ticket::Column::Department.eq(department));
+        }
+        query
+    }
+
+    /// Escalation-ladder steps (breach and overdue) fired in the period on the scope's
+    /// property (and department), by the level they raised the ticket to. Each is one
+    /// ESCALATED event in its ticket's history; an unsatisfied callback's escalation is
+    /// counted with the reopenings instead.
     pub async fn escalations_by_level(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
         let mut tickets = ticket::Entity::find()
             .select_only()
@@ -315,76 +565,23 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(ranked(rows.into_iter().map(|(level, n)| (Some(level.to_string()), n)).collect()))
+        Ok(ranked(rows.into_iter().map(|(level, n)| (level.to_string(), n)).collect()))
     }
+}
 
-    /// Requests of the scope that missed a deadline (acknowledge, on site or resolve):
-    /// reached after it, or not reached by `now` with it passed. By department.
-    pub async fn breached_by_department(
-        &self,
-        scope: &ReportScope,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut missed = Condition::any();
-        for clock in [ReportClock::Acknowledge, ReportClock::OnSite, ReportClock::Resolve] {
-            let (reached, deadline) = clock.columns();
-            missed = missed
-                .add(Condition::all().add(reached.is_not_null()).add(Expr::col(reached).gt(Expr::col(deadline))))
-                .add(Condition::all().add(reached.is_null()).add(deadline.lt(now)));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_rank_filter_agrees_with_nearest_rank() {
+        for count in 1..=500i64 {
+            for percent in [50, 90] {
+                let sql_rank = (count * i64::from(percent) + 99) / 100;
+                assert!(is_rank(sql_rank, count, percent), "count {count} p{percent}");
+                assert!(!is_rank(sql_rank + 1, count, percent));
+            }
         }
-        let rows: Vec<(Option<String>, i64)> = ticket::Entity::find()
-            .select_only()
-            .column(ticket::Column::Department)
-            .column_as(ticket::Column::Id.count(), "n")
-            .filter(scope.requests())
-            .filter(missed)
-            .group_by(ticket::Column::Department)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(ranked(rows))
-    }
-
-    /// Every open request of the property past an unmet deadline at `now` (optionally of one
-    /// department). Overdue tickets are a short list by nature; the caller orders them.
-    pub async fn overdue_tickets(
-        &self,
-        property_id: &str,
-        department: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ticket::Model>, StoreError> {
-        let mut query = ticket::Entity::find()
-            .filter(ticket::Column::PropertyId.eq(property_id))
-            .filter(ticket::Column::IsIncident.eq(false))
-            .filter(overdue_condition(now));
-        if let Some(department) = department {
-            query = query.filter(ticket::Column::Department.eq(department));
-        }
-        Ok(query.all(&self.db).await?)
-    }
-
-    /// Requests logged in the scope that were flagged as repeat faults.
-    pub async fn repeat_faults(&self, scope: &ReportScope) -> Result<u64, StoreError> {
-        Ok(ticket::Entity::find()
-            .filter(scope.requests())
-            .filter(ticket::Column::RepeatFault.eq(true))
-            .count(&self.db)
-            .await?)
-    }
-
-    /// Group incidents opened in the scope, and the requests logged in it that are linked to
-    /// an incident (an incident's own `incident_id` names itself; it is not a request).
-    pub async fn incidents(&self, scope: &ReportScope) -> Result<(u64, u64), StoreError> {
-        let incidents = ticket::Entity::find()
-            .filter(scope.logged())
-            .filter(ticket::Column::IsIncident.eq(true))
-            .count(&self.db)
-            .await?;
-        let linked = ticket::Entity::find()
-            .filter(scope.requests())
-            .filter(ticket::Column::IncidentId.is_not_null())
-            .count(&self.db)
-            .await?;
-        Ok((incidents, linked))
+        assert_eq!(at_rank("r", "n", 90), "r = (n * 90 + 99) / 100");
     }
 }

@@ -118,14 +118,20 @@ fn settled_events(backend: DbBackend) -> Condition {
 
 /// States whose clocks are running: open (see `TicketState::is_open`) and not on hold,
 /// where the clocks are paused.
-fn running_states() -> Vec<&'static str> {
+/// Not a report linked to a group incident (an incident names itself in `incident_id`).
+pub(crate) fn carries_own_clocks() -> Condition {
+    Condition::any().add(ticket::Column::IncidentId.is_null()).add(ticket::Column::IsIncident.eq(true))
+}
+
+pub(crate) fn running_states() -> Vec<&'static str> {
     work::open_states().into_iter().filter(|code| *code != TicketState::OnHold.code()).collect()
 }
 
-/// Tickets whose clocks run and that have a deadline before `now` not met.
+/// Tickets whose clocks run and that have a deadline before `now` not met. A report linked
+/// to a group incident is not: the incident carries its work clocks.
 pub(crate) fn overdue_condition(now: DateTime<Utc>) -> Condition {
     use ticket::Column as C;
-    Condition::all().add(C::State.is_in(running_states())).add(
+    Condition::all().add(C::State.is_in(running_states())).add(carries_own_clocks()).add(
         Condition::any()
             .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
             .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))

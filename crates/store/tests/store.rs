@@ -441,7 +441,7 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Ba
 
 async fn report_counts_cover_the_property_period_and_department(backend: Backend) {
     use chrono::TimeZone;
-    use propdesk_store::reports::{Dimension, ReportScope};
+    use propdesk_store::reports::ReportScope;
     let (_db, store) = fresh(backend).await;
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
@@ -484,29 +484,24 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     create(&store, engineering(ticket("p-1", "december", end))).await;
     create(&store, engineering(ticket("p-2", "elsewhere", at(4)))).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
     let pairs = |rows: Vec<(String, i64)>| rows.into_iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>();
-    assert_eq!(pairs(store.count_by(&scope, Dimension::Kind).await.unwrap()), ["repair=3", "complaint=2", "enquiry=1"]);
-    assert_eq!(pairs(store.count_by(&scope, Dimension::Channel).await.unwrap()), ["phone=3", "letter=2", "app=1"]);
-    assert_eq!(
-        pairs(store.count_by(&scope, Dimension::Category).await.unwrap()),
-        ["plumbing=3", "fee_dispute=2", "general_enquiry=1"]
-    );
-    assert_eq!(
-        pairs(store.count_by(&scope, Dimension::Department).await.unwrap()),
-        ["engineering=3", "customer_service=2", "unrouted=1"]
-    );
-    assert_eq!(store.repeat_faults(&scope).await.unwrap(), 1);
-    assert_eq!(store.incidents(&scope).await.unwrap(), (1, 2));
-    let engineering_only = ReportScope { department: Some("engineering".into()), ..scope.clone() };
-    assert_eq!(pairs(store.count_by(&engineering_only, Dimension::Kind).await.unwrap()), ["repair=3"]);
-    let previous = ReportScope { start: start - TimeDelta::days(30), end: start, ..scope.clone() };
-    assert_eq!(pairs(store.count_by(&previous, Dimension::Category).await.unwrap()), ["plumbing=1"]);
-
     // Overdue now: every open request logged with a 2-hour acknowledge clock long ago.
     let now = end + TimeDelta::days(30);
+    let figures = store.request_figures(&scope, now).await.unwrap();
+    assert_eq!(pairs(figures.by_kind), ["repair=3", "complaint=2", "enquiry=1"]);
+    assert_eq!(pairs(figures.by_channel), ["phone=3", "letter=2", "app=1"]);
+    assert_eq!(pairs(figures.by_category), ["plumbing=3", "fee_dispute=2", "general_enquiry=1"]);
+    assert_eq!(pairs(figures.by_department), ["engineering=3", "customer_service=2", "unrouted=1"]);
+    assert_eq!((figures.repeat_faults, figures.incidents, figures.incident_tickets), (1, 1, 2));
+    let engineering_only = ReportScope { department: Some("engineering".into()), ..scope.clone() };
+    assert_eq!(pairs(store.request_figures(&engineering_only, now).await.unwrap().by_kind), ["repair=3"]);
+    let previous = ReportScope { start: start - TimeDelta::days(30), end: start, ..scope.clone() };
+    assert_eq!(pairs(store.categories(&previous).await.unwrap()), ["plumbing=1"]);
+
     let overdue = pairs(store.overdue_open_by_department("p-1", None, now).await.unwrap());
-    assert_eq!(overdue, ["engineering=5", "customer_service=2", "unrouted=1"]);
+    // The two linked reports are not overdue themselves: their incident is, in their place.
+    assert_eq!(overdue, ["engineering=4", "customer_service=2", "unrouted=1"]);
     let overdue = pairs(store.overdue_open_by_department("p-1", Some("customer_service"), now).await.unwrap());
     assert_eq!(overdue, ["customer_service=2"]);
 }
@@ -538,26 +533,36 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     create(&store, missed).await;
     create(&store, running).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
-    let stats = store.clock_stats(&scope, ReportClock::Acknowledge, now).await.unwrap();
-    assert_eq!((stats.measured, stats.decided, stats.met), (5, 6, 4));
+    // Cancelled before its deadline passed: the clock stopped, nothing was missed.
+    let cancelled = ticket::Model {
+        acknowledge_by: Some(now - TimeDelta::minutes(1)),
+        state: "cancelled".into(),
+        ..ticket("p-1", "cancelled", logged)
+    };
+    create(&store, cancelled).await;
+
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let figures = store.request_figures(&scope, now).await.unwrap();
+    let [acknowledge, on_site, _] = figures.clocks;
+    assert_eq!((acknowledge.measured, acknowledge.decided, acknowledge.met), (5, 6, 4));
     // Nearest rank of 5 sorted values: the median is the 3rd (180 s), p90 the 5th (600 s).
     let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 0.001);
-    assert!(close(stats.median_secs, 180.0), "{:?}", stats.median_secs);
-    assert!(close(stats.p90_secs, 600.0), "{:?}", stats.p90_secs);
-    let nothing = store.clock_stats(&scope, ReportClock::OnSite, now).await.unwrap();
-    assert_eq!((nothing.measured, nothing.median_secs), (0, None));
+    let picked = store.clock_percentiles(&scope, ReportClock::Acknowledge, true).await.unwrap();
+    assert!(close(picked.median_secs, 180.0), "{picked:?}");
+    assert!(close(picked.p90_secs, 600.0), "{picked:?}");
+    assert_eq!(on_site.measured, 0);
+    let nothing = store.clock_percentiles(&scope, ReportClock::OnSite, true).await.unwrap();
+    assert_eq!((nothing.median_secs, nothing.staff_median_secs.len()), (None, 0));
     // The late acknowledgement and the one never made are the breaches.
-    assert_eq!(store.breached_by_department(&scope, now).await.unwrap(), [("unrouted".to_owned(), 2)]);
+    assert_eq!(figures.breached_by_department, [("unrouted".to_owned(), 2)]);
 
-    // Per person: t-1 took 600, 60 and 240 s (median 240, one late); t-2 120 and 180 s.
-    use propdesk_store::reports::Dimension;
-    let people = store.count_by(&scope, Dimension::Assignee).await.unwrap();
-    assert_eq!(people, [("t-1".to_owned(), 3), ("t-2".to_owned(), 2)]);
-    let t1 = ReportScope { assignee_id: Some("t-1".into()), ..scope.clone() };
-    let stats = store.clock_stats(&t1, ReportClock::Acknowledge, now).await.unwrap();
-    assert_eq!((stats.measured, stats.met), (3, 2));
-    assert!(close(stats.median_secs, 240.0), "{:?}", stats.median_secs);
+    // Per person: t-1 took 600, 60 and 240 s (median 240, one late); t-2 120 and 180 s
+    // (median of two: the first, 120).
+    let people = store.staff_counts(&scope, now).await.unwrap();
+    let summary: Vec<_> = people.iter().map(|p| (p.staff_id.as_str(), p.handled, p.met, p.decided)).collect();
+    assert_eq!(summary, [("t-1", 3, 2, 3), ("t-2", 2, 2, 2)]);
+    assert!(close(picked.staff_median_secs.get("t-1").copied(), 240.0), "{picked:?}");
+    assert!(close(picked.staff_median_secs.get("t-2").copied(), 120.0), "{picked:?}");
 }
 
 async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backend: Backend) {
@@ -592,6 +597,7 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
         resolved_at: None,
         callback_recorded_at: Some(due + TimeDelta::hours(1)),
         callback_satisfaction: Some("unsatisfied".into()),
+        clock_cycle: 1,
         ..done("reworked", "reopened")
     };
     store
@@ -610,8 +616,8 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
     .await;
     create(&store, ticket("p-1", "new", logged)).await;
 
-    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None, assignee_id: None };
-    let stats = store.callback_stats(&scope, now).await.unwrap();
+    let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
+    let stats = store.request_figures(&scope, now).await.unwrap().callbacks;
     assert_eq!((stats.dispatched, stats.called_back, stats.late), (4, 2, 2));
     assert_eq!(stats.ratings, [("satisfied".to_owned(), 1), ("unsatisfied".to_owned(), 1)]);
     assert_eq!((stats.resolved, stats.reopened), (3, 1));
