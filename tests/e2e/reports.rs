@@ -137,7 +137,7 @@ impl Seen {
         let start = self.cycle_start();
         let taken =
             self.events(milestone).map(|e| seconds(&e.occurred_at)).find(|at| *at >= start).map(|at| at - start);
-        let deadlines = self.ticket.deadlines.clone().unwrap_or_default();
+        let deadlines = self.ticket.deadlines.unwrap_or_default();
         let field = &match milestone {
             pb::TicketEventType::Accepted => deadlines.acknowledge_by,
             pb::TicketEventType::ArrivedOnSite => deadlines.on_site_by,
@@ -204,7 +204,7 @@ fn nearest(sorted: &[f64], percent: usize) -> f64 {
     sorted[rank - 1]
 }
 
-fn tally<'a>(keys: impl Iterator<Item = String>) -> Vec<String> {
+fn tally(keys: impl Iterator<Item = String>) -> Vec<String> {
     let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
     for key in keys {
         *counts.entry(key).or_default() += 1;
