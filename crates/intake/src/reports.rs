@@ -144,10 +144,9 @@ impl ReportApi {
         let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue) = tokio::try_join!(
             store.request_figures(scope, now),
             store.categories(&previous),
-            // Per-person medians are shown for acknowledge and on site only.
-            store.clock_percentiles(scope, ReportClock::Acknowledge, true),
-            store.clock_percentiles(scope, ReportClock::OnSite, true),
-            store.clock_percentiles(scope, ReportClock::Resolve, false),
+            store.clock_percentiles(scope, ReportClock::Acknowledge),
+            store.clock_percentiles(scope, ReportClock::OnSite),
+            store.clock_percentiles(scope, ReportClock::Resolve),
             store.staff_counts(scope, now),
             store.escalations_by_level(scope),
             store.overdue_open_by_department(&scope.property_id, scope.department.as_deref(), now),
@@ -169,7 +168,7 @@ impl ReportApi {
             .zip(&percentiles)
             .map(|((clock, counts), picked)| clock_figures(*clock, counts, picked))
             .collect();
-        let staff = self.staff_figures(people, &percentiles).await?;
+        let staff = self.staff_figures(people).await?;
         let callbacks = figures.callbacks;
         let (satisfaction_mean, unsatisfied_share) = satisfaction(&callbacks.ratings);
         Ok(pb::ServiceReport {
@@ -199,25 +198,17 @@ impl ReportApi {
     }
 
     /// Per person assigned in the scope: volume, speed, punctuality and ratings.
-    async fn staff_figures(
-        &self,
-        people: Vec<StaffCounts>,
-        percentiles: &[ClockPercentiles],
-    ) -> ApiResult<Vec<pb::StaffFigures>> {
+    async fn staff_figures(&self, people: Vec<StaffCounts>) -> ApiResult<Vec<pb::StaffFigures>> {
         let ids: Vec<String> = people.iter().map(|p| p.staff_id.clone()).collect();
         let names: HashMap<String, String> =
             self.state.store.staff_named(&ids).await?.into_iter().map(|s| (s.id, s.name)).collect();
-        let median_of = |clock: ReportClock, staff_id: &str| {
-            let index = ReportClock::ALL.iter().position(|c| *c == clock).unwrap_or_default();
-            percentiles.get(index).and_then(|p| p.staff_median_secs.get(staff_id).copied()).unwrap_or_default()
-        };
         Ok(people
             .into_iter()
             .map(|person| pb::StaffFigures {
                 staff_name: names.get(&person.staff_id).cloned().unwrap_or_default(),
                 tickets_handled: wide(person.handled),
-                median_acknowledge_seconds: median_of(ReportClock::Acknowledge, &person.staff_id),
-                median_on_site_seconds: median_of(ReportClock::OnSite, &person.staff_id),
+                median_acknowledge_seconds: person.median_acknowledge_secs.unwrap_or_default(),
+                median_on_site_seconds: person.median_on_site_secs.unwrap_or_default(),
                 on_time_share: share(person.met, person.decided),
                 mean_rating: satisfaction(&person.ratings).0,
                 staff_id: person.staff_id,

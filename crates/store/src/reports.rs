@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::EventType;
 use propdesk_domain::report::nearest_rank;
+use propdesk_domain::{EventType, Satisfaction};
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Func, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QueryResult, QuerySelect,
@@ -136,7 +136,7 @@ pub struct RequestFigures {
     pub incident_tickets: u64,
 }
 
-/// One staff member's counts over the requests assigned to them.
+/// One staff member's figures over the requests assigned to them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StaffCounts {
     pub staff_id: String,
@@ -146,14 +146,16 @@ pub struct StaffCounts {
     pub decided: u64,
     /// Ratings by satisfaction code.
     pub ratings: Vec<(String, i64)>,
+    /// Nearest-rank medians of their acknowledge and on-site times, in seconds.
+    pub median_acknowledge_secs: Option<f64>,
+    pub median_on_site_secs: Option<f64>,
 }
 
-/// Nearest-rank percentiles of one clock: of the scope, and the median of each person's.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Nearest-rank percentiles of one clock over a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ClockPercentiles {
     pub median_secs: Option<f64>,
     pub p90_secs: Option<f64>,
-    pub staff_median_secs: HashMap<String, f64>,
 }
 
 /// The key of tickets not routed to any department yet.
@@ -190,6 +192,7 @@ enum Tally {
     Reopened,
     RepeatFault,
     Linked,
+    Rated(Satisfaction),
 }
 
 impl Tally {
@@ -204,6 +207,15 @@ impl Tally {
                 ]
             })
             .collect()
+    }
+
+    /// The clocks' tallies and one per rating.
+    fn staff(now: DateTime<Utc>) -> Vec<(Tally, Condition)> {
+        let mut tallies = Tally::clocks(now);
+        tallies.extend(Satisfaction::ALL.iter().map(|rating| {
+            (Tally::Rated(*rating), Condition::all().add(ticket::Column::CallbackSatisfaction.eq(rating.code())))
+        }));
+        tallies
     }
 
     fn requests(now: DateTime<Utc>) -> Vec<(Tally, Condition)> {
@@ -387,94 +399,145 @@ impl Store {
     }
 
     /// Per person assigned in the scope: requests handled, deadlines met of those decided,
-    /// and ratings, in one grouped pass. Most handled first, then by id.
+    /// ratings, and their median acknowledge and on-site times, in one grouped pass on
+    /// PostgreSQL (`percentile_disc(0.5)` is the exact nearest-rank median: `0.5 × n` is exact
+    /// in floating point); SQLite ranks each person's times in a second pass. Most handled
+    /// first, then by id.
     pub async fn staff_counts(&self, scope: &ReportScope, now: DateTime<Utc>) -> Result<Vec<StaffCounts>, StoreError> {
         use ticket::Column as C;
-        let tallies = Tally::clocks(now);
-        let query = ticket::Entity::find()
+        let tallies = Tally::staff(now);
+        let medians = [(ReportClock::Acknowledge, "median_acknowledge"), (ReportClock::OnSite, "median_on_site")];
+        let postgres = self.backend() == DbBackend::Postgres;
+        let mut query = ticket::Entity::find()
             .filter(scope.requests())
             .filter(C::AssigneeId.is_not_null())
             .select_only()
-            .columns([C::AssigneeId, C::CallbackSatisfaction])
+            .column(C::AssigneeId)
             .column_as(C::Id.count(), "n");
-        let query = with_tallies(query, &tallies).group_by(C::AssigneeId).group_by(C::CallbackSatisfaction);
-        let mut people: HashMap<String, StaffCounts> = HashMap::new();
-        for row in self.rows(query.into_query()).await? {
-            let staff_id: String = row.try_get("", C::AssigneeId.as_str())?;
-            let n: i64 = row.try_get("", "n")?;
-            let tallied = read_tallies(&row, &tallies)?;
-            let person =
-                people.entry(staff_id.clone()).or_insert_with(|| StaffCounts { staff_id, ..Default::default() });
-            person.handled += u64::try_from(n).unwrap_or(0);
-            for clock in ReportClock::ALL {
-                let stats = tallied.clock(clock);
-                person.met += stats.met;
-                person.decided += stats.decided;
-            }
-            if let Some(code) = row.try_get::<Option<String>>("", C::CallbackSatisfaction.as_str())? {
-                person.ratings.push((code, n));
+        if postgres {
+            for (clock, alias) in medians {
+                let (reached, _) = clock.columns();
+                let median = format!(
+                    "percentile_disc(0.5) WITHIN GROUP (ORDER BY CASE WHEN {} THEN {} END)",
+                    self.condition_sql(clock.reached()),
+                    self.seconds_to(reached)
+                );
+                query = query.column_as(Expr::cust(median), alias);
             }
         }
-        let mut people: Vec<StaffCounts> = people.into_values().collect();
+        let query = with_tallies(query, &tallies).group_by(C::AssigneeId);
+        let mut people = Vec::new();
+        for row in self.rows(query.into_query()).await? {
+            let tallied = read_tallies(&row, &tallies)?;
+            let clocks = ReportClock::ALL.map(|clock| tallied.clock(clock));
+            let ratings = Satisfaction::ALL
+                .iter()
+                .map(|rating| {
+                    (rating.code().to_owned(), i64::try_from(tallied.get(Tally::Rated(*rating))).unwrap_or(0))
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            let median = |alias: &str| -> Result<Option<f64>, StoreError> {
+                if postgres { Ok(row.try_get::<Option<f64>>("", alias)?) } else { Ok(None) }
+            };
+            people.push(StaffCounts {
+                staff_id: row.try_get("", C::AssigneeId.as_str())?,
+                handled: u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+                met: clocks.iter().map(|c| c.met).sum(),
+                decided: clocks.iter().map(|c| c.decided).sum(),
+                ratings,
+                median_acknowledge_secs: median(medians[0].1)?,
+                median_on_site_secs: median(medians[1].1)?,
+            });
+        }
+        if !postgres {
+            let acknowledge = self.staff_medians(scope, ReportClock::Acknowledge).await?;
+            let on_site = self.staff_medians(scope, ReportClock::OnSite).await?;
+            for person in &mut people {
+                person.median_acknowledge_secs = acknowledge.get(&person.staff_id).copied();
+                person.median_on_site_secs = on_site.get(&person.staff_id).copied();
+            }
+        }
         people.sort_by(|a, b| b.handled.cmp(&a.handled).then_with(|| a.staff_id.cmp(&b.staff_id)));
         Ok(people)
     }
 
-    /// How long requests of the scope took to reach `clock`'s milestone (from the start of
-    /// their clocks: logging, or the last reopening): the nearest-rank median and p90 of the
-    /// scope, and with `per_person` each assignee's median, picked in the database from one
-    /// ranked pass. (Ranking by person is a second sort: only asked for where it is shown.)
-    pub async fn clock_percentiles(
-        &self,
-        scope: &ReportScope,
-        clock: ReportClock,
-        per_person: bool,
-    ) -> Result<ClockPercentiles, StoreError> {
-        use ticket::Column as C;
+    /// Each assignee's nearest-rank median time to `clock`'s milestone, by ranking their
+    /// times (for SQLite, which has no ordered-set aggregates).
+    async fn staff_medians(&self, scope: &ReportScope, clock: ReportClock) -> Result<HashMap<String, f64>, StoreError> {
         let (reached, _) = clock.columns();
         let seconds = self.seconds_to(reached);
-        let mut ranked = ticket::Entity::find()
+        let person = "tickets.assignee_id";
+        let ranked = ticket::Entity::find()
             .filter(scope.requests())
             .filter(clock.reached())
+            .filter(ticket::Column::AssigneeId.is_not_null())
             .select_only()
-            .column(C::AssigneeId)
+            .column(ticket::Column::AssigneeId)
             .column_as(Expr::cust(seconds.clone()), "seconds")
-            .column_as(Expr::cust(format!("ROW_NUMBER() OVER (ORDER BY {seconds})")), "rank_all")
-            .column_as(Expr::cust("COUNT(*) OVER ()"), "count_all");
-        let mut wanted = vec![at_rank("rank_all", "count_all", 50), at_rank("rank_all", "count_all", 90)];
-        if per_person {
-            let person = "tickets.assignee_id";
-            ranked = ranked
-                .column_as(
-                    Expr::cust(format!("ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY {seconds})")),
-                    "rank_own",
-                )
-                .column_as(Expr::cust(format!("COUNT(*) OVER (PARTITION BY {person})")), "count_own");
-            wanted.push(format!("(assignee_id IS NOT NULL AND {})", at_rank("rank_own", "count_own", 50)));
+            .column_as(Expr::cust(format!("ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY {seconds})")), "rank")
+            .column_as(Expr::cust(format!("COUNT(*) OVER (PARTITION BY {person})")), "count");
+        let mut medians = HashMap::new();
+        for row in self.ranked_rows(ranked, &[50]).await? {
+            if is_rank(row.try_get("", "rank")?, row.try_get("", "count")?, 50) {
+                medians.insert(row.try_get("", ticket::Column::AssigneeId.as_str())?, row.try_get("", "seconds")?);
+            }
         }
+        Ok(medians)
+    }
+
+    /// The rows of `ranked` (with `rank` and `count` columns) at any of the percentiles.
+    async fn ranked_rows(
+        &self,
+        ranked: Select<ticket::Entity>,
+        percents: &[u32],
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let wanted: Vec<String> = percents.iter().map(|p| at_rank("rank", "count", *p)).collect();
         let picked = Query::select()
             .column(Asterisk)
             .from_subquery(ranked.into_query(), Alias::new("ranked"))
             .and_where(Expr::cust(wanted.join(" OR ")))
             .to_owned();
+        self.rows(picked).await
+    }
+
+    /// A condition as SQL of this backend, values inlined (they are the store's own
+    /// constants and column names, never user text).
+    fn condition_sql(&self, condition: Condition) -> String {
+        let query = Query::select().expr(Expr::cust("1")).cond_where(condition).to_owned();
+        let sql = match self.backend() {
+            DbBackend::Postgres => query.to_string(sea_orm::sea_query::PostgresQueryBuilder),
+            _ => query.to_string(sea_orm::sea_query::SqliteQueryBuilder),
+        };
+        sql.split_once(" WHERE ").map_or_else(|| "TRUE".to_owned(), |(_, where_sql)| where_sql.to_owned())
+    }
+
+    /// How long requests of the scope took to reach `clock`'s milestone (from the start of
+    /// their clocks: logging, or the last reopening): the nearest-rank median and p90, picked
+    /// in the database from one ranked pass.
+    pub async fn clock_percentiles(
+        &self,
+        scope: &ReportScope,
+        clock: ReportClock,
+    ) -> Result<ClockPercentiles, StoreError> {
+        let (reached, _) = clock.columns();
+        let seconds = self.seconds_to(reached);
+        let ranked = ticket::Entity::find()
+            .filter(scope.requests())
+            .filter(clock.reached())
+            .select_only()
+            .column_as(Expr::cust(seconds.clone()), "seconds")
+            .column_as(Expr::cust(format!("ROW_NUMBER() OVER (ORDER BY {seconds})")), "rank")
+            .column_as(Expr::cust("COUNT(*) OVER ()"), "count");
         let mut percentiles = ClockPercentiles::default();
-        for row in self.rows(picked).await? {
+        for row in self.ranked_rows(ranked, &[50, 90]).await? {
             let secs: f64 = row.try_get("", "seconds")?;
-            let (rank_all, count_all): (i64, i64) = (row.try_get("", "rank_all")?, row.try_get("", "count_all")?);
-            if is_rank(rank_all, count_all, 50) {
+            let (rank, count): (i64, i64) = (row.try_get("", "rank")?, row.try_get("", "count")?);
+            if is_rank(rank, count, 50) {
                 percentiles.median_secs = Some(secs);
             }
-            if is_rank(rank_all, count_all, 90) {
+            if is_rank(rank, count, 90) {
                 percentiles.p90_secs = Some(secs);
-            }
-            if !per_person {
-                continue;
-            }
-            let (rank_own, count_own): (i64, i64) = (row.try_get("", "rank_own")?, row.try_get("", "count_own")?);
-            if let Some(staff_id) = row.try_get::<Option<String>>("", C::AssigneeId.as_str())?
-                && is_rank(rank_own, count_own, 50)
-            {
-                percentiles.staff_median_secs.insert(staff_id, secs);
             }
         }
         Ok(percentiles)

@@ -9,6 +9,7 @@ mod m0003_outbox_claims;
 mod m0004_event_transaction_order;
 mod m0005_notifier;
 mod m0006_report_indexes;
+mod m0007_open_by_property;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_event_transaction_order::Migration),
             Box::new(m0005_notifier::Migration),
             Box::new(m0006_report_indexes::Migration),
+            Box::new(m0007_open_by_property::Migration),
         ]
     }
 }
