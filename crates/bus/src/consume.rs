@@ -33,6 +33,7 @@ where
             delivery = subscription.next() => delivery,
         };
         let Some(delivery) = delivery else { break };
+        metrics::counter!("propdesk_messages_consumed_total", "role" => role.to_string()).increment(1);
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let work = handle(delivery);
         tokio::spawn(async move {

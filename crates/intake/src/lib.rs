@@ -9,6 +9,7 @@ pub mod auth;
 pub mod convert;
 pub mod directory;
 pub mod error;
+pub mod metrics;
 pub mod notifications;
 pub mod reports;
 pub mod tickets;
@@ -145,6 +146,7 @@ pub async fn serve(
     let server = Server::builder()
         .max_connection_age(options.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(metrics::GrpcMetricsLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -18,6 +18,7 @@ use crate::{Notifier, NotifierError, alarms, deliver};
 /// the scanner finishes the tickets it is firing, the deliverer its deliveries.
 pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result<(), NotifierError> {
     let scanner = tokio::spawn(scan(notifier.clone(), shutdown.clone()));
+    let gauges = tokio::spawn(gauge_deadlines(notifier.clone(), shutdown.clone()));
     let deliverer = tokio::spawn(deliver::run(notifier.clone(), shutdown.clone()));
     let (concurrency, prefetch) = (notifier.settings.concurrency, notifier.settings.prefetch);
     let consumed =
@@ -28,6 +29,7 @@ pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken)
         .await;
     shutdown.cancel();
     let _ = scanner.await;
+    let _ = gauges.await;
     let delivered = deliverer.await;
     consumed?;
     match delivered {
@@ -79,6 +81,26 @@ impl Notifier {
     pub fn alarm_planned(&self, at: DateTime<Utc>) {
         if at.timestamp_micros() < self.scanner_wakes_at.load(Ordering::Acquire) {
             self.wake.notify_one();
+        }
+    }
+}
+
+/// How often the deadline gauges are read (two counts on the alarms' index).
+const GAUGE_PERIOD: Duration = Duration::from_secs(5);
+
+/// Keeps `propdesk_deadlines_pending` (alarms set) and `propdesk_deadlines_due` (due and
+/// not fired yet: should stay near zero) up to date.
+async fn gauge_deadlines(notifier: Arc<Notifier>, shutdown: CancellationToken) {
+    loop {
+        if let Ok(pending) = notifier.store.pending_alarms().await {
+            metrics::gauge!("propdesk_deadlines_pending").set(pending as f64);
+        }
+        if let Ok(due) = notifier.store.due_alarms(propdesk_store::now()).await {
+            metrics::gauge!("propdesk_deadlines_due").set(due as f64);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(GAUGE_PERIOD) => {}
         }
     }
 }

@@ -173,6 +173,16 @@ impl Store {
         Ok(alarm::Entity::find().filter(alarm::Column::Pending.eq(true)).count(&self.db).await?)
     }
 
+    /// Pending alarms already due at `now`: the backlog the scanners have not fired yet.
+    pub async fn due_alarms(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(alarm::Entity::find()
+            .filter(alarm::Column::Pending.eq(true))
+            .filter(alarm::Column::FireAt.lte(now))
+            .count(&self.db)
+            .await?)
+    }
+
     /// Every alarm of a ticket, in firing order (for tests and diagnostics).
     pub async fn alarms_of(&self, ticket_id: &str) -> Result<Vec<alarm::Model>, StoreError> {
         Ok(alarm::Entity::find()
