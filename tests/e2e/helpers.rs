@@ -220,7 +220,13 @@ impl App {
 
     /// Starts a `propdesk dispatch` process for this app and waits until it is ready.
     pub async fn start_dispatch(&self) -> Server {
+        self.start_dispatch_with(&[]).await
+    }
+
+    /// The same, with extra settings of its own.
+    pub async fn start_dispatch_with(&self, extra: &[(&'static str, String)]) -> Server {
         let mut env = self.env.clone();
+        env.extend(extra.iter().cloned());
         if self._db.backend == Backend::Sqlite {
             // One writer at a time on SQLite.
             env.push(("PROPDESK__DISPATCH__CONCURRENCY", "1".to_owned()));
@@ -230,7 +236,13 @@ impl App {
 
     /// Starts a `propdesk notifier` process for this app and waits until it is ready.
     pub async fn start_notifier(&self) -> Server {
+        self.start_notifier_with(&[]).await
+    }
+
+    /// The same, with extra settings of its own.
+    pub async fn start_notifier_with(&self, extra: &[(&'static str, String)]) -> Server {
         let mut env = self.env.clone();
+        env.extend(extra.iter().cloned());
         if self._db.backend == Backend::Sqlite {
             env.push(("PROPDESK__NOTIFIER__CONCURRENCY", "1".to_owned()));
             env.push(("PROPDESK__NOTIFIER__FIRE_CONCURRENCY", "1".to_owned()));

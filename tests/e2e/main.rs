@@ -8,6 +8,7 @@ mod dev_mode;
 mod dispatching;
 mod invalid_input;
 mod lifecycle;
+mod metrics;
 mod notifier;
 mod operations;
 mod reports;

@@ -1,46 +1,13 @@
-//! What operators rely on: the metrics endpoint, the token command, request limits, and a
-//! worker that drains on SIGTERM without losing work.
+//! What operators rely on: the token command, request limits, and processes that drain on
+//! SIGTERM without losing work (the metrics endpoints: `metrics.rs`).
 
 use std::time::Duration;
 
 use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
-use crate::helpers::{App, BINARY, SECRET, assert_status, authed, free_port};
-
-async fn scrape(address: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("metrics endpoint");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-fn metric(scraped: &str, name: &str) -> Option<f64> {
-    scraped.lines().find(|line| line.starts_with(name)).and_then(|line| line.rsplit(' ').next()?.parse().ok())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_metrics_endpoint_exports_outbox_lag_and_moves_under_load() {
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut app = App::start_with(Backend::Postgres, &[("PROPDESK__METRICS__LISTEN", address.clone())]).await;
-    for i in 0..5 {
-        app.create(app.new_ticket("plumbing", &format!("drip {i}"))).await;
-    }
-    app.bus_messages(5).await;
-    let mut scraped = String::new();
-    for _ in 0..50 {
-        scraped = scrape(&address).await;
-        if metric(&scraped, "propdesk_outbox_published_total").is_some_and(|n| n >= 5.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(metric(&scraped, "propdesk_outbox_published_total").is_some_and(|n| n >= 5.0), "{scraped}");
-    assert_eq!(metric(&scraped, "propdesk_outbox_lag_seconds"), Some(0.0), "drained: {scraped}");
-}
+use crate::helpers::{App, BINARY, SECRET, assert_status, authed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_command_prints_a_token_the_server_accepts() {
