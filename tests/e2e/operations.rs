@@ -63,3 +63,109 @@ async fn a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing() {
         assert_eq!(dispatches, 1, "ticket {id}");
     }
 }
+
+/// Intake stopped with SIGTERM while eight clients create tickets: it exits within its
+/// drain time; every create it acknowledged is stored and dispatched; a create cut off is
+/// retried on the next replica with its request id and lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing() {
+    let mut app = App::start(Backend::Postgres).await;
+    let _dispatch = app.start_dispatch().await;
+    let channel = app.server.channel().await;
+    let agent = app.world.agent.clone();
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..8 {
+        let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel.clone());
+        let template = app.new_ticket("plumbing", "drip");
+        let agent = agent.clone();
+        clients.spawn(async move {
+            // (request, acknowledged ticket id)
+            let mut outcomes: Vec<(pb::CreateTicketRequest, Option<String>)> = Vec::new();
+            for n in 0..100_000 {
+                let mut request = crate::helpers::pb_create(&template, client * 1_000_000 + n);
+                request.unit_id.clear();
+                request.location = format!("lobby {client}-{n}");
+                match tickets.create_ticket(authed(&agent, request.clone())).await {
+                    Ok(created) => outcomes.push((request, Some(created.into_inner().id))),
+                    Err(status) => {
+                        // Refused or cut off while draining: nothing else may go wrong.
+                        assert!(
+                            matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown),
+                            "{status:?}"
+                        );
+                        outcomes.push((request, None));
+                        break;
+                    }
+                }
+            }
+            outcomes
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let took = tokio::task::block_in_place(|| app.server.terminate());
+    assert!(took < Duration::from_secs(20), "intake took {took:?} to stop (drain timeout 20 s)");
+    let mut outcomes = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        outcomes.extend(done.expect("client"));
+    }
+    let acknowledged = outcomes.iter().filter(|(_, id)| id.is_some()).count();
+    assert!(acknowledged >= 8, "load was running when SIGTERM came: {acknowledged}");
+    assert!(outcomes.iter().any(|(_, id)| id.is_none()), "every client was cut off by the stop");
+
+    // The next replica: retries land once; every ticket is dispatched exactly once.
+    let next = crate::helpers::Server::start(&["intake"], &app.env, None).await;
+    app.tickets = pb::ticket_service_client::TicketServiceClient::new(next.channel().await);
+    let mut ids = std::collections::BTreeSet::new();
+    for (request, acknowledged) in &outcomes {
+        let retried = app.tickets.create_ticket(authed(&agent, request.clone())).await.expect("retry").into_inner();
+        if let Some(id) = acknowledged {
+            assert_eq!(&retried.id, id, "an acknowledged create is stored under its request id");
+        }
+        assert!(ids.insert(retried.id.clone()), "one ticket per request id");
+    }
+    for id in &ids {
+        app.wait_dispatched(id).await;
+        let dispatches =
+            app.history(id).await.iter().filter(|e| e.r#type == pb::TicketEventType::Dispatched as i32).count();
+        assert_eq!(dispatches, 1, "ticket {id}");
+    }
+}
+
+/// The notifier stopped with SIGTERM while alarms are firing: it exits within its drain
+/// time, and the replica that takes over fires every step exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_notifier_stopped_with_sigterm_while_firing_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("propdesk.toml");
+    std::fs::write(&file, "[policy.sla.p3]\nacknowledge_secs = 1\nworking_hours_only = false\n").expect("settings");
+    let mut app = App::start_with(Backend::Postgres, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let _dispatch = app.start_dispatch().await;
+    let mut first = app.start_notifier().await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let mut request = app.new_ticket("plumbing", &format!("drip {n}"));
+        request.unit_id.clear();
+        request.location = format!("lobby {n}");
+        ids.push(app.create(request).await.id);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The first reminders and breaches are firing now.
+    let took = tokio::task::block_in_place(|| first.terminate());
+    assert!(took < Duration::from_secs(20), "the notifier took {took:?} to stop");
+    let _second = app.start_notifier().await;
+    for id in &ids {
+        let history = app
+            .wait_history(id, Duration::from_secs(15), |h| {
+                h.iter().any(|e| {
+                    e.r#type == pb::TicketEventType::Escalated as i32 && e.note.starts_with("acknowledge breach")
+                })
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let steps = |prefix: &str| history.iter().filter(|e| e.note.starts_with(prefix)).count();
+        assert_eq!(steps("acknowledge reminder"), 1, "ticket {id}: {history:#?}");
+        assert_eq!(steps("acknowledge breach"), 1, "ticket {id}");
+    }
+    let alarms = app.store.alarms_of(&ids[0]).await.expect("alarms");
+    assert!(alarms.iter().filter(|a| a.rung != "overdue" && a.clock == "acknowledge").all(|a| !a.pending));
+}
