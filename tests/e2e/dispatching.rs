@@ -199,6 +199,7 @@ async fn a_duplicate_message_has_one_effect(backend: Backend) {
         message_id: original.event_id.clone(),
         routing_key: "ticket.created".into(),
         payload: original.encode_to_vec(),
+        trace_parent: None,
     };
     let bus = propdesk_bus::Bus::Rabbit(app.bus.clone());
     let outcomes = bus.publish(&[duplicate.clone(), duplicate]).await;
@@ -232,6 +233,7 @@ async fn a_poison_message_is_parked_and_can_be_replayed(backend: Backend) {
         message_id: poison.event_id.clone(),
         routing_key: "ticket.created".into(),
         payload: poison.encode_to_vec(),
+        trace_parent: None,
     };
     let bus = propdesk_bus::Bus::Rabbit(app.bus.clone());
     assert!(bus.publish(&[envelope]).await[0].is_ok());

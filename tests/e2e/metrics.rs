@@ -1,5 +1,6 @@
-//! Every process's Prometheus endpoint, scraped under load: the named series are there and
-//! move as work is done.
+//! What operators watch: every process's Prometheus endpoint, scraped under load (the named
+//! series are there and move as work is done), and a caller's trace followed across
+//! processes.
 
 use std::time::Duration;
 
@@ -104,4 +105,54 @@ async fn each_process_serves_its_metrics_and_they_move_under_load() {
     assert!(moved(&dispatch, &later[1], "propdesk_messages_consumed_total", &dispatch_role) >= 5.0);
     assert!(moved(&notifier, &later[2], "propdesk_alarms_fired_total", &["rung=\"breach\""]) >= 5.0);
     assert_eq!(pb::TicketState::Dispatched as i32, 2, "sanity: the proto in use");
+}
+
+/// A caller's W3C trace goes from the gRPC call through the outbox and the bus into the
+/// dispatch worker, whose JSON logs show its trace id and whose own message carries it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_trace_reaches_the_worker_and_its_messages() {
+    let mut app = App::start(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("dispatch.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut dispatch = std::process::Command::new(crate::helpers::BINARY)
+        .arg("dispatch")
+        .envs(app.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PROPDESK__DISPATCH__HEALTH_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("PROPDESK__LOG__FORMAT", "json")
+        .env("PROPDESK__LOG__FILTER", "info")
+        .env_remove("PROPDESK_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn dispatch");
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = authed(&app.world.agent, app.new_ticket("plumbing", "a drip under the sink"));
+    let caller = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    request.metadata_mut().insert("traceparent", caller.parse().expect("metadata"));
+    let created = app.tickets.create_ticket(request).await.expect("create").into_inner();
+    app.wait_dispatched(&created.id).await;
+
+    // Both messages, intake's and the worker's, travel under the caller's trace.
+    let envelopes = app.bus_envelopes(2).await;
+    for envelope in &envelopes {
+        let trace = envelope.trace_parent.as_deref().and_then(propdesk_trace::TraceParent::parse);
+        let trace = trace.unwrap_or_else(|| panic!("{} has no trace", envelope.routing_key));
+        assert_eq!(trace.trace_id_hex(), trace_id, "{}", envelope.routing_key);
+        assert_ne!(trace.parent_id, 0x00f0_67aa_0ba9_02b7, "each hop is a span of its own");
+    }
+    let keys: Vec<&str> = envelopes.iter().map(|e| e.routing_key.as_str()).collect();
+    assert_eq!(keys, ["ticket.created", "ticket.dispatched.engineering"]);
+
+    let _ = dispatch.kill();
+    let _ = dispatch.wait();
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    let dispatched = logs
+        .lines()
+        .filter(|line| line.contains("ticket dispatched"))
+        .find(|line| line.contains(&created.id))
+        .unwrap_or_else(|| panic!("the worker logged the dispatch: {logs}"));
+    let line: serde_json::Value = serde_json::from_str(dispatched).expect("a JSON log line");
+    assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
 }

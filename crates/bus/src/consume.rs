@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use propdesk_trace::TraceParent;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{Bus, BusError, Delivery, WorkerRole};
 
@@ -35,7 +37,22 @@ where
         let Some(delivery) = delivery else { break };
         metrics::counter!("propdesk_messages_consumed_total", "role" => role.to_string()).increment(1);
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        let work = handle(delivery);
+        // The message's trace continues here (or one starts): its logs and the messages
+        // its handling writes carry it.
+        let trace = delivery
+            .envelope
+            .trace_parent
+            .as_deref()
+            .and_then(TraceParent::parse)
+            .map_or_else(TraceParent::start, TraceParent::child);
+        let span = tracing::info_span!(
+            "message",
+            %role,
+            routing_key = %delivery.envelope.routing_key,
+            message_id = %delivery.envelope.message_id,
+            trace_id = %trace.trace_id_hex()
+        );
+        let work = trace.scope(handle(delivery)).instrument(span);
         tokio::spawn(async move {
             work.await;
             drop(permit);

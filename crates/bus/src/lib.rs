@@ -27,6 +27,8 @@ pub struct Envelope {
     pub message_id: String,
     pub routing_key: String,
     pub payload: Vec<u8>,
+    /// The W3C `traceparent` of the work that sent it (AMQP header `traceparent`).
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -193,7 +193,12 @@ mod tests {
     use super::*;
 
     fn envelope(key: &str) -> Envelope {
-        Envelope { message_id: uuid::Uuid::now_v7().to_string(), routing_key: key.into(), payload: vec![1, 2, 3] }
+        Envelope {
+            message_id: uuid::Uuid::now_v7().to_string(),
+            routing_key: key.into(),
+            payload: vec![1, 2, 3],
+            trace_parent: None,
+        }
     }
 
     fn fast() -> Topology {

@@ -84,6 +84,14 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
 }
 
+/// `headers` plus the message's `traceparent`, when it has one.
+fn with_trace(mut headers: Vec<(&'static str, AMQPValue)>, trace_parent: Option<&str>) -> FieldTable {
+    if let Some(trace) = trace_parent {
+        headers.push((propdesk_trace::HEADER, text(trace)));
+    }
+    args(headers)
+}
+
 /// Heartbeats detect a dead broker within seconds instead of the TCP timeout.
 fn with_heartbeat(url: &str) -> String {
     if url.contains("heartbeat=") {
@@ -139,7 +147,7 @@ impl RabbitBus {
                     e.routing_key.as_str(),
                     e.message_id.as_str(),
                     &e.payload[..],
-                    FieldTable::default(),
+                    with_trace(Vec::new(), e.trace_parent.as_deref()),
                 )
             })
             .collect();
@@ -242,8 +250,11 @@ impl RabbitBus {
             let routing_key =
                 header_string(headers, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string());
             let message_id = delivery.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default();
-            let fresh =
-                args(vec![(ATTEMPT_HEADER, AMQPValue::LongLongInt(1)), (ROUTING_KEY_HEADER, text(&routing_key))]);
+            let trace_parent = header_string(headers, propdesk_trace::HEADER);
+            let fresh = with_trace(
+                vec![(ATTEMPT_HEADER, AMQPValue::LongLongInt(1)), (ROUTING_KEY_HEADER, text(&routing_key))],
+                trace_parent.as_deref(),
+            );
             let outcome =
                 self.publish_raw(vec![("", target.as_str(), message_id.as_str(), &delivery.data[..], fresh)]).await;
             match outcome.into_iter().next() {
@@ -383,8 +394,9 @@ impl RabbitSubscription {
                     let attempt = header_u32(headers, ATTEMPT_HEADER).unwrap_or(1);
                     let message_id =
                         delivery.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    let trace_parent = header_string(headers, propdesk_trace::HEADER);
                     return Some(Delivery {
-                        envelope: Envelope { message_id, routing_key, payload: delivery.data },
+                        envelope: Envelope { message_id, routing_key, payload: delivery.data, trace_parent },
                         attempt,
                         redelivered: delivery.redelivered,
                         settle: Settle::Rabbit(RabbitSettle {
@@ -445,11 +457,14 @@ impl RabbitSettle {
     }
 
     async fn move_to(self, queue: &str, envelope: Envelope, attempt: u32, reason: &str) -> Result<(), BusError> {
-        let headers = args(vec![
-            (ATTEMPT_HEADER, AMQPValue::LongLongInt(i64::from(attempt))),
-            (ROUTING_KEY_HEADER, text(&envelope.routing_key)),
-            (REASON_HEADER, text(reason)),
-        ]);
+        let headers = with_trace(
+            vec![
+                (ATTEMPT_HEADER, AMQPValue::LongLongInt(i64::from(attempt))),
+                (ROUTING_KEY_HEADER, text(&envelope.routing_key)),
+                (REASON_HEADER, text(reason)),
+            ],
+            envelope.trace_parent.as_deref(),
+        );
         let outcome =
             self.bus.publish_raw(vec![("", queue, envelope.message_id.as_str(), &envelope.payload[..], headers)]).await;
         match outcome.into_iter().next() {

@@ -51,7 +51,12 @@ impl OutboxRelay {
             .relay_outbox(self.settings.batch, |rows| async move {
                 let batch: Vec<Envelope> = rows
                     .into_iter()
-                    .map(|row| Envelope { message_id: row.message_id, routing_key: row.routing_key, payload: row.payload })
+                    .map(|row| Envelope {
+                        message_id: row.message_id,
+                        routing_key: row.routing_key,
+                        payload: row.payload,
+                        trace_parent: row.trace_parent,
+                    })
                     .collect();
                 let outcomes = bus.publish(&batch).await;
                 for (envelope, outcome) in batch.iter().zip(&outcomes) {

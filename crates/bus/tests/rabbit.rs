@@ -36,6 +36,8 @@ fn envelope(key: &str, n: usize) -> Envelope {
         message_id: format!("m-{n}-{}", uuid::Uuid::now_v7()),
         routing_key: key.into(),
         payload: n.to_be_bytes().to_vec(),
+        // Compared whole after delivery, retries, parking and replay: the trace survives them.
+        trace_parent: Some(propdesk_trace::TraceParent::start().to_string()),
     }
 }
 

@@ -88,6 +88,11 @@ pub fn event_to_wire(e: &ticket_event::Model) -> pb::TicketEvent {
     }
 }
 
+/// The trace of the work writing a message: a new span of it, as the message's parent.
+fn current_trace() -> Option<String> {
+    propdesk_trace::TraceParent::current().map(|trace| trace.child().to_string())
+}
+
 /// The bus message for a stored event: routing key `ticket.<type>`, and for dispatches
 /// `ticket.dispatched.<department>` so each department's consumers bind to their own.
 pub fn outbox_message(_ticket: &ticket::Model, e: &ticket_event::Model) -> OutboxMessage {
@@ -95,7 +100,12 @@ pub fn outbox_message(_ticket: &ticket::Model, e: &ticket_event::Model) -> Outbo
         ("dispatched", Some(department)) => format!("ticket.dispatched.{department}"),
         (event_type, _) => format!("ticket.{event_type}"),
     };
-    OutboxMessage { message_id: e.event_id.clone(), routing_key, payload: event_to_wire(e).encode_to_vec() }
+    OutboxMessage {
+        message_id: e.event_id.clone(),
+        routing_key,
+        payload: event_to_wire(e).encode_to_vec(),
+        trace_parent: current_trace(),
+    }
 }
 
 /// An alert for a person, as a bus message (`alert.<kind>`, or `incident.opened`).
@@ -126,7 +136,7 @@ pub fn alert_message(alert: NewAlert<'_>) -> OutboxMessage {
         message: alert.message,
         raised_at: Some(timestamp(alert.raised_at)),
     };
-    OutboxMessage { message_id: alert_id, routing_key, payload: payload.encode_to_vec() }
+    OutboxMessage { message_id: alert_id, routing_key, payload: payload.encode_to_vec(), trace_parent: current_trace() }
 }
 
 #[cfg(test)]

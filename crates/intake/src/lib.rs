@@ -9,8 +9,8 @@ pub mod auth;
 pub mod convert;
 pub mod directory;
 pub mod error;
-pub mod metrics;
 pub mod notifications;
+pub mod observe;
 pub mod reports;
 pub mod tickets;
 pub mod watch;
@@ -146,7 +146,7 @@ pub async fn serve(
     let server = Server::builder()
         .max_connection_age(options.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(metrics::GrpcMetricsLayer)
+        .layer(observe::ObserveLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

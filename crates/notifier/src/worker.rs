@@ -10,6 +10,7 @@ use propdesk_proto::v1 as pb;
 use prost::Message as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::consume::{Outcome, apply_alert, apply_event};
 use crate::{Notifier, NotifierError, alarms, deliver};
@@ -129,13 +130,17 @@ async fn scan(notifier: Arc<Notifier>, shutdown: CancellationToken) {
                 busy |= joined(firing.join_next().await);
             }
             let notifier = notifier.clone();
-            firing.spawn(async move {
+            // Each firing is work of its own: a new trace, which its notifications carry.
+            let trace = propdesk_trace::TraceParent::start();
+            let span = tracing::info_span!("alarms", %ticket_id, trace_id = %trace.trace_id_hex());
+            let fire = async move {
                 let fired = alarms::fire_due(&notifier, &ticket_id, propdesk_store::now()).await;
                 if let Err(err) = &fired {
                     tracing::warn!(%ticket_id, error = %err, "could not fire alarms; will retry");
                 }
                 fired.map(|f| f.busy).unwrap_or(true)
-            });
+            };
+            firing.spawn(trace.scope(fire).instrument(span));
         }
         while let Some(result) = firing.join_next().await {
             busy |= joined(Some(result));

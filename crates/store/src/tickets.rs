@@ -31,6 +31,8 @@ pub struct OutboxMessage {
     pub message_id: String,
     pub routing_key: String,
     pub payload: Vec<u8>,
+    /// The W3C `traceparent` the message travels under.
+    pub trace_parent: Option<String>,
 }
 
 /// One conditional ticket change with the history it writes.
@@ -374,6 +376,7 @@ pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: Dat
         attempts: Set(0),
         claim_token: Set(None),
         claimed_until: Set(None),
+        trace_parent: Set(message.trace_parent),
         ..Default::default()
     }
     .insert(txn)

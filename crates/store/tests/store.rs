@@ -76,6 +76,7 @@ fn publish(_: &ticket::Model, event: &propdesk_store::entity::ticket_event::Mode
         message_id: event.event_id.clone(),
         routing_key: format!("ticket.{}", event.event_type),
         payload: event.id.to_be_bytes().to_vec(),
+        trace_parent: None,
     }
 }
 

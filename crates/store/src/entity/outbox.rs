@@ -17,6 +17,8 @@ pub struct Model {
     /// SQLite only: the relay pass that holds this row, until `claimed_until`.
     pub claim_token: Option<String>,
     pub claimed_until: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the work that wrote it, if traced.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
