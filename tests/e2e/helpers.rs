@@ -399,6 +399,16 @@ impl App {
         }
     }
 
+    /// The `n`th plumbing report of a common area: no unit, so reports never group into an
+    /// incident or count as repeat faults.
+    pub fn lobby_ticket(&self, n: usize) -> pb::CreateTicketRequest {
+        pb::CreateTicketRequest {
+            unit_id: String::new(),
+            location: format!("lobby {n}"),
+            ..self.new_ticket("plumbing", &format!("report {n}"))
+        }
+    }
+
     pub async fn create(&mut self, request: pb::CreateTicketRequest) -> pb::Ticket {
         let token = self.world.agent.clone();
         self.tickets.create_ticket(authed(&token, request)).await.expect("create ticket").into_inner()

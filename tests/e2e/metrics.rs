@@ -53,10 +53,7 @@ async fn each_process_serves_its_metrics_and_they_move_under_load() {
     let create_many = async |app: &mut App, n: usize| {
         let mut ids = Vec::new();
         for i in 0..n {
-            let mut request = app.new_ticket("plumbing", &format!("drip {i}"));
-            request.unit_id.clear();
-            request.location = format!("lobby {i}");
-            ids.push(app.create(request).await.id);
+            ids.push(app.create(app.lobby_ticket(i)).await.id);
         }
         for id in &ids {
             app.wait_dispatched(id).await;

@@ -45,10 +45,7 @@ async fn a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing() {
     let mut worker = app.start_dispatch().await;
     let mut ids = Vec::new();
     for i in 0..120 {
-        let mut request = app.new_ticket("plumbing", &format!("report {i}"));
-        request.unit_id.clear();
-        request.location = format!("lobby {i}");
-        ids.push(app.create(request).await.id);
+        ids.push(app.create(app.lobby_ticket(i)).await.id);
         if i == 60 {
             let took = worker.terminate();
             assert!(took < Duration::from_secs(10), "the worker took {took:?} to stop");
@@ -143,10 +140,7 @@ async fn the_notifier_stopped_with_sigterm_while_firing_loses_and_doubles_nothin
     let mut first = app.start_notifier().await;
     let mut ids = Vec::new();
     for n in 0..40 {
-        let mut request = app.new_ticket("plumbing", &format!("drip {n}"));
-        request.unit_id.clear();
-        request.location = format!("lobby {n}");
-        ids.push(app.create(request).await.id);
+        ids.push(app.create(app.lobby_ticket(n)).await.id);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // The first reminders and breaches are firing now.
