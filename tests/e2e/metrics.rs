@@ -153,3 +153,33 @@ async fn a_callers_trace_reaches_the_worker_and_its_messages() {
     let line: serde_json::Value = serde_json::from_str(dispatched).expect("a JSON log line");
     assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
 }
+
+/// With `trace.otlp_endpoint` set, intake and the dispatch worker export their spans over
+/// OTLP/HTTP under the caller's trace id (flushed when they stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_under_the_callers_trace() {
+    let port = free_port();
+    let collector = crate::helpers::WebhookReceiver::listen(port).await;
+    let endpoint = ("PROPDESK__TRACE__OTLP_ENDPOINT", format!("http://127.0.0.1:{port}/v1/traces"));
+    let mut app = App::start_with(Backend::Postgres, &[endpoint]).await;
+    let mut dispatch = app.start_dispatch().await;
+    // A trace id whose 16 bytes are printable ("ABCDEFGHI@ABCDEF"), to find in the protobuf.
+    let trace_id = "41424344454647484940414243444546";
+    let mut request = authed(&app.world.agent, app.lobby_ticket(1));
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("ascii"));
+    let created = app.tickets.create_ticket(request).await.expect("create").into_inner();
+    app.wait_dispatched(&created.id).await;
+    let took = tokio::task::block_in_place(|| (app.server.terminate(), dispatch.terminate()));
+    assert!(took.0 < Duration::from_secs(20) && took.1 < Duration::from_secs(20), "{took:?}");
+
+    let exports = collector.requests();
+    let ours: Vec<&String> = exports.iter().map(|r| &r.body).filter(|b| b.contains("ABCDEFGHI@ABCDEF")).collect();
+    assert!(exports.iter().all(|r| r.header("content-type") == Some("application/x-protobuf")), "OTLP/HTTP protobuf");
+    for service in ["propdesk-intake", "propdesk-dispatch"] {
+        assert!(ours.iter().any(|body| body.contains(service)), "{service} exported a span of the trace");
+    }
+    assert!(
+        ours.iter().any(|b| b.contains("/propdesk.v1.TicketService/CreateTicket")),
+        "the call's span, with its method"
+    );
+}

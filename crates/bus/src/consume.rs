@@ -39,19 +39,16 @@ where
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         // The message's trace continues here (or one starts): its logs and the messages
         // its handling writes carry it.
-        let trace = delivery
-            .envelope
-            .trace_parent
-            .as_deref()
-            .and_then(TraceParent::parse)
-            .map_or_else(TraceParent::start, TraceParent::child);
         let span = tracing::info_span!(
             "message",
             %role,
             routing_key = %delivery.envelope.routing_key,
             message_id = %delivery.envelope.message_id,
-            trace_id = %trace.trace_id_hex()
+            trace_id = tracing::field::Empty
         );
+        let parent = delivery.envelope.trace_parent.as_deref().and_then(TraceParent::parse);
+        let trace = propdesk_trace::enter(&span, parent);
+        span.record("trace_id", trace.trace_id_hex());
         let work = trace.scope(handle(delivery)).instrument(span);
         tokio::spawn(async move {
             work.await;

@@ -67,6 +67,21 @@ enum Command {
     Dev,
 }
 
+impl Command {
+    /// The name this command logs and exports traces as; `None` for one that prints only.
+    fn service(&self) -> Option<&'static str> {
+        match self {
+            Command::Token { .. } => None,
+            Command::Migrate => Some("propdesk-migrate"),
+            Command::Intake => Some("propdesk-intake"),
+            Command::Dispatch => Some("propdesk-dispatch"),
+            Command::Notifier => Some("propdesk-notifier"),
+            Command::Parked { .. } => Some("propdesk-parked"),
+            Command::Dev => Some("propdesk-dev"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ParkedAction {
     /// List parked messages (they stay parked).
@@ -105,6 +120,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime: the span exporter's HTTP client blocks, and the guard flushes it
+    // after the runtime is gone.
+    let _telemetry = match cli.command.service() {
+        Some(service) => match telemetry::init(&settings.log, &settings.trace, service) {
+            Ok(telemetry) => Some(telemetry),
+            Err(err) => {
+                eprintln!("propdesk: bad configuration: {err}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -141,14 +168,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             Ok(())
         }
         Command::Migrate => {
-            telemetry::init(&settings.log);
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Intake => {
-            telemetry::init(&settings.log);
             let keys = token_keys(&settings)?;
             let bus = rabbit_bus(&settings)?;
             let store = connect(&settings).await?;
@@ -173,7 +198,6 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             .await
         }
         Command::Parked { action } => {
-            telemetry::init(&settings.log);
             let Bus::Rabbit(bus) = rabbit_bus(&settings)? else {
                 return Err(Failure::Config("bus.url must name a RabbitMQ broker".into()));
             };
@@ -202,7 +226,6 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             Ok(())
         }
         Command::Dev => {
-            telemetry::init(&settings.log);
             let mut settings = settings;
             if settings.auth.signing_secret.0.is_empty() {
                 let secret = dev::signing_secret(&settings.database.url.0).map_err(|e| run_error("dev secret")(&e))?;
@@ -315,7 +338,6 @@ async fn run_worker<F>(
 where
     F: FnOnce(Settings, Store, Bus, CancellationToken) -> tokio::task::JoinHandle<Result<(), Failure>>,
 {
-    telemetry::init(&settings.log);
     let bus = rabbit_bus(settings)?;
     let store = connect(settings).await?;
     let shutdown = shutdown_on_signal();

@@ -30,7 +30,15 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub notifier: NotifierSettings,
     pub metrics: MetricsSettings,
+    pub trace: TraceSettings,
     pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceSettings {
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g. `http://otel-collector:4318/v1/traces`;
+    /// empty: spans are not exported (trace ids still travel and are logged).
+    pub otlp_endpoint: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +145,7 @@ impl Default for Settings {
             },
             notifier: NotifierSettings::default(),
             metrics: MetricsSettings { listen: String::new() },
+            trace: TraceSettings { otlp_endpoint: String::new() },
             policy: Policy::default(),
         }
     }

@@ -1,12 +1,17 @@
 //! Logging setup: human-readable by default, JSON for production (`log.format = "json"`).
-//! `RUST_LOG`, when set, overrides `log.filter`. Metrics: a Prometheus endpoint when
-//! `metrics.listen` is set.
+//! `RUST_LOG`, when set, overrides `log.filter`. Traces: exported over OTLP/HTTP when
+//! `trace.otlp_endpoint` is set. Metrics: a Prometheus endpoint when `metrics.listen` is set.
 
 use std::net::SocketAddr;
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::settings::{LogSettings, MetricsSettings};
+use crate::settings::{LogSettings, MetricsSettings, TraceSettings};
 
 /// Bucket bounds of every histogram, in seconds: doubling from 1 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -29,12 +34,50 @@ pub fn init_metrics(settings: &MetricsSettings) -> Result<(), String> {
         .map_err(|e| format!("metrics.listen {listen}: {e}"))
 }
 
-pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if settings.format == "json" {
-        builder.json().with_current_span(true).init();
-    } else {
-        builder.init();
+/// Exports spans while it lives; dropping it flushes what is left (outside the runtime: the
+/// exporter's HTTP client blocks).
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer.take()
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("propdesk: flushing traces: {err}");
+        }
     }
+}
+
+/// Logs to stderr and, with `trace.otlp_endpoint`, exports spans as `service`. Call before
+/// the async runtime starts.
+pub fn init(log: &LogSettings, trace: &TraceSettings, service: &'static str) -> Result<Telemetry, String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
+    let output = if log.format == "json" {
+        tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+    };
+    // The log filter is the log's own: spans are exported at info whatever the log shows.
+    let output = output.with_filter(filter);
+    let mut provider = None;
+    let exported = if trace.otlp_endpoint.is_empty() {
+        None
+    } else {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(trace.otlp_endpoint.clone())
+            .build()
+            .map_err(|e| format!("trace.otlp_endpoint: {e}"))?;
+        let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+        let built = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(built.tracer("propdesk"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        provider = Some(built);
+        Some(layer)
+    };
+    tracing_subscriber::registry().with(output).with(exported).init();
+    Ok(Telemetry { tracer: provider })
 }

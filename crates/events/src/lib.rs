@@ -88,9 +88,9 @@ pub fn event_to_wire(e: &ticket_event::Model) -> pb::TicketEvent {
     }
 }
 
-/// The trace of the work writing a message: a new span of it, as the message's parent.
+/// The trace of the work writing a message: its span is the message's parent.
 fn current_trace() -> Option<String> {
-    propdesk_trace::TraceParent::current().map(|trace| trace.child().to_string())
+    propdesk_trace::TraceParent::current().map(|trace| trace.to_string())
 }
 
 /// The bus message for a stored event: routing key `ticket.<type>`, and for dispatches

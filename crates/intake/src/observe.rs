@@ -31,14 +31,9 @@ pub struct Observed<S> {
     inner: S,
 }
 
-/// The call's trace: a span of ours under the caller's, or a new trace.
-fn trace_of<B>(request: &http::Request<B>) -> TraceParent {
-    request
-        .headers()
-        .get(propdesk_trace::HEADER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(TraceParent::parse)
-        .map_or_else(TraceParent::start, TraceParent::child)
+/// The caller's trace context, if it sent a valid one.
+fn caller_trace<B>(request: &http::Request<B>) -> Option<TraceParent> {
+    request.headers().get(propdesk_trace::HEADER).and_then(|value| value.to_str().ok()).and_then(TraceParent::parse)
 }
 
 /// The status of a response: `grpc-status` in the headers (a trailers-only response, which
@@ -67,8 +62,9 @@ where
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let method = request.uri().path().to_owned();
-        let trace = trace_of(&request);
-        let span = tracing::info_span!("grpc", method = %method, trace_id = %trace.trace_id_hex());
+        let span = tracing::info_span!("grpc", method = %method, trace_id = tracing::field::Empty);
+        let trace = propdesk_trace::enter(&span, caller_trace(&request));
+        span.record("trace_id", trace.trace_id_hex());
         let started = Instant::now();
         let response = trace.scope(self.inner.call(request)).instrument(span);
         Box::pin(async move {
@@ -91,15 +87,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_call_continues_the_caller_s_trace_or_starts_one() {
+    fn the_caller_s_trace_is_read_from_its_header() {
         let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut request = http::Request::new(());
         request.headers_mut().insert("traceparent", http::HeaderValue::from_static(caller));
-        let continued = trace_of(&request);
-        assert_eq!(continued.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_ne!(continued.parent_id, 0x00f0_67aa_0ba9_02b7, "a span of ours");
-        let fresh = trace_of(&http::Request::new(()));
-        assert_ne!(fresh.trace_id, continued.trace_id);
+        assert_eq!(
+            caller_trace(&request).map(TraceParent::trace_id_hex).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        request.headers_mut().insert("traceparent", http::HeaderValue::from_static("garbage"));
+        assert_eq!(caller_trace(&request), None);
     }
 
     #[test]

@@ -131,8 +131,9 @@ async fn scan(notifier: Arc<Notifier>, shutdown: CancellationToken) {
             }
             let notifier = notifier.clone();
             // Each firing is work of its own: a new trace, which its notifications carry.
-            let trace = propdesk_trace::TraceParent::start();
-            let span = tracing::info_span!("alarms", %ticket_id, trace_id = %trace.trace_id_hex());
+            let span = tracing::info_span!("alarms", %ticket_id, trace_id = tracing::field::Empty);
+            let trace = propdesk_trace::enter(&span, None);
+            span.record("trace_id", trace.trace_id_hex());
             let fire = async move {
                 let fired = alarms::fire_due(&notifier, &ticket_id, propdesk_store::now()).await;
                 if let Err(err) = &fired {

@@ -3,10 +3,14 @@
 //! caller's `traceparent` header, or starts one; it rides with each outbox message to the
 //! bus (header `traceparent`) and into the worker that handles it, whose own messages carry
 //! it on. Logs show the trace id, so one resident's request can be followed across
-//! processes.
+//! processes. With an OpenTelemetry layer installed (`trace.otlp_endpoint`), the spans that
+//! [`enter`] starts are exported under the same ids.
 
 use std::fmt;
 use std::future::Future;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// One W3C trace context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,33 @@ impl fmt::Display for TraceParent {
     }
 }
 
+/// Starts `span` as the next hop of a trace: under `parent` (the caller's or the message's
+/// context), or as a new trace. Returns the trace the work inside it belongs to: with an
+/// OpenTelemetry layer, the exported span's own ids (so what it sends names a real parent);
+/// without one, a new span id of ours.
+pub fn enter(span: &tracing::Span, parent: Option<TraceParent>) -> TraceParent {
+    if let Some(parent) = parent {
+        let remote = SpanContext::new(
+            TraceId::from_bytes(parent.trace_id.to_be_bytes()),
+            SpanId::from_bytes(parent.parent_id.to_be_bytes()),
+            TraceFlags::new(parent.flags),
+            true,
+            TraceState::default(),
+        );
+        // Fails only without an OpenTelemetry layer: nothing to parent then.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    let exported = span.context().span().span_context().clone();
+    if exported.is_valid() {
+        return TraceParent {
+            trace_id: u128::from_be_bytes(exported.trace_id().to_bytes()),
+            parent_id: u64::from_be_bytes(exported.span_id().to_bytes()),
+            flags: exported.trace_flags().to_u8(),
+        };
+    }
+    parent.map_or_else(TraceParent::start, TraceParent::child)
+}
+
 fn span_id() -> u64 {
     (uuid::Uuid::new_v4().as_u128() as u64).max(1)
 }
@@ -106,6 +137,16 @@ mod tests {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }
         assert!(TraceParent::parse(&TraceParent::start().to_string()).is_some());
+    }
+
+    #[test]
+    fn without_an_exporter_a_span_continues_the_parent_trace_with_an_id_of_its_own() {
+        let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        let entered = enter(&tracing::info_span!("work"), Some(parent));
+        assert_eq!((entered.trace_id, entered.flags), (parent.trace_id, parent.flags));
+        assert_ne!(entered.parent_id, parent.parent_id);
+        let fresh = enter(&tracing::info_span!("work"), None);
+        assert_ne!(fresh.trace_id, parent.trace_id);
     }
 
     #[tokio::test]
