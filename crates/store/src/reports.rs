@@ -23,7 +23,7 @@ use sea_orm::{
 };
 
 use crate::entity::{alarm, ticket};
-use crate::tickets::{carries_own_clocks, overdue_condition, running_states};
+use crate::tickets::{MILESTONES, missed_open, overdue_condition};
 use crate::{Store, StoreError};
 
 /// Which tickets a figure covers.
@@ -36,7 +36,8 @@ pub struct ReportScope {
     pub department: Option<String>,
 }
 
-/// A milestone clock of the report: when it was reached and its deadline.
+/// A milestone clock of the report: when it was reached and its deadline (in the order of
+/// `tickets::MILESTONES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportClock {
     Acknowledge,
@@ -48,11 +49,7 @@ impl ReportClock {
     pub const ALL: [ReportClock; 3] = [ReportClock::Acknowledge, ReportClock::OnSite, ReportClock::Resolve];
 
     fn columns(self) -> (ticket::Column, ticket::Column) {
-        match self {
-            ReportClock::Acknowledge => (ticket::Column::AcceptedAt, ticket::Column::AcknowledgeBy),
-            ReportClock::OnSite => (ticket::Column::OnSiteAt, ticket::Column::OnSiteBy),
-            ReportClock::Resolve => (ticket::Column::ResolvedAt, ticket::Column::ResolveBy),
-        }
+        MILESTONES[self as usize]
     }
 
     /// Reached, with a deadline: the sample of the clock's times.
@@ -78,11 +75,7 @@ impl ReportClock {
     /// linked report's clocks are its incident's).
     fn missed_open(self, now: DateTime<Utc>) -> Condition {
         let (reached, deadline) = self.columns();
-        Condition::all()
-            .add(reached.is_null())
-            .add(deadline.lt(now))
-            .add(ticket::Column::State.is_in(running_states()))
-            .add(carries_own_clocks())
+        missed_open(reached, deadline, now)
     }
 }
 
@@ -386,16 +379,28 @@ impl Store {
 
     /// Requests of the scope by category (the previous period's high-frequency problems).
     pub async fn categories(&self, scope: &ReportScope) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = ticket::Entity::find()
-            .filter(scope.requests())
+        self.count_by(ticket::Entity::find().filter(scope.requests()), ticket::Column::Category).await
+    }
+
+    /// The rows of `query` counted by `column`: most first, then by key (none: [`UNROUTED`]).
+    async fn count_by(
+        &self,
+        query: Select<ticket::Entity>,
+        column: ticket::Column,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(Option<String>, i64)> = query
             .select_only()
-            .column(ticket::Column::Category)
+            .column(column)
             .column_as(ticket::Column::Id.count(), "n")
-            .group_by(ticket::Column::Category)
+            .group_by(column)
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(ranked(rows.into_iter().collect()))
+        let mut counts = HashMap::new();
+        for (key, n) in rows {
+            bump(&mut counts, key, n);
+        }
+        Ok(ranked(counts))
     }
 
     /// Per person assigned in the scope: requests handled, deadlines met of those decided,
@@ -567,20 +572,7 @@ impl Store {
         department: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(Option<String>, i64)> = self
-            .overdue(property_id, department, now)
-            .select_only()
-            .column(ticket::Column::Department)
-            .column_as(ticket::Column::Id.count(), "n")
-            .group_by(ticket::Column::Department)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let mut counts = HashMap::new();
-        for (department, n) in rows {
-            bump(&mut counts, department, n);
-        }
-        Ok(ranked(counts))
+        self.count_by(self.overdue(property_id, department, now), ticket::Column::Department).await
     }
 
     /// Every open ticket of the property past an unmet deadline at `now` (requests, and group

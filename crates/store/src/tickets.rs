@@ -118,27 +118,32 @@ fn settled_events(backend: DbBackend) -> Condition {
     }
 }
 
-/// States whose clocks are running: open (see `TicketState::is_open`) and not on hold,
-/// where the clocks are paused.
-/// Not a report linked to a group incident (an incident names itself in `incident_id`).
-pub(crate) fn carries_own_clocks() -> Condition {
-    Condition::any().add(ticket::Column::IncidentId.is_null()).add(ticket::Column::IsIncident.eq(true))
+/// Each milestone and its deadline: acknowledge, on site, resolve.
+pub(crate) const MILESTONES: [(ticket::Column, ticket::Column); 3] = [
+    (ticket::Column::AcceptedAt, ticket::Column::AcknowledgeBy),
+    (ticket::Column::OnSiteAt, ticket::Column::OnSiteBy),
+    (ticket::Column::ResolvedAt, ticket::Column::ResolveBy),
+];
+
+/// The ticket's clocks run: its state is open (see `TicketState::is_open`) and not on hold,
+/// where the clocks are paused; and it is not a report linked to a group incident, whose
+/// clocks the incident carries (an incident names itself in `incident_id`).
+fn clocks_running() -> Condition {
+    let running: Vec<&str> =
+        work::open_states().into_iter().filter(|code| *code != TicketState::OnHold.code()).collect();
+    Condition::all()
+        .add(ticket::Column::State.is_in(running))
+        .add(Condition::any().add(ticket::Column::IncidentId.is_null()).add(ticket::Column::IsIncident.eq(true)))
 }
 
-pub(crate) fn running_states() -> Vec<&'static str> {
-    work::open_states().into_iter().filter(|code| *code != TicketState::OnHold.code()).collect()
+/// `reached` not reached and its `deadline` passed at `now`, while the clocks run.
+pub(crate) fn missed_open(reached: ticket::Column, deadline: ticket::Column, now: DateTime<Utc>) -> Condition {
+    clocks_running().add(reached.is_null()).add(deadline.lt(now))
 }
 
-/// Tickets whose clocks run and that have a deadline before `now` not met. A report linked
-/// to a group incident is not: the incident carries its work clocks.
+/// Tickets with a milestone missed and still open at `now` (see [`missed_open`]).
 pub(crate) fn overdue_condition(now: DateTime<Utc>) -> Condition {
-    use ticket::Column as C;
-    Condition::all().add(C::State.is_in(running_states())).add(carries_own_clocks()).add(
-        Condition::any()
-            .add(C::AcceptedAt.is_null().and(C::AcknowledgeBy.lt(now)))
-            .add(C::OnSiteAt.is_null().and(C::OnSiteBy.lt(now)))
-            .add(C::ResolvedAt.is_null().and(C::ResolveBy.lt(now))),
-    )
+    MILESTONES.iter().fold(Condition::any(), |any, (reached, deadline)| any.add(missed_open(*reached, *deadline, now)))
 }
 
 impl Store {
