@@ -42,13 +42,8 @@ fn counts(rows: Vec<(String, i64)>) -> Vec<pb::CountBy> {
 }
 
 fn clock_figures(clock: ReportClock, counts: &ClockStats, picked: &ClockPercentiles) -> pb::ClockFigures {
-    let name = match clock {
-        ReportClock::Acknowledge => "acknowledge",
-        ReportClock::OnSite => "on_site",
-        ReportClock::Resolve => "resolve",
-    };
     pb::ClockFigures {
-        clock: name.to_owned(),
+        clock: clock.clock().code().to_owned(),
         median_seconds: picked.median_secs.unwrap_or_default(),
         p90_seconds: picked.p90_secs.unwrap_or_default(),
         met_share: share(counts.met, counts.decided),

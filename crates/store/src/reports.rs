@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::ladder::Clock;
 use propdesk_domain::report::nearest_rank;
 use propdesk_domain::{EventType, Satisfaction};
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Func, Query, SimpleExpr};
@@ -50,6 +51,15 @@ impl ReportClock {
 
     fn columns(self) -> (ticket::Column, ticket::Column) {
         MILESTONES[self as usize]
+    }
+
+    /// The notifier's clock of the same milestone (its code names it on the wire).
+    pub fn clock(self) -> Clock {
+        match self {
+            ReportClock::Acknowledge => Clock::Acknowledge,
+            ReportClock::OnSite => Clock::OnSite,
+            ReportClock::Resolve => Clock::Resolve,
+        }
     }
 
     /// Reached, with a deadline: the sample of the clock's times.
