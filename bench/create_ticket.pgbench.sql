@@ -1,0 +1,18 @@
+-- The database ceiling for CreateTicket: the statements one CreateTicket sends, with the
+-- same round trips, as pgbench runs them (see crates/store/src/tickets.rs, create_ticket):
+--   1. the property lookup (new ids are drawn here, in the same round trip),
+--   2. the request-id lookup (idempotency),
+--   3. one transaction: the ticket row, its CREATED event, the event's outbox message.
+-- Variables: -D property=<id> -D agent=<staff id>. Run with -M prepared, as sqlx does.
+SELECT id, name, gen_random_uuid()::text AS tid, gen_random_uuid()::text AS eid, gen_random_uuid()::text AS mid FROM properties WHERE id = :property \gset
+SELECT * FROM tickets WHERE first_contact_agent_id = :agent AND request_id = :tid LIMIT 1;
+BEGIN;
+INSERT INTO tickets (id, version, property_id, building_id, unit_id, unit_label, location, resident_id, reporter_name, reporter_phone, kind, channel, category, department, priority, state, held_from, title, description, first_contact_agent_id, assignee_id, escalation_level, incident_id, repeat_fault, request_id, request_fingerprint, created_at, updated_at, dispatched_at, accepted_at, on_site_at, resolved_at, closed_at, on_hold_since, acknowledge_by, on_site_by, resolve_by, first_reply_by, callback_by, promised_reply_at, callback_satisfaction, callback_comment, callback_recorded_by, callback_recorded_at, is_incident, clock_cycle)
+  VALUES (:tid, 1, :property, NULL, NULL, NULL, '3号楼电梯厅 lift hall', NULL, '王女士', '13912345678', 'repair', 'phone', 'lift', NULL, 'p2', 'new', NULL, '电梯按钮失灵，停在12楼不动', '电梯按钮失灵，停在12楼不动。住户来电反映，请尽快处理。', :agent, NULL, 0, NULL, false, :tid, 'b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9', now(), now(), NULL, NULL, NULL, NULL, NULL, NULL, now() + interval '30 minutes', now() + interval '2 hours', now() + interval '1 day', NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, 0)
+  RETURNING *;
+INSERT INTO ticket_events (event_id, ticket_id, event_type, actor_id, actor_role, from_state, to_state, note, occurred_at, ticket_version, property_id, department, assignee_id, priority)
+  VALUES (:eid, :tid, 'created', :agent, 'agent', NULL, 'new', 'priority P2', now(), 1, :property, NULL, NULL, 'p2')
+  RETURNING *;
+INSERT INTO outbox (message_id, routing_key, payload, created_at, attempts, claim_token, claimed_until, trace_parent)
+  VALUES (:mid, 'ticket.created', decode(repeat('0a', 480), 'hex'), now(), 0, NULL, NULL, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+COMMIT;

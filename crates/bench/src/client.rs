@@ -1,0 +1,100 @@
+//! The calls the load generator makes, through the generated propdesk client.
+
+use std::sync::Arc;
+
+use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::directory_service_client::DirectoryServiceClient;
+use propdesk_proto::v1::ticket_service_client::TicketServiceClient;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::BenchError;
+use crate::mix::{self, Site};
+
+/// A few HTTP/2 connections, used in turn: one connection's single I/O task would
+/// otherwise be the load generator's own ceiling.
+#[derive(Clone)]
+pub struct Connections {
+    channels: Arc<Vec<Channel>>,
+    bearer: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Connections {
+    pub async fn open(url: &str, count: usize, token: Option<&str>) -> Result<Connections, BenchError> {
+        let mut channels = Vec::with_capacity(count.max(1));
+        for _ in 0..count.max(1) {
+            channels.push(Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?);
+        }
+        let bearer = match token {
+            Some(token) => Some(
+                format!("Bearer {token}").parse().map_err(|_| BenchError::Setup("the token is not ASCII".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Connections { channels: Arc::new(channels), bearer })
+    }
+
+    fn channel(&self, n: u64) -> Channel {
+        self.channels[(n % self.channels.len() as u64) as usize].clone()
+    }
+
+    fn authed<T>(&self, body: T) -> Request<T> {
+        let mut request = Request::new(body);
+        if let Some(bearer) = &self.bearer {
+            request.metadata_mut().insert("authorization", bearer.clone());
+        }
+        request
+    }
+
+    /// CreateTicket with the `n`th request of the mix.
+    pub fn create_ticket(
+        &self,
+        sites: &[Site],
+        run: u64,
+        n: u64,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + use<> {
+        self.create(n, mix::ticket_request(sites, run, n))
+    }
+
+    /// CreateTicket with a given request.
+    pub fn create(
+        &self,
+        n: u64,
+        body: pb::CreateTicketRequest,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + use<> {
+        let mut client = TicketServiceClient::new(self.channel(n));
+        let request = self.authed(body);
+        async move { client.create_ticket(request).await.map(|_| ()).map_err(|s| describe(&s)) }
+    }
+
+    /// The gRPC health check: the cheapest call the server answers.
+    pub fn health(&self, n: u64) -> impl std::future::Future<Output = Result<(), String>> + Send + use<> {
+        let mut client = HealthClient::new(self.channel(n));
+        async move {
+            client.check(HealthCheckRequest { service: String::new() }).await.map(|_| ()).map_err(|s| describe(&s))
+        }
+    }
+
+    /// The properties the token's holder serves and their units, from DirectoryService.
+    pub async fn discover_sites(&self) -> Result<Vec<Site>, BenchError> {
+        let mut directory = DirectoryServiceClient::new(self.channel(0));
+        let properties = directory.list_properties(self.authed(pb::ListPropertiesRequest {})).await?.into_inner();
+        let mut sites = Vec::new();
+        for property in properties.properties {
+            let request = pb::ListUnitsRequest { property_id: property.id.clone(), building_id: String::new() };
+            let units = directory.list_units(self.authed(request)).await?.into_inner();
+            sites.push(Site { property_id: property.id, unit_ids: units.units.into_iter().map(|u| u.id).collect() });
+        }
+        if sites.is_empty() {
+            return Err(BenchError::Setup("the token's holder serves no property".into()));
+        }
+        Ok(sites)
+    }
+}
+
+fn describe(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}

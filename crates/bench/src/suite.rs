@@ -1,0 +1,734 @@
+//! One benchmark run on this machine: ceilings first, then the intake, the pipeline to
+//! dispatch, the notifier's timers and embedded mode, each against real processes (the
+//! release `propdesk` binary), real PostgreSQL and real RabbitMQ.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use propdesk_domain::{Actor, Policy, Role};
+use propdesk_intake::TokenKeys;
+use propdesk_proto::v1 as pb;
+use propdesk_store::Store;
+use propdesk_store::entity::{alarm, ticket};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+
+use crate::BenchError;
+use crate::ceilings::{self, PgTarget};
+use crate::client::Connections;
+use crate::load::{self, LoadOutcome, LoadSpec, Pace, Percentiles};
+use crate::mix::{self, Site};
+use crate::procs::{self, Process};
+use crate::report::{Figure, Machine, Report, Target};
+use crate::world::{self, World, WorldSize};
+
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Where the results go (`bench/results`).
+    pub out: PathBuf,
+    /// Process logs.
+    pub logs: PathBuf,
+    /// `postgres://user@host:port`, without a database: the run creates its own.
+    pub postgres_server: String,
+    pub amqp_url: String,
+    /// The pgbench script with CreateTicket's statements.
+    pub pgbench_script: PathBuf,
+    /// Closed-loop callers and pgbench clients.
+    pub concurrency: usize,
+    pub warmup: Duration,
+    /// Each intake (throughput and latency) window.
+    pub intake_window: Duration,
+    /// The steady end-to-end window and its rate.
+    pub e2e_window: Duration,
+    pub e2e_rate: f64,
+    /// The saturating end-to-end window.
+    pub e2e_burst_window: Duration,
+    /// Open deadlines in the table while escalation lateness is measured.
+    pub open_deadlines: usize,
+    /// Tickets whose reminders and breaches are measured, logged at `firing_rate`.
+    pub firing_tickets: usize,
+    pub firing_rate: f64,
+    pub firing_allowance_secs: u64,
+}
+
+impl SuiteOptions {
+    pub fn new(out: PathBuf, logs: PathBuf, pgbench_script: PathBuf) -> SuiteOptions {
+        SuiteOptions {
+            out,
+            logs,
+            postgres_server: "postgres://postgres@127.0.0.1:5432".into(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            pgbench_script,
+            concurrency: 32,
+            warmup: Duration::from_secs(3),
+            intake_window: Duration::from_secs(15),
+            e2e_window: Duration::from_secs(60),
+            e2e_rate: 200.0,
+            e2e_burst_window: Duration::from_secs(15),
+            open_deadlines: 100_000,
+            firing_tickets: 1_000,
+            firing_rate: 50.0,
+            firing_allowance_secs: 20,
+        }
+    }
+}
+
+const SECRET: &str = "propdesk-bench-signing-secret-0123456789abcdef";
+const DATABASE: &str = "propdesk_bench";
+const CEILING_DATABASE: &str = "propdesk_bench_ceiling";
+/// Connections each load generator opens to the intake.
+const CONNECTIONS: usize = 4;
+
+struct Suite {
+    options: SuiteOptions,
+    binary: PathBuf,
+    keys: TokenKeys,
+    figures: Vec<Figure>,
+    notes: Vec<String>,
+    run: u64,
+    phase: u64,
+}
+
+/// What the processes of one setup share.
+struct Setup {
+    database_url: String,
+    bus_prefix: Option<String>,
+    config: Option<PathBuf>,
+}
+
+impl Setup {
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PROPDESK__DATABASE__URL".to_owned(), self.database_url.clone()),
+            ("PROPDESK__AUTH__SIGNING_SECRET".to_owned(), SECRET.to_owned()),
+            ("PROPDESK__DATABASE__MAX_CONNECTIONS".to_owned(), "16".to_owned()),
+        ];
+        if let Some(prefix) = &self.bus_prefix {
+            env.push(("PROPDESK__BUS__PREFIX".to_owned(), prefix.clone()));
+        }
+        if let Some(config) = &self.config {
+            env.push(("PROPDESK_CONFIG".to_owned(), config.display().to_string()));
+        }
+        env
+    }
+}
+
+/// Latencies from the recorded timestamps of the tickets one phase logged.
+struct Recorded {
+    /// dispatched_at − created_at of each dispatched ticket, µs.
+    spans: Vec<i64>,
+    undispatched: u64,
+    first_created: Option<DateTime<Utc>>,
+    last_dispatched: Option<DateTime<Utc>>,
+}
+
+impl Suite {
+    fn next_run(&mut self) -> u64 {
+        self.phase += 1;
+        self.run.wrapping_add(self.phase)
+    }
+
+    fn token(&self, world: &World) -> Result<String, BenchError> {
+        let actor = Actor { staff_id: world.agent_id.clone(), role: Role::Agent, properties: world.property_ids() };
+        self.keys.mint(&actor, Utc::now().timestamp(), 24 * 3600).map_err(|e| BenchError::Setup(e.to_string()))
+    }
+
+    async fn start(&self, name: &str, subcommand: &str, setup: &Setup) -> Result<Process, BenchError> {
+        let mut env = setup.env();
+        if subcommand != "dev" {
+            env.push(("PROPDESK__BUS__URL".to_owned(), self.options.amqp_url.clone()));
+        }
+        let listen = match subcommand {
+            "dispatch" => "PROPDESK__DISPATCH__HEALTH_LISTEN",
+            "notifier" => "PROPDESK__NOTIFIER__HEALTH_LISTEN",
+            _ => "PROPDESK__INTAKE__LISTEN",
+        };
+        Process::start(&self.binary, name, &[subcommand], &env, listen, &self.options.logs).await
+    }
+
+    fn memory(&mut self, process: &Process, role: &str) -> Result<(), BenchError> {
+        let mib = process.peak_rss_mib()?;
+        let mut figure = Figure::new(
+            &format!("memory.{}", process.name),
+            &format!("Peak RSS, {role}"),
+            mib,
+            "MiB",
+            format!("VmHWM of the `{}` process at the end of its phase", process.name),
+        );
+        if process.name.starts_with("intake") {
+            figure = figure.target(Target::AtMost(100.0));
+        }
+        self.figures.push(figure);
+        Ok(())
+    }
+
+    fn log(&self, text: &str) {
+        eprintln!("[bench] {text}");
+    }
+}
+
+async fn fresh_postgres(server: &str, name: &str) -> Result<String, BenchError> {
+    let admin = Database::connect(format!("{server}/postgres")).await?;
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    admin.close().await?;
+    Ok(format!("{server}/{name}"))
+}
+
+async fn migrated(url: &str) -> Result<Store, BenchError> {
+    let store = Store::connect(url, 8).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn describe(outcome: &LoadOutcome) -> String {
+    let pace = match outcome.pace {
+        Pace::Open { rate } => format!("open loop at {rate:.0}/s"),
+        Pace::Closed { concurrency } => format!("closed loop, {concurrency} callers"),
+    };
+    let failures = match (&outcome.first_error, outcome.failed) {
+        (Some(error), failed) if failed > 0 => format!(", {failed} failed (first: {error})"),
+        _ => String::new(),
+    };
+    format!(
+        "{pace}: {} ok in {:.1} s = {:.0}/s; p50 {:.1} ms, p99 {:.1} ms{failures}",
+        outcome.ok, outcome.seconds, outcome.throughput, outcome.latency_ms.p50, outcome.latency_ms.p99
+    )
+}
+
+/// The tickets of run `run` created from `from` on, as the database recorded them.
+async fn recorded(store: &Store, run: u64, from: DateTime<Utc>) -> Result<Recorded, BenchError> {
+    let rows: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = ticket::Entity::find()
+        .filter(ticket::Column::RequestId.starts_with(format!("bench-{run:x}-")))
+        .filter(ticket::Column::CreatedAt.gte(from))
+        .select_only()
+        .column(ticket::Column::CreatedAt)
+        .column(ticket::Column::DispatchedAt)
+        .into_tuple()
+        .all(store.connection())
+        .await?;
+    let mut out =
+        Recorded { spans: Vec::with_capacity(rows.len()), undispatched: 0, first_created: None, last_dispatched: None };
+    for (created, dispatched) in rows {
+        out.first_created = Some(out.first_created.map_or(created, |at| at.min(created)));
+        match dispatched {
+            Some(at) => {
+                out.spans.push((at - created).num_microseconds().unwrap_or(i64::MAX));
+                out.last_dispatched = Some(out.last_dispatched.map_or(at, |last| last.max(at)));
+            }
+            None => out.undispatched += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until every ticket of `run` is dispatched, or `within` passes.
+async fn wait_dispatched(store: &Store, run: u64, within: Duration) -> Result<u64, BenchError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let waiting = ticket::Entity::find()
+            .filter(ticket::Column::RequestId.starts_with(format!("bench-{run:x}-")))
+            .filter(ticket::Column::DispatchedAt.is_null())
+            .count(store.connection())
+            .await?;
+        if waiting == 0 || Instant::now() >= deadline {
+            return Ok(waiting);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn create_load(
+    connections: &Connections,
+    sites: &Arc<Vec<Site>>,
+    run: u64,
+    spec: LoadSpec,
+) -> Result<LoadOutcome, BenchError> {
+    let (connections, sites) = (connections.clone(), sites.clone());
+    Ok(load::drive(spec, move |n| connections.create_ticket(&sites, run, n)).await)
+}
+
+pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
+    let began = Instant::now();
+    let started_at = Utc::now();
+    std::fs::create_dir_all(&options.out)?;
+    std::fs::create_dir_all(&options.logs)?;
+    let keys = TokenKeys::new(SECRET.as_bytes()).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut suite = Suite {
+        binary: procs::propdesk_binary()?,
+        keys,
+        figures: Vec::new(),
+        notes: Vec::new(),
+        run: u64::from(started_at.timestamp_subsec_nanos()) << 20 ^ started_at.timestamp() as u64,
+        phase: 0,
+        options,
+    };
+    let machine = machine(&suite.options).await?;
+
+    let (health, pgbench_tps) = ceilings_phase(&mut suite).await?;
+    postgres_phases(&mut suite, &health, pgbench_tps).await?;
+    embedded_phase(&mut suite, &health).await?;
+
+    suite.notes.push(format!("process logs: {}", suite.options.logs.display()));
+    Ok(Report {
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        took_seconds: began.elapsed().as_secs_f64(),
+        machine,
+        concurrency: suite.options.concurrency,
+        figures: suite.figures,
+        notes: suite.notes,
+    })
+}
+
+async fn machine(options: &SuiteOptions) -> Result<Machine, BenchError> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_default();
+    let admin = Database::connect(format!("{}/postgres", options.postgres_server)).await?;
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT split_part(version(), ' on ', 1) || ', synchronous_commit ' || current_setting('synchronous_commit')"
+                .to_owned(),
+        ))
+        .await?;
+    let postgres = row.and_then(|r| r.try_get_by_index::<String>(0).ok()).unwrap_or_default();
+    admin.close().await?;
+    let rabbitmq = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "rabbitmq-server"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "(version unknown)".into());
+    Ok(Machine { cores, memory_gib: kib / 1024.0 / 1024.0, postgres, rabbitmq })
+}
+
+/// pgbench with CreateTicket's statements, the gRPC health check, and the broker.
+async fn ceilings_phase(suite: &mut Suite) -> Result<(LoadOutcome, f64), BenchError> {
+    let c = suite.options.concurrency;
+    suite.log("ceiling: database (pgbench, CreateTicket's statements)");
+    let url = fresh_postgres(&suite.options.postgres_server, CEILING_DATABASE).await?;
+    let store = migrated(&url).await?;
+    let world = world::seed(&store, WorldSize { properties: 1, buildings: 1, floors: 1, units_per_floor: 1 }).await?;
+    store.connection().clone().close().await?;
+    let pgbench = ceilings::pgbench(
+        &PgTarget::parse(&url)?,
+        &suite.options.pgbench_script,
+        c,
+        suite.options.intake_window.as_secs(),
+        &[("property", &world.sites[0].property_id), ("agent", &world.agent_id)],
+    )?;
+    let tps = pgbench.transactions_per_second;
+    suite.figures.push(
+        Figure::new(
+            "ceiling.database",
+            "Ceiling: database, CreateTicket's statements",
+            tps,
+            "tx/s",
+            format!(
+                "pgbench -M prepared -c {c} -j 2 -T {} -f bench/create_ticket.pgbench.sql (average latency {:.1} ms)",
+                pgbench.seconds, pgbench.latency_average_ms
+            ),
+        ),
+    );
+
+    suite.log("ceiling: gRPC (health check through the load generator)");
+    let setup = Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+    let intake = suite.start("intake-ceiling", "intake", &setup).await?;
+    let connections = Connections::open(&intake.url(), CONNECTIONS, None).await?;
+    let spec = LoadSpec { pace: Pace::Closed { concurrency: c }, warmup: suite.options.warmup, duration: Duration::from_secs(8) };
+    let health = {
+        let connections = connections.clone();
+        load::drive(spec, move |n| connections.health(n)).await
+    };
+    intake.stop()?;
+    suite.figures.push(Figure::new(
+        "ceiling.grpc",
+        "Ceiling: gRPC health check",
+        health.throughput,
+        "calls/s",
+        describe(&health),
+    ));
+
+    suite.log("ceiling: broker (publish with pipelined confirms to a quorum queue)");
+    let broker = ceilings::broker_publish(&suite.options.amqp_url, 8.0, 500, 600).await?;
+    suite.figures.push(Figure::new(
+        "ceiling.broker",
+        "Ceiling: broker, persistent publish to a quorum queue",
+        broker.messages_per_second,
+        "msg/s",
+        format!(
+            "lapin, {} B messages, {} unconfirmed in flight, 8 s after a 1 s warm-up",
+            broker.payload_bytes, broker.in_flight
+        ),
+    ));
+    cleanup_bus(suite, &setup).await;
+    drop_database(&suite.options.postgres_server, CEILING_DATABASE).await?;
+    Ok((health, tps))
+}
+
+async fn drop_database(server: &str, name: &str) -> Result<(), BenchError> {
+    let admin = Database::connect(format!("{server}/postgres")).await?;
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Deletes a phase's exchange and queues, with whatever they still hold.
+async fn cleanup_bus(suite: &Suite, setup: &Setup) {
+    let Some(prefix) = &setup.bus_prefix else { return };
+    let topology = propdesk_bus::Topology { prefix: prefix.clone(), ..propdesk_bus::Topology::default() };
+    let bus = propdesk_bus::rabbit::RabbitBus::new(&suite.options.amqp_url, topology);
+    if let Err(err) = bus.delete_topology().await {
+        suite.log(&format!("could not delete the bus topology {prefix}: {err}"));
+    }
+}
+
+/// Intake alone, then the pipeline to dispatch, then the notifier's timers.
+async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f64) -> Result<(), BenchError> {
+    let url = fresh_postgres(&suite.options.postgres_server, DATABASE).await?;
+    let store = migrated(&url).await?;
+    let world = world::seed(&store, WorldSize::default()).await?;
+    let token = suite.token(&world)?;
+    let sites = Arc::new(world.sites.clone());
+
+    // Intake alone: the relay publishes, nobody consumes (the phase's queues are dropped).
+    suite.log("intake: CreateTicket, PostgreSQL");
+    let setup = Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+    let intake = suite.start("intake", "intake", &setup).await?;
+    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+    intake_figures(suite, &connections, &sites, "intake", "PostgreSQL", health, Some(pgbench_tps)).await?;
+    suite.memory(&intake, "intake (CreateTicket load)")?;
+    intake.stop()?;
+    cleanup_bus(suite, &setup).await;
+
+    suite.log("end to end: intake, dispatch, notifier, PostgreSQL, RabbitMQ");
+    let setup = Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+    let intake = suite.start("intake-e2e", "intake", &setup).await?;
+    let dispatch = suite.start("dispatch", "dispatch", &setup).await?;
+    let notifier = suite.start("notifier", "notifier", &setup).await?;
+    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+    end_to_end_figures(suite, &store, &connections, &sites, "e2e", "PostgreSQL", pgbench_tps).await?;
+    suite.memory(&intake, "intake (end to end)")?;
+    suite.memory(&dispatch, "dispatch")?;
+    suite.memory(&notifier, "notifier")?;
+    for process in [intake, dispatch, notifier] {
+        process.stop()?;
+    }
+    cleanup_bus(suite, &setup).await;
+
+    escalation_figures(suite, &store, &url, &world, &token).await?;
+    store.connection().clone().close().await?;
+    Ok(())
+}
+
+/// CreateTicket's maximum sustained rate (closed loop), then p50/p99 at half of it.
+async fn intake_figures(
+    suite: &mut Suite,
+    connections: &Connections,
+    sites: &Arc<Vec<Site>>,
+    key: &str,
+    label: &str,
+    health: &LoadOutcome,
+    pgbench_tps: Option<f64>,
+) -> Result<(), BenchError> {
+    let c = suite.options.concurrency;
+    let warmup = suite.options.warmup;
+    let window = suite.options.intake_window;
+    let run = suite.next_run();
+    let max = create_load(connections, sites, run, LoadSpec { pace: Pace::Closed { concurrency: c }, warmup, duration: window })
+        .await?;
+    suite.log(&format!("  {}", describe(&max)));
+    let mut sustained = Figure::new(
+        &format!("{key}.create_ticket.sustained"),
+        &format!("CreateTicket sustained, {label}"),
+        max.throughput,
+        "tickets/s",
+        describe(&max),
+    );
+    sustained = match pgbench_tps {
+        Some(tps) => sustained.against("pgbench", tps).target(Target::AtLeast(0.6 * tps)),
+        None => sustained.against("gRPC", health.throughput).target(Target::AtLeast(1000.0)),
+    };
+    suite.figures.push(sustained);
+
+    let half = max.throughput / 2.0;
+    let run = suite.next_run();
+    let steady =
+        create_load(connections, sites, run, LoadSpec { pace: Pace::Open { rate: half }, warmup, duration: window })
+            .await?;
+    suite.log(&format!("  {}", describe(&steady)));
+    let latency = |name: &str, value: f64, floor: f64| {
+        Figure::new(
+            &format!("{key}.create_ticket.{name}"),
+            &format!("CreateTicket {name} at half that rate, {label}"),
+            value,
+            "ms",
+            describe(&steady),
+        )
+        .against("health-check", floor)
+    };
+    suite.figures.push(latency("p50", steady.latency_ms.p50, health.latency_ms.p50));
+    let mut p99 = latency("p99", steady.latency_ms.p99, health.latency_ms.p99);
+    if pgbench_tps.is_some() {
+        p99 = p99.target(Target::AtMost(20.0));
+    }
+    suite.figures.push(p99);
+    if max.failed + steady.failed > 0 {
+        suite.notes.push(format!(
+            "{label}: {} CreateTicket calls failed; first: {}",
+            max.failed + steady.failed,
+            max.first_error.as_ref().or(steady.first_error.as_ref()).cloned().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// create → dispatched at a steady rate, then the rate the whole pipeline sustains.
+async fn end_to_end_figures(
+    suite: &mut Suite,
+    store: &Store,
+    connections: &Connections,
+    sites: &Arc<Vec<Site>>,
+    key: &str,
+    label: &str,
+    ceiling: f64,
+) -> Result<(), BenchError> {
+    let warmup = suite.options.warmup;
+    let rate = suite.options.e2e_rate;
+    let run = suite.next_run();
+    let measured_from = Utc::now() + chrono::Duration::from_std(warmup).unwrap_or_default();
+    let spec = LoadSpec { pace: Pace::Open { rate }, warmup, duration: suite.options.e2e_window };
+    let steady = create_load(connections, sites, run, spec).await?;
+    suite.log(&format!("  {}", describe(&steady)));
+    let waiting = wait_dispatched(store, run, Duration::from_secs(60)).await?;
+    let steady_recorded = recorded(store, run, measured_from).await?;
+    let spans = Percentiles::of_micros(steady_recorded.spans.iter().copied());
+    let how = format!(
+        "{} tickets offered at {rate:.0}/s for {} s after a {} s warm-up; dispatched_at − created_at of each \
+         (create transaction to dispatch transaction, through relay, broker and worker); {} never dispatched",
+        steady_recorded.spans.len(),
+        suite.options.e2e_window.as_secs(),
+        warmup.as_secs(),
+        waiting
+    );
+    suite.figures.push(
+        Figure::new(&format!("{key}.dispatched.p50"), &format!("Create → dispatched p50 at {rate:.0}/s, {label}"), spans.p50, "ms", how.clone()),
+    );
+    let mut p99 =
+        Figure::new(&format!("{key}.dispatched.p99"), &format!("Create → dispatched p99 at {rate:.0}/s, {label}"), spans.p99, "ms", how);
+    if key == "e2e" {
+        p99 = p99.target(Target::AtMost(50.0));
+    }
+    suite.figures.push(p99);
+
+    // Saturate the intake; the pipeline's rate is what reaches dispatch, first create to
+    // last dispatch.
+    let run = suite.next_run();
+    let spec = LoadSpec {
+        pace: Pace::Closed { concurrency: suite.options.concurrency },
+        warmup: Duration::ZERO,
+        duration: suite.options.e2e_burst_window,
+    };
+    let burst = create_load(connections, sites, run, spec).await?;
+    suite.log(&format!("  {}", describe(&burst)));
+    let waiting = wait_dispatched(store, run, Duration::from_secs(120)).await?;
+    let burst_recorded = recorded(store, run, DateTime::<Utc>::UNIX_EPOCH).await?;
+    let span = match (burst_recorded.first_created, burst_recorded.last_dispatched) {
+        (Some(first), Some(last)) => (last - first).num_milliseconds().max(1) as f64 / 1000.0,
+        _ => f64::INFINITY,
+    };
+    let dispatched = burst_recorded.spans.len() as f64;
+    let mut sustained = Figure::new(
+        &format!("{key}.sustained"),
+        &format!("End to end sustained, {label}"),
+        dispatched / span,
+        "tickets/s",
+        format!(
+            "{} callers creating for {} s ({:.0} created/s); {dispatched} tickets from first create to last dispatch \
+             in {span:.1} s; {waiting} not dispatched within 120 s",
+            suite.options.concurrency,
+            suite.options.e2e_burst_window.as_secs(),
+            burst.throughput
+        ),
+    );
+    sustained = sustained.against(if key == "e2e" { "pgbench" } else { "CreateTicket" }, ceiling);
+    if key == "e2e" {
+        sustained = sustained.target(Target::AtLeast(500.0));
+    }
+    suite.figures.push(sustained);
+    if steady_recorded.undispatched + burst_recorded.undispatched > 0 {
+        suite.notes.push(format!(
+            "{label}: {} tickets were not dispatched when measured",
+            steady_recorded.undispatched + burst_recorded.undispatched
+        ));
+    }
+    Ok(())
+}
+
+/// Escalation lateness (fired_at − fire_at of reminders and breaches) while
+/// `open_deadlines` deadlines are open.
+async fn escalation_figures(
+    suite: &mut Suite,
+    store: &Store,
+    url: &str,
+    world: &World,
+    token: &str,
+) -> Result<(), BenchError> {
+    let allowance = suite.options.firing_allowance_secs;
+    let config = suite.options.logs.join("escalation.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy.sla.p2]\nacknowledge_secs = {allowance}\non_site_secs = 86400\nresolve_secs = 172800\n\
+             working_hours_only = false\n"
+        ),
+    )?;
+    let open_now = open_deadlines(store).await?;
+    let to_seed = suite.options.open_deadlines.saturating_sub(open_now as usize).div_ceil(3);
+    suite.log(&format!("time: {open_now} deadlines open; seeding {to_seed} tickets with three open clocks each"));
+    let policy = Policy::default();
+    world::seed_open_deadlines(store, &policy, &world.sites[0], &world.agent_id, to_seed).await?;
+    let open = open_deadlines(store).await?;
+
+    let setup = Setup {
+        database_url: url.to_owned(),
+        bus_prefix: Some(format!("bench{:x}", suite.next_run())),
+        config: Some(config.clone()),
+    };
+    let notifier = suite.start("notifier-escalation", "notifier", &setup).await?;
+    let intake = suite.start("intake-escalation", "intake", &setup).await?;
+    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(token)).await?;
+    let sites = Arc::new(world.sites.clone());
+    let run = suite.next_run();
+    let firing = suite.options.firing_tickets as u64;
+    let logged_from = propdesk_store::now();
+    let spec = LoadSpec {
+        pace: Pace::Open { rate: suite.options.firing_rate },
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs_f64(firing as f64 / suite.options.firing_rate),
+    };
+    let logged = {
+        let connections = connections.clone();
+        load::drive(spec, move |n| connections.create(n, door_lock_report(&sites, run, n))).await
+    };
+    suite.log(&format!("  logged {}", describe(&logged)));
+    let fired = || {
+        alarm::Entity::find()
+            .filter(alarm::Column::Clock.eq("acknowledge"))
+            .filter(alarm::Column::Rung.is_in(["reminder", "breach"]))
+            .filter(alarm::Column::FireAt.gte(logged_from))
+            .filter(alarm::Column::Pending.eq(false))
+            .filter(alarm::Column::FiredAt.is_not_null())
+    };
+    let expected = 2 * logged.ok;
+    let deadline = Instant::now() + Duration::from_secs(allowance * 3 + 60);
+    while fired().count(store.connection()).await? < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rows: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = fired()
+        .select_only()
+        .column(alarm::Column::FireAt)
+        .column(alarm::Column::FiredAt)
+        .into_tuple()
+        .all(store.connection())
+        .await?;
+    let lateness = Percentiles::of_micros(
+        rows.iter().filter_map(|(due, fired)| fired.map(|at| (at - *due).num_microseconds().unwrap_or(i64::MAX))),
+    );
+    let how = format!(
+        "{} reminders and breaches of {} P2 tickets logged at {:.0}/s with a {allowance} s acknowledge clock \
+         (expected {expected}), among {open} open deadlines; fired_at − fire_at from the alarms table; one notifier",
+        rows.len(),
+        logged.ok,
+        suite.options.firing_rate,
+    );
+    suite.figures.push(Figure::new("time.lateness.p50", "Escalation lateness p50", lateness.p50, "ms", how.clone()));
+    suite.figures.push(
+        Figure::new("time.lateness.p99", "Escalation lateness p99", lateness.p99, "ms", how)
+            .target(Target::AtMost(1000.0)),
+    );
+    suite.figures.push(Figure::new(
+        "time.open_deadlines",
+        "Open deadlines during the lateness run",
+        open as f64,
+        "deadlines",
+        "distinct (ticket, clock) with a pending alarm".to_owned(),
+    ).target(Target::AtLeast(suite.options.open_deadlines as f64)));
+    if (rows.len() as u64) < expected {
+        suite.notes.push(format!("escalation: only {} of {expected} alarms fired in time", rows.len()));
+    }
+    suite.memory(&notifier, "notifier (100k deadlines)")?;
+    intake.stop()?;
+    notifier.stop()?;
+    cleanup_bus(suite, &setup).await;
+    Ok(())
+}
+
+/// A P2 door-lock report in a common area (no unit, so no incidents form).
+fn door_lock_report(sites: &[Site], run: u64, n: u64) -> pb::CreateTicketRequest {
+    let mut request = mix::ticket_request(sites, run, n);
+    request.kind = pb::TicketKind::Repair as i32;
+    request.category = "door_lock".to_owned();
+    request.priority = pb::Priority::P2 as i32;
+    request.unit_id.clear();
+    request.location = format!("bike-store door {n}");
+    request
+}
+
+/// Distinct (ticket, clock) pairs with a pending alarm.
+async fn open_deadlines(store: &Store) -> Result<u64, BenchError> {
+    let pairs: Vec<(String, String)> = alarm::Entity::find()
+        .filter(alarm::Column::Pending.eq(true))
+        .select_only()
+        .column(alarm::Column::TicketId)
+        .column(alarm::Column::Clock)
+        .distinct()
+        .into_tuple()
+        .all(store.connection())
+        .await?;
+    Ok(pairs.len() as u64)
+}
+
+/// `propdesk dev` on a SQLite file: the same intake and end-to-end figures.
+async fn embedded_phase(suite: &mut Suite, health: &LoadOutcome) -> Result<(), BenchError> {
+    suite.log("embedded: propdesk dev, SQLite, in-process bus");
+    let folder = suite.options.logs.join("embedded");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder)?;
+    let url = format!("sqlite://{}?mode=rwc", folder.join("propdesk.db").display());
+    let store = migrated(&url).await?;
+    let world = world::seed(&store, WorldSize::default()).await?;
+    let token = suite.token(&world)?;
+    let sites = Arc::new(world.sites.clone());
+    let dev = suite.start("dev", "dev", &Setup { database_url: url.clone(), bus_prefix: None, config: None }).await?;
+    let connections = Connections::open(&dev.url(), CONNECTIONS, Some(&token)).await?;
+    intake_figures(suite, &connections, &sites, "embedded", "embedded (SQLite)", health, None).await?;
+    let create_max = suite
+        .figures
+        .iter()
+        .find(|f| f.key == "embedded.create_ticket.sustained")
+        .map(|f| f.value)
+        .unwrap_or_default();
+    end_to_end_figures(suite, &store, &connections, &sites, "embedded", "embedded (SQLite)", create_max).await?;
+    suite.memory(&dev, "dev (embedded, everything)")?;
+    dev.stop()?;
+    store.connection().clone().close().await?;
+    Ok(())
+}
+
+/// Writes `results.json` and `results.md` into `out`.
+pub fn write(report: &Report, out: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| BenchError::Setup(e.to_string()))?;
+    std::fs::write(out.join("results.json"), json + "\n")?;
+    std::fs::write(out.join("results.md"), report.markdown())?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The benchmark's world, written straight into a migrated database: properties with
+//! buildings and units, staff in every department for dispatch to assign, and, for the
+//! escalation figure, tickets whose clocks stay open with their ladders planned.
+
+use chrono::{DateTime, Utc};
+use propdesk_domain::{Department, Policy, Priority, Role, TicketKind};
+use propdesk_store::Store;
+use propdesk_store::entity::{alarm, building, property, staff, ticket, unit};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+
+use crate::BenchError;
+use crate::mix::Site;
+
+/// How big the world is.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldSize {
+    pub properties: usize,
+    pub buildings: usize,
+    pub floors: i32,
+    pub units_per_floor: i32,
+}
+
+impl Default for WorldSize {
+    fn default() -> Self {
+        WorldSize { properties: 8, buildings: 6, floors: 24, units_per_floor: 4 }
+    }
+}
+
+/// What was seeded: the sites tickets are logged for, and the call-centre agent who logs
+/// them (one agent serving every property).
+#[derive(Debug, Clone)]
+pub struct World {
+    pub sites: Vec<Site>,
+    pub agent_id: String,
+}
+
+impl World {
+    pub fn property_ids(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.property_id.clone()).collect()
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Rows per multi-row INSERT: well under PostgreSQL's 65,535 parameters for the widest table.
+const CHUNK: usize = 500;
+
+async fn insert_all<A>(store: &Store, rows: Vec<A>) -> Result<(), BenchError>
+where
+    A: ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(CHUNK).collect();
+        <A::Entity as EntityTrait>::insert_many(chunk).exec_without_returning(store.connection()).await?;
+    }
+    Ok(())
+}
+
+fn person(property_id: &str, name: String, role: Role, department: Option<Department>, at: DateTime<Utc>) -> staff::Model {
+    staff::Model {
+        id: new_id(),
+        property_id: property_id.to_owned(),
+        name,
+        role: role.code().to_owned(),
+        department: department.map(|d| d.code().to_owned()),
+        supervisor_id: None,
+        on_duty: true,
+        last_assigned_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Seeds `size` into an empty, migrated store.
+pub async fn seed(store: &Store, size: WorldSize) -> Result<World, BenchError> {
+    let now = propdesk_store::now();
+    let mut sites = Vec::new();
+    let mut buildings = Vec::new();
+    let mut units = Vec::new();
+    let mut people = Vec::new();
+    let mut agent_id = String::new();
+    for p in 0..size.properties {
+        let property_id = new_id();
+        store
+            .insert::<property::ActiveModel>(property::Model {
+                id: property_id.clone(),
+                name: format!("物业 {p} Estate {p}"),
+                address: format!("{} Garden Road", 10 + p),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+        let mut unit_ids = Vec::new();
+        for b in 1..=size.buildings {
+            let building_id = new_id();
+            buildings.push(
+                building::Model { id: building_id.clone(), property_id: property_id.clone(), name: format!("{b}") }
+                    .into_active_model(),
+            );
+            for floor in 1..=size.floors {
+                for door in 1..=size.units_per_floor {
+                    let room = format!("{floor}{door:02}");
+                    let id = new_id();
+                    unit_ids.push(id.clone());
+                    units.push(
+                        unit::Model {
+                            id,
+                            property_id: property_id.clone(),
+                            building_id: building_id.clone(),
+                            floor,
+                            room: room.clone(),
+                            label: format!("{b}-{room}"),
+                            postal_address: format!("Room {room}, Building {b}, {} Garden Road", 10 + p),
+                        }
+                        .into_active_model(),
+                    );
+                }
+            }
+        }
+        let staff_of = |name: &str, role, department| person(&property_id, name.to_owned(), role, department, now);
+        if p == 0 {
+            let agent = staff_of("Call-centre agent 话务员", Role::Agent, Some(Department::CustomerService));
+            agent_id = agent.id.clone();
+            people.push(agent);
+        }
+        people.push(staff_of("Manager 经理", Role::Manager, None));
+        let teams = [(Department::Engineering, 4), (Department::Cleaning, 2), (Department::Security, 2)];
+        for (department, members) in teams {
+            people.push(staff_of(&format!("{department} supervisor"), Role::Supervisor, Some(department)));
+            for m in 0..members {
+                people.push(staff_of(&format!("{department} {m}"), Role::Technician, Some(department)));
+            }
+        }
+        people.push(staff_of("CS supervisor", Role::Supervisor, Some(Department::CustomerService)));
+        sites.push(Site { property_id, unit_ids });
+    }
+    insert_all(store, buildings).await?;
+    insert_all(store, units).await?;
+    insert_all(store, people.into_iter().map(IntoActiveModel::into_active_model).collect()).await?;
+    Ok(World { sites, agent_id })
+}
+
+/// Seeds `tickets` P3 repairs at `site` whose three clocks run for days, each with the
+/// alarms the notifier's ladder plans for it: `3 × tickets` open deadlines.
+pub async fn seed_open_deadlines(
+    store: &Store,
+    policy: &Policy,
+    site: &Site,
+    agent_id: &str,
+    tickets: usize,
+) -> Result<usize, BenchError> {
+    let now = propdesk_store::now();
+    let deadlines = policy.deadlines(Priority::P3, TicketKind::Repair, &site.property_id, now);
+    let mut rows = Vec::with_capacity(tickets);
+    let mut alarms = Vec::new();
+    for n in 0..tickets {
+        let mut t = ticket::Model {
+            kind: TicketKind::Repair.code().to_owned(),
+            channel: "phone".to_owned(),
+            category: "building_fabric".to_owned(),
+            department: Some(Department::Engineering.code().to_owned()),
+            priority: Priority::P3.code().to_owned(),
+            state: "dispatched".to_owned(),
+            title: format!("Cracked render on the east wall ({n})"),
+            description: "外墙抹灰开裂 Cracked render, not urgent".to_owned(),
+            location: format!("east wall, section {n}"),
+            first_contact_agent_id: agent_id.to_owned(),
+            request_id: format!("seeded-{n}"),
+            request_fingerprint: "seeded".to_owned(),
+            dispatched_at: Some(now),
+            ..ticket::Model::blank(new_id(), site.property_id.clone(), now)
+        };
+        t.set_clocks(deadlines);
+        let planned = propdesk_notifier::clocks::planned_alarms(policy, &t)
+            .map_err(|e| BenchError::Setup(format!("planning seeded alarms: {e}")))?;
+        for plan in planned {
+            alarms.push(alarm::ActiveModel {
+                ticket_id: Set(t.id.clone()),
+                cycle: Set(t.clock_cycle),
+                clock: Set(plan.clock),
+                rung: Set(plan.rung),
+                deadline_at: Set(plan.deadline_at),
+                fire_at: Set(plan.fire_at),
+                level: Set(plan.level),
+                recipients: Set(plan.recipients),
+                pending: Set(true),
+                fired_at: Set(None),
+                ..Default::default()
+            });
+        }
+        rows.push(t.into_active_model());
+    }
+    insert_all(store, rows).await?;
+    let planned = alarms.len();
+    insert_all(store, alarms).await?;
+    Ok(planned)
+}
