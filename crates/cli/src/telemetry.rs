@@ -30,6 +30,12 @@ pub fn init_metrics(settings: &MetricsSettings) -> Result<(), String> {
         // Histograms (not summaries), so replicas aggregate: 1 ms to about 65 s.
         .set_buckets(&LATENCY_BUCKETS)
         .map_err(|e| format!("metrics buckets: {e}"))?
+        // Tickets per group-commit transaction.
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("propdesk_create_batch_size".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+        )
+        .map_err(|e| format!("metrics buckets: {e}"))?
         .install()
         .map_err(|e| format!("metrics.listen {listen}: {e}"))
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod convert;
 pub mod directory;
 pub mod error;
+pub mod group_commit;
 pub mod notifications;
 pub mod observe;
 pub mod reports;
@@ -44,11 +45,17 @@ pub struct IntakeState {
     pub watch_poll: Duration,
     /// Ticks whenever the bus carries a ticket event, from whichever process.
     bus_events: signal::Sender<u64>,
+    /// Where CreateTicket writes: concurrent creates share transactions.
+    pub creates: group_commit::GroupCommit,
 }
 
 impl IntakeState {
+    /// Must run inside the runtime: it starts the create writers.
     pub fn new(store: Store, policy: Policy, shutdown: CancellationToken) -> IntakeState {
+        // SQLite has one writer whatever we do; PostgreSQL overlaps a few transactions.
+        let writers = if store.is_sqlite() { 1 } else { 4 };
         IntakeState {
+            creates: group_commit::GroupCommit::start(store.clone(), writers),
             store,
             policy,
             shutdown,

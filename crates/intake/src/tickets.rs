@@ -17,7 +17,7 @@ use propdesk_domain::{
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{property, resident, staff, ticket, unit};
-use propdesk_store::{Change, Created, FollowUpDone, NewEvent, StoreError, TicketFilter};
+use propdesk_store::{Change, Created, FollowUpDone, NewEvent, NewTicket, StoreError, TicketFilter};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -721,7 +721,10 @@ impl TicketApi {
                 body.answer_on_the_spot.clone(),
             ));
         }
-        match store.create_ticket(ticket, events, outbox_message).await? {
+        // Written by the group-commit writers, outside this task: the outbox messages carry
+        // this call's trace explicitly.
+        let trace_parent = propdesk_trace::TraceParent::current().map(|trace| trace.to_string());
+        match self.state.creates.create(NewTicket { ticket, events, trace_parent }).await? {
             Created::New(ticket) => {
                 tracing::info!(ticket_id = %ticket.id, priority = %ticket.priority, category = %ticket.category, "ticket created");
                 Ok(ticket_to_wire(&ticket, actor))

@@ -173,11 +173,17 @@ pub async fn run(notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result
         let wait = until(next, propdesk_store::now(), notifier.settings.max_sleep());
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = commits.changed() => {}
+            _ = commits.changed() => {
+                // Most commits hold no webhook: under load, look once per burst, not per commit.
+                tokio::time::sleep(COMMIT_LINGER).await;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
     }
 }
+
+/// How long the deliverer, woken by a commit, lets more commits gather before it looks.
+const COMMIT_LINGER: Duration = Duration::from_millis(5);
 
 /// How long to sleep until `next` (at most `cap`).
 pub(crate) fn until(next: Option<DateTime<Utc>>, now: DateTime<Utc>, cap: Duration) -> Duration {

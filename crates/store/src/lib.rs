@@ -31,7 +31,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewEvent, OutboxMessage, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewEvent, NewTicket, OutboxMessage, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +62,9 @@ pub struct Store {
     /// Ticks after every commit that wrote outbox rows or history: the relay and watch
     /// streams of this process wake on it instead of waiting for their poll.
     commits: Arc<watch::Sender<u64>>,
+    /// SQLite only: write transactions of this process queue here, in order, instead of
+    /// polling SQLite's lock (its busy handler sleeps up to 100 ms between tries).
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Times as stored: microsecond precision, so values read back compare equal on both
@@ -97,7 +100,9 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        Ok(Store { db, commits: Arc::new(watch::Sender::new(0)) })
+        let write_gate =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { db, commits: Arc::new(watch::Sender::new(0)), write_gate })
     }
 
     /// Applies pending migrations.
@@ -122,6 +127,11 @@ impl Store {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// SQLite: one writer at a time, whatever the pool size.
+    pub fn is_sqlite(&self) -> bool {
+        self.backend() == DbBackend::Sqlite
     }
 
     /// A cheap round trip, for readiness checks.

@@ -1,10 +1,12 @@
 //! Tickets, their history and the outbox messages their changes publish.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, TryInsertResult,
 };
 
 use propdesk_domain::TicketState;
@@ -51,6 +53,16 @@ pub struct FollowUpDone {
     pub by: String,
     pub at: DateTime<Utc>,
     pub note: String,
+}
+
+/// A ticket to create with its first events.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub ticket: ticket::Model,
+    pub events: Vec<NewEvent>,
+    /// The trace its outbox messages travel under, when the writer runs outside the caller's
+    /// trace (group commit); `None`: whatever `publish` says.
+    pub trace_parent: Option<String>,
 }
 
 /// Outcome of an idempotent create.
@@ -155,39 +167,75 @@ impl Store {
         events: Vec<NewEvent>,
         publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
     ) -> Result<Created, StoreError> {
-        if let Some(existing) = self.find_by_request(&ticket.first_contact_agent_id, &ticket.request_id).await? {
-            return Ok(Created::Existing(existing));
-        }
-        let txn = self.begin().await?;
-        let inserted = match ticket.clone().into_active_model().reset_all().insert(&txn).await {
-            Ok(inserted) => inserted,
-            Err(err) => {
-                drop(txn);
-                // A concurrent retry with the same request id won the race.
-                return match StoreError::from_write(err) {
-                    StoreError::Conflict(_) => self
-                        .find_by_request(&ticket.first_contact_agent_id, &ticket.request_id)
-                        .await?
-                        .map(Created::Existing)
-                        .ok_or(StoreError::NotFound("ticket")),
-                    other => Err(other),
-                };
-            }
-        };
-        for event in events {
-            append_event(&txn, &inserted, event, &publish).await?;
-        }
-        self.commit(txn).await?;
-        Ok(Created::New(inserted))
+        let new = NewTicket { ticket, events, trace_parent: None };
+        self.create_tickets(vec![new], publish).await?.pop().ok_or(StoreError::NotFound("ticket"))
     }
 
-    async fn find_by_request(&self, agent_id: &str, request_id: &str) -> Result<Option<ticket::Model>, StoreError> {
-        Ok(ticket::Entity::find()
-            .filter(ticket::Column::FirstContactAgentId.eq(agent_id))
-            .filter(ticket::Column::RequestId.eq(request_id))
-            .one(&self.db)
-            .await?)
+    /// Writes several new tickets in one transaction (group commit: one round of inserts and
+    /// one commit for the lot). Each outcome is [`Created::New`], or [`Created::Existing`] when
+    /// its agent already used its request id, before or earlier in the same batch.
+    pub async fn create_tickets(
+        &self,
+        batch: Vec<NewTicket>,
+        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
+    ) -> Result<Vec<Created>, StoreError> {
+        use ticket::Column as C;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.begin().await?;
+        let rows = batch.iter().map(|new| new.ticket.clone().into_active_model().reset_all());
+        let inserted: HashSet<String> = match ticket::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
+            .exec_with_returning_keys(&*txn)
+            .await
+            .map_err(StoreError::from_write)?
+        {
+            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+        };
+        let mut events = Vec::new();
+        let mut event_tickets = HashMap::new();
+        for new in batch.iter().filter(|new| inserted.contains(&new.ticket.id)) {
+            for event in &new.events {
+                event_tickets.insert(event.event_id.clone(), new);
+                events.push(event_row(&new.ticket, event.clone()));
+            }
+        }
+        if !events.is_empty() {
+            let stored = ticket_event::Entity::insert_many(events).exec_with_returning(&*txn).await?;
+            let mut messages = Vec::with_capacity(stored.len());
+            for event in &stored {
+                let new = event_tickets.get(&event.event_id).ok_or(StoreError::NotFound("event's ticket"))?;
+                let mut message = publish(&new.ticket, event);
+                if new.trace_parent.is_some() {
+                    message.trace_parent.clone_from(&new.trace_parent);
+                }
+                messages.push(outbox_row(message, event.occurred_at));
+            }
+            outbox::Entity::insert_many(messages).exec_without_returning(&*txn).await?;
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut written = HashSet::new();
+        for new in batch {
+            // A ticket is new once: a second request with the same key in this batch is a retry.
+            if inserted.contains(&new.ticket.id) && written.insert(new.ticket.id.clone()) {
+                outcomes.push(Created::New(new.ticket));
+                continue;
+            }
+            let existing = ticket::Entity::find()
+                .filter(C::FirstContactAgentId.eq(new.ticket.first_contact_agent_id.as_str()))
+                .filter(C::RequestId.eq(new.ticket.request_id.as_str()))
+                .one(&*txn)
+                .await?
+                // Not inserted and not there: the insert failed some other way.
+                .ok_or(StoreError::NotFound("ticket"))?;
+            outcomes.push(Created::Existing(existing));
+        }
+        self.commit(txn).await?;
+        Ok(outcomes)
     }
+
 
     pub async fn get_ticket(&self, id: &str) -> Result<Option<ticket::Model>, StoreError> {
         Ok(ticket::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
@@ -228,7 +276,7 @@ impl Store {
         let txn = self.begin().await?;
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
             let completed =
-                crate::follow_ups::complete_reply(&txn, &first.updated.id, &done.id, &done.by, done.at, &done.note)
+                crate::follow_ups::complete_reply(&*txn, &first.updated.id, &done.id, &done.by, done.at, &done.note)
                     .await?;
             if !completed {
                 return Err(StoreError::NotFound("open reply follow-up"));
@@ -348,7 +396,22 @@ pub(crate) async fn append_event(
     event: NewEvent,
     publish: &impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
 ) -> Result<ticket_event::Model, StoreError> {
-    let row = ticket_event::ActiveModel {
+    let row = event_row(ticket, event);
+    let stored = row.insert(txn).await?;
+    let message = publish(ticket, &stored);
+    enqueue(txn, message, stored.occurred_at).await?;
+    Ok(stored)
+}
+
+/// Adds a message to the outbox inside the caller's transaction.
+pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
+    outbox_row(message, at).insert(txn).await?;
+    Ok(())
+}
+
+/// The history row of `event` about `ticket`, with the ticket's routing facts and version.
+fn event_row(ticket: &ticket::Model, event: NewEvent) -> ticket_event::ActiveModel {
+    ticket_event::ActiveModel {
         event_id: Set(event.event_id),
         ticket_id: Set(ticket.id.clone()),
         event_type: Set(event.event_type),
@@ -364,15 +427,10 @@ pub(crate) async fn append_event(
         assignee_id: Set(ticket.assignee_id.clone()),
         priority: Set(ticket.priority.clone()),
         ..Default::default()
-    };
-    let stored = row.insert(txn).await?;
-    let message = publish(ticket, &stored);
-    enqueue(txn, message, stored.occurred_at).await?;
-    Ok(stored)
+    }
 }
 
-/// Adds a message to the outbox inside the caller's transaction.
-pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
+fn outbox_row(message: OutboxMessage, at: DateTime<Utc>) -> outbox::ActiveModel {
     outbox::ActiveModel {
         message_id: Set(message.message_id),
         routing_key: Set(message.routing_key),
@@ -384,7 +442,4 @@ pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: Dat
         trace_parent: Set(message.trace_parent),
         ..Default::default()
     }
-    .insert(txn)
-    .await?;
-    Ok(())
 }

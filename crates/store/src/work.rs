@@ -3,7 +3,7 @@
 //! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -25,17 +25,22 @@ impl Store {
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first cannot be upgraded after another writer
     /// commits and would fail at once, while an immediate one queues on the busy timeout.
-    pub async fn begin(&self) -> Result<DatabaseTransaction, StoreError> {
+    /// Within this process, SQLite writers first queue on the store's write gate.
+    pub async fn begin(&self) -> Result<Transaction, StoreError> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(self.db.begin_with_options(options).await?)
+        Ok(Transaction { inner: self.db.begin_with_options(options).await?, _gate: gate })
     }
 
     /// Commits and wakes this process's relay and watch streams.
-    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), StoreError> {
-        txn.commit().await?;
+    pub async fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        txn.inner.commit().await?;
         self.notify_commit();
         Ok(())
     }
@@ -51,7 +56,49 @@ impl Store {
     }
 }
 
-pub use sea_orm::DatabaseTransaction as Transaction;
+/// A write transaction from [`Store::begin`]; use it wherever a `&DatabaseTransaction` is
+/// taken. Dropped without [`Store::commit`], it rolls back.
+pub struct Transaction {
+    // Declared first, so it rolls back before the gate opens.
+    inner: DatabaseTransaction,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Transaction {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.inner
+    }
+}
+
+/// So a `&Transaction` goes wherever a connection does.
+#[sea_orm_migration::async_trait::async_trait]
+impl ConnectionTrait for Transaction {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.inner.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.inner.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.inner.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.inner.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+}
 
 /// Whether `consumer` already applied `message_id`.
 pub async fn inbox_seen(txn: &DatabaseTransaction, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
@@ -156,7 +203,8 @@ pub async fn assignment_candidates(
     let loads: Vec<(Option<String>, i64)> = ticket::Entity::find()
         .select_only()
         .column(ticket::Column::AssigneeId)
-        .column_as(ticket::Column::Id.count(), "open")
+        // COUNT(*), not COUNT(id): the index on (assignee_id, state, is_incident) answers it alone.
+        .column_as(Expr::cust("COUNT(*)"), "open")
         .filter(ticket::Column::AssigneeId.is_in(people.iter().map(|p| p.id.clone())))
         .filter(ticket::Column::State.is_in(open_states()))
         .filter(ticket::Column::IsIncident.eq(false))

@@ -11,6 +11,7 @@ mod m0005_notifier;
 mod m0006_report_indexes;
 mod m0007_open_by_property;
 mod m0008_outbox_trace;
+mod m0009_assignee_load;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_report_indexes::Migration),
             Box::new(m0007_open_by_property::Migration),
             Box::new(m0008_outbox_trace::Migration),
+            Box::new(m0009_assignee_load::Migration),
         ]
     }
 }
