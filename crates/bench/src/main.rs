@@ -26,6 +26,14 @@ enum Call {
     Health,
 }
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Phase {
+    /// Intake, end to end and escalation lateness on PostgreSQL and RabbitMQ.
+    Postgres,
+    /// `propdesk dev` on SQLite.
+    Embedded,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Load a running intake and print what it measured (JSON).
@@ -68,6 +76,9 @@ enum Command {
         /// Short windows and fewer deadlines: checks the run works, measures little.
         #[arg(long)]
         quick: bool,
+        /// Only these phases after the ceilings (default: all).
+        #[arg(long, value_enum)]
+        only: Option<Phase>,
     },
 }
 
@@ -111,11 +122,13 @@ async fn run(command: Command) -> Result<(), BenchError> {
             println!("{json}");
             Ok(())
         }
-        Command::Suite { out, logs, pgbench_script, postgres, amqp, concurrency, quick } => {
+        Command::Suite { out, logs, pgbench_script, postgres, amqp, concurrency, quick, only } => {
             let mut options = SuiteOptions::new(out.clone(), logs, pgbench_script);
             options.postgres_server = postgres.trim_end_matches('/').to_owned();
             options.amqp_url = amqp;
             options.concurrency = concurrency;
+            options.postgres = only.is_none_or(|phase| phase == Phase::Postgres);
+            options.embedded = only.is_none_or(|phase| phase == Phase::Embedded);
             if quick {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);

@@ -50,6 +50,10 @@ pub struct SuiteOptions {
     pub firing_tickets: usize,
     pub firing_rate: f64,
     pub firing_allowance_secs: u64,
+    /// Measure the PostgreSQL phases (intake, end to end, time).
+    pub postgres: bool,
+    /// Measure embedded mode.
+    pub embedded: bool,
 }
 
 impl SuiteOptions {
@@ -70,6 +74,8 @@ impl SuiteOptions {
             firing_tickets: 1_000,
             firing_rate: 50.0,
             firing_allowance_secs: 20,
+            postgres: true,
+            embedded: true,
         }
     }
 }
@@ -271,8 +277,12 @@ pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
     let machine = machine(&suite.options).await?;
 
     let (health, pgbench_tps) = ceilings_phase(&mut suite).await?;
-    postgres_phases(&mut suite, &health, pgbench_tps).await?;
-    embedded_phase(&mut suite, &health).await?;
+    if suite.options.postgres {
+        postgres_phases(&mut suite, &health, pgbench_tps).await?;
+    }
+    if suite.options.embedded {
+        embedded_phase(&mut suite, &health).await?;
+    }
 
     suite.notes.push(format!("process logs: {}", suite.options.logs.display()));
     Ok(Report {
