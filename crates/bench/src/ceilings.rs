@@ -95,7 +95,8 @@ fn parse_pgbench(stdout: &str, clients: usize, seconds: u64) -> Result<PgbenchOu
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse::<f64>().ok())
     };
-    let tps = number_after("tps = ").ok_or_else(|| BenchError::Setup(format!("no tps in pgbench output:\n{stdout}")))?;
+    let tps =
+        number_after("tps = ").ok_or_else(|| BenchError::Setup(format!("no tps in pgbench output:\n{stdout}")))?;
     Ok(PgbenchOutcome {
         clients,
         seconds,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use propdesk_bench::BenchError;
 use propdesk_bench::client::Connections;
 use propdesk_bench::load::{self, LoadSpec, Pace};
 use propdesk_bench::suite::{self, SuiteOptions};
-use propdesk_bench::BenchError;
 
 #[derive(Parser)]
 #[command(name = "propdesk-bench", about = "Load generator and benchmark for propdesk")]
@@ -108,8 +108,11 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 Some(rate) => Pace::Open { rate },
                 None => Pace::Closed { concurrency },
             };
-            let spec =
-                LoadSpec { pace, warmup: Duration::from_secs(warmup_secs), duration: Duration::from_secs(duration_secs) };
+            let spec = LoadSpec {
+                pace,
+                warmup: Duration::from_secs(warmup_secs),
+                duration: Duration::from_secs(duration_secs),
+            };
             let outcome = match call {
                 Call::Health => load::drive(spec, move |n| connections.health(n)).await,
                 Call::Create => {
@@ -133,6 +136,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);
                 options.e2e_window = Duration::from_secs(5);
+                options.embedded_e2e_window = Duration::from_secs(5);
                 options.e2e_step_window = Duration::from_secs(3);
                 options.open_deadlines = 3_000;
                 options.firing_tickets = 100;

@@ -124,12 +124,12 @@ pub fn ticket_request(sites: &[Site], run: u64, n: u64) -> pb::CreateTicketReque
         ],
     );
     let priority = pick(roll.next(), &[(pb::Priority::Unspecified, 85), (pb::Priority::P3, 10), (pb::Priority::P2, 5)]);
-    let description = if roll.next() % 2 == 0 {
+    let description = if roll.next().is_multiple_of(2) {
         format!("{chinese}。住户来电反映，请尽快处理。（{n}）")
     } else {
         format!("{english}. Reported by the resident, please send someone. ({n})")
     };
-    let (reporter_name, reporter_phone) = if roll.next() % 3 == 0 {
+    let (reporter_name, reporter_phone) = if roll.next().is_multiple_of(3) {
         (NAMES[(roll.next() % NAMES.len() as u64) as usize].to_owned(), format!("139{:08}", roll.next() % 100_000_000))
     } else {
         (String::new(), String::new())

@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::BenchError;
 
@@ -48,7 +48,8 @@ impl Process {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
-        let child = command.spawn().map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", binary.display())))?;
+        let child =
+            command.spawn().map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", binary.display())))?;
         let mut process = Process { name: name.to_owned(), child, address };
         process.wait_serving(logs).await?;
         Ok(process)

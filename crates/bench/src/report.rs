@@ -154,7 +154,8 @@ impl Report {
 
     /// The results table alone, as printed at the end of a run.
     pub fn table(&self) -> String {
-        let mut out = String::from("| Figure | Value | Ceiling | Ratio | Target | Met |\n|---|---:|---|---:|---|:---:|\n");
+        let mut out =
+            String::from("| Figure | Value | Ceiling | Ratio | Target | Met |\n|---|---:|---|---:|---|:---:|\n");
         for f in &self.figures {
             let ceiling =
                 f.ceiling.as_ref().map(|c| format!("{} {}", c.name, number(c.value))).unwrap_or_else(|| "—".into());
@@ -207,7 +208,11 @@ mod tests {
             notes: vec![],
         };
         let table = report.table();
-        assert!(table.contains("| CreateTicket sustained | 2,100 tickets/s | pgbench 3,500 | 0.60 | ≥ 2,000 tickets/s | yes |"));
+        assert!(
+            table.contains(
+                "| CreateTicket sustained | 2,100 tickets/s | pgbench 3,500 | 0.60 | ≥ 2,000 tickets/s | yes |"
+            )
+        );
         assert!(table.contains("| **no** |"));
         assert!(report.markdown().contains("- **lateness p99**: alarms"));
     }

@@ -59,7 +59,13 @@ where
     Ok(())
 }
 
-fn person(property_id: &str, name: String, role: Role, department: Option<Department>, at: DateTime<Utc>) -> staff::Model {
+fn person(
+    property_id: &str,
+    name: String,
+    role: Role,
+    department: Option<Department>,
+    at: DateTime<Utc>,
+) -> staff::Model {
     staff::Model {
         id: new_id(),
         property_id: property_id.to_owned(),

@@ -69,9 +69,10 @@ async fn write_batches(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Pending>>
             // its own outcome.
             _ => {
                 for pending in batch {
-                    let outcome = store.create_tickets(vec![pending.ticket], outbox_message).await.and_then(|mut one| {
-                        one.pop().ok_or(StoreError::NotFound("ticket"))
-                    });
+                    let outcome = store
+                        .create_tickets(vec![pending.ticket], outbox_message)
+                        .await
+                        .and_then(|mut one| one.pop().ok_or(StoreError::NotFound("ticket")));
                     let _ = pending.reply.send(outcome);
                 }
             }

@@ -236,7 +236,6 @@ impl Store {
         Ok(outcomes)
     }
 
-
     pub async fn get_ticket(&self, id: &str) -> Result<Option<ticket::Model>, StoreError> {
         Ok(ticket::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
     }
