@@ -725,6 +725,8 @@ fn door_lock_report(sites: &[Site], run: u64, n: u64) -> pb::CreateTicketRequest
     request.priority = pb::Priority::P2 as i32;
     request.unit_id.clear();
     request.location = format!("bike-store door {n}");
+    // No urgent words: each stays P2, with the configured acknowledge clock.
+    request.description = format!("自行车棚门锁坏了 The bike-store door lock is broken ({n})");
     request
 }
 
