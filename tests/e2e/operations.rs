@@ -85,9 +85,12 @@ async fn intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing() {
                 match tickets.create_ticket(authed(&agent, request.clone())).await {
                     Ok(created) => outcomes.push((request, Some(created.into_inner().id))),
                     Err(status) => {
-                        // Refused or cut off while draining: nothing else may go wrong.
+                        // Refused or cut off while draining: nothing else may go wrong. A
+                        // call that races the server's graceful GOAWAY is failed by the
+                        // client's HTTP/2 layer, which tonic reports as Internal.
+                        let goaway = status.code() == Code::Internal && status.message().contains("h2 protocol error");
                         assert!(
-                            matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown),
+                            goaway || matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown),
                             "{status:?}"
                         );
                         outcomes.push((request, None));
