@@ -10,7 +10,6 @@
 //! milestone events. Then the report is fetched through gRPC `BENCH_CALLS` times after one
 //! warm-up call, and the latencies are printed.
 
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 #[path = "../e2e/helpers.rs"]

@@ -114,13 +114,16 @@ impl Drop for Process {
 /// `VmHWM` of a process, in MiB.
 pub fn peak_rss_mib(pid: u32) -> Result<f64, BenchError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+    let kib = kib_field(&status, "VmHWM").ok_or_else(|| BenchError::Setup(format!("no VmHWM for process {pid}")))?;
+    Ok(kib / 1024.0)
+}
+
+/// The value of a `Name:   123 kB` line of a `/proc` file, in KiB.
+pub fn kib_field(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse::<f64>().ok())
-        .ok_or_else(|| BenchError::Setup(format!("no VmHWM for process {pid}")))?;
-    Ok(kib / 1024.0)
 }
 
 /// The release `propdesk` binary beside this one.

@@ -181,8 +181,8 @@ impl Suite {
 }
 
 async fn fresh_postgres(server: &str, name: &str) -> Result<String, BenchError> {
+    drop_database(server, name).await?;
     let admin = Database::connect(format!("{server}/postgres")).await?;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
     admin.close().await?;
     Ok(format!("{server}/{name}"))
@@ -294,12 +294,7 @@ pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
 async fn machine(options: &SuiteOptions) -> Result<Machine, BenchError> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap_or_default();
+    let kib = procs::kib_field(&meminfo, "MemTotal").unwrap_or_default();
     let admin = Database::connect(format!("{}/postgres", options.postgres_server)).await?;
     let row = admin
         .query_one_raw(sea_orm::Statement::from_string(
