@@ -32,6 +32,8 @@ enum Phase {
     Postgres,
     /// `propdesk dev` on SQLite.
     Embedded,
+    /// End to end on PostgreSQL and RabbitMQ alone (with the ceilings), for quick looks.
+    E2e,
 }
 
 #[derive(Subcommand)]
@@ -130,7 +132,8 @@ async fn run(command: Command) -> Result<(), BenchError> {
             options.postgres_server = postgres.trim_end_matches('/').to_owned();
             options.amqp_url = amqp;
             options.concurrency = concurrency;
-            options.postgres = only.is_none_or(|phase| phase == Phase::Postgres);
+            options.postgres = only.is_none_or(|phase| phase != Phase::Embedded);
+            options.intake_and_time = only.is_none_or(|phase| phase == Phase::Postgres);
             options.embedded = only.is_none_or(|phase| phase == Phase::Embedded);
             if quick {
                 options.warmup = Duration::from_secs(1);

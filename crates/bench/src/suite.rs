@@ -54,6 +54,8 @@ pub struct SuiteOptions {
     pub firing_allowance_secs: u64,
     /// Measure the PostgreSQL phases (intake, end to end, time).
     pub postgres: bool,
+    /// Within them, intake and time as well as end to end.
+    pub intake_and_time: bool,
     /// Measure embedded mode.
     pub embedded: bool,
 }
@@ -78,6 +80,7 @@ impl SuiteOptions {
             firing_rate: 50.0,
             firing_allowance_secs: 10,
             postgres: true,
+            intake_and_time: true,
             embedded: true,
         }
     }
@@ -407,16 +410,18 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
     let token = suite.token(&world)?;
     let sites = Arc::new(world.sites.clone());
 
-    // Intake alone: the relay publishes, nobody consumes (the phase's queues are dropped).
-    suite.log("intake: CreateTicket, PostgreSQL");
-    let setup =
-        Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
-    let intake = suite.start("intake", "intake", &setup).await?;
-    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
-    intake_figures(suite, &connections, &sites, "intake", "PostgreSQL", health, Some(pgbench_tps)).await?;
-    suite.memory(&intake, "intake (CreateTicket load)")?;
-    intake.stop()?;
-    cleanup_bus(suite, &setup).await;
+    if suite.options.intake_and_time {
+        // Intake alone: the relay publishes, nobody consumes (the phase's queues are dropped).
+        suite.log("intake: CreateTicket, PostgreSQL");
+        let setup =
+            Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+        let intake = suite.start("intake", "intake", &setup).await?;
+        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+        intake_figures(suite, &connections, &sites, "intake", "PostgreSQL", health, Some(pgbench_tps)).await?;
+        suite.memory(&intake, "intake (CreateTicket load)")?;
+        intake.stop()?;
+        cleanup_bus(suite, &setup).await;
+    }
 
     suite.log("end to end: intake, dispatch, notifier, PostgreSQL, RabbitMQ");
     let setup =
@@ -434,7 +439,9 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
     }
     cleanup_bus(suite, &setup).await;
 
-    escalation_figures(suite, &store, &url, &world, &token).await?;
+    if suite.options.intake_and_time {
+        escalation_figures(suite, &store, &url, &world, &token).await?;
+    }
     store.connection().clone().close().await?;
     Ok(())
 }

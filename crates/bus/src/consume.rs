@@ -1,5 +1,6 @@
-//! The consumer loop every worker shares: bounded concurrency, and a clean stop (no new
-//! deliveries after shutdown; those in flight are settled before it returns).
+//! The consumer loop every worker shares: bounded concurrency, batches of what has already
+//! arrived, and a clean stop (no new deliveries after shutdown; those in flight are
+//! settled before it returns).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,45 +12,55 @@ use tracing::Instrument;
 
 use crate::{Bus, BusError, Delivery, WorkerRole};
 
-/// Hands each delivery of `role` to `handle` (which settles it), at most `concurrency` at
-/// once, until `shutdown`.
+/// How a role consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumeOptions {
+    /// Unsettled deliveries the broker may hand over ahead.
+    pub prefetch: u16,
+    /// Batches handled at once.
+    pub concurrency: usize,
+    /// Most deliveries in one batch. A batch holds only what had already arrived when it
+    /// started: an idle worker handles each message alone, at once; a busy one takes the
+    /// queue in batches, so it can apply many in one transaction.
+    pub batch: usize,
+}
+
+/// Hands the deliveries of `role` to `handle` in batches (it settles each delivery), at
+/// most `options.concurrency` batches at once, until `shutdown`.
 pub async fn consume<F, Fut>(
     bus: &Bus,
     role: WorkerRole,
-    prefetch: u16,
-    concurrency: usize,
+    options: ConsumeOptions,
     shutdown: CancellationToken,
     handle: F,
 ) -> Result<(), BusError>
 where
-    F: Fn(Delivery) -> Fut,
+    F: Fn(Vec<Delivery>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut subscription = bus.subscribe(role, prefetch).await?;
-    let concurrency = concurrency.max(1);
+    let mut subscription = bus.subscribe(role, options.prefetch).await?;
+    let concurrency = options.concurrency.max(1);
+    let most = options.batch.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
-    tracing::info!(%role, concurrency, "consuming");
+    tracing::info!(%role, concurrency, batch = most, "consuming");
     loop {
-        let delivery = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             delivery = subscription.next() => delivery,
         };
-        let Some(delivery) = delivery else { break };
-        metrics::counter!("propdesk_messages_consumed_total", "role" => role.to_string()).increment(1);
+        let Some(first) = first else { break };
+        // Waiting for a free slot first lets the batch gather what arrives meanwhile.
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        // The message's trace continues here (or one starts): its logs and the messages
-        // its handling writes carry it.
-        let span = tracing::info_span!(
-            "message",
-            %role,
-            routing_key = %delivery.envelope.routing_key,
-            message_id = %delivery.envelope.message_id,
-            trace_id = tracing::field::Empty
-        );
-        let parent = delivery.envelope.trace_parent.as_deref().and_then(TraceParent::parse);
-        let trace = propdesk_trace::enter(&span, parent);
-        span.record("trace_id", trace.trace_id_hex());
-        let work = trace.scope(handle(delivery)).instrument(span);
+        let mut batch = vec![first];
+        while batch.len() < most {
+            match futures_lite::future::poll_once(subscription.next()).await {
+                Some(Some(delivery)) => batch.push(delivery),
+                _ => break,
+            }
+        }
+        metrics::counter!("propdesk_messages_consumed_total", "role" => role.to_string()).increment(batch.len() as u64);
+        metrics::histogram!("propdesk_consume_batch_size", "role" => role.to_string()).record(batch.len() as f64);
+        let work = handle(batch);
         tokio::spawn(async move {
             work.await;
             drop(permit);
@@ -60,4 +71,22 @@ where
     let _ = permits.acquire_many(concurrency as u32).await;
     tracing::info!(%role, "stopped consuming");
     Ok(())
+}
+
+impl Delivery {
+    /// Runs `work` as part of this message's trace (or a new one): its logs, and the
+    /// messages it writes, carry it.
+    pub async fn traced<F: Future>(&self, role: WorkerRole, work: F) -> F::Output {
+        let span = tracing::info_span!(
+            "message",
+            %role,
+            routing_key = %self.envelope.routing_key,
+            message_id = %self.envelope.message_id,
+            trace_id = tracing::field::Empty
+        );
+        let parent = self.envelope.trace_parent.as_deref().and_then(TraceParent::parse);
+        let trace = propdesk_trace::enter(&span, parent);
+        span.record("trace_id", trace.trace_id_hex());
+        trace.scope(work).instrument(span).await
+    }
 }

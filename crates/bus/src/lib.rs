@@ -16,7 +16,7 @@ pub mod topology;
 
 use std::sync::Arc;
 
-pub use consume::consume;
+pub use consume::{ConsumeOptions, consume};
 pub use relay::OutboxRelay;
 pub use topology::{Topology, WorkerRole};
 
@@ -100,11 +100,18 @@ pub enum Listener {
 
 impl Listener {
     /// The next routing key (empty after a reconnect or a lag: anything may have
-    /// happened); `None` when the bus is closed for good.
+    /// happened); `None` when the bus is closed for good. The first call starts listening.
     pub async fn next(&mut self) -> Option<String> {
         match self {
             Listener::Rabbit(listener) => listener.next().await,
             Listener::Memory(listener) => listener.next().await,
+        }
+    }
+
+    /// Stops listening for now (RabbitMQ: the queue goes away with its connection).
+    pub async fn close(self) {
+        if let Listener::Rabbit(mut listener) = self {
+            listener.close().await;
         }
     }
 }

@@ -521,6 +521,14 @@ impl RabbitListener {
         Ok((link, consumer))
     }
 
+    /// Closes the connection, so the broker deletes the queue and stops copying messages
+    /// to it; the next `next` opens a new one.
+    pub async fn close(&mut self) {
+        if let Some((link, _)) = self.link.take() {
+            link.connection.close(200, "no more listening".into()).await.ok();
+        }
+    }
+
     /// The routing key of the next message; reconnects on its own.
     pub async fn next(&mut self) -> Option<String> {
         loop {

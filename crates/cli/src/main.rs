@@ -378,8 +378,11 @@ async fn drain<E: std::fmt::Display>(
 
 /// Runs the dispatch worker until `shutdown`; in-flight messages get the drain timeout.
 async fn run_dispatch(settings: &Settings, store: Store, bus: Bus, shutdown: CancellationToken) -> Result<(), Failure> {
-    let worker_settings =
-        WorkerSettings { concurrency: settings.dispatch.concurrency, prefetch: settings.dispatch.prefetch };
+    let worker_settings = WorkerSettings {
+        concurrency: settings.dispatch.concurrency,
+        prefetch: settings.dispatch.prefetch,
+        batch: settings.dispatch.batch,
+    };
     let policy = Arc::new(settings.policy.clone());
     let stop = CancellationToken::new();
     let worker = tokio::spawn(propdesk_dispatch::run(bus, store, policy, worker_settings, stop.clone()));

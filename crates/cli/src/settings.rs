@@ -68,10 +68,12 @@ pub struct BusSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DispatchSettings {
-    /// Messages handled at once (SQLite: 1).
+    /// Batches handled at once (SQLite: 1).
     pub concurrency: usize,
     /// Unacked messages the broker may hand over ahead.
     pub prefetch: u16,
+    /// Most messages applied in one transaction (only what has already arrived is batched).
+    pub batch: usize,
     /// gRPC health endpoint of the worker (for readiness and liveness probes).
     pub health_listen: SocketAddr,
     /// How long in-flight messages may take to finish after SIGTERM, in seconds.
@@ -140,6 +142,7 @@ impl Default for Settings {
             dispatch: DispatchSettings {
                 concurrency: 8,
                 prefetch: 32,
+                batch: 16,
                 health_listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
                 drain_timeout_secs: 20,
             },
@@ -210,8 +213,10 @@ impl Settings {
                 "bus.retry_delays_ms and bus.max_attempts must not be empty or zero".into(),
             ));
         }
-        if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 {
-            return Err(SettingsError::Invalid("dispatch.concurrency and dispatch.prefetch must be at least 1".into()));
+        if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 || self.dispatch.batch == 0 {
+            return Err(SettingsError::Invalid(
+                "dispatch.concurrency, dispatch.prefetch and dispatch.batch must be at least 1".into(),
+            ));
         }
         self.notifier.validate().map_err(|e| SettingsError::Invalid(format!("notifier.{e}")))?;
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {

@@ -1,12 +1,13 @@
 //! One dispatch: the decisions of `propdesk_domain` applied to one ticket in one
 //! transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
+use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::grouping::incident_priority;
 use propdesk_domain::{
-    Candidate, Department, EventType, Lifecycle, Move, Policy, Priority, TicketKind, TicketState, choose_assignee,
+    Department, EventType, Lifecycle, Move, Policy, Priority, TicketKind, TicketState, choose_assignee,
 };
 use propdesk_events::{NewAlert, alert_message, outbox_message};
 use propdesk_proto::v1 as pb;
@@ -37,6 +38,8 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error("ticket {0} does not exist")]
     TicketMissing(String),
+    #[error("ticket {0} moved to another building or category while its batch was being locked")]
+    Moved(String),
     #[error("ticket {0} holds an unreadable value: {1}")]
     Corrupt(String, String),
 }
@@ -66,35 +69,93 @@ fn system_event(
     }
 }
 
-/// Applies `message_id` (an event about `ticket_id`) exactly once.
-pub async fn dispatch(
+/// Applies several deliveries, each an event about the ticket paired with it, exactly
+/// once, in one transaction: one commit for the lot (the consumer-side group commit). One
+/// outcome per delivery, in order; any failure fails them all (the caller then applies
+/// them one by one). Each ticket's dispatch runs in its message's trace.
+pub async fn dispatch_batch(
     store: &Store,
     policy: &Policy,
-    message_id: &str,
-    ticket_id: &str,
-) -> Result<Outcome, DispatchError> {
+    messages: &[(&Delivery, &str)],
+) -> Result<Vec<Outcome>, DispatchError> {
     let now = propdesk_store::now();
     let txn = store.begin().await?;
-    if work::inbox_seen(&txn, CONSUMER, message_id).await? {
-        return Ok(Outcome::AlreadyApplied);
+    let message_ids: Vec<&str> = messages.iter().map(|(delivery, _)| delivery.envelope.message_id.as_str()).collect();
+    let mut claimed = work::inbox_claim(&txn, CONSUMER, &message_ids, now).await?;
+    if claimed.is_empty() {
+        // All applied before (redeliveries): nothing to write.
+        return Ok(vec![Outcome::AlreadyApplied; messages.len()]);
     }
-    let unlocked =
-        work::ticket(&txn, ticket_id).await?.ok_or_else(|| DispatchError::TicketMissing(ticket_id.to_owned()))?;
+    let mut ticket_ids: Vec<&str> = messages
+        .iter()
+        .filter(|(delivery, _)| claimed.contains(&delivery.envelope.message_id))
+        .map(|(_, id)| *id)
+        .collect();
+    ticket_ids.sort_unstable();
+    ticket_ids.dedup();
     // Reports of one building and category are decided one at a time, so two replicas
-    // cannot open two incidents for the same outage. Taken before any row lock: one lock
-    // order (this key, then ticket rows), so dispatches never deadlock.
-    if let Some(building) = &unlocked.building_id {
-        work::lock_key(&txn, &format!("incident/{building}/{}", unlocked.category)).await?;
+    // cannot open two incidents for the same outage. Taken before any row lock and in
+    // sorted order: one lock order (these keys, then ticket rows by id), so dispatches
+    // never deadlock.
+    let keys: BTreeSet<String> = work::tickets(&txn, &ticket_ids)
+        .await?
+        .iter()
+        .filter_map(|t| t.building_id.as_ref().map(|building| incident_key(building, &t.category)))
+        .collect();
+    for key in &keys {
+        work::lock_key(&txn, key).await?;
     }
     // Locked: a concurrent change (the notifier escalating, say) waits for this commit
     // instead of making it fail on a stale version.
-    let ticket =
-        work::lock_ticket(&txn, ticket_id).await?.ok_or_else(|| DispatchError::TicketMissing(ticket_id.to_owned()))?;
+    let mut locked: HashMap<String, ticket::Model> =
+        work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut assigned = BTreeSet::new();
+    for (delivery, ticket_id) in messages {
+        // A message id twice in one batch (a redelivery) is applied once.
+        if !claimed.remove(&delivery.envelope.message_id) {
+            outcomes.push(Outcome::AlreadyApplied);
+            continue;
+        }
+        let ticket =
+            locked.get(*ticket_id).cloned().ok_or_else(|| DispatchError::TicketMissing((*ticket_id).to_owned()))?;
+        if let Some(building) = &ticket.building_id
+            && !keys.contains(&incident_key(building, &ticket.category))
+        {
+            // Its building or category changed after the keys were taken: start again singly.
+            return Err(DispatchError::Moved((*ticket_id).to_owned()));
+        }
+        let applied = apply(&txn, policy, ticket, &mut assigned, now);
+        let (outcome, written) = delivery.traced(WorkerRole::Dispatch, applied).await?;
+        // Later messages of this batch see these tickets as this transaction left them.
+        locked.extend(written.into_iter().map(|t| (t.id.clone(), t)));
+        outcomes.push(outcome);
+    }
+    // Last, in id order and in one statement: batches that assign the same people never
+    // take their rows in opposite orders.
+    let assigned: Vec<&str> = assigned.iter().map(String::as_str).collect();
+    work::mark_assigned(&txn, &assigned, now).await?;
+    store.commit(txn).await?;
+    Ok(outcomes)
+}
+
+fn incident_key(building_id: &str, category: &str) -> String {
+    format!("incident/{building_id}/{category}")
+}
+
+/// Dispatches the locked `ticket`, if it waits for routing; returns the outcome and every
+/// ticket written. The people it assigns join `assigned` (assigned `now`, recorded by the
+/// caller).
+async fn apply(
+    txn: &Transaction,
+    policy: &Policy,
+    ticket: ticket::Model,
+    assigned: &mut BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<(Outcome, Vec<ticket::Model>), DispatchError> {
     let state: TicketState = ticket.parse_code(&ticket.state)?;
     if !matches!(state, TicketState::New | TicketState::Transferred | TicketState::Reopened) {
-        work::inbox_record(&txn, CONSUMER, message_id, now).await?;
-        store.commit(txn).await?;
-        return Ok(Outcome::NothingToDo);
+        return Ok((Outcome::NothingToDo, Vec::new()));
     }
 
     let mut updated = ticket.clone();
@@ -118,8 +179,7 @@ pub async fn dispatch(
     if state == TicketState::New
         && let Some(unit_id) = &ticket.unit_id
         && let Some(resolved_at) =
-            work::last_resolution(&txn, unit_id, &ticket.category, policy.grouping.repeat_since(now), &ticket.id)
-                .await?
+            work::last_resolution(txn, unit_id, &ticket.category, policy.grouping.repeat_since(now), &ticket.id).await?
     {
         updated.repeat_fault = true;
         let raised = priority.raised();
@@ -134,20 +194,23 @@ pub async fn dispatch(
         priority = raised;
     }
 
-    let incident =
-        if state == TicketState::New { incident_for(&txn, policy, &ticket, department, now).await? } else { None };
+    let (incident, mut written) = if state == TicketState::New {
+        incident_for(txn, policy, &ticket, department, assigned, now).await?
+    } else {
+        (None, Vec::new())
+    };
     let assignee_id = match &incident {
         Some(incident) => {
             updated.incident_id = Some(incident.id.clone());
             notes.push(format!("linked to incident {}", incident.id));
             incident.assignee_id.clone()
         }
-        None => pick_assignee(&txn, &ticket.property_id, department).await?,
+        None => pick_assignee(txn, &ticket.property_id, department, assigned, now).await?,
     };
     match &assignee_id {
         Some(id) => {
             notes.push(format!("assigned to {id}"));
-            work::mark_assigned(&txn, id, now).await?;
+            assigned.insert(id.clone());
         }
         None => {
             notes.push(format!("nobody on duty: waiting in the {department} pool"));
@@ -171,12 +234,12 @@ pub async fn dispatch(
     }
     updated.version = ticket.version + 1;
     updated.updated_at = now;
-    work::update_ticket(&txn, &updated, ticket.version).await?;
+    work::update_ticket(txn, &updated, ticket.version).await?;
     let event = system_event(EventType::Dispatched, state, lifecycle.state, notes.join("; "), now);
-    work::append_events(&txn, &updated, vec![event], &outbox_message).await?;
+    work::append_events(txn, &updated, vec![event], &outbox_message).await?;
 
     if !alerts.is_empty() {
-        let recipient = work::supervisor_of(&txn, &ticket.property_id, department.code()).await?.map(|s| s.id);
+        let recipient = work::supervisor_of(txn, &ticket.property_id, department.code()).await?.map(|s| s.id);
         for (kind, message) in alerts {
             let alert = NewAlert {
                 kind,
@@ -186,61 +249,63 @@ pub async fn dispatch(
                 message,
                 raised_at: now,
             };
-            enqueue(&txn, alert_message(alert), now).await?;
+            enqueue(txn, alert_message(alert), now).await?;
         }
     }
-    work::inbox_record(&txn, CONSUMER, message_id, now).await?;
-    store.commit(txn).await?;
-    Ok(Outcome::Dispatched {
+    let outcome = Outcome::Dispatched {
         department,
         assignee_id,
         incident_id: updated.incident_id.clone(),
         repeat_fault: updated.repeat_fault,
-    })
+    };
+    written.push(updated);
+    Ok((outcome, written))
 }
 
+/// The on-duty person to assign; `assigned` were assigned `now` earlier in this batch
+/// (their rows are written at its end).
 async fn pick_assignee(
     txn: &Transaction,
     property_id: &str,
     department: Department,
+    assigned: &BTreeSet<String>,
+    now: DateTime<Utc>,
 ) -> Result<Option<String>, DispatchError> {
-    let candidates: Vec<Candidate> = work::assignment_candidates(txn, property_id, department.code())
-        .await?
-        .into_iter()
-        .map(|(person, open)| Candidate {
-            staff_id: person.id,
-            open_tickets: open,
-            last_assigned_at: person.last_assigned_at,
-        })
-        .collect();
+    let mut candidates = work::assignment_candidates(txn, property_id, department.code()).await?;
+    for candidate in &mut candidates {
+        if assigned.contains(&candidate.staff_id) {
+            candidate.last_assigned_at = Some(now);
+        }
+    }
     Ok(choose_assignee(&candidates).map(|c| c.staff_id.clone()))
 }
 
 /// The incident this new report belongs to: an open one of its building and category, or
 /// a new one when enough distinct units reported within the window (the other reports are
-/// linked to it here; the caller links this one).
+/// linked to it here; the caller links this one). Also returns the reports it linked.
 async fn incident_for(
     txn: &Transaction,
     policy: &Policy,
     report: &ticket::Model,
     department: Department,
+    assigned: &mut BTreeSet<String>,
     now: DateTime<Utc>,
-) -> Result<Option<ticket::Model>, DispatchError> {
-    let (Some(building_id), Some(_)) = (&report.building_id, &report.unit_id) else { return Ok(None) };
+) -> Result<(Option<ticket::Model>, Vec<ticket::Model>), DispatchError> {
+    let (Some(building_id), Some(_)) = (&report.building_id, &report.unit_id) else { return Ok((None, Vec::new())) };
     if let Some(open) = work::open_incident(txn, building_id, &report.category).await? {
-        return Ok(Some(open));
+        return Ok((Some(open), Vec::new()));
     }
     let reports = work::recent_reports(txn, building_id, &report.category, policy.grouping.incident_since(now)).await?;
     let units: BTreeSet<&str> = reports.iter().filter_map(|r| r.unit_id.as_deref()).collect();
     if !policy.grouping.forms_incident(units.len()) {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let mut priorities = Vec::new();
     for r in &reports {
         priorities.push(r.parse_code::<Priority>(&r.priority)?);
     }
     let priority = incident_priority(priorities);
-    let assignee_id = pick_assignee(txn, &report.property_id, department).await?;
+    let assignee_id = pick_assignee(txn, &report.property_id, department, assigned, now).await?;
     let deadlines = policy.deadlines(priority, TicketKind::Repair, &report.property_id, now);
     let category_name = policy.categories.get(&report.category).map_or(report.category.clone(), |c| c.name.clone());
     let incident_id = uuid::Uuid::now_v7().to_string();
@@ -283,7 +348,7 @@ async fn incident_for(
     ];
     work::append_events(txn, &incident, opened, &outbox_message).await?;
     if let Some(id) = &assignee_id {
-        work::mark_assigned(txn, id, now).await?;
+        assigned.insert(id.clone());
     }
     let recipient = work::supervisor_of(txn, &report.property_id, department.code()).await?.map(|s| s.id);
     let alert = NewAlert {
@@ -297,6 +362,7 @@ async fn incident_for(
     enqueue(txn, alert_message(alert), now).await?;
 
     // Link the other reports; those not yet worked on go to the incident's assignee.
+    let mut linked_reports = Vec::new();
     for other in reports.into_iter().filter(|r| r.id != report.id) {
         let mut linked = other.clone();
         linked.incident_id = Some(incident.id.clone());
@@ -317,6 +383,7 @@ async fn incident_for(
         let note = format!("linked to incident {}", incident.id);
         work::append_events(txn, &linked, vec![system_event(event_type, other_state, to, note, now)], &outbox_message)
             .await?;
+        linked_reports.push(linked);
     }
-    Ok(Some(incident))
+    Ok((Some(incident), linked_reports))
 }

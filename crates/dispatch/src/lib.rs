@@ -2,14 +2,15 @@
 //! and `ticket.transferred`, routes each ticket to a department, assigns an on-duty person,
 //! flags repeat faults, groups many units' reports into one incident, and sets deadlines.
 //!
-//! Invariants: one message is one transaction: the ticket change, its history, the next
-//! outbox messages and the inbox record commit together, and the delivery is acked only
-//! after that commit; a redelivered message finds its inbox record and changes nothing.
+//! Invariants: a message's ticket change, its history, the next outbox messages and its
+//! inbox record commit together (a busy worker commits a batch of messages at once), and
+//! the delivery is acked only after that commit; a redelivered message finds its inbox
+//! record and changes nothing.
 
 pub mod dispatch;
 pub mod worker;
 
-pub use dispatch::{DispatchError, Outcome, dispatch};
+pub use dispatch::{DispatchError, Outcome, dispatch_batch};
 pub use worker::{WorkerSettings, run};
 
 /// The consumer name in the inbox table.

@@ -1,5 +1,7 @@
 //! Who gets the job: the on-duty person with the fewest open tickets; ties go to whoever
-//! has waited longest since their last assignment (never assigned counts as longest).
+//! has waited longest since their last assignment (never assigned counts as longest). The
+//! store counts open tickets up to a cap (`propdesk_store::work::LOAD_COUNTED_UP_TO`):
+//! people past it count as equally loaded, so the longest idle among them is next.
 
 use chrono::{DateTime, Utc};
 

@@ -45,6 +45,8 @@ pub struct IntakeState {
     pub watch_poll: Duration,
     /// Ticks whenever the bus carries a ticket event, from whichever process.
     bus_events: signal::Sender<u64>,
+    /// Pinged when a watch stream opens.
+    watchers: tokio::sync::Notify,
     /// Where CreateTicket writes: concurrent creates share transactions.
     pub creates: group_commit::GroupCommit,
 }
@@ -61,30 +63,48 @@ impl IntakeState {
             shutdown,
             watch_poll: Duration::from_millis(500),
             bus_events: signal::Sender::new(0),
+            watchers: tokio::sync::Notify::new(),
         }
     }
 
     /// Wakes watch streams on every ticket event the bus carries, through a queue of this
-    /// replica alone (every replica hears every event), until shutdown.
+    /// replica alone (every replica hears every event), until shutdown. The queue exists
+    /// only while a stream is open: a replica nobody watches costs the broker nothing.
     pub fn follow_bus(self: &Arc<Self>, bus: &propdesk_bus::Bus) -> tokio::task::JoinHandle<()> {
-        let mut listener = bus.listen("ticket.#");
         let state = self.clone();
+        let bus = bus.clone();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    key = listener.next() => match key {
-                        Some(_) => state.bus_events.send_modify(|n| *n = n.wrapping_add(1)),
-                        None => return,
-                    },
+                while state.bus_events.receiver_count() == 0 {
+                    tokio::select! {
+                        _ = state.shutdown.cancelled() => return,
+                        _ = state.watchers.notified() => {}
+                    }
                 }
+                let mut listener = bus.listen("ticket.#");
+                loop {
+                    tokio::select! {
+                        _ = state.shutdown.cancelled() => {
+                            listener.close().await;
+                            return;
+                        }
+                        _ = state.bus_events.closed() => break,
+                        key = listener.next() => match key {
+                            Some(_) => state.bus_events.send_modify(|n| *n = n.wrapping_add(1)),
+                            None => return,
+                        },
+                    }
+                }
+                listener.close().await;
             }
         })
     }
 
     /// A receiver that changes whenever the bus carries a ticket event.
     pub fn subscribe_bus_events(&self) -> signal::Receiver<u64> {
-        self.bus_events.subscribe()
+        let receiver = self.bus_events.subscribe();
+        self.watchers.notify_one();
+        receiver
     }
 }
 

@@ -1,8 +1,12 @@
 //! What the notifier does with each ticket event and alert from the bus: keep the ticket's
 //! alarms in step, open and settle follow-ups, tell the first-contact owner of important
-//! changes. One message is one transaction, recorded in the inbox.
+//! changes. A message's effects and its inbox record commit together; a busy notifier
+//! commits a batch of messages at once.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
+use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::ladder::Recipient;
 use propdesk_domain::{Channel, EventType, Satisfaction, TicketState};
 use propdesk_events::{WireEnum, outbox_message};
@@ -19,11 +23,104 @@ use crate::{CONSUMER, Notifier, NotifierError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     AlreadyApplied,
-    /// An event that changes no clock and no follow-up (a note, the notifier's own steps).
+    /// A message that changes no clock and no follow-up (a note, the notifier's own steps).
     NothingToDo,
-    Applied {
-        next_alarm_at: Option<DateTime<Utc>>,
-    },
+    Applied,
+}
+
+/// A decoded bus message.
+#[derive(Debug, Clone)]
+pub enum Job {
+    Event(pb::TicketEvent),
+    Alert(pb::Alert),
+}
+
+impl Job {
+    /// Events of the notifier's own steps and notes change nothing it keeps.
+    fn needs_work(&self) -> bool {
+        match self {
+            Job::Event(event) => !matches!(
+                <EventType as WireEnum>::from_wire(event.r#type).ok().flatten(),
+                Some(EventType::Reminded | EventType::Escalated | EventType::NoteAdded | EventType::FollowUp)
+            ),
+            Job::Alert(_) => true,
+        }
+    }
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// One per message, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The earliest pending alarm of the tickets it touched.
+    pub next_alarm_at: Option<DateTime<Utc>>,
+}
+
+/// Applies several messages exactly once, in one transaction: one commit for the lot (the
+/// consumer-side group commit). Tickets are locked in id order; each ticket's alarms are
+/// re-planned once, from the ticket as its last message left it. Any failure fails them
+/// all (the caller then applies them one by one). Each message runs in its own trace.
+pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) -> Result<Applied, NotifierError> {
+    let mut outcomes = vec![Outcome::NothingToDo; messages.len()];
+    let wanted: Vec<&str> = messages
+        .iter()
+        .filter(|(_, job)| job.needs_work())
+        .map(|(delivery, _)| delivery.envelope.message_id.as_str())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Applied { outcomes, next_alarm_at: None });
+    }
+    let store = &notifier.store;
+    let now = propdesk_store::now();
+    let txn = store.begin().await?;
+    let mut claimed = work::inbox_claim(&txn, CONSUMER, &wanted, now).await?;
+    let mut ticket_ids: Vec<&str> = messages
+        .iter()
+        .filter_map(|(delivery, job)| match job {
+            Job::Event(event) if claimed.contains(&delivery.envelope.message_id) => Some(event.ticket_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    ticket_ids.sort_unstable();
+    ticket_ids.dedup();
+    let mut locked: HashMap<String, ticket::Model> =
+        work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let mut touched = BTreeSet::new();
+    for (index, (delivery, job)) in messages.iter().enumerate() {
+        if !job.needs_work() {
+            continue;
+        }
+        // A message id twice in one batch (a redelivery) is applied once.
+        if !claimed.remove(&delivery.envelope.message_id) {
+            outcomes[index] = Outcome::AlreadyApplied;
+            continue;
+        }
+        match job {
+            Job::Event(event) => {
+                let ticket = locked
+                    .get(&event.ticket_id)
+                    .cloned()
+                    .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
+                let ticket =
+                    delivery.traced(WorkerRole::Notifier, apply_event(notifier, &txn, ticket, event, now)).await?;
+                touched.insert(ticket.id.clone());
+                locked.insert(ticket.id.clone(), ticket);
+            }
+            Job::Alert(alert) => delivery.traced(WorkerRole::Notifier, apply_alert(notifier, &txn, alert, now)).await?,
+        }
+        outcomes[index] = Outcome::Applied;
+    }
+    let mut next_alarm_at: Option<DateTime<Utc>> = None;
+    for id in &touched {
+        if let Some(ticket) = locked.get(id)
+            && let Some(at) = resync(notifier, &txn, ticket).await?
+        {
+            next_alarm_at = Some(next_alarm_at.map_or(at, |earlier| earlier.min(at)));
+        }
+    }
+    store.commit(txn).await?;
+    Ok(Applied { outcomes, next_alarm_at })
 }
 
 /// The reply method for a channel of origin (004: a letter is answered by letter).
@@ -36,50 +133,35 @@ pub fn reply_method(channel: Channel) -> &'static str {
     }
 }
 
-/// Applies one ticket event exactly once.
-pub async fn apply_event(
+/// Applies one ticket event to its locked ticket (the caller re-plans its alarms); returns
+/// the ticket as it leaves it.
+async fn apply_event(
     notifier: &Notifier,
-    message_id: &str,
+    txn: &Transaction,
+    ticket: ticket::Model,
     event: &pb::TicketEvent,
-) -> Result<Outcome, NotifierError> {
+    now: DateTime<Utc>,
+) -> Result<ticket::Model, NotifierError> {
     let event_type = <EventType as WireEnum>::from_wire(event.r#type).ok().flatten();
-    if matches!(
-        event_type,
-        Some(EventType::Reminded | EventType::Escalated | EventType::NoteAdded | EventType::FollowUp)
-    ) {
-        return Ok(Outcome::NothingToDo);
-    }
-    let store = &notifier.store;
-    let now = propdesk_store::now();
-    let txn = store.begin().await?;
-    if work::inbox_seen(&txn, CONSUMER, message_id).await? {
-        return Ok(Outcome::AlreadyApplied);
-    }
-    let ticket = work::lock_ticket(&txn, &event.ticket_id)
-        .await?
-        .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
     let actor = event.actor_id.as_str();
     match event_type {
-        Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(&txn, &ticket, now).await?,
+        Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(txn, &ticket, now).await?,
         Some(EventType::CallbackRecorded | EventType::Closed) => {
-            settle_callbacks(notifier, &txn, &ticket, actor, now, false).await?
+            settle_callbacks(notifier, txn, &ticket, actor, now, false).await?
         }
         Some(EventType::Cancelled | EventType::Reopened) => {
-            settle_callbacks(notifier, &txn, &ticket, actor, now, true).await?;
+            settle_callbacks(notifier, txn, &ticket, actor, now, true).await?;
             let note = if event_type == Some(EventType::Cancelled) { "ticket cancelled" } else { "ticket reopened" };
-            follow_ups::settle_follow_ups(&txn, &ticket.id, CANCELLED, actor, now, note).await?;
+            follow_ups::settle_follow_ups(txn, &ticket.id, CANCELLED, actor, now, note).await?;
         }
         _ => {}
     }
     let mut ticket = ticket;
     if event_type == Some(EventType::Reopened) && reopened_by_unsatisfied_callback(&ticket, event) {
-        ticket = escalate_rework(notifier, &txn, ticket, now).await?;
+        ticket = escalate_rework(notifier, txn, ticket, now).await?;
     }
-    tell_owners(notifier, &txn, &ticket, event_type, event, now).await?;
-    let next_alarm_at = resync(notifier, &txn, &ticket).await?;
-    work::inbox_record(&txn, CONSUMER, message_id, now).await?;
-    store.commit(txn).await?;
-    Ok(Outcome::Applied { next_alarm_at })
+    tell_owners(notifier, txn, &ticket, event_type, event, now).await?;
+    Ok(ticket)
 }
 
 /// Settles the ticket's open callbacks from the ticket as it stands, so the events of one
@@ -238,13 +320,12 @@ async fn tell_owners(
 }
 
 /// An alert raised by another worker (nobody on duty, repeat fault, incident opened).
-pub async fn apply_alert(notifier: &Notifier, message_id: &str, alert: &pb::Alert) -> Result<Outcome, NotifierError> {
-    let store = &notifier.store;
-    let now = propdesk_store::now();
-    let txn = store.begin().await?;
-    if work::inbox_seen(&txn, CONSUMER, message_id).await? {
-        return Ok(Outcome::AlreadyApplied);
-    }
+async fn apply_alert(
+    notifier: &Notifier,
+    txn: &Transaction,
+    alert: &pb::Alert,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
     let kind = pb::AlertKind::try_from(alert.kind).unwrap_or(pb::AlertKind::Unspecified);
     let subject = format!("alert.{}", kind.as_str_name().trim_start_matches("ALERT_KIND_").to_lowercase());
     let people = [Addressee {
@@ -259,8 +340,6 @@ pub async fn apply_alert(notifier: &Notifier, message_id: &str, alert: &pb::Aler
         occurred_at: now,
         details: json!({ "alert_id": alert.alert_id }),
     };
-    notify(&txn, &notifier.settings.webhooks, &people, &message, now).await?;
-    work::inbox_record(&txn, CONSUMER, message_id, now).await?;
-    store.commit(txn).await?;
-    Ok(Outcome::Applied { next_alarm_at: None })
+    notify(txn, &notifier.settings.webhooks, &people, &message, now).await?;
+    Ok(())
 }

@@ -123,6 +123,9 @@ pub async fn run(notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result
         TimeDelta::milliseconds(i64::try_from(settings.timeout_ms).unwrap_or(i64::MAX / 2)) + TimeDelta::seconds(30);
     let batch = settings.concurrency.max(1) as u64;
     let mut commits = notifier.store.subscribe_commits();
+    // Only webhooks wait for the deliverer: without any, a commit has nothing for it (a
+    // replay of an old delivery is found by the next look, within the longest sleep).
+    let wake_on_commits = !notifier.settings.webhooks.is_empty();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -173,7 +176,7 @@ pub async fn run(notifier: Arc<Notifier>, shutdown: CancellationToken) -> Result
         let wait = until(next, propdesk_store::now(), notifier.settings.max_sleep());
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = commits.changed() => {
+            _ = commits.changed(), if wake_on_commits => {
                 // Most commits hold no webhook: under load, look once per burst, not per commit.
                 tokio::time::sleep(COMMIT_LINGER).await;
             }

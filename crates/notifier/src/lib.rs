@@ -57,10 +57,13 @@ pub enum NotifierError {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifierSettings {
-    /// Bus messages handled at once (SQLite: 1).
+    /// Batches of bus messages handled at once (SQLite: 1).
     pub concurrency: usize,
     /// Unacked messages the broker may hand over ahead.
     pub prefetch: u16,
+    /// Most bus messages applied in one transaction (only what has already arrived is
+    /// batched).
+    pub batch: usize,
     /// Tickets whose alarms are fired at once.
     pub fire_concurrency: usize,
     /// Tickets with due alarms taken per scan.
@@ -83,6 +86,7 @@ impl Default for NotifierSettings {
         NotifierSettings {
             concurrency: 8,
             prefetch: 32,
+            batch: 16,
             fire_concurrency: 8,
             scan_batch: 256,
             max_sleep_ms: 2_000,
@@ -96,8 +100,15 @@ impl Default for NotifierSettings {
 
 impl NotifierSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if self.concurrency == 0 || self.prefetch == 0 || self.fire_concurrency == 0 || self.delivery.concurrency == 0 {
-            return Err("concurrency, prefetch, fire_concurrency and delivery.concurrency must be at least 1".into());
+        if self.concurrency == 0
+            || self.prefetch == 0
+            || self.batch == 0
+            || self.fire_concurrency == 0
+            || self.delivery.concurrency == 0
+        {
+            return Err(
+                "concurrency, prefetch, batch, fire_concurrency and delivery.concurrency must be at least 1".into()
+            );
         }
         if self.delivery.max_attempts == 0 {
             return Err("delivery.max_attempts must be at least 1".into());

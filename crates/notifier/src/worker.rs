@@ -5,14 +5,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use propdesk_bus::{Bus, Delivery, WorkerRole};
+use propdesk_bus::{Bus, ConsumeOptions, Delivery, WorkerRole};
 use propdesk_proto::v1 as pb;
 use prost::Message as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::consume::{Outcome, apply_alert, apply_event};
+use crate::consume::{Applied, Job, apply_batch};
 use crate::{Notifier, NotifierError, alarms, deliver};
 
 /// Runs until `shutdown`: the consumer stops taking messages and settles those in flight,
@@ -21,13 +21,16 @@ pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken)
     let scanner = tokio::spawn(scan(notifier.clone(), shutdown.clone()));
     let gauges = tokio::spawn(gauge_deadlines(notifier.clone(), shutdown.clone()));
     let deliverer = tokio::spawn(deliver::run(notifier.clone(), shutdown.clone()));
-    let (concurrency, prefetch) = (notifier.settings.concurrency, notifier.settings.prefetch);
-    let consumed =
-        propdesk_bus::consume(&bus, WorkerRole::Notifier, prefetch, concurrency, shutdown.clone(), |delivery| {
-            let notifier = notifier.clone();
-            async move { handle(&notifier, delivery).await }
-        })
-        .await;
+    let options = ConsumeOptions {
+        prefetch: notifier.settings.prefetch,
+        concurrency: notifier.settings.concurrency,
+        batch: notifier.settings.batch,
+    };
+    let consumed = propdesk_bus::consume(&bus, WorkerRole::Notifier, options, shutdown.clone(), |deliveries| {
+        let notifier = notifier.clone();
+        async move { handle(&notifier, deliveries).await }
+    })
+    .await;
     shutdown.cancel();
     let _ = scanner.await;
     let _ = gauges.await;
@@ -39,36 +42,68 @@ pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken)
     }
 }
 
-async fn handle(notifier: &Notifier, delivery: Delivery) {
-    let message_id = delivery.envelope.message_id.clone();
-    let routing_key = delivery.envelope.routing_key.clone();
-    let payload = &delivery.envelope.payload[..];
-    let applied = if routing_key.starts_with("ticket.") {
-        match pb::TicketEvent::decode(payload) {
-            Ok(event) => Some(apply_event(notifier, &message_id, &event).await),
-            Err(_) => None,
-        }
-    } else {
-        match pb::Alert::decode(payload) {
-            Ok(alert) => Some(apply_alert(notifier, &message_id, &alert).await),
-            Err(_) => None,
-        }
-    };
-    let settled = match applied {
-        None => {
-            metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "parked").increment(1);
-            delivery.park(&format!("undecodable payload for {routing_key}")).await
-        }
-        Some(Ok(outcome)) => {
-            if let Outcome::Applied { next_alarm_at: Some(at) } = outcome {
-                notifier.alarm_planned(at);
+/// Applies a batch in one transaction; if that fails, each message alone, so one bad
+/// message is retried on its own and never holds the others back.
+async fn handle(notifier: &Notifier, deliveries: Vec<Delivery>) {
+    let mut jobs = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let payload = &delivery.envelope.payload[..];
+        let job = if delivery.envelope.routing_key.starts_with("ticket.") {
+            pb::TicketEvent::decode(payload).map(Job::Event)
+        } else {
+            pb::Alert::decode(payload).map(Job::Alert)
+        };
+        match job {
+            Ok(job) => jobs.push((delivery, job)),
+            Err(_) => {
+                metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "parked").increment(1);
+                let reason = format!("undecodable payload for {}", delivery.envelope.routing_key);
+                let message_id = delivery.envelope.message_id.clone();
+                if let Err(err) = delivery.park(&reason).await {
+                    tracing::warn!(%message_id, error = %err, "could not park a message");
+                }
             }
+        }
+    }
+    if jobs.len() > 1 {
+        let batch: Vec<(&Delivery, &Job)> = jobs.iter().map(|(d, job)| (d, job)).collect();
+        match apply_batch(notifier, &batch).await {
+            Ok(applied) => {
+                notifier.applied(&applied);
+                for (delivery, _) in jobs {
+                    settle(delivery, Ok(())).await;
+                }
+                return;
+            }
+            Err(err) => {
+                tracing::info!(size = jobs.len(), error = %err, "batch failed; applying its messages one at a time");
+            }
+        }
+    }
+    for (delivery, job) in jobs {
+        let applied = apply_batch(notifier, &[(&delivery, &job)]).await;
+        if let Ok(applied) = &applied {
+            notifier.applied(applied);
+        }
+        settle(delivery, applied.map(|_| ())).await;
+    }
+}
+
+/// Acks after the commit, or sends the message round the retry queues.
+async fn settle(delivery: Delivery, applied: Result<(), NotifierError>) {
+    let message_id = delivery.envelope.message_id.clone();
+    let settled = match applied {
+        Ok(()) => {
             metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "acked").increment(1);
             delivery.ack().await
         }
-        Some(Err(err)) => {
+        Err(err) => {
             metrics::counter!("propdesk_messages_total", "role" => "notifier", "outcome" => "retried").increment(1);
-            tracing::warn!(%message_id, %routing_key, attempt = delivery.attempt, error = %err, "notifier failed; will retry");
+            let (routing_key, attempt) = (delivery.envelope.routing_key.clone(), delivery.attempt);
+            let log = async {
+                tracing::warn!(%message_id, %routing_key, attempt, error = %err, "notifier failed; will retry");
+            };
+            delivery.traced(WorkerRole::Notifier, log).await;
             delivery.retry(&err.to_string()).await
         }
     };
@@ -78,6 +113,13 @@ async fn handle(notifier: &Notifier, delivery: Delivery) {
 }
 
 impl Notifier {
+    /// After a commit: wake the scanner for an alarm earlier than it planned.
+    fn applied(&self, applied: &Applied) {
+        if let Some(at) = applied.next_alarm_at {
+            self.alarm_planned(at);
+        }
+    }
+
     /// An alarm now fires at `at`: wake the scanner if it planned to sleep past it.
     pub fn alarm_planned(&self, at: DateTime<Utc>) {
         if at.timestamp_micros() < self.scanner_wakes_at.load(Ordering::Acquire) {

@@ -2,14 +2,17 @@
 //! (idempotency), conditional ticket updates, history with outbox, and the lookups the
 //! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    TryInsertResult,
 };
 
-use propdesk_domain::TicketState;
+use propdesk_domain::{Candidate, TicketState};
 
 use crate::entity::{inbox, staff, ticket, ticket_event, unit};
 use crate::tickets::append_event;
@@ -100,27 +103,36 @@ impl ConnectionTrait for Transaction {
     }
 }
 
-/// Whether `consumer` already applied `message_id`.
-pub async fn inbox_seen(txn: &DatabaseTransaction, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
-    Ok(inbox::Entity::find_by_id((consumer.to_owned(), message_id.to_owned())).one(txn).await?.is_some())
-}
-
-/// Records `message_id` as applied by `consumer`; a concurrent duplicate fails the commit.
-pub async fn inbox_record(
+/// Records `message_ids` as applied by `consumer` and returns those not recorded before:
+/// the caller applies exactly these, in this transaction. A concurrent transaction
+/// claiming one of them waits for this one to end, then finds it taken (or free again
+/// after a rollback). One statement, in one key order, so two claims never deadlock.
+pub async fn inbox_claim(
     txn: &DatabaseTransaction,
     consumer: &str,
-    message_id: &str,
+    message_ids: &[&str],
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    inbox::ActiveModel {
-        consumer: Set(consumer.to_owned()),
-        message_id: Set(message_id.to_owned()),
-        processed_at: Set(at),
+) -> Result<HashSet<String>, StoreError> {
+    let mut ids = message_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
     }
-    .insert(txn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+    let rows = ids.into_iter().map(|id| inbox::ActiveModel {
+        consumer: Set(consumer.to_owned()),
+        message_id: Set(id.to_owned()),
+        processed_at: Set(at),
+    });
+    let claimed = inbox::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([inbox::Column::Consumer, inbox::Column::MessageId])
+        .exec_with_returning_keys(txn)
+        .await
+        .map_err(StoreError::from_write)?;
+    Ok(match claimed {
+        TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, message_id)| message_id).collect(),
+        TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+    })
 }
 
 /// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
@@ -137,6 +149,22 @@ pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Opti
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .one(txn)
         .await?)
+}
+
+/// Several tickets, locked for update in id order (one order everywhere, so two batches
+/// never deadlock on each other's rows); those that do not exist are missing.
+pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(ticket::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?)
+}
+
+/// Several tickets as they stand (not locked).
+pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    Ok(ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied())).all(txn).await?)
 }
 
 pub async fn ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
@@ -184,39 +212,45 @@ pub async fn append_events(
     Ok(stored)
 }
 
-/// On-duty technicians and agents of `department` at the property, with their open load.
+/// Open tickets are counted up to this many per person: past it, people count as equally
+/// loaded (the longest idle is next), and an assignment costs the same however large the
+/// backlog grows.
+pub const LOAD_COUNTED_UP_TO: u64 = 50;
+
+/// On-duty technicians and agents of `department` at the property, with their open load
+/// (counted up to [`LOAD_COUNTED_UP_TO`]), in one statement.
 pub async fn assignment_candidates(
     txn: &DatabaseTransaction,
     property_id: &str,
     department: &str,
-) -> Result<Vec<(staff::Model, u64)>, StoreError> {
-    let people = staff::Entity::find()
+) -> Result<Vec<Candidate>, StoreError> {
+    let open_of_person = Query::select()
+        .expr(Expr::val(1))
+        .from(ticket::Entity)
+        .and_where(Expr::col((ticket::Entity, ticket::Column::AssigneeId)).equals((staff::Entity, staff::Column::Id)))
+        .and_where(Expr::col((ticket::Entity, ticket::Column::State)).is_in(open_states()))
+        .and_where(Expr::col((ticket::Entity, ticket::Column::IsIncident)).eq(false))
+        .limit(LOAD_COUNTED_UP_TO)
+        .to_owned();
+    let open = Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(open_of_person, "counted").to_owned();
+    let people: Vec<(String, Option<DateTime<Utc>>, i64)> = staff::Entity::find()
+        .select_only()
+        .column(staff::Column::Id)
+        .column(staff::Column::LastAssignedAt)
+        .column_as(Expr::SubQuery(None, Box::new(open.into_sub_query_statement())), "open")
         .filter(staff::Column::PropertyId.eq(property_id))
         .filter(staff::Column::Department.eq(department))
         .filter(staff::Column::OnDuty.eq(true))
         .filter(staff::Column::Role.is_in(["technician", "agent"]))
-        .all(txn)
-        .await?;
-    if people.is_empty() {
-        return Ok(Vec::new());
-    }
-    let loads: Vec<(Option<String>, i64)> = ticket::Entity::find()
-        .select_only()
-        .column(ticket::Column::AssigneeId)
-        // COUNT(*), not COUNT(id): the index on (assignee_id, state, is_incident) answers it alone.
-        .column_as(Expr::cust("COUNT(*)"), "open")
-        .filter(ticket::Column::AssigneeId.is_in(people.iter().map(|p| p.id.clone())))
-        .filter(ticket::Column::State.is_in(open_states()))
-        .filter(ticket::Column::IsIncident.eq(false))
-        .group_by(ticket::Column::AssigneeId)
         .into_tuple()
         .all(txn)
         .await?;
     Ok(people
         .into_iter()
-        .map(|person| {
-            let open = loads.iter().find(|(id, _)| id.as_deref() == Some(&person.id)).map_or(0, |(_, n)| *n);
-            (person, u64::try_from(open).unwrap_or(0))
+        .map(|(staff_id, last_assigned_at, open)| Candidate {
+            staff_id,
+            open_tickets: u64::try_from(open).unwrap_or(0),
+            last_assigned_at,
         })
         .collect())
 }
@@ -250,10 +284,15 @@ pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result
         .await?)
 }
 
-pub async fn mark_assigned(txn: &DatabaseTransaction, staff_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+/// Records that `staff_ids` were given work at `at` (one statement; pass them sorted, so
+/// two transactions take the rows in one order).
+pub async fn mark_assigned(txn: &DatabaseTransaction, staff_ids: &[&str], at: DateTime<Utc>) -> Result<(), StoreError> {
+    if staff_ids.is_empty() {
+        return Ok(());
+    }
     staff::Entity::update_many()
         .col_expr(staff::Column::LastAssignedAt, sea_orm::sea_query::Expr::value(at))
-        .filter(staff::Column::Id.eq(staff_id))
+        .filter(staff::Column::Id.is_in(staff_ids.iter().copied()))
         .exec(txn)
         .await?;
     Ok(())
