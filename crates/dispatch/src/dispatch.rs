@@ -79,7 +79,7 @@ pub async fn dispatch_batch(
     messages: &[(&Delivery, &str)],
 ) -> Result<Vec<Outcome>, DispatchError> {
     let now = propdesk_store::now();
-    let txn = store.begin().await?;
+    let txn = store.begin_background().await?;
     let message_ids: Vec<&str> = messages.iter().map(|(delivery, _)| delivery.envelope.message_id.as_str()).collect();
     let mut claimed = work::inbox_claim(&txn, CONSUMER, &message_ids, now).await?;
     if claimed.is_empty() {

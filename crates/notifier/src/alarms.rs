@@ -52,7 +52,7 @@ pub(crate) async fn resync(
 /// Fires the alarms of `ticket_id` due at `now`.
 pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) -> Result<Fired, NotifierError> {
     let store: &Store = &notifier.store;
-    let txn = store.begin().await?;
+    let txn = store.begin_background().await?;
     let Some(ticket) = try_lock_ticket(&txn, ticket_id).await? else {
         return Ok(Fired { busy: true, ..Fired::default() });
     };

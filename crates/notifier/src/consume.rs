@@ -73,7 +73,7 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
     }
     let store = &notifier.store;
     let now = propdesk_store::now();
-    let txn = store.begin().await?;
+    let txn = store.begin_background().await?;
     let mut claimed = work::inbox_claim(&txn, CONSUMER, &wanted, now).await?;
     let mut ticket_ids: Vec<&str> = messages
         .iter()

@@ -62,9 +62,9 @@ pub struct Store {
     /// Ticks after every commit that wrote outbox rows or history: the relay and watch
     /// streams of this process wake on it instead of waiting for their poll.
     commits: Arc<watch::Sender<u64>>,
-    /// SQLite only: write transactions of this process queue here, in order, instead of
-    /// polling SQLite's lock (its busy handler sleeps up to 100 ms between tries).
-    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: write transactions of this process queue here instead of polling
+    /// SQLite's lock (its busy handler sleeps up to 100 ms between tries).
+    write_gate: Option<Arc<work::WriteGate>>,
 }
 
 /// Times as stored: microsecond precision, so values read back compare equal on both
@@ -100,8 +100,7 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        let write_gate =
-            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let write_gate = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(work::WriteGate::default()));
         Ok(Store { db, commits: Arc::new(watch::Sender::new(0)), write_gate })
     }
 

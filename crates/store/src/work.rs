@@ -3,6 +3,8 @@
 //! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
@@ -13,6 +15,7 @@ use sea_orm::{
 };
 
 use propdesk_domain::{Candidate, TicketState};
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 use crate::entity::{inbox, staff, ticket, ticket_event, unit};
 use crate::tickets::append_event;
@@ -25,13 +28,24 @@ pub fn open_states() -> Vec<&'static str> {
 }
 
 impl Store {
-    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
-    /// a deferred transaction that reads first cannot be upgraded after another writer
-    /// commits and would fail at once, while an immediate one queues on the busy timeout.
-    /// Within this process, SQLite writers first queue on the store's write gate.
+    /// A write transaction for work someone waits on (the API). On SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+    /// cannot be upgraded after another writer commits and would fail at once, while an
+    /// immediate one queues on the busy timeout. Within this process, SQLite writers first
+    /// queue on the store's write gate, where these go ahead of background work.
     pub async fn begin(&self) -> Result<Transaction, StoreError> {
+        self.begin_as(true).await
+    }
+
+    /// A write transaction for background work (consumers, timers): on SQLite it lets the
+    /// API's waiting writers go first. The same as [`Store::begin`] on PostgreSQL.
+    pub async fn begin_background(&self) -> Result<Transaction, StoreError> {
+        self.begin_as(false).await
+    }
+
+    async fn begin_as(&self, urgent: bool) -> Result<Transaction, StoreError> {
         let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
+            Some(gate) => Some(gate.enter(urgent).await),
             None => None,
         };
         let options = TransactionOptions {
@@ -59,12 +73,58 @@ impl Store {
     }
 }
 
+/// SQLite's one writer, shared by this process's write transactions in order, except that
+/// background work lets writers someone waits on go first: a busy queue does not make the
+/// front desk wait.
+#[derive(Debug, Default)]
+pub(crate) struct WriteGate {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    urgent_waiting: AtomicUsize,
+    urgent_served: Notify,
+}
+
+/// Counts an urgent writer as waiting until it has the gate, or gave up waiting.
+struct Waiting<'a>(&'a WriteGate);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+        self.0.urgent_served.notify_waiters();
+    }
+}
+
+impl WriteGate {
+    async fn enter(&self, urgent: bool) -> OwnedMutexGuard<()> {
+        if urgent {
+            self.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+            let waiting = Waiting(self);
+            let guard = self.lock.clone().lock_owned().await;
+            drop(waiting);
+            return guard;
+        }
+        loop {
+            // Registered before the check, so a wake-up between the two is not lost.
+            let served = self.urgent_served.notified();
+            if self.urgent_waiting.load(Ordering::SeqCst) == 0 {
+                let guard = self.lock.clone().lock_owned().await;
+                if self.urgent_waiting.load(Ordering::SeqCst) == 0 {
+                    return guard;
+                }
+                // An urgent writer queued while this one waited: it goes first.
+                drop(guard);
+                continue;
+            }
+            served.await;
+        }
+    }
+}
+
 /// A write transaction from [`Store::begin`]; use it wherever a `&DatabaseTransaction` is
 /// taken. Dropped without [`Store::commit`], it rolls back.
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
     inner: DatabaseTransaction,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _gate: Option<OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for Transaction {
@@ -366,4 +426,69 @@ pub async fn lock_key(txn: &DatabaseTransaction, key: &str) -> Result<(), StoreE
         Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [(hash as i64).into()]);
     txn.execute_raw(statement).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Enters the gate as `name`, records the order of entry, holds it for a moment.
+    async fn enter(
+        gate: Arc<WriteGate>,
+        urgent: bool,
+        name: &'static str,
+        order: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    ) {
+        let _held = gate.enter(urgent).await;
+        order.lock().unwrap().push(name);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    #[tokio::test]
+    async fn waiting_api_writers_go_before_background_work() {
+        let gate = Arc::new(WriteGate::default());
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = gate.enter(false).await;
+        let background = tokio::spawn(enter(gate.clone(), false, "background", order.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let api = tokio::spawn(enter(gate.clone(), true, "api", order.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(held);
+        background.await.unwrap();
+        api.await.unwrap();
+        // The background writer queued before the API writer came, yet lets it go first...
+        assert_eq!(*order.lock().unwrap(), ["api", "background"]);
+
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = gate.enter(true).await;
+        let api = tokio::spawn(enter(gate.clone(), true, "api", order.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let background = tokio::spawn(enter(gate.clone(), false, "background", order.clone()));
+        let (gate_again, order_again) = (gate.clone(), order.clone());
+        let api_again = async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            enter(gate_again, true, "api again", order_again).await;
+        };
+        let api_again = tokio::spawn(api_again);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(held);
+        for task in [api, background, api_again] {
+            task.await.unwrap();
+        }
+        // ...and background work that arrives while API writers wait lets them all go first.
+        assert_eq!(*order.lock().unwrap(), ["api", "api again", "background"]);
+    }
+
+    #[tokio::test]
+    async fn an_api_writer_that_gives_up_does_not_block_background_work() {
+        let gate = Arc::new(WriteGate::default());
+        let held = gate.enter(true).await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), gate.enter(true)).await;
+        assert!(gave_up.is_err(), "the gate was held");
+        drop(held);
+        let background = tokio::time::timeout(Duration::from_secs(1), gate.enter(false)).await;
+        assert!(background.is_ok(), "background work waited for a writer that was gone");
+    }
 }
