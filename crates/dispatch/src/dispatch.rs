@@ -1,5 +1,5 @@
-//! One dispatch: the decisions of `propdesk_domain` applied to one ticket in one
-//! transaction.
+//! Dispatch: the decisions of `propdesk_domain` applied to the tickets of a batch of
+//! messages, in one transaction.
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -214,6 +214,9 @@ pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Opti
 /// Several tickets, locked for update in id order (one order everywhere, so two batches
 /// never deadlock on each other's rows); those that do not exist are missing.
 pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(ticket::Entity::find()
         .filter(ticket::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(ticket::Column::Id)
@@ -224,6 +227,9 @@ pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec
 
 /// Several tickets as they stand (not locked).
 pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied())).all(txn).await?)
 }
 
