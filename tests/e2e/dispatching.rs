@@ -101,16 +101,20 @@ async fn three_units_without_water_become_one_incident_and_resolve_together(back
     for room in ["1204", "1205", "1206"] {
         units.push(app.add_unit(room).await);
     }
-    let mut reports = Vec::new();
+    let mut first_routed = Vec::new();
     for unit in &units[..3] {
         let mut request = app.new_ticket("water_supply", "no water since this morning");
         request.unit_id = unit.clone();
         let created = app.create(request).await;
-        reports.push(app.wait_dispatched(&created.id).await.0.id);
+        first_routed.push(app.wait_dispatched(&created.id).await.0);
     }
+    let reports: Vec<String> = first_routed.iter().map(|t| t.id.clone()).collect();
     let mut linked = Vec::new();
     for id in &reports {
         linked.push(app.wait_dispatched(id).await.0);
+    }
+    for (before, after) in first_routed[..2].iter().zip(&linked) {
+        assert_eq!(after.dispatched_at, before.dispatched_at, "a routed report keeps its dispatch time when linked");
     }
     let incident_id = linked[2].incident_id.clone();
     assert!(!incident_id.is_empty(), "the third unit's report opens an incident");

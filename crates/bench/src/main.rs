@@ -141,6 +141,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 options.e2e_window = Duration::from_secs(5);
                 options.embedded_e2e_window = Duration::from_secs(5);
                 options.e2e_step_window = Duration::from_secs(3);
+                options.e2e_cold_window = Duration::from_secs(3);
                 options.open_deadlines = 3_000;
                 options.firing_tickets = 100;
                 options.firing_allowance_secs = 5;

@@ -42,6 +42,10 @@ pub enum DispatchError {
     Moved(String),
     #[error("ticket {0} holds an unreadable value: {1}")]
     Corrupt(String, String),
+    /// Reports to link to a new incident that the batch had not locked: locking them now,
+    /// out of id order, could deadlock with a batch that holds them and waits for ours.
+    #[error("{} reports to link were not locked with the batch", .0.len())]
+    NotLocked(Vec<String>),
 }
 
 impl From<UnreadableTicket> for DispatchError {
@@ -69,14 +73,41 @@ fn system_event(
     }
 }
 
+/// How often a batch starts again with more rows locked up front before it takes the
+/// last ones where it stands.
+const LOCK_ROUNDS: usize = 3;
+
 /// Applies several deliveries, each an event about the ticket paired with it, exactly
 /// once, in one transaction: one commit for the lot (the consumer-side group commit). One
 /// outcome per delivery, in order; any failure fails them all (the caller then applies
 /// them one by one). Each ticket's dispatch runs in its message's trace.
+///
+/// Every row the batch changes is locked in one statement, in id order, before any is
+/// changed: the notifier and other batches lock in that order too, so none of them waits
+/// for another in a circle. An incident that forms links reports outside the batch: they
+/// are locked then only if free; when one is held, the transaction rolls back and starts
+/// again with it locked up front (rare: an incident opening while its reports are busy).
 pub async fn dispatch_batch(
     store: &Store,
     policy: &Policy,
     messages: &[(&Delivery, &str)],
+) -> Result<Vec<Outcome>, DispatchError> {
+    let mut also_lock = BTreeSet::new();
+    for _ in 0..LOCK_ROUNDS {
+        match dispatch_locked(store, policy, messages, &also_lock, false).await {
+            Err(DispatchError::NotLocked(ids)) => also_lock.extend(ids),
+            done => return done,
+        }
+    }
+    dispatch_locked(store, policy, messages, &also_lock, true).await
+}
+
+async fn dispatch_locked(
+    store: &Store,
+    policy: &Policy,
+    messages: &[(&Delivery, &str)],
+    also_lock: &BTreeSet<String>,
+    lock_in_place: bool,
 ) -> Result<Vec<Outcome>, DispatchError> {
     let now = propdesk_store::now();
     let txn = store.begin_background().await?;
@@ -107,8 +138,11 @@ pub async fn dispatch_batch(
     }
     // Locked: a concurrent change (the notifier escalating, say) waits for this commit
     // instead of making it fail on a stale version.
+    let mut to_lock: Vec<&str> = ticket_ids.iter().copied().chain(also_lock.iter().map(String::as_str)).collect();
+    to_lock.sort_unstable();
+    to_lock.dedup();
     let mut locked: HashMap<String, ticket::Model> =
-        work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        work::lock_tickets(&txn, &to_lock).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut assigned = BTreeSet::new();
     for (delivery, ticket_id) in messages {
@@ -125,7 +159,8 @@ pub async fn dispatch_batch(
             // Its building or category changed after the keys were taken: start again singly.
             return Err(DispatchError::Moved((*ticket_id).to_owned()));
         }
-        let applied = apply(&txn, policy, ticket, &mut assigned, now);
+        let held = Held { locked: &locked, lock_in_place };
+        let applied = apply(&txn, policy, ticket, held, &mut assigned, now);
         let (outcome, written) = delivery.traced(WorkerRole::Dispatch, applied).await?;
         // Later messages of this batch see these tickets as this transaction left them.
         locked.extend(written.into_iter().map(|t| (t.id.clone(), t)));
@@ -139,6 +174,39 @@ pub async fn dispatch_batch(
     Ok(outcomes)
 }
 
+/// The rows a batch holds, and whether it may lock more where it stands (its last round).
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    locked: &'a HashMap<String, ticket::Model>,
+    lock_in_place: bool,
+}
+
+impl Held<'_> {
+    /// Makes sure every one of `reports` is locked and current. Those the batch did not
+    /// lock are taken now if nobody holds them (without waiting, so no circle can form);
+    /// one that is held makes the batch start again with it locked up front, or, on the
+    /// last round, is waited for.
+    async fn cover(self, txn: &Transaction, reports: Vec<ticket::Model>) -> Result<Vec<ticket::Model>, DispatchError> {
+        let missing: Vec<&str> =
+            reports.iter().map(|r| r.id.as_str()).filter(|id| !self.locked.contains_key(*id)).collect();
+        if missing.is_empty() {
+            return Ok(reports);
+        }
+        let taken = if self.lock_in_place {
+            work::lock_tickets(txn, &missing).await?
+        } else {
+            work::try_lock_tickets(txn, &missing).await?
+        };
+        let mut fresh: HashMap<String, ticket::Model> = taken.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let held: Vec<String> =
+            missing.iter().filter(|id| !fresh.contains_key(**id)).map(|id| (*id).to_owned()).collect();
+        if !held.is_empty() && !self.lock_in_place {
+            return Err(DispatchError::NotLocked(held));
+        }
+        Ok(reports.into_iter().map(|r| fresh.remove(&r.id).unwrap_or(r)).collect())
+    }
+}
+
 fn incident_key(building_id: &str, category: &str) -> String {
     format!("incident/{building_id}/{category}")
 }
@@ -150,6 +218,7 @@ async fn apply(
     txn: &Transaction,
     policy: &Policy,
     ticket: ticket::Model,
+    held: Held<'_>,
     assigned: &mut BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(Outcome, Vec<ticket::Model>), DispatchError> {
@@ -195,7 +264,7 @@ async fn apply(
     }
 
     let (incident, mut written) = if state == TicketState::New {
-        incident_for(txn, policy, &ticket, department, assigned, now).await?
+        incident_for(txn, policy, &ticket, department, held, assigned, now).await?
     } else {
         (None, Vec::new())
     };
@@ -288,6 +357,7 @@ async fn incident_for(
     policy: &Policy,
     report: &ticket::Model,
     department: Department,
+    held: Held<'_>,
     assigned: &mut BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(Option<ticket::Model>, Vec<ticket::Model>), DispatchError> {
@@ -296,10 +366,12 @@ async fn incident_for(
         return Ok((Some(open), Vec::new()));
     }
     let reports = work::recent_reports(txn, building_id, &report.category, policy.grouping.incident_since(now)).await?;
-    let units: BTreeSet<&str> = reports.iter().filter_map(|r| r.unit_id.as_deref()).collect();
-    if !policy.grouping.forms_incident(units.len()) {
+    let units = reports.iter().filter_map(|r| r.unit_id.as_deref()).collect::<BTreeSet<&str>>().len();
+    if !policy.grouping.forms_incident(units) {
         return Ok((None, Vec::new()));
     }
+    // Read under the batch's locks, so none of them is a stale copy.
+    let reports = held.cover(txn, reports).await?;
     let mut priorities = Vec::new();
     for r in &reports {
         priorities.push(r.parse_code::<Priority>(&r.priority)?);
@@ -318,8 +390,8 @@ async fn incident_for(
         department: Some(department.code().to_owned()),
         priority: priority.code().to_owned(),
         state: TicketState::Dispatched.code().to_owned(),
-        title: format!("Incident: {category_name}, {} units", units.len()),
-        description: format!("{} reports from {} units of one building within the window", reports.len(), units.len()),
+        title: format!("Incident: {category_name}, {units} units"),
+        description: format!("{} reports from {units} units of one building within the window", reports.len()),
         first_contact_agent_id: report.first_contact_agent_id.clone(),
         assignee_id: assignee_id.clone(),
         incident_id: Some(incident_id.clone()),
@@ -331,13 +403,7 @@ async fn incident_for(
     incident.set_clocks(deadlines);
     let incident = work::insert_ticket(txn, incident).await?;
     let opened = vec![
-        system_event(
-            EventType::Created,
-            TicketState::New,
-            TicketState::New,
-            format!("incident of {} units", units.len()),
-            now,
-        ),
+        system_event(EventType::Created, TicketState::New, TicketState::New, format!("incident of {units} units"), now),
         system_event(
             EventType::Dispatched,
             TicketState::New,
@@ -372,7 +438,9 @@ async fn incident_for(
                 linked.state = next.state.code().to_owned();
                 linked.department = Some(department.code().to_owned());
                 linked.assignee_id = assignee_id.clone();
-                linked.dispatched_at = Some(now);
+                // A report already routed keeps the time it was: joining the incident
+                // hands it to another person, it does not dispatch it again.
+                linked.dispatched_at = other.dispatched_at.or(Some(now));
                 (EventType::Dispatched, next.state)
             }
             _ => (EventType::NoteAdded, other_state),

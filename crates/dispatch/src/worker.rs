@@ -37,8 +37,13 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
-    let options =
-        ConsumeOptions { prefetch: settings.prefetch, concurrency: settings.concurrency, batch: settings.batch };
+    // No linger: every millisecond here is create → dispatched latency.
+    let options = ConsumeOptions {
+        prefetch: settings.prefetch,
+        concurrency: settings.concurrency,
+        batch: settings.batch,
+        linger: std::time::Duration::ZERO,
+    };
     propdesk_bus::consume(&bus, WorkerRole::Dispatch, options, shutdown, |deliveries| {
         let (store, policy) = (store.clone(), policy.clone());
         async move { handle(&store, &policy, deliveries).await }

@@ -61,9 +61,13 @@ pub struct NotifierSettings {
     pub concurrency: usize,
     /// Unacked messages the broker may hand over ahead.
     pub prefetch: u16,
-    /// Most bus messages applied in one transaction (only what has already arrived is
-    /// batched).
+    /// Most bus messages applied in one transaction.
     pub batch: usize,
+    /// How long a batch waits for more messages after its first, in milliseconds: a
+    /// ticket's created and dispatched events then meet in one batch (one transaction and
+    /// one re-plan for both), and dispatch locks a new ticket before the notifier does.
+    /// Notifications go out that much later; 0 takes only what has already arrived.
+    pub linger_ms: u64,
     /// Tickets whose alarms are fired at once.
     pub fire_concurrency: usize,
     /// Tickets with due alarms taken per scan.
@@ -84,9 +88,10 @@ pub struct NotifierSettings {
 impl Default for NotifierSettings {
     fn default() -> Self {
         NotifierSettings {
-            concurrency: 8,
-            prefetch: 32,
-            batch: 16,
+            concurrency: 4,
+            prefetch: 256,
+            batch: 64,
+            linger_ms: 100,
             fire_concurrency: 8,
             scan_batch: 256,
             max_sleep_ms: 2_000,

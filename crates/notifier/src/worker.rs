@@ -25,6 +25,7 @@ pub async fn run(bus: Bus, notifier: Arc<Notifier>, shutdown: CancellationToken)
         prefetch: notifier.settings.prefetch,
         concurrency: notifier.settings.concurrency,
         batch: notifier.settings.batch,
+        linger: std::time::Duration::from_millis(notifier.settings.linger_ms),
     };
     let consumed = propdesk_bus::consume(&bus, WorkerRole::Notifier, options, shutdown.clone(), |deliveries| {
         let notifier = notifier.clone();

@@ -225,6 +225,19 @@ pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec
         .await?)
 }
 
+/// Those of several tickets that nobody else holds, locked for update now; never waits.
+pub async fn try_lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(ticket::Column::Id)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(txn)
+        .await?)
+}
+
 /// Several tickets as they stand (not locked).
 pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
     if ids.is_empty() {
