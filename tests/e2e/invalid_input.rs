@@ -66,12 +66,22 @@ async fn bad_create_requests_name_the_field_and_write_nothing(backend: Backend) 
     assert_status(result, Code::InvalidArgument, Some("property_id"), "unknown property");
     assert_eq!(app.snapshot().await, before);
 
+    // A real unit does not vouch for a property it is not in: both are named.
+    let mut unit_elsewhere = valid.clone();
+    unit_elsewhere.request_id = uuid::Uuid::now_v7().to_string();
+    unit_elsewhere.property_id = uuid::Uuid::now_v7().to_string();
+    let status = app.tickets.create_ticket(authed(&app.world.admin, unit_elsewhere)).await.unwrap_err();
+    use tonic_types::StatusExt;
+    let fields: Vec<String> =
+        status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["property_id", "unit_id"], "unknown property with another property's unit");
+    assert_eq!(app.snapshot().await, before);
+
     // Several violations come back together.
     let mut many = valid;
     many.description.clear();
     many.kind = 0;
     let status = app.tickets.create_ticket(authed(&agent, many)).await.unwrap_err();
-    use tonic_types::StatusExt;
     let fields: Vec<String> =
         status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
     assert!(fields.contains(&"description".to_owned()) && fields.contains(&"kind".to_owned()), "{fields:?}");
