@@ -12,6 +12,7 @@ pub mod error;
 pub mod group_commit;
 pub mod notifications;
 pub mod observe;
+pub mod places;
 pub mod reports;
 pub mod tickets;
 pub mod watch;
@@ -49,6 +50,8 @@ pub struct IntakeState {
     watchers: tokio::sync::Notify,
     /// Where CreateTicket writes: concurrent creates share transactions.
     pub creates: group_commit::GroupCommit,
+    /// The properties and units CreateTicket names, as far as they never change.
+    pub places: places::Places,
 }
 
 impl IntakeState {
@@ -64,6 +67,7 @@ impl IntakeState {
             watch_poll: Duration::from_millis(500),
             bus_events: signal::Sender::new(0),
             watchers: tokio::sync::Notify::new(),
+            places: places::Places::default(),
         }
     }
 

@@ -16,7 +16,7 @@ use propdesk_domain::{
 };
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
-use propdesk_store::entity::{property, resident, staff, ticket, unit};
+use propdesk_store::entity::{resident, staff, ticket};
 use propdesk_store::{Change, Created, FollowUpDone, NewEvent, NewTicket, StoreError, TicketFilter};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -623,14 +623,15 @@ impl TicketApi {
         actor.authorize(&property_id, Operation::CreateTicket, false)?;
         let store = &self.state.store;
         let mut v = Violations::new();
+        let places = &self.state.places;
         let found_unit = match &unit_id {
-            Some(id) => store.find::<unit::Entity>(id).await?,
+            Some(id) => places.unit(store, id).await?,
             None => None,
         };
         // A unit of the property vouches for it (units are only added to existing
-        // properties, and properties are never deleted): one lookup instead of two.
+        // properties, and properties are never deleted).
         let vouched = found_unit.as_ref().is_some_and(|unit| unit.property_id == property_id);
-        if !vouched && store.find::<property::Entity>(&property_id).await?.is_none() {
+        if !vouched && !places.property_exists(store, &property_id).await? {
             v.add("property_id", "no such property");
         }
         let unit = match (&unit_id, found_unit) {
@@ -672,7 +673,7 @@ impl TicketApi {
         let fingerprint = hex(&Sha256::digest(body.encode_to_vec()));
         let mut ticket = ticket::Model {
             building_id: unit.as_ref().map(|u| u.building_id.clone()),
-            unit_id: unit.as_ref().map(|u| u.id.clone()),
+            unit_id: unit.as_ref().map(|u| u.unit_id.clone()),
             unit_label: unit.as_ref().map(|u| u.label.clone()),
             location: body.location.clone(),
             resident_id: resident.as_ref().map(|r| r.id.clone()),

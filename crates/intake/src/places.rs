@@ -1,0 +1,67 @@
+//! Where a ticket is: the property and unit a CreateTicket names, looked up once per
+//! replica. What is kept never changes after it is written (no call deletes a property,
+//! and a unit's property, building and label are fixed when it is added), so a replica
+//! may keep it for good: only what was found is kept, so a unit added a moment ago is
+//! found at its first use.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use propdesk_store::entity::{property, unit};
+use propdesk_store::{Store, StoreError};
+
+/// The fixed facts of a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub unit_id: String,
+    pub property_id: String,
+    pub building_id: String,
+    pub label: String,
+}
+
+/// Past this many entries the cache starts afresh, so memory stays bounded.
+const MOST: usize = 50_000;
+
+#[derive(Debug, Default)]
+pub struct Places {
+    properties: RwLock<HashSet<String>>,
+    units: RwLock<HashMap<String, Place>>,
+}
+
+impl Places {
+    /// Whether the property exists.
+    pub async fn property_exists(&self, store: &Store, id: &str) -> Result<bool, StoreError> {
+        if self.properties.read().unwrap_or_else(|p| p.into_inner()).contains(id) {
+            return Ok(true);
+        }
+        let found = store.find::<property::Entity>(id).await?.is_some();
+        if found {
+            let mut known = self.properties.write().unwrap_or_else(|p| p.into_inner());
+            if known.len() >= MOST {
+                known.clear();
+            }
+            known.insert(id.to_owned());
+        }
+        Ok(found)
+    }
+
+    /// The unit, if it exists.
+    pub async fn unit(&self, store: &Store, id: &str) -> Result<Option<Place>, StoreError> {
+        if let Some(place) = self.units.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(Some(place.clone()));
+        }
+        let Some(found) = store.find::<unit::Entity>(id).await? else { return Ok(None) };
+        let place = Place {
+            unit_id: found.id,
+            property_id: found.property_id,
+            building_id: found.building_id,
+            label: found.label,
+        };
+        let mut known = self.units.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MOST {
+            known.clear();
+        }
+        known.insert(id.to_owned(), place.clone());
+        Ok(Some(place))
+    }
+}
