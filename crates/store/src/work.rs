@@ -214,28 +214,29 @@ pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Opti
 /// Several tickets, locked for update in id order (one order everywhere, so two batches
 /// never deadlock on each other's rows); those that do not exist are missing.
 pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(ticket::Entity::find()
-        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
-        .order_by_asc(ticket::Column::Id)
-        .lock_exclusive()
-        .all(txn)
-        .await?)
+    locked_tickets(txn, ids, None).await
 }
 
 /// Those of several tickets that nobody else holds, locked for update now; never waits.
 pub async fn try_lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+    locked_tickets(txn, ids, Some(LockBehavior::SkipLocked)).await
+}
+
+async fn locked_tickets(
+    txn: &DatabaseTransaction,
+    ids: &[&str],
+    behavior: Option<LockBehavior>,
+) -> Result<Vec<ticket::Model>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(ticket::Entity::find()
-        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
-        .order_by_asc(ticket::Column::Id)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .all(txn)
-        .await?)
+    let select =
+        ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied())).order_by_asc(ticket::Column::Id);
+    let select = match behavior {
+        Some(behavior) => select.lock_with_behavior(LockType::Update, behavior),
+        None => select.lock_exclusive(),
+    };
+    Ok(select.all(txn).await?)
 }
 
 /// Several tickets as they stand (not locked).
