@@ -77,7 +77,7 @@ impl SuiteOptions {
             e2e_rate: 200.0,
             embedded_e2e_window: Duration::from_secs(30),
             e2e_step_window: Duration::from_secs(10),
-            e2e_cold_window: Duration::from_secs(15),
+            e2e_cold_window: Duration::from_secs(10),
             open_deadlines: 100_000,
             firing_tickets: 600,
             firing_rate: 50.0,
