@@ -192,15 +192,16 @@ impl Held<'_> {
         if missing.is_empty() {
             return Ok(reports);
         }
-        let taken = if self.lock_in_place {
+        let mut fresh: HashMap<String, ticket::Model> = if self.lock_in_place {
             work::lock_tickets(txn, &missing).await?
         } else {
             work::try_lock_tickets(txn, &missing).await?
-        };
-        let mut fresh: HashMap<String, ticket::Model> = taken.into_iter().map(|t| (t.id.clone(), t)).collect();
-        let held: Vec<String> =
-            missing.iter().filter(|id| !fresh.contains_key(**id)).map(|id| (*id).to_owned()).collect();
-        if !held.is_empty() && !self.lock_in_place {
+        }
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+        if !self.lock_in_place && fresh.len() < missing.len() {
+            let held = missing.iter().filter(|id| !fresh.contains_key(**id)).map(|id| (*id).to_owned()).collect();
             return Err(DispatchError::NotLocked(held));
         }
         Ok(reports.into_iter().map(|r| fresh.remove(&r.id).unwrap_or(r)).collect())

@@ -4,7 +4,7 @@
 //! may keep it for good: only what was found is kept, so a unit added a moment ago is
 //! found at its first use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use propdesk_store::entity::{property, unit};
@@ -19,36 +19,56 @@ pub struct Place {
     pub label: String,
 }
 
-/// Past this many entries the cache starts afresh, so memory stays bounded.
+/// Past this many entries a map starts afresh, so memory stays bounded.
 const MOST: usize = 50_000;
+
+/// What was found, by id.
+#[derive(Debug)]
+struct Kept<V>(RwLock<HashMap<String, V>>);
+
+impl<V> Default for Kept<V> {
+    fn default() -> Self {
+        Kept(RwLock::default())
+    }
+}
+
+impl<V: Clone> Kept<V> {
+    fn get(&self, id: &str) -> Option<V> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn keep(&self, id: &str, value: V) {
+        let mut known = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MOST {
+            known.clear();
+        }
+        known.insert(id.to_owned(), value);
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Places {
-    properties: RwLock<HashSet<String>>,
-    units: RwLock<HashMap<String, Place>>,
+    properties: Kept<()>,
+    units: Kept<Place>,
 }
 
 impl Places {
     /// Whether the property exists.
     pub async fn property_exists(&self, store: &Store, id: &str) -> Result<bool, StoreError> {
-        if self.properties.read().unwrap_or_else(|p| p.into_inner()).contains(id) {
+        if self.properties.get(id).is_some() {
             return Ok(true);
         }
         let found = store.find::<property::Entity>(id).await?.is_some();
         if found {
-            let mut known = self.properties.write().unwrap_or_else(|p| p.into_inner());
-            if known.len() >= MOST {
-                known.clear();
-            }
-            known.insert(id.to_owned());
+            self.properties.keep(id, ());
         }
         Ok(found)
     }
 
     /// The unit, if it exists.
     pub async fn unit(&self, store: &Store, id: &str) -> Result<Option<Place>, StoreError> {
-        if let Some(place) = self.units.read().unwrap_or_else(|p| p.into_inner()).get(id) {
-            return Ok(Some(place.clone()));
+        if let Some(place) = self.units.get(id) {
+            return Ok(Some(place));
         }
         let Some(found) = store.find::<unit::Entity>(id).await? else { return Ok(None) };
         let place = Place {
@@ -57,11 +77,7 @@ impl Places {
             building_id: found.building_id,
             label: found.label,
         };
-        let mut known = self.units.write().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= MOST {
-            known.clear();
-        }
-        known.insert(id.to_owned(), place.clone());
+        self.units.keep(id, place.clone());
         Ok(Some(place))
     }
 }
