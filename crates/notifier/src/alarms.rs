@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use propdesk_domain::EventType;
 use propdesk_domain::ladder::{self, Recipient, Rung};
 use propdesk_events::outbox_message;
-use propdesk_store::alarms;
+use propdesk_store::alarms::{self, AlarmPlan};
 use propdesk_store::entity::{alarm, ticket};
 use propdesk_store::work::try_lock_ticket;
 use propdesk_store::work::{self, Transaction};
@@ -14,7 +14,7 @@ use propdesk_store::{NewEvent, Store};
 use serde_json::json;
 
 use crate::clocks::{clock, planned_alarms, priority, recipients};
-use crate::notify::{Message, addressees, notify};
+use crate::notify::{Message, Notifications, addressees, notify};
 use crate::{ACTOR, Notifier, NotifierError};
 
 /// What firing a ticket's alarms did.
@@ -39,14 +39,19 @@ pub(crate) fn system_event(event_type: EventType, state: &str, note: String, now
     }
 }
 
-/// Re-plans the locked ticket's alarms; returns the earliest pending one.
-pub(crate) async fn resync(
+/// Re-plans the alarms of the locked tickets; returns the earliest pending one.
+pub(crate) async fn resync_all(
     notifier: &Notifier,
     txn: &Transaction,
-    t: &ticket::Model,
+    tickets: &[&ticket::Model],
 ) -> Result<Option<DateTime<Utc>>, NotifierError> {
-    let planned = planned_alarms(&notifier.policy, t)?;
-    Ok(alarms::sync_alarms(txn, &t.id, t.clock_cycle, &planned).await?.next_fire_at)
+    let planned = tickets.iter().map(|t| planned_alarms(&notifier.policy, t)).collect::<Result<Vec<_>, _>>()?;
+    let plans: Vec<AlarmPlan> = tickets
+        .iter()
+        .zip(&planned)
+        .map(|(t, planned)| AlarmPlan { ticket_id: &t.id, cycle: t.clock_cycle, planned })
+        .collect();
+    Ok(alarms::sync_alarms_of(txn, &plans).await?.into_iter().filter_map(|s| s.next_fire_at).min())
 }
 
 /// Fires the alarms of `ticket_id` due at `now`.
@@ -56,7 +61,7 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
     let Some(ticket) = try_lock_ticket(&txn, ticket_id).await? else {
         return Ok(Fired { busy: true, ..Fired::default() });
     };
-    resync(notifier, &txn, &ticket).await?;
+    resync_all(notifier, &txn, &[&ticket]).await?;
     let due = alarms::due_alarms_of(&txn, ticket_id, now).await?;
     if due.is_empty() {
         store.commit(txn).await?;
@@ -66,11 +71,12 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
     let mut events = Vec::new();
     let ids: Vec<i64> = due.iter().map(|a| a.id).collect();
     alarms::mark_fired(&txn, &ids, now).await?;
+    let mut told = Notifications::default();
     for alarm in &due {
         let lateness = (now - alarm.fire_at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         metrics::histogram!("propdesk_escalation_lateness_seconds", "rung" => alarm.rung.clone()).record(lateness);
         metrics::counter!("propdesk_alarms_fired_total", "rung" => alarm.rung.clone()).increment(1);
-        let (event_type, note) = announce(notifier, &txn, &ticket, alarm, now).await?;
+        let (event_type, note) = announce(notifier, &txn, &mut told, &ticket, alarm, now).await?;
         updated.escalation_level = updated.escalation_level.max(alarm.level);
         events.push(system_event(event_type, &ticket.state, note, now));
     }
@@ -81,6 +87,7 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
         updated.updated_at = now;
         work::update_ticket(&txn, &updated, ticket.version).await?;
     }
+    told.write(&txn).await?;
     work::append_events(&txn, &updated, events, &outbox_message).await?;
     store.commit(txn).await?;
     Ok(Fired { count: due.len(), busy: false })
@@ -90,6 +97,7 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
 async fn announce(
     notifier: &Notifier,
     txn: &Transaction,
+    told: &mut Notifications,
     t: &ticket::Model,
     alarm: &alarm::Model,
     now: DateTime<Utc>,
@@ -136,6 +144,6 @@ async fn announce(
         occurred_at: now,
         details,
     };
-    notify(txn, &notifier.settings.webhooks, &people, &message, now).await?;
+    notify(told, &notifier.settings.webhooks, &people, &message, now)?;
     Ok((event_type, note))
 }

@@ -16,8 +16,8 @@ use propdesk_store::follow_ups::{self, CANCELLED, DONE, OPEN};
 use propdesk_store::work::{self, Transaction};
 use serde_json::json;
 
-use crate::alarms::{resync, system_event};
-use crate::notify::{Addressee, Message, addressees, notify};
+use crate::alarms::{resync_all, system_event};
+use crate::notify::{Addressee, Message, Notifications, addressees, notify};
 use crate::{CONSUMER, Notifier, NotifierError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,7 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
     let mut locked: HashMap<String, ticket::Model> =
         work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut touched = BTreeSet::new();
+    let mut told = Notifications::default();
     for (index, (delivery, job)) in messages.iter().enumerate() {
         if !job.needs_work() {
             continue;
@@ -102,23 +103,21 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
                     .get(&event.ticket_id)
                     .cloned()
                     .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
-                let ticket =
-                    delivery.traced(WorkerRole::Notifier, apply_event(notifier, &txn, ticket, event, now)).await?;
+                let applied = apply_event(notifier, &txn, &mut told, ticket, event, now);
+                let ticket = delivery.traced(WorkerRole::Notifier, applied).await?;
                 touched.insert(ticket.id.clone());
                 locked.insert(ticket.id.clone(), ticket);
             }
-            Job::Alert(alert) => delivery.traced(WorkerRole::Notifier, apply_alert(notifier, &txn, alert, now)).await?,
+            Job::Alert(alert) => {
+                let applied = async { apply_alert(notifier, &mut told, alert, now) };
+                delivery.traced(WorkerRole::Notifier, applied).await?
+            }
         }
         outcomes[index] = Outcome::Applied;
     }
-    let mut next_alarm_at: Option<DateTime<Utc>> = None;
-    for id in &touched {
-        if let Some(ticket) = locked.get(id)
-            && let Some(at) = resync(notifier, &txn, ticket).await?
-        {
-            next_alarm_at = Some(next_alarm_at.map_or(at, |earlier| earlier.min(at)));
-        }
-    }
+    told.write(&txn).await?;
+    let touched: Vec<&ticket::Model> = touched.iter().filter_map(|id| locked.get(id)).collect();
+    let next_alarm_at = resync_all(notifier, &txn, &touched).await?;
     store.commit(txn).await?;
     Ok(Applied { outcomes, next_alarm_at })
 }
@@ -138,6 +137,7 @@ pub fn reply_method(channel: Channel) -> &'static str {
 async fn apply_event(
     notifier: &Notifier,
     txn: &Transaction,
+    told: &mut Notifications,
     ticket: ticket::Model,
     event: &pb::TicketEvent,
     now: DateTime<Utc>,
@@ -158,9 +158,9 @@ async fn apply_event(
     }
     let mut ticket = ticket;
     if event_type == Some(EventType::Reopened) && reopened_by_unsatisfied_callback(&ticket, event) {
-        ticket = escalate_rework(notifier, txn, ticket, now).await?;
+        ticket = escalate_rework(notifier, txn, told, ticket, now).await?;
     }
-    tell_owners(notifier, txn, &ticket, event_type, event, now).await?;
+    tell_owners(notifier, txn, told, &ticket, event_type, event, now).await?;
     Ok(ticket)
 }
 
@@ -213,6 +213,7 @@ fn reopened_by_unsatisfied_callback(t: &ticket::Model, event: &pb::TicketEvent) 
 async fn escalate_rework(
     notifier: &Notifier,
     txn: &Transaction,
+    told: &mut Notifications,
     ticket: ticket::Model,
     now: DateTime<Utc>,
 ) -> Result<ticket::Model, NotifierError> {
@@ -232,7 +233,7 @@ async fn escalate_rework(
         occurred_at: now,
         details: json!({ "escalation_level": updated.escalation_level }),
     };
-    notify(txn, &notifier.settings.webhooks, &who, &message, now).await?;
+    notify(told, &notifier.settings.webhooks, &who, &message, now)?;
     let event = system_event(EventType::Escalated, &updated.state, note, now);
     work::append_events(txn, &updated, vec![event], &outbox_message).await?;
     Ok(updated)
@@ -283,6 +284,7 @@ async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc
 async fn tell_owners(
     notifier: &Notifier,
     txn: &Transaction,
+    told: &mut Notifications,
     t: &ticket::Model,
     event_type: Option<EventType>,
     event: &pb::TicketEvent,
@@ -315,14 +317,14 @@ async fn tell_owners(
         occurred_at: now,
         details: json!({ "event_id": event.event_id, "state": state, "priority": t.priority }),
     };
-    notify(txn, &notifier.settings.webhooks, &people, &message, now).await?;
+    notify(told, &notifier.settings.webhooks, &people, &message, now)?;
     Ok(())
 }
 
 /// An alert raised by another worker (nobody on duty, repeat fault, incident opened).
-async fn apply_alert(
+fn apply_alert(
     notifier: &Notifier,
-    txn: &Transaction,
+    told: &mut Notifications,
     alert: &pb::Alert,
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
@@ -340,6 +342,5 @@ async fn apply_alert(
         occurred_at: now,
         details: json!({ "alert_id": alert.alert_id }),
     };
-    notify(txn, &notifier.settings.webhooks, &people, &message, now).await?;
-    Ok(())
+    notify(told, &notifier.settings.webhooks, &people, &message, now)
 }

@@ -93,16 +93,29 @@ struct Body<'a> {
     message: &'a Message<'a>,
 }
 
-/// Writes one notification per addressee and sink. The log sink is delivered here and
-/// now (its row is written as delivered); webhook rows wait for the deliverer.
-pub async fn notify(
-    txn: &Transaction,
+/// The notifications of one transaction, written together at its end (one statement for
+/// a whole batch of messages).
+#[derive(Debug, Default)]
+pub struct Notifications(Vec<notification::Model>);
+
+impl Notifications {
+    /// Writes them in `txn`; returns how many.
+    pub async fn write(self, txn: &Transaction) -> Result<usize, NotifierError> {
+        let written = self.0.len();
+        insert_notifications(txn, self.0).await?;
+        Ok(written)
+    }
+}
+
+/// Adds one notification per addressee and sink to `out`. The log sink is delivered here
+/// and now (its row is written as delivered); webhook rows wait for the deliverer.
+pub fn notify(
+    out: &mut Notifications,
     webhooks: &[WebhookTarget],
     addressees: &[Addressee],
     message: &Message<'_>,
     now: DateTime<Utc>,
-) -> Result<usize, NotifierError> {
-    let mut rows = Vec::new();
+) -> Result<(), NotifierError> {
     for addressee in addressees {
         let mut sinks = vec![(LOG_SINK, String::new())];
         sinks.extend(
@@ -134,7 +147,7 @@ pub async fn notify(
                 metrics::counter!("propdesk_deliveries_total", "sink" => LOG_SINK, "outcome" => "delivered")
                     .increment(1);
             }
-            rows.push(notification::Model {
+            out.0.push(notification::Model {
                 id,
                 ticket_id: message.ticket_id.map(str::to_owned),
                 property_id: message.property_id.to_owned(),
@@ -154,7 +167,5 @@ pub async fn notify(
             });
         }
     }
-    let written = rows.len();
-    insert_notifications(txn, rows).await?;
-    Ok(written)
+    Ok(())
 }

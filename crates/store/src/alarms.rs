@@ -45,64 +45,112 @@ pub async fn sync_alarms(
     cycle: i32,
     planned: &[PlannedAlarm],
 ) -> Result<AlarmSync, StoreError> {
-    let existing = alarm::Entity::find().filter(alarm::Column::TicketId.eq(ticket_id)).all(txn).await?;
+    let mut synced = sync_alarms_of(txn, &[AlarmPlan { ticket_id, cycle, planned }]).await?;
+    Ok(synced.pop().unwrap_or_default())
+}
+
+/// What the ladder wants of one (locked) ticket's alarms.
+#[derive(Debug, Clone, Copy)]
+pub struct AlarmPlan<'a> {
+    pub ticket_id: &'a str,
+    pub cycle: i32,
+    pub planned: &'a [PlannedAlarm],
+}
+
+/// [`sync_alarms`] for several tickets at once, one outcome per plan, in order: one read,
+/// one insert and one delete for them all (a moved deadline is still one update each,
+/// and rare), so a busy notifier's batch costs a few statements, not a few per ticket.
+pub async fn sync_alarms_of(txn: &DatabaseTransaction, plans: &[AlarmPlan<'_>]) -> Result<Vec<AlarmSync>, StoreError> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = plans.iter().map(|p| p.ticket_id).collect();
+    let mut existing: HashMap<String, Vec<alarm::Model>> = HashMap::new();
+    for row in alarm::Entity::find().filter(alarm::Column::TicketId.is_in(ids)).all(txn).await? {
+        existing.entry(row.ticket_id.clone()).or_default().push(row);
+    }
+    let mut outcomes = Vec::with_capacity(plans.len());
+    let (mut fresh, mut stale) = (Vec::new(), Vec::new());
+    for plan in plans {
+        let changes = diff(plan, existing.remove(plan.ticket_id).unwrap_or_default());
+        for row in &changes.moved {
+            row.clone().update(txn).await?;
+        }
+        outcomes.push(AlarmSync {
+            inserted: changes.fresh.len(),
+            moved: changes.moved.len(),
+            removed: changes.stale.len(),
+            next_fire_at: changes.next_fire_at,
+        });
+        fresh.extend(changes.fresh);
+        stale.extend(changes.stale);
+    }
+    if !fresh.is_empty() {
+        alarm::Entity::insert_many(fresh).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
+    }
+    if !stale.is_empty() {
+        alarm::Entity::delete_many().filter(alarm::Column::Id.is_in(stale)).exec(txn).await?;
+    }
+    Ok(outcomes)
+}
+
+/// How one ticket's stored alarms become its plan.
+struct AlarmChanges {
+    fresh: Vec<alarm::ActiveModel>,
+    moved: Vec<alarm::ActiveModel>,
+    stale: Vec<i64>,
+    next_fire_at: Option<DateTime<Utc>>,
+}
+
+fn diff(plan: &AlarmPlan<'_>, existing: Vec<alarm::Model>) -> AlarmChanges {
     let mut by_step: HashMap<(String, String), alarm::Model> = HashMap::new();
-    let mut stale = Vec::new();
+    let mut changes = AlarmChanges { fresh: Vec::new(), moved: Vec::new(), stale: Vec::new(), next_fire_at: None };
     for row in existing {
-        if row.cycle == cycle {
+        if row.cycle == plan.cycle {
             by_step.insert((row.clock.clone(), row.rung.clone()), row);
         } else if row.pending {
-            stale.push(row.id);
+            changes.stale.push(row.id);
         }
     }
-    let mut outcome = AlarmSync::default();
-    let mut fresh = Vec::new();
     let mut wanted = std::collections::HashSet::new();
-    for plan in planned {
-        let key = (plan.clock.clone(), plan.rung.clone());
-        wanted.insert(key.clone());
+    for step in plan.planned {
+        let key = (step.clock.clone(), step.rung.clone());
         match by_step.get(&key) {
             Some(row) if !row.pending => {}
             Some(row) => {
-                if row.fire_at != plan.fire_at || row.deadline_at != plan.deadline_at || row.level != plan.level {
+                if row.fire_at != step.fire_at || row.deadline_at != step.deadline_at || row.level != step.level {
                     let mut active = row.clone().into_active_model();
-                    active.fire_at = Set(plan.fire_at);
-                    active.deadline_at = Set(plan.deadline_at);
-                    active.level = Set(plan.level);
-                    active.recipients = Set(plan.recipients.clone());
-                    active.update(txn).await?;
-                    outcome.moved += 1;
+                    active.fire_at = Set(step.fire_at);
+                    active.deadline_at = Set(step.deadline_at);
+                    active.level = Set(step.level);
+                    active.recipients = Set(step.recipients.clone());
+                    changes.moved.push(active);
                 }
-                outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
+                changes.next_fire_at = earliest(changes.next_fire_at, step.fire_at);
             }
             None => {
-                fresh.push(alarm::ActiveModel {
-                    ticket_id: Set(ticket_id.to_owned()),
-                    cycle: Set(cycle),
-                    clock: Set(plan.clock.clone()),
-                    rung: Set(plan.rung.clone()),
-                    deadline_at: Set(plan.deadline_at),
-                    fire_at: Set(plan.fire_at),
-                    level: Set(plan.level),
-                    recipients: Set(plan.recipients.clone()),
+                changes.fresh.push(alarm::ActiveModel {
+                    ticket_id: Set(plan.ticket_id.to_owned()),
+                    cycle: Set(plan.cycle),
+                    clock: Set(step.clock.clone()),
+                    rung: Set(step.rung.clone()),
+                    deadline_at: Set(step.deadline_at),
+                    fire_at: Set(step.fire_at),
+                    level: Set(step.level),
+                    recipients: Set(step.recipients.clone()),
                     pending: Set(true),
                     fired_at: Set(None),
                     ..Default::default()
                 });
-                outcome.next_fire_at = earliest(outcome.next_fire_at, plan.fire_at);
+                changes.next_fire_at = earliest(changes.next_fire_at, step.fire_at);
             }
         }
+        wanted.insert(key);
     }
-    outcome.inserted = fresh.len();
-    if !fresh.is_empty() {
-        alarm::Entity::insert_many(fresh).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
-    }
-    stale.extend(by_step.into_iter().filter(|(key, row)| row.pending && !wanted.contains(key)).map(|(_, row)| row.id));
-    if !stale.is_empty() {
-        outcome.removed = stale.len();
-        alarm::Entity::delete_many().filter(alarm::Column::Id.is_in(stale)).exec(txn).await?;
-    }
-    Ok(outcome)
+    changes
+        .stale
+        .extend(by_step.into_iter().filter(|(key, row)| row.pending && !wanted.contains(key)).map(|(_, row)| row.id));
+    changes
 }
 
 fn earliest(current: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {

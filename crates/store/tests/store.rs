@@ -27,6 +27,7 @@ on_both_backends!(
     times_round_trip_exactly,
     concurrent_relay_passes_never_share_a_row,
     alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step,
+    alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome,
     a_delivery_is_claimed_once_retried_then_dead_and_replayable,
     report_counts_cover_the_property_period_and_department,
     clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines,
@@ -390,6 +391,51 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
     let reopened = sync(vec![planned("acknowledge", "breach", t0 + TimeDelta::hours(3))], 1).await;
     assert_eq!(reopened.inserted, 1);
     assert_eq!(store.pending_alarms().await.unwrap(), 1);
+}
+
+async fn alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome(backend: Backend) {
+    use propdesk_store::alarms::{AlarmPlan, sync_alarms_of};
+    use propdesk_store::work::lock_tickets;
+    let (_db, store) = fresh(backend).await;
+    let t0 = now();
+    let a = create(&store, ticket("p-1", "r-a", t0)).await;
+    let b = create(&store, ticket("p-1", "r-b", t0)).await;
+    let c = create(&store, ticket("p-1", "r-c", t0)).await;
+    let sync = async |plans: &[AlarmPlan<'_>]| {
+        let txn = store.begin().await.unwrap();
+        let ids: Vec<&str> = plans.iter().map(|p| p.ticket_id).collect();
+        assert_eq!(lock_tickets(&txn, &ids).await.unwrap().len(), ids.len());
+        let outcomes = sync_alarms_of(&txn, plans).await.unwrap();
+        store.commit(txn).await.unwrap();
+        outcomes
+    };
+    let a_plan = vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))];
+    let b_plan = vec![planned("acknowledge", "breach", t0 + TimeDelta::minutes(5))];
+    let first = sync(&[
+        AlarmPlan { ticket_id: &a.id, cycle: 0, planned: &a_plan },
+        AlarmPlan { ticket_id: &b.id, cycle: 0, planned: &b_plan },
+        AlarmPlan { ticket_id: &c.id, cycle: 0, planned: &[] },
+    ])
+    .await;
+    let summary: Vec<_> = first.iter().map(|s| (s.inserted, s.moved, s.removed, s.next_fire_at)).collect();
+    assert_eq!(summary, vec![(2, 0, 0, Some(t0)), (1, 0, 0, Some(t0 + TimeDelta::minutes(5))), (0, 0, 0, None)]);
+
+    // Next batch: a's resolve deadline moves, b's clock is met, c gets its first alarm.
+    let a_moved = vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))];
+    let c_plan = vec![planned("resolve", "warning", t0 + TimeDelta::hours(3))];
+    let second = sync(&[
+        AlarmPlan { ticket_id: &a.id, cycle: 0, planned: &a_moved },
+        AlarmPlan { ticket_id: &b.id, cycle: 0, planned: &[] },
+        AlarmPlan { ticket_id: &c.id, cycle: 0, planned: &c_plan },
+    ])
+    .await;
+    let summary: Vec<_> = second.iter().map(|s| (s.inserted, s.moved, s.removed, s.next_fire_at)).collect();
+    assert_eq!(summary, vec![(0, 1, 0, Some(t0)), (0, 0, 1, None), (1, 0, 0, Some(t0 + TimeDelta::hours(3)))]);
+    let resolve_of_a: Vec<_> =
+        store.alarms_of(&a.id).await.unwrap().into_iter().filter(|r| r.clock == "resolve").map(|r| r.fire_at).collect();
+    assert_eq!(resolve_of_a, vec![t0 + TimeDelta::hours(2)]);
+    assert!(store.alarms_of(&b.id).await.unwrap().is_empty());
+    assert_eq!(store.pending_alarms().await.unwrap(), 3);
 }
 
 async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Backend) {
