@@ -99,11 +99,9 @@ struct Body<'a> {
 pub struct Notifications(Vec<notification::Model>);
 
 impl Notifications {
-    /// Writes them in `txn`; returns how many.
-    pub async fn write(self, txn: &Transaction) -> Result<usize, NotifierError> {
-        let written = self.0.len();
-        insert_notifications(txn, self.0).await?;
-        Ok(written)
+    /// Writes them in `txn`.
+    pub async fn write(self, txn: &Transaction) -> Result<(), NotifierError> {
+        Ok(insert_notifications(txn, self.0).await?)
     }
 }
 

@@ -73,15 +73,15 @@ pub async fn sync_alarms_of(txn: &DatabaseTransaction, plans: &[AlarmPlan<'_>]) 
     let (mut fresh, mut stale) = (Vec::new(), Vec::new());
     for plan in plans {
         let changes = diff(plan, existing.remove(plan.ticket_id).unwrap_or_default());
-        for row in &changes.moved {
-            row.clone().update(txn).await?;
-        }
         outcomes.push(AlarmSync {
             inserted: changes.fresh.len(),
             moved: changes.moved.len(),
             removed: changes.stale.len(),
             next_fire_at: changes.next_fire_at,
         });
+        for row in changes.moved {
+            row.update(txn).await?;
+        }
         fresh.extend(changes.fresh);
         stale.extend(changes.stale);
     }
