@@ -34,6 +34,8 @@ enum Phase {
     Embedded,
     /// End to end on PostgreSQL and RabbitMQ alone (with the ceilings), for quick looks.
     E2e,
+    /// CreateTicket on PostgreSQL alone (with the ceilings), for quick looks.
+    Intake,
 }
 
 #[derive(Subcommand)]
@@ -132,9 +134,11 @@ async fn run(command: Command) -> Result<(), BenchError> {
             options.postgres_server = postgres.trim_end_matches('/').to_owned();
             options.amqp_url = amqp;
             options.concurrency = concurrency;
-            options.postgres = only.is_none_or(|phase| phase != Phase::Embedded);
-            options.intake_and_time = only.is_none_or(|phase| phase == Phase::Postgres);
-            options.embedded = only.is_none_or(|phase| phase == Phase::Embedded);
+            let measures = |phases: &[Phase]| only.is_none_or(|phase| phases.contains(&phase));
+            options.intake = measures(&[Phase::Postgres, Phase::Intake]);
+            options.end_to_end = measures(&[Phase::Postgres, Phase::E2e]);
+            options.time = measures(&[Phase::Postgres]);
+            options.embedded = measures(&[Phase::Embedded]);
             if quick {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);

@@ -54,10 +54,12 @@ pub struct SuiteOptions {
     pub firing_tickets: usize,
     pub firing_rate: f64,
     pub firing_allowance_secs: u64,
-    /// Measure the PostgreSQL phases (intake, end to end, time).
-    pub postgres: bool,
-    /// Within them, intake and time as well as end to end.
-    pub intake_and_time: bool,
+    /// Measure CreateTicket alone on PostgreSQL.
+    pub intake: bool,
+    /// Measure the pipeline to dispatch on PostgreSQL and RabbitMQ.
+    pub end_to_end: bool,
+    /// Measure escalation lateness on PostgreSQL.
+    pub time: bool,
     /// Measure embedded mode.
     pub embedded: bool,
 }
@@ -82,8 +84,9 @@ impl SuiteOptions {
             firing_tickets: 600,
             firing_rate: 50.0,
             firing_allowance_secs: 10,
-            postgres: true,
-            intake_and_time: true,
+            intake: true,
+            end_to_end: true,
+            time: true,
             embedded: true,
         }
     }
@@ -286,7 +289,7 @@ pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
     let machine = machine(&suite.options).await?;
 
     let (health, pgbench_tps) = ceilings_phase(&mut suite).await?;
-    if suite.options.postgres {
+    if suite.options.intake || suite.options.end_to_end || suite.options.time {
         postgres_phases(&mut suite, &health, pgbench_tps).await?;
     }
     if suite.options.embedded {
@@ -420,7 +423,7 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
     let token = suite.token(&world)?;
     let sites = Arc::new(world.sites.clone());
 
-    if suite.options.intake_and_time {
+    if suite.options.intake {
         // Intake alone: the relay publishes, nobody consumes (the phase's queues are dropped).
         suite.log("intake: CreateTicket, PostgreSQL");
         let setup =
@@ -433,23 +436,25 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
         cleanup_bus(suite, &setup).await;
     }
 
-    suite.log("end to end: intake, dispatch, notifier, PostgreSQL, RabbitMQ");
-    let setup =
-        Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
-    let intake = suite.start("intake-e2e", "intake", &setup).await?;
-    let dispatch = suite.start("dispatch", "dispatch", &setup).await?;
-    let notifier = suite.start("notifier", "notifier", &setup).await?;
-    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
-    end_to_end_figures(suite, &store, &connections, &sites, "e2e", "PostgreSQL", pgbench_tps).await?;
-    suite.memory(&intake, "intake (end to end)")?;
-    suite.memory(&dispatch, "dispatch")?;
-    suite.memory(&notifier, "notifier")?;
-    for process in [intake, dispatch, notifier] {
-        process.stop()?;
+    if suite.options.end_to_end {
+        suite.log("end to end: intake, dispatch, notifier, PostgreSQL, RabbitMQ");
+        let setup =
+            Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+        let intake = suite.start("intake-e2e", "intake", &setup).await?;
+        let dispatch = suite.start("dispatch", "dispatch", &setup).await?;
+        let notifier = suite.start("notifier", "notifier", &setup).await?;
+        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+        end_to_end_figures(suite, &store, &connections, &sites, "e2e", "PostgreSQL", pgbench_tps).await?;
+        suite.memory(&intake, "intake (end to end)")?;
+        suite.memory(&dispatch, "dispatch")?;
+        suite.memory(&notifier, "notifier")?;
+        for process in [intake, dispatch, notifier] {
+            process.stop()?;
+        }
+        cleanup_bus(suite, &setup).await;
     }
-    cleanup_bus(suite, &setup).await;
 
-    if suite.options.intake_and_time {
+    if suite.options.time {
         escalation_figures(suite, &store, &url, &world, &token).await?;
     }
     store.connection().clone().close().await?;
