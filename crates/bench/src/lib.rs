@@ -10,6 +10,7 @@ pub mod mix;
 pub mod procs;
 pub mod report;
 pub mod suite;
+pub mod vacuum;
 pub mod world;
 
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,7 @@ use crate::load::{self, LoadOutcome, LoadSpec, Pace, Percentiles};
 use crate::mix::{self, Site};
 use crate::procs::{self, Process};
 use crate::report::{Figure, Machine, Report, Target};
+use crate::vacuum::Vacuum;
 use crate::world::{self, World, WorldSize};
 
 #[derive(Debug, Clone)]
@@ -420,6 +421,7 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
     let url = fresh_postgres(&suite.options.postgres_server, DATABASE).await?;
     let store = migrated(&url).await?;
     let world = world::seed(&store, WorldSize::default()).await?;
+    let vacuum = Vacuum::start_if_needed(&url).await?;
     let token = suite.token(&world)?;
     let sites = Arc::new(world.sites.clone());
 
@@ -456,6 +458,9 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
 
     if suite.options.time {
         escalation_figures(suite, &store, &url, &world, &token).await?;
+    }
+    if let Some(vacuum) = vacuum {
+        suite.notes.push(vacuum.stop().await.describe());
     }
     store.connection().clone().close().await?;
     Ok(())

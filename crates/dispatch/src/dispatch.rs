@@ -125,17 +125,15 @@ async fn dispatch_locked(
     ticket_ids.sort_unstable();
     ticket_ids.dedup();
     // Reports of one building and category are decided one at a time, so two replicas
-    // cannot open two incidents for the same outage. Taken before any row lock and in
-    // sorted order: one lock order (these keys, then ticket rows by id), so dispatches
-    // never deadlock.
+    // cannot open two incidents for the same outage. Taken before any row lock, in one
+    // statement and one order: one lock order (these keys, then ticket rows by id), so
+    // dispatches never deadlock.
     let keys: BTreeSet<String> = work::tickets(&txn, &ticket_ids)
         .await?
         .iter()
         .filter_map(|t| t.building_id.as_ref().map(|building| incident_key(building, &t.category)))
         .collect();
-    for key in &keys {
-        work::lock_key(&txn, key).await?;
-    }
+    work::lock_keys(&txn, &keys.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     // Locked: a concurrent change (the notifier escalating, say) waits for this commit
     // instead of making it fail on a stale version.
     let mut to_lock: Vec<&str> = ticket_ids.iter().copied().chain(also_lock.iter().map(String::as_str)).collect();

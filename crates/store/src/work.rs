@@ -434,18 +434,29 @@ pub async fn last_resolution(
     Ok(last.flatten())
 }
 
-/// Serializes transactions on one key until commit (PostgreSQL advisory lock). SQLite
-/// needs none: it has a single writer.
-pub async fn lock_key(txn: &DatabaseTransaction, key: &str) -> Result<(), StoreError> {
-    if txn.get_database_backend() != DbBackend::Postgres {
+/// Serializes transactions on each of `keys` until commit (PostgreSQL advisory locks), all
+/// taken in one statement and in one order (of their hashes), so two transactions that
+/// share keys never wait for each other in a circle. SQLite needs none: it has a single
+/// writer.
+pub async fn lock_keys(txn: &DatabaseTransaction, keys: &[&str]) -> Result<(), StoreError> {
+    if txn.get_database_backend() != DbBackend::Postgres || keys.is_empty() {
         return Ok(());
     }
-    // FNV-1a: stable across processes and releases.
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let statement =
-        Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [(hash as i64).into()]);
+    let mut hashes: Vec<i64> = keys.iter().map(|key| key_hash(key)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    // A function scan yields the array in order, so the locks are taken in that order.
+    let placeholders: Vec<String> = (1..=hashes.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k", placeholders.join(","));
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, hashes.into_iter().map(Into::into));
     txn.execute_raw(statement).await?;
     Ok(())
+}
+
+/// FNV-1a: stable across processes and releases.
+fn key_hash(key: &str) -> i64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    hash as i64
 }
 
 #[cfg(test)]

@@ -705,3 +705,49 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
     let levels = store.escalations_by_level(&scope).await.unwrap();
     assert_eq!(levels, [("1".to_owned(), 2), ("2".to_owned(), 1)]);
 }
+
+/// Advisory keys (PostgreSQL): one held key makes another transaction wait for the
+/// commit, and transactions that take overlapping keys given in opposite orders never
+/// deadlock (the deadlock detector would fail one of them).
+#[tokio::test]
+async fn keys_serialize_transactions_and_never_deadlock() {
+    use propdesk_store::work::lock_keys;
+    use std::time::Duration;
+    let (_db, store) = fresh(Backend::Postgres).await;
+    let keys = ["incident/b-1/lift", "incident/b-2/plumbing", "incident/b-3/power"];
+
+    let holder = store.begin().await.unwrap();
+    lock_keys(&holder, &keys[..2]).await.unwrap();
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let txn = store.begin().await.unwrap();
+            lock_keys(&txn, &[keys[2], keys[1]]).await.unwrap();
+            store.commit(txn).await.unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "a held key was taken by a second transaction");
+    store.commit(holder).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter got its keys after the commit")
+        .unwrap();
+
+    for round in 0..20 {
+        let take = |order: Vec<&'static str>| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let txn = store.begin().await?;
+                lock_keys(&txn, &order).await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                store.commit(txn).await
+            })
+        };
+        let forward = take(keys.to_vec());
+        let backward = take(keys.iter().rev().copied().collect());
+        for task in [forward, backward] {
+            task.await.unwrap().unwrap_or_else(|err| panic!("round {round}: {err}"));
+        }
+    }
+}
