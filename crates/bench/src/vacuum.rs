@@ -52,10 +52,7 @@ impl Vacuum {
     pub async fn start_if_needed(url: &str) -> Result<Option<Vacuum>, BenchError> {
         let db = Database::connect(url).await?;
         let show = Statement::from_string(DbBackend::Postgres, "SHOW autovacuum");
-        let setting: Option<String> = match db.query_one_raw(show).await? {
-            Some(row) => row.try_get("", "autovacuum").ok(),
-            None => None,
-        };
+        let setting = db.query_one_raw(show).await?.and_then(|row| row.try_get_by_index::<String>(0).ok());
         if setting.as_deref() != Some("off") {
             db.close().await?;
             return Ok(None);

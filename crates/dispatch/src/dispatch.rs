@@ -133,7 +133,7 @@ async fn dispatch_locked(
         .iter()
         .filter_map(|t| t.building_id.as_ref().map(|building| incident_key(building, &t.category)))
         .collect();
-    work::lock_keys(&txn, &keys.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    work::lock_keys(&txn, &keys).await?;
     // Locked: a concurrent change (the notifier escalating, say) waits for this commit
     // instead of making it fail on a stale version.
     let mut to_lock: Vec<&str> = ticket_ids.iter().copied().chain(also_lock.iter().map(String::as_str)).collect();

@@ -438,11 +438,17 @@ pub async fn last_resolution(
 /// taken in one statement and in one order (of their hashes), so two transactions that
 /// share keys never wait for each other in a circle. SQLite needs none: it has a single
 /// writer.
-pub async fn lock_keys(txn: &DatabaseTransaction, keys: &[&str]) -> Result<(), StoreError> {
-    if txn.get_database_backend() != DbBackend::Postgres || keys.is_empty() {
+pub async fn lock_keys(
+    txn: &DatabaseTransaction,
+    keys: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<(), StoreError> {
+    if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let mut hashes: Vec<i64> = keys.iter().map(|key| key_hash(key)).collect();
+    let mut hashes: Vec<i64> = keys.into_iter().map(|key| key_hash(key.as_ref())).collect();
+    if hashes.is_empty() {
+        return Ok(());
+    }
     hashes.sort_unstable();
     hashes.dedup();
     // A function scan yields the array in order, so the locks are taken in that order.
