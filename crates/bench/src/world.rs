@@ -3,10 +3,11 @@
 //! escalation figure, tickets whose clocks stay open with their ladders planned.
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::{Department, Policy, Priority, Role, TicketKind};
+use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route};
+use propdesk_domain::{By, Channel, Department, Policy, Priority, Role, Ticket, TicketKind};
 use propdesk_store::Store;
-use propdesk_store::entity::{alarm, building, property, staff, ticket, unit};
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+use propdesk_store::entity::{building, property, staff, unit};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
 
 use crate::BenchError;
 use crate::mix::Site;
@@ -159,48 +160,40 @@ pub async fn seed_open_deadlines(
     tickets: usize,
 ) -> Result<usize, BenchError> {
     let now = propdesk_store::now();
-    let deadlines = policy.deadlines(Priority::P3, TicketKind::Repair, &site.property_id, now);
-    let mut rows = Vec::with_capacity(tickets);
-    let mut alarms = Vec::new();
+    let agent = By::staff(agent_id, Role::Agent);
+    let mut seeded = Vec::with_capacity(tickets);
     for n in 0..tickets {
-        let mut t = ticket::Model {
-            kind: TicketKind::Repair.code().to_owned(),
-            channel: "phone".to_owned(),
-            category: "building_fabric".to_owned(),
-            department: Some(Department::Engineering.code().to_owned()),
-            priority: Priority::P3.code().to_owned(),
-            state: "dispatched".to_owned(),
+        let report = Report {
+            id: new_id(),
+            property_id: site.property_id.clone(),
+            unit: None,
+            location: format!("east wall, section {n}"),
+            resident_id: None,
+            reporter: Reporter::default(),
+            kind: TicketKind::Repair,
+            channel: Channel::Phone,
+            category: CategoryCode::new("building_fabric"),
+            category_default: Priority::P3,
+            requested_priority: None,
             title: format!("Cracked render on the east wall ({n})"),
             description: "外墙抹灰开裂 Cracked render, not urgent".to_owned(),
-            location: format!("east wall, section {n}"),
-            first_contact_agent_id: agent_id.to_owned(),
-            request_id: format!("seeded-{n}"),
-            request_fingerprint: "seeded".to_owned(),
-            dispatched_at: Some(now),
-            ..ticket::Model::blank(new_id(), site.property_id.clone(), now)
+            request: RequestKey { request_id: format!("seeded-{n}"), fingerprint: "seeded".to_owned() },
+            promised_reply_at: None,
+            answer_on_the_spot: None,
         };
-        t.set_clocks(deadlines);
-        let planned = propdesk_notifier::clocks::planned_alarms(policy, &t)
-            .map_err(|e| BenchError::Setup(format!("planning seeded alarms: {e}")))?;
-        for plan in planned {
-            alarms.push(alarm::ActiveModel {
-                ticket_id: Set(t.id.clone()),
-                cycle: Set(t.clock_cycle),
-                clock: Set(plan.clock),
-                rung: Set(plan.rung),
-                deadline_at: Set(plan.deadline_at),
-                fire_at: Set(plan.fire_at),
-                level: Set(plan.level),
-                recipients: Set(plan.recipients),
-                pending: Set(true),
-                fired_at: Set(None),
-                ..Default::default()
-            });
-        }
-        rows.push(t.into_active_model());
+        let (mut ticket, _) =
+            Ticket::log(report, policy, agent.clone(), now).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let route = Route {
+            department: Department::Engineering,
+            assignee_id: None,
+            repeat: None,
+            incident_id: None,
+            note: String::new(),
+        };
+        ticket.dispatch(route, By::System("bench"), now).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let planned = propdesk_notifier::clocks::planned_alarms(policy, &ticket);
+        seeded.push((ticket, planned));
     }
-    insert_all(store, rows).await?;
-    let planned = alarms.len();
-    insert_all(store, alarms).await?;
+    let planned = store.seed_tickets(&seeded).await?;
     Ok(planned)
 }

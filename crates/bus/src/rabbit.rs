@@ -315,7 +315,7 @@ async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError>
                 .queue_bind(
                     queue.as_str().into(),
                     exchange.as_str().into(),
-                    (*binding).into(),
+                    binding.as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )

@@ -25,11 +25,10 @@ impl WorkerRole {
     }
 
     /// Routing-key patterns (topic syntax) this role's queue is bound with.
-    pub fn bindings(self) -> &'static [&'static str] {
+    pub fn bindings(self) -> Vec<String> {
         match self {
-            WorkerRole::Dispatch => &["ticket.created", "ticket.reopened", "ticket.transferred"],
-            // The notifier hears everything: ticket events, incidents and alerts.
-            WorkerRole::Notifier => &["ticket.#", "incident.#", "alert.#"],
+            WorkerRole::Dispatch => propdesk_events::routing::dispatch_bindings(),
+            WorkerRole::Notifier => propdesk_events::routing::notifier_bindings(),
         }
     }
 }

@@ -12,10 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingHours;
 use crate::sla::{Deadlines, SlaPolicy};
-use std::fmt;
-use std::str::FromStr;
 
-use crate::ticket::{Priority, TicketState, UnknownCode, coded_enum};
+use crate::ticket::{Priority, TicketState, coded_enum};
 
 coded_enum!(
     /// A deadline the notifier watches.

@@ -5,9 +5,11 @@
 //! plain table-driven unit tests.
 
 pub mod access;
+pub mod aggregate;
 pub mod assignment;
 pub mod calendar;
 pub mod category;
+pub mod dispatching;
 pub mod grouping;
 pub mod ladder;
 pub mod lifecycle;
@@ -21,6 +23,7 @@ pub mod urgency;
 pub mod validation;
 
 pub use access::{Actor, Denied, Operation};
+pub use aggregate::{By, Cause, Recorded, RuleViolation, Ticket, TicketFacts};
 pub use assignment::{Candidate, choose_assignee};
 pub use calendar::WorkingHours;
 pub use category::{Category, CategoryCatalog};

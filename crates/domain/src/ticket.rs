@@ -3,11 +3,6 @@
 //! Each enum has a stable lower-case code used in storage, configuration and bus routing
 //! keys; the codes must never change once data is written with them.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 /// An unknown code for one of the enums of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{code}`")]
@@ -19,7 +14,7 @@ pub struct UnknownCode {
 macro_rules! coded_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -32,18 +27,18 @@ macro_rules! coded_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownCode;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ticket::UnknownCode;
             fn from_str(code: &str) -> Result<Self, Self::Err> {
                 match code {
                     $($code => Ok($name::$variant),)+
-                    _ => Err(UnknownCode { what: $what, code: code.to_owned() }),
+                    _ => Err($crate::ticket::UnknownCode { what: $what, code: code.to_owned() }),
                 }
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.code())
             }
         }
@@ -177,8 +172,7 @@ impl Satisfaction {
 }
 
 coded_enum!(
-    /// What happened to a ticket: the history event type, also the bus routing key
-    /// suffix (`ticket.<code>`).
+    /// What happened to a ticket: the history event type.
     EventType, "event type" {
         Created => "created",
         Dispatched => "dispatched",
@@ -191,6 +185,8 @@ coded_enum!(
         Cancelled => "cancelled",
         Closed => "closed",
         Reopened => "reopened",
+        /// A report joined a group incident that formed after it was routed.
+        LinkedToIncident => "linked_to_incident",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",
@@ -200,13 +196,6 @@ coded_enum!(
         FollowUp => "follow_up",
     }
 );
-
-impl EventType {
-    /// The bus routing key of this event, e.g. `ticket.created`.
-    pub fn routing_key(self) -> String {
-        format!("ticket.{}", self.code())
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,17 @@
 //! The bus wire format: what travels between processes. Ticket events (also the history
 //! and WatchTickets items) and alerts are protobuf messages of `propdesk.v1`; this crate
-//! maps stored rows and domain values to them, and names their routing keys.
+//! maps domain values to them and decides their routing keys.
 //!
-//! Invariant: the only place that decides a routing key or encodes a bus payload.
+//! Invariants: the only place that decides a routing key or encodes a bus payload; it
+//! knows no database (the store hands it history events as [`HistoryEvent`]s).
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::{Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
+use propdesk_domain::{Cause, Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
 use propdesk_proto::v1 as pb;
-use propdesk_store::OutboxMessage;
-use propdesk_store::entity::{ticket, ticket_event};
 use prost::Message as _;
 use prost_types::Timestamp;
+
+pub mod routing;
 
 /// A number the proto enum does not define.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +51,16 @@ wire_enum!(Role <=> StaffRole { Agent, Dispatcher, Technician, Supervisor, Manag
 wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral, Satisfied, VerySatisfied });
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
-    Closed, Reopened, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp
+    Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp
 });
+wire_enum!(Cause <=> EventCause {
+    Staff, CallbackSatisfied, CallbackUnsatisfied, AnsweredOnTheSpot, IncidentResolved, DeadlineMissed, DeadlineNear
+});
+
+/// The wire number of an optional domain value (0, `_UNSPECIFIED`, for none).
+pub fn to_wire_or_unspecified<T: WireEnum>(value: Option<T>) -> i32 {
+    value.map_or(0, T::to_wire)
+}
 
 /// The wire number of a stored code (0 for an absent or unreadable one).
 pub fn code_to_wire<T: WireEnum>(code: Option<&str>) -> i32 {
@@ -63,29 +72,59 @@ pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
 }
 
-fn text(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
+/// A history event as kept: what a command recorded, with its id, its place in the event
+/// order and the routing facts of the ticket right after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEvent {
+    pub event_id: String,
+    /// Position in the event order (see `WatchTicketsRequest.after_cursor`).
+    pub cursor: String,
+    pub ticket_id: String,
+    pub event_type: EventType,
+    pub cause: Option<Cause>,
+    pub actor_id: String,
+    pub actor_role: Option<Role>,
+    pub from_state: Option<TicketState>,
+    pub to_state: TicketState,
+    pub note: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ticket_version: i64,
+    pub property_id: String,
+    pub department: Option<Department>,
+    pub assignee_id: Option<String>,
+    pub priority: Priority,
 }
 
-/// A stored history event on the wire (history, watch stream and bus payload alike).
-pub fn event_to_wire(e: &ticket_event::Model) -> pb::TicketEvent {
+/// A history event on the wire (history, watch stream and bus payload alike).
+pub fn event_to_wire(e: &HistoryEvent) -> pb::TicketEvent {
     pb::TicketEvent {
         event_id: e.event_id.clone(),
-        cursor: propdesk_store::EventCursor::of(e).to_string(),
+        cursor: e.cursor.clone(),
         ticket_id: e.ticket_id.clone(),
-        r#type: code_to_wire::<EventType>(Some(&e.event_type)),
+        r#type: e.event_type.to_wire(),
         actor_id: e.actor_id.clone(),
-        actor_role: code_to_wire::<Role>(e.actor_role.as_deref()),
-        from_state: code_to_wire::<TicketState>(e.from_state.as_deref()),
-        to_state: code_to_wire::<TicketState>(Some(&e.to_state)),
+        actor_role: to_wire_or_unspecified(e.actor_role),
+        from_state: to_wire_or_unspecified(e.from_state),
+        to_state: e.to_state.to_wire(),
         note: e.note.clone(),
         occurred_at: Some(timestamp(e.occurred_at)),
         ticket_version: e.ticket_version,
         property_id: e.property_id.clone(),
-        department: code_to_wire::<Department>(e.department.as_deref()),
-        assignee_id: text(&e.assignee_id),
-        priority: code_to_wire::<Priority>(Some(&e.priority)),
+        department: to_wire_or_unspecified(e.department),
+        assignee_id: e.assignee_id.clone().unwrap_or_default(),
+        priority: e.priority.to_wire(),
+        cause: to_wire_or_unspecified(e.cause),
     }
+}
+
+/// A message for the bus, as the outbox keeps it until the broker confirms it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusMessage {
+    pub message_id: String,
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+    /// The W3C `traceparent` the message travels under.
+    pub trace_parent: Option<String>,
 }
 
 /// The trace of the work writing a message: its span is the message's parent.
@@ -93,50 +132,46 @@ fn current_trace() -> Option<String> {
     propdesk_trace::TraceParent::current().map(|trace| trace.to_string())
 }
 
-/// The bus message for a stored event: routing key `ticket.<type>`, and for dispatches
-/// `ticket.dispatched.<department>` so each department's consumers bind to their own.
-pub fn outbox_message(_ticket: &ticket::Model, e: &ticket_event::Model) -> OutboxMessage {
-    let routing_key = match (e.event_type.as_str(), e.department.as_deref()) {
-        ("dispatched", Some(department)) => format!("ticket.dispatched.{department}"),
-        (event_type, _) => format!("ticket.{event_type}"),
-    };
-    OutboxMessage {
+/// The bus message of a history event (its id is the message id).
+pub fn event_message(e: &HistoryEvent) -> BusMessage {
+    BusMessage {
         message_id: e.event_id.clone(),
-        routing_key,
+        routing_key: routing::ticket_event(e.event_type, e.department),
         payload: event_to_wire(e).encode_to_vec(),
         trace_parent: current_trace(),
     }
 }
 
-/// An alert for a person, as a bus message (`alert.<kind>`, or `incident.opened`).
+/// An alert for a person about a ticket.
 pub struct NewAlert<'a> {
     pub kind: pb::AlertKind,
-    pub ticket: &'a ticket::Model,
+    pub ticket_id: &'a str,
+    pub property_id: &'a str,
     pub department: Option<Department>,
     pub recipient_id: Option<String>,
     pub message: String,
     pub raised_at: DateTime<Utc>,
 }
 
-pub fn alert_message(alert: NewAlert<'_>) -> OutboxMessage {
+/// An alert as a bus message (see [`routing::alert`]).
+pub fn alert_message(alert: NewAlert<'_>) -> BusMessage {
     let alert_id = uuid::Uuid::now_v7().to_string();
-    let routing_key = match alert.kind {
-        pb::AlertKind::IncidentOpened => "incident.opened".to_owned(),
-        pb::AlertKind::NoOneOnDuty => "alert.no_one_on_duty".to_owned(),
-        pb::AlertKind::RepeatFault => "alert.repeat_fault".to_owned(),
-        pb::AlertKind::Unspecified => "alert.unspecified".to_owned(),
-    };
     let payload = pb::Alert {
         alert_id: alert_id.clone(),
         kind: alert.kind as i32,
-        ticket_id: alert.ticket.id.clone(),
-        property_id: alert.ticket.property_id.clone(),
-        department: alert.department.map_or(0, WireEnum::to_wire),
+        ticket_id: alert.ticket_id.to_owned(),
+        property_id: alert.property_id.to_owned(),
+        department: to_wire_or_unspecified(alert.department),
         recipient_id: alert.recipient_id.unwrap_or_default(),
         message: alert.message,
         raised_at: Some(timestamp(alert.raised_at)),
     };
-    OutboxMessage { message_id: alert_id, routing_key, payload: payload.encode_to_vec(), trace_parent: current_trace() }
+    BusMessage {
+        message_id: alert_id,
+        routing_key: routing::alert(alert.kind).to_owned(),
+        payload: payload.encode_to_vec(),
+        trace_parent: current_trace(),
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +189,41 @@ mod tests {
         for event in EventType::ALL {
             assert_eq!(EventType::from_wire(event.to_wire()), Ok(Some(*event)));
         }
+        for cause in Cause::ALL {
+            assert_eq!(Cause::from_wire(cause.to_wire()), Ok(Some(*cause)));
+        }
         assert_eq!(Priority::from_wire(0), Ok(None));
         assert_eq!(Priority::from_wire(99), Err(UnknownWireValue(99)));
+    }
+
+    #[test]
+    fn a_history_event_carries_its_cause_and_routes_by_type_and_department() {
+        let event = HistoryEvent {
+            event_id: "e-1".into(),
+            cursor: "7.3".into(),
+            ticket_id: "t-1".into(),
+            event_type: EventType::Reopened,
+            cause: Some(Cause::CallbackUnsatisfied),
+            actor_id: "a-1".into(),
+            actor_role: Some(Role::Agent),
+            from_state: Some(TicketState::Resolved),
+            to_state: TicketState::Reopened,
+            note: "rework".into(),
+            occurred_at: DateTime::from_timestamp(1_800_000_000, 5_000).unwrap(),
+            ticket_version: 4,
+            property_id: "p-1".into(),
+            department: Some(Department::Engineering),
+            assignee_id: None,
+            priority: Priority::P2,
+        };
+        let message = event_message(&event);
+        assert_eq!((message.message_id.as_str(), message.routing_key.as_str()), ("e-1", "ticket.reopened"));
+        let wire = pb::TicketEvent::decode(&message.payload[..]).unwrap();
+        assert_eq!(wire.cause, pb::EventCause::CallbackUnsatisfied as i32);
+        assert_eq!(wire.cursor, "7.3");
+        assert_eq!(wire.occurred_at.unwrap().nanos, 5_000);
+        let dispatched = HistoryEvent { event_type: EventType::Dispatched, cause: None, ..event };
+        assert_eq!(event_message(&dispatched).routing_key, "ticket.dispatched.engineering");
+        assert_eq!(pb::TicketEvent::decode(&event_message(&dispatched).payload[..]).unwrap().cause, 0);
     }
 }

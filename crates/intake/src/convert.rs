@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
-use propdesk_domain::{Actor, Channel, Department, Priority, Satisfaction, TicketKind, TicketState, Violations};
-pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, outbox_message, timestamp};
+use propdesk_domain::{Actor, Ticket, Violations};
+pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, timestamp, to_wire_or_unspecified};
 use propdesk_proto::v1 as pb;
-use propdesk_store::entity::{follow_up, ticket};
+use propdesk_store::entity::follow_up;
 use prost_types::Timestamp;
 
 /// An enum field that must be set to a known value.
@@ -56,15 +56,17 @@ fn text(value: &Option<String>) -> String {
 }
 
 /// A ticket as `viewer` may see it: contact details masked unless their role needs them.
-pub fn ticket_to_wire(t: &ticket::Model, viewer: &Actor) -> pb::Ticket {
+pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
     let is_assignee = t.assignee_id.as_deref() == Some(viewer.staff_id.as_str());
     let clear = may_see_contact_details(viewer.role, is_assignee);
-    let callback = t.callback_recorded_at.map(|recorded_at| pb::Callback {
-        satisfaction: code_to_wire::<Satisfaction>(t.callback_satisfaction.as_deref()),
-        comment: text(&t.callback_comment),
-        recorded_by: text(&t.callback_recorded_by),
-        recorded_at: Some(timestamp(recorded_at)),
+    let callback = t.callback.as_ref().map(|c| pb::Callback {
+        satisfaction: c.satisfaction.to_wire(),
+        comment: c.comment.clone(),
+        recorded_by: c.recorded_by.clone(),
+        recorded_at: Some(timestamp(c.recorded_at)),
     });
+    let reporter = &t.reporter;
+    let times = &t.times;
     pb::Ticket {
         id: t.id.clone(),
         version: t.version,
@@ -74,39 +76,39 @@ pub fn ticket_to_wire(t: &ticket::Model, viewer: &Actor) -> pb::Ticket {
         unit_label: text(&t.unit_label),
         location: t.location.clone(),
         resident_id: text(&t.resident_id),
-        reporter_name: if clear { t.reporter_name.clone() } else { mask_name(&t.reporter_name) },
-        reporter_phone: if clear { t.reporter_phone.clone() } else { mask_phone(&t.reporter_phone) },
-        kind: code_to_wire::<TicketKind>(Some(&t.kind)),
-        channel: code_to_wire::<Channel>(Some(&t.channel)),
-        category: t.category.clone(),
-        department: code_to_wire::<Department>(t.department.as_deref()),
-        priority: code_to_wire::<Priority>(Some(&t.priority)),
-        state: code_to_wire::<TicketState>(Some(&t.state)),
+        reporter_name: if clear { reporter.name.clone() } else { mask_name(&reporter.name) },
+        reporter_phone: if clear { reporter.phone.clone() } else { mask_phone(&reporter.phone) },
+        kind: t.kind.to_wire(),
+        channel: t.channel.to_wire(),
+        category: t.category.to_string(),
+        department: to_wire_or_unspecified(t.department),
+        priority: t.priority.to_wire(),
+        state: t.state().to_wire(),
         title: t.title.clone(),
         description: t.description.clone(),
         first_contact_agent_id: t.first_contact_agent_id.clone(),
         assignee_id: text(&t.assignee_id),
         escalation_level: t.escalation_level,
-        incident_id: text(&t.incident_id),
+        incident_id: t.incident_id().unwrap_or_default().to_owned(),
         repeat_fault: t.repeat_fault,
         deadlines: Some(pb::Deadlines {
-            acknowledge_by: optional_timestamp(t.acknowledge_by),
-            on_site_by: optional_timestamp(t.on_site_by),
-            resolve_by: optional_timestamp(t.resolve_by),
-            first_reply_by: optional_timestamp(t.first_reply_by),
-            callback_by: optional_timestamp(t.callback_by),
+            acknowledge_by: optional_timestamp(t.deadlines.acknowledge_by),
+            on_site_by: optional_timestamp(t.deadlines.on_site_by),
+            resolve_by: optional_timestamp(t.deadlines.resolve_by),
+            first_reply_by: optional_timestamp(t.deadlines.first_reply_by),
+            callback_by: optional_timestamp(t.deadlines.callback_by),
         }),
-        created_at: Some(timestamp(t.created_at)),
-        updated_at: Some(timestamp(t.updated_at)),
-        dispatched_at: optional_timestamp(t.dispatched_at),
-        accepted_at: optional_timestamp(t.accepted_at),
-        on_site_at: optional_timestamp(t.on_site_at),
-        resolved_at: optional_timestamp(t.resolved_at),
-        closed_at: optional_timestamp(t.closed_at),
-        on_hold_since: optional_timestamp(t.on_hold_since),
+        created_at: Some(timestamp(times.created_at)),
+        updated_at: Some(timestamp(times.updated_at)),
+        dispatched_at: optional_timestamp(times.dispatched_at),
+        accepted_at: optional_timestamp(times.accepted_at),
+        on_site_at: optional_timestamp(times.on_site_at),
+        resolved_at: optional_timestamp(times.resolved_at),
+        closed_at: optional_timestamp(times.closed_at),
+        on_hold_since: optional_timestamp(times.on_hold_since),
         callback,
         promised_reply_at: optional_timestamp(t.promised_reply_at),
-        is_incident: t.is_incident,
+        is_incident: t.is_incident(),
         // Filled by the caller from the follow-ups table (see `follow_up_to_wire`).
         follow_ups: Vec::new(),
     }
@@ -150,6 +152,7 @@ pub fn follow_up_to_wire(f: &follow_up::Model) -> pb::FollowUp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use propdesk_domain::{Priority, TicketKind};
 
     #[test]
     fn enum_violations_name_the_field() {

@@ -1,6 +1,6 @@
 //! The one mapping from failures to gRPC statuses. Every service fails the same way.
 
-use propdesk_domain::{Denied, TransitionError, Violations};
+use propdesk_domain::{Denied, RuleViolation, TransitionError, Violations};
 use propdesk_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -42,9 +42,14 @@ impl From<Violations> for ApiError {
     }
 }
 
-impl From<propdesk_store::entity::ticket::UnreadableTicket> for ApiError {
-    fn from(err: propdesk_store::entity::ticket::UnreadableTicket) -> Self {
-        ApiError::Internal(err.to_string())
+impl From<RuleViolation> for ApiError {
+    fn from(err: RuleViolation) -> Self {
+        match err {
+            RuleViolation::Transition(refused) => ApiError::Transition(refused),
+            RuleViolation::SameDepartment(_) => ApiError::field("to_department", err.to_string()),
+            RuleViolation::OnlyEnquiriesAnsweredOnTheSpot => ApiError::field("answer_on_the_spot", err.to_string()),
+            RuleViolation::IncidentCannotBeLinked => ApiError::Precondition(err.to_string()),
+        }
     }
 }
 
@@ -55,7 +60,13 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(detail) => ApiError::AlreadyExists(detail),
             // Callers that know the expected version replace this with `Stale`.
             StoreError::StaleVersion { current } => ApiError::Stale { expected: -1, current },
-            StoreError::Db(db) => ApiError::Internal(db.to_string()),
+            StoreError::FollowUpNotOpen => {
+                ApiError::field("follow_up_id", "is not an open reply follow-up of this ticket")
+            }
+            err
+            @ (StoreError::Db(_) | StoreError::Unreadable(_) | StoreError::Vanished(_) | StoreError::Stopped(_)) => {
+                ApiError::Internal(err.to_string())
+            }
         }
     }
 }

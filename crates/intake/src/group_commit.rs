@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use propdesk_events::outbox_message;
 use propdesk_store::{Created, NewTicket, Store, StoreError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -13,6 +12,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 const MAX_BATCH: usize = 64;
 /// Creates waiting for a writer at most; past this, callers wait to enqueue.
 const QUEUE: usize = 4_096;
+/// What the writer tasks are called in errors.
+const WRITER: &str = "ticket writer";
 
 struct Pending {
     ticket: NewTicket,
@@ -35,11 +36,11 @@ impl GroupCommit {
     }
 
     /// Creates the ticket in the next batch; the outcome is the same as
-    /// [`Store::create_ticket`]'s.
+    /// [`Store::create_tickets`]'s for it.
     pub async fn create(&self, ticket: NewTicket) -> Result<Created, StoreError> {
         let (reply, outcome) = oneshot::channel();
-        self.queue.send(Pending { ticket, reply }).await.map_err(|_| StoreError::NotFound("ticket writer"))?;
-        outcome.await.map_err(|_| StoreError::NotFound("ticket writer"))?
+        self.queue.send(Pending { ticket, reply }).await.map_err(|_| StoreError::Stopped(WRITER))?;
+        outcome.await.map_err(|_| StoreError::Stopped(WRITER))?
     }
 }
 
@@ -59,7 +60,7 @@ async fn write_batches(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Pending>>
         };
         metrics::histogram!("propdesk_create_batch_size").record(batch.len() as f64);
         let tickets: Vec<NewTicket> = batch.iter().map(|p| p.ticket.clone()).collect();
-        match store.create_tickets(tickets, outbox_message).await {
+        match store.create_tickets(tickets).await {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 for (pending, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = pending.reply.send(Ok(outcome));
@@ -70,9 +71,9 @@ async fn write_batches(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Pending>>
             _ => {
                 for pending in batch {
                     let outcome = store
-                        .create_tickets(vec![pending.ticket], outbox_message)
+                        .create_tickets(vec![pending.ticket])
                         .await
-                        .and_then(|mut one| one.pop().ok_or(StoreError::NotFound("ticket")));
+                        .and_then(|mut one| one.pop().ok_or(StoreError::Vanished("a created ticket's outcome")));
                     let _ = pending.reply.send(outcome);
                 }
             }

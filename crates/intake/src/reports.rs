@@ -10,11 +10,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use propdesk_domain::report::{ReportPeriod, share};
-use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Violations};
+use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Ticket, Violations};
 use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::report_service_server::ReportService;
-use propdesk_store::entity::{property, staff, ticket};
+use propdesk_store::entity::{property, staff};
 use propdesk_store::reports::{ClockPercentiles, ClockStats, ReportClock, ReportScope, StaffCounts};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -218,11 +218,12 @@ fn wide(n: u64) -> i64 {
 }
 
 /// The earliest deadline a ticket has missed at `now` (its overdue rank).
-fn earliest_missed(t: &ticket::Model, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn earliest_missed(t: &Ticket, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (times, deadlines) = (&t.times, &t.deadlines);
     [
-        t.accepted_at.is_none().then_some(t.acknowledge_by).flatten(),
-        t.on_site_at.is_none().then_some(t.on_site_by).flatten(),
-        t.resolved_at.is_none().then_some(t.resolve_by).flatten(),
+        times.accepted_at.is_none().then_some(deadlines.acknowledge_by).flatten(),
+        times.on_site_at.is_none().then_some(deadlines.on_site_by).flatten(),
+        times.resolved_at.is_none().then_some(deadlines.resolve_by).flatten(),
     ]
     .into_iter()
     .flatten()

@@ -1,32 +1,32 @@
 //! TicketService: logging tickets and taking them through their life.
 //!
-//! Every change follows one path ([`TicketApi::change`]): validate, load, authorize,
-//! check the expected version, let the state machine decide, then save the ticket, its
-//! history events and their outbox messages in one transaction.
+//! Every change follows one path ([`TicketApi::change`]): parse the request, load the
+//! ticket, authorize, check the expected version, run the ticket's command (the rules live
+//! in `propdesk_domain::Ticket`), then save it with its history events and their outbox
+//! messages in one transaction.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route, UnitPlace};
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
-    Actor, Channel, Department, EventType, Lifecycle, Move, Operation, Priority, Satisfaction, TicketKind, TicketState,
-    Violations,
+    Actor, By, Channel, Department, Move, Operation, Priority, Recorded, RuleViolation, Satisfaction, Ticket,
+    TicketKind, TicketState, Violations,
 };
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
-use propdesk_store::entity::{resident, staff, ticket};
-use propdesk_store::{Change, Created, FollowUpDone, NewEvent, NewTicket, StoreError, TicketFilter};
+use propdesk_store::entity::{resident, staff};
+use propdesk_store::{Change, Created, FollowUpDone, NewTicket, StoreError, TicketFilter};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
-use crate::convert::{
-    event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, outbox_message, required_enum, ticket_to_wire,
-};
+use crate::convert::{event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::watch::{self, EventStream};
 
@@ -38,14 +38,6 @@ impl TicketApi {
     pub fn new(state: Arc<IntakeState>) -> Self {
         TicketApi { state }
     }
-}
-
-/// One history step a change produces.
-struct Step {
-    event_type: EventType,
-    from: TicketState,
-    to: TicketState,
-    note: String,
 }
 
 /// The common fields of every change request.
@@ -68,22 +60,9 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn lifecycle_of(t: &ticket::Model) -> ApiResult<Lifecycle> {
-    let state = t.parse_code(&t.state)?;
-    let held_from = match &t.held_from {
-        Some(code) => Some(t.parse_code(code)?),
-        None => None,
-    };
-    Ok(Lifecycle { state, held_from })
-}
-
-/// Applies a state-machine move to the ticket's state columns and names the step.
-fn apply_move(t: &mut ticket::Model, mv: Move, event_type: EventType, note: &str) -> ApiResult<Step> {
-    let before = lifecycle_of(t)?;
-    let after = before.apply(mv)?;
-    t.state = after.state.code().to_owned();
-    t.held_from = after.held_from.map(|s| s.code().to_owned());
-    Ok(Step { event_type, from: before.state, to: after.state, note: note.to_owned() })
+/// The actor as the history names them.
+fn by(actor: &Actor) -> By {
+    By::staff(actor.staff_id.clone(), actor.role)
 }
 
 fn page_token_after(id: &str) -> String {
@@ -125,20 +104,21 @@ fn check_request_id(violations: &mut Violations, request_id: &str) {
 }
 
 impl TicketApi {
-    async fn load(&self, actor: &Actor, ticket_id: &str) -> ApiResult<ticket::Model> {
+    async fn load(&self, actor: &Actor, ticket_id: &str) -> ApiResult<Ticket> {
         let ticket = self.state.store.get_ticket(ticket_id).await?.ok_or(ApiError::NotFound("ticket"))?;
         actor.authorize(&ticket.property_id, Operation::ReadTickets, false)?;
         Ok(ticket)
     }
 
-    /// The one path of every change; `edit` may only change the ticket in memory.
+    /// The one path of every change: parse the common fields, load, authorize, check the
+    /// expected version, run the ticket's `command`, save.
     async fn change(
         &self,
         actor: &Actor,
         request: ChangeRequest<'_>,
         mut violations: Violations,
         operation: Operation,
-        edit: impl FnOnce(&mut ticket::Model, DateTime<Utc>) -> ApiResult<Vec<Step>>,
+        command: impl FnOnce(&mut Ticket, By, String, DateTime<Utc>) -> ApiResult<Vec<Recorded>>,
     ) -> ApiResult<pb::Ticket> {
         let ticket_id = violations.required_id("ticket_id", request.ticket_id);
         if request.expected_version < 1 {
@@ -152,41 +132,40 @@ impl TicketApi {
         violations.into_result()?;
         let ticket_id = ticket_id.unwrap_or_default();
 
-        let current = self.load(actor, &ticket_id).await?;
-        let is_assignee = current.assignee_id.as_deref() == Some(actor.staff_id.as_str());
-        actor.authorize(&current.property_id, operation, is_assignee)?;
-        if current.version != request.expected_version {
-            return Err(ApiError::Stale { expected: request.expected_version, current: current.version });
+        let mut ticket = self.load(actor, &ticket_id).await?;
+        let is_assignee = ticket.assignee_id.as_deref() == Some(actor.staff_id.as_str());
+        actor.authorize(&ticket.property_id, operation, is_assignee)?;
+        if ticket.version != request.expected_version {
+            return Err(ApiError::Stale { expected: request.expected_version, current: ticket.version });
         }
 
         let now = propdesk_store::now();
-        let mut updated = current.clone();
-        let steps = edit(&mut updated, now)?;
-        updated.version = current.version + 1;
-        updated.updated_at = now;
-        let events = steps.into_iter().map(|step| history_event(actor, step, now)).collect();
-        let mut changes = vec![Change { updated: updated.clone(), expected_version: current.version, events }];
-        if updated.is_incident && updated.state == TicketState::Resolved.code() && current.state != updated.state {
-            changes.extend(self.resolve_linked_reports(&updated, actor, now).await?);
-        }
+        let state_before = ticket.state();
+        let events = command(&mut ticket, by(actor), request.note.to_owned(), now)?;
+        let resolved_incident = ticket.is_incident() && ticket.state() == TicketState::Resolved;
+        let linked = if resolved_incident && state_before != TicketState::Resolved {
+            self.resolve_linked_reports(&ticket, actor, now).await?
+        } else {
+            Vec::new()
+        };
+        let mut changes = vec![Change { ticket, events }];
+        changes.extend(linked);
         let follow_up = request.completes_follow_up.map(|id| FollowUpDone {
             id,
             by: actor.staff_id.clone(),
             at: now,
             note: request.note.to_owned(),
         });
-        match self.state.store.save_changes_completing(changes, follow_up, outbox_message).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound("open reply follow-up")) => {
-                return Err(ApiError::field("follow_up_id", "is not an open reply follow-up of this ticket"));
-            }
+        let saved = match self.state.store.save_completing(changes, follow_up).await {
+            Ok(saved) => saved,
             // The ticket (or, for an incident, a linked report) changed meanwhile.
             Err(StoreError::StaleVersion { current: latest }) => {
                 return Err(ApiError::Stale { expected: request.expected_version, current: latest });
             }
             Err(other) => return Err(other.into()),
-        }
-        Ok(self.with_follow_ups(vec![ticket_to_wire(&updated, actor)]).await?.remove(0))
+        };
+        let ticket = saved.first().ok_or(ApiError::Internal("a save returned no ticket".into()))?;
+        Ok(self.with_follow_ups(vec![ticket_to_wire(ticket, actor)]).await?.remove(0))
     }
 
     /// Fills in the tickets' follow-ups (one query for the lot).
@@ -204,97 +183,38 @@ impl TicketApi {
     /// its own history and gets its own callback deadline.
     async fn resolve_linked_reports(
         &self,
-        incident: &ticket::Model,
+        incident: &Ticket,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> ApiResult<Vec<Change>> {
         let sla = &self.state.policy.sla;
         let mut changes = Vec::new();
-        for report in self.state.store.linked_tickets(&incident.id).await? {
-            let mut updated = report.clone();
-            let note = format!("resolved with incident {}", incident.id);
-            // Reports already resolved, on hold or cancelled keep their own course.
-            let Ok(step) = apply_move(&mut updated, Move::Resolve, EventType::Resolved, &note) else { continue };
-            updated.resolved_at = Some(now);
-            updated.callback_by = Some(sla.callback_by(now));
-            updated.version = report.version + 1;
-            updated.updated_at = now;
-            changes.push(Change {
-                updated,
-                expected_version: report.version,
-                events: vec![history_event(actor, step, now)],
-            });
+        for mut report in self.state.store.linked_tickets(&incident.id).await? {
+            if let Some(events) = report.resolve_with_incident(&incident.id, by(actor), sla, now) {
+                changes.push(Change { ticket: report, events });
+            }
         }
         Ok(changes)
     }
 
-    /// The plain moves: one state-machine step, with the timestamp bookkeeping of each.
-    async fn simple_move(
+    /// A move whose request is the plain action (ticket, version, note).
+    async fn act(
         &self,
         request: Request<pb::TicketActionRequest>,
         mv: Move,
-        event_type: EventType,
         note_required: bool,
+        command: impl FnOnce(&mut Ticket, By, String, DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        let policy = &self.state.policy;
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, note_required);
-        let note = body.note.clone();
         let ticket = self
-            .change(&actor, change, Violations::new(), Operation::Move(mv), move |t, now| {
-                let step = apply_move(t, mv, event_type, &note)?;
-                match mv {
-                    Move::Accept => t.accepted_at = Some(now),
-                    Move::ArriveOnSite => t.on_site_at = Some(now),
-                    Move::PutOnHold => t.on_hold_since = Some(now),
-                    Move::Resume => {
-                        // Clocks stop while on hold: move every deadline by the time paused.
-                        if let Some(since) = t.on_hold_since.take() {
-                            t.set_clocks(t.deadlines().shifted_by(now - since));
-                        }
-                    }
-                    Move::Resolve => {
-                        t.resolved_at = Some(now);
-                        t.callback_by = Some(policy.sla.callback_by(now));
-                    }
-                    Move::Close => t.closed_at = Some(now),
-                    Move::Reopen => restart_clocks(t, policy, now)?,
-                    Move::Cancel | Move::Dispatch | Move::Transfer | Move::RecordCallback { .. } => {}
-                }
-                Ok(vec![step])
+            .change(&actor, change, Violations::new(), Operation::Move(mv), |t, by, note, now| {
+                Ok(command(t, by, note, now)?)
             })
             .await?;
         Ok(Response::new(ticket))
     }
-}
-
-fn history_event(actor: &Actor, step: Step, now: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        event_id: new_id(),
-        event_type: step.event_type.code().to_owned(),
-        actor_id: actor.staff_id.clone(),
-        actor_role: Some(actor.role.code().to_owned()),
-        from_state: Some(step.from.code().to_owned()),
-        to_state: step.to.code().to_owned(),
-        note: step.note,
-        occurred_at: now,
-    }
-}
-
-/// A reopened ticket is new work: its clocks start again from now, in a new cycle (the
-/// escalation ladder starts over).
-fn restart_clocks(t: &mut ticket::Model, policy: &propdesk_domain::Policy, now: DateTime<Utc>) -> ApiResult<()> {
-    let priority: Priority = t.parse_code(&t.priority)?;
-    let kind: TicketKind = t.parse_code(&t.kind)?;
-    t.set_clocks(policy.deadlines(priority, kind, &t.property_id, now));
-    t.clock_cycle += 1;
-    t.callback_by = None;
-    t.accepted_at = None;
-    t.on_site_at = None;
-    t.resolved_at = None;
-    t.closed_at = None;
-    Ok(())
 }
 
 #[tonic::async_trait]
@@ -326,7 +246,7 @@ impl TicketService for TicketApi {
         let mut states = Vec::new();
         for (index, state) in body.states.iter().enumerate() {
             if let Some(state) = required_enum::<TicketState>(&mut v, &format!("states[{index}]"), *state) {
-                states.push(state.code().to_owned());
+                states.push(state);
             }
         }
         let department = optional_enum::<Department>(&mut v, "department", body.department);
@@ -355,10 +275,10 @@ impl TicketService for TicketApi {
         let filter = TicketFilter {
             property_ids,
             states,
-            department: department.map(|d| d.code().to_owned()),
+            department,
             assignee_id,
-            priority: priority.map(|p| p.code().to_owned()),
-            kind: kind.map(|k| k.code().to_owned()),
+            priority,
+            kind,
             overdue_at: body.overdue_only.then(propdesk_store::now),
             created_after,
             created_before,
@@ -400,10 +320,9 @@ impl TicketService for TicketApi {
             violations.add("assignee_id", "no such staff member");
         }
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, false);
-        let note = body.note.clone();
         let ticket = self
-            .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, now| {
-                let department = department.unwrap_or(Department::CustomerService);
+            .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, by, note, now| {
+                let department = department.ok_or(ApiError::Internal("validated department missing".into()))?;
                 if let Some(staff) = &assignee {
                     if staff.property_id != t.property_id {
                         return Err(ApiError::field("assignee_id", "works at another property"));
@@ -412,34 +331,33 @@ impl TicketService for TicketApi {
                         return Err(ApiError::field("assignee_id", format!("is not in the {department} department")));
                     }
                 }
-                let step = apply_move(t, Move::Dispatch, EventType::Dispatched, &note)?;
-                t.department = Some(department.code().to_owned());
-                t.assignee_id = assignee.as_ref().map(|s| s.id.clone());
-                t.dispatched_at = Some(now);
-                Ok(vec![step])
+                let route =
+                    Route { department, assignee_id: assignee.map(|s| s.id), repeat: None, incident_id: None, note };
+                Ok(t.dispatch(route, by, now)?)
             })
             .await?;
         Ok(Response::new(ticket))
     }
 
     async fn accept_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Accept, EventType::Accepted, false).await
+        self.act(request, Move::Accept, false, Ticket::accept).await
     }
 
     async fn arrive_on_site(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::ArriveOnSite, EventType::ArrivedOnSite, false).await
+        self.act(request, Move::ArriveOnSite, false, Ticket::arrive).await
     }
 
     async fn put_on_hold(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::PutOnHold, EventType::PutOnHold, true).await
+        self.act(request, Move::PutOnHold, true, Ticket::hold).await
     }
 
     async fn resume_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Resume, EventType::Resumed, false).await
+        self.act(request, Move::Resume, false, Ticket::resume).await
     }
 
     async fn resolve_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Resolve, EventType::Resolved, false).await
+        let sla = &self.state.policy.sla;
+        self.act(request, Move::Resolve, false, |t, by, note, now| t.resolve(by, note, sla, now)).await
     }
 
     async fn transfer_ticket(
@@ -451,44 +369,35 @@ impl TicketService for TicketApi {
         let mut violations = Violations::new();
         let to_department = required_enum::<Department>(&mut violations, "to_department", body.to_department);
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true);
-        let note = body.note.clone();
         let ticket = self
-            .change(&actor, change, violations, Operation::Move(Move::Transfer), move |t, _now| {
-                let to_department = to_department.unwrap_or(Department::CustomerService);
-                if t.department.as_deref() == Some(to_department.code()) {
-                    return Err(ApiError::field("to_department", "is already the ticket's department"));
-                }
-                let step = apply_move(t, Move::Transfer, EventType::Transferred, &note)?;
-                // The receiving department assigns its own person.
-                t.department = Some(to_department.code().to_owned());
-                t.assignee_id = None;
-                Ok(vec![step])
+            .change(&actor, change, violations, Operation::Move(Move::Transfer), move |t, by, note, now| {
+                let to = to_department.ok_or(ApiError::Internal("validated department missing".into()))?;
+                Ok(t.transfer(to, by, note, now)?)
             })
             .await?;
         Ok(Response::new(ticket))
     }
 
     async fn cancel_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Cancel, EventType::Cancelled, true).await
+        self.act(request, Move::Cancel, true, Ticket::cancel).await
     }
 
     async fn close_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Close, EventType::Closed, true).await
+        self.act(request, Move::Close, true, Ticket::close).await
     }
 
     async fn reopen_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
-        self.simple_move(request, Move::Reopen, EventType::Reopened, true).await
+        let policy = &self.state.policy;
+        self.act(request, Move::Reopen, true, |t, by, note, now| t.reopen(by, note, policy, now)).await
     }
 
     async fn add_note(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true);
-        let note = body.note.clone();
         let ticket = self
-            .change(&actor, change, Violations::new(), Operation::AddNote, move |t, _now| {
-                let state = lifecycle_of(t)?.state;
-                Ok(vec![Step { event_type: EventType::NoteAdded, from: state, to: state, note }])
+            .change(&actor, change, Violations::new(), Operation::AddNote, |t, by, note, now| {
+                Ok(t.add_note(by, note, now))
             })
             .await?;
         Ok(Response::new(ticket))
@@ -506,36 +415,12 @@ impl TicketService for TicketApi {
         let requires_rework = satisfaction.is_some_and(Satisfaction::requires_rework);
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
         let policy = &self.state.policy;
-        let staff_id = actor.staff_id.clone();
-        let comment = body.comment.clone();
+        let comment = body.comment;
         let mv = Move::RecordCallback { requires_rework };
         let ticket = self
-            .change(&actor, change, violations, Operation::Move(mv), move |t, now| {
-                let satisfaction = satisfaction.unwrap_or(Satisfaction::Neutral);
-                let from = lifecycle_of(t)?.state;
-                let outcome = apply_move(t, mv, EventType::Closed, "")?;
-                t.callback_satisfaction = Some(satisfaction.code().to_owned());
-                t.callback_comment = Some(comment.clone());
-                t.callback_recorded_by = Some(staff_id);
-                t.callback_recorded_at = Some(now);
-                let recorded = Step {
-                    event_type: EventType::CallbackRecorded,
-                    from,
-                    to: from,
-                    note: format!("{}: {comment}", satisfaction.code()),
-                };
-                let outcome = if requires_rework {
-                    restart_clocks(t, policy, now)?;
-                    Step {
-                        event_type: EventType::Reopened,
-                        note: "unsatisfied callback: sent back for rework".into(),
-                        ..outcome
-                    }
-                } else {
-                    t.closed_at = Some(now);
-                    outcome
-                };
-                Ok(vec![recorded, outcome])
+            .change(&actor, change, violations, Operation::Move(mv), move |t, by, _note, now| {
+                let satisfaction = satisfaction.ok_or(ApiError::Internal("validated satisfaction missing".into()))?;
+                Ok(t.record_callback(satisfaction, comment, by, policy, now)?)
             })
             .await?;
         Ok(Response::new(ticket))
@@ -553,11 +438,9 @@ impl TicketService for TicketApi {
             completes_follow_up: follow_up_id,
             ..ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true)
         };
-        let note = body.note.clone();
         let ticket = self
-            .change(&actor, change, violations, Operation::AddNote, move |t, _now| {
-                let state = lifecycle_of(t)?.state;
-                Ok(vec![Step { event_type: EventType::FollowUp, from: state, to: state, note }])
+            .change(&actor, change, violations, Operation::AddNote, |t, by, note, now| {
+                Ok(t.record_follow_up(by, note, now))
             })
             .await?;
         Ok(Response::new(ticket))
@@ -662,71 +545,36 @@ impl TicketApi {
         };
         v.into_result()?;
 
-        let text = format!("{}\n{}", body.title, body.description);
-        let decided = policy.urgency.decide(category.default_priority, requested_priority, &text);
-        let deadlines = policy.deadlines(decided.priority, kind, &property_id, now);
-        let title = if body.title.trim().is_empty() {
-            body.description.lines().next().unwrap_or_default().chars().take(MAX_TITLE).collect()
-        } else {
-            body.title.clone()
-        };
         let fingerprint = hex(&Sha256::digest(body.encode_to_vec()));
-        let mut ticket = ticket::Model {
-            building_id: unit.as_ref().map(|u| u.building_id.clone()),
-            unit_id: unit.as_ref().map(|u| u.unit_id.clone()),
-            unit_label: unit.as_ref().map(|u| u.label.clone()),
+        let or_resident = |given: &str, known: fn(&resident::Model) -> &String| {
+            if given.is_empty() {
+                resident.as_ref().map(|r| known(r).clone()).unwrap_or_default()
+            } else {
+                given.to_owned()
+            }
+        };
+        let report = Report {
+            id: new_id(),
+            property_id,
+            unit: unit.map(|u| UnitPlace { unit_id: u.unit_id, building_id: u.building_id, label: u.label }),
             location: body.location.clone(),
             resident_id: resident.as_ref().map(|r| r.id.clone()),
-            reporter_name: if body.reporter_name.is_empty() {
-                resident.as_ref().map(|r| r.name.clone()).unwrap_or_default()
-            } else {
-                body.reporter_name.clone()
+            reporter: Reporter {
+                name: or_resident(&body.reporter_name, |r| &r.name),
+                phone: or_resident(&body.reporter_phone, |r| &r.phone),
             },
-            reporter_phone: if body.reporter_phone.is_empty() {
-                resident.as_ref().map(|r| r.phone.clone()).unwrap_or_default()
-            } else {
-                body.reporter_phone.clone()
-            },
-            kind: kind.code().to_owned(),
-            channel: channel.code().to_owned(),
-            category: category.code.clone(),
-            priority: decided.priority.code().to_owned(),
-            title,
+            kind,
+            channel,
+            category: CategoryCode::new(category.code.clone()),
+            category_default: category.default_priority,
+            requested_priority,
+            title: body.title.clone(),
             description: body.description.clone(),
-            first_contact_agent_id: actor.staff_id.clone(),
-            request_id: body.request_id.clone(),
-            request_fingerprint: fingerprint.clone(),
+            request: RequestKey { request_id: body.request_id.clone(), fingerprint: fingerprint.clone() },
             promised_reply_at,
-            ..ticket::Model::blank(new_id(), property_id, now)
+            answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
         };
-        ticket.set_clocks(deadlines);
-        let event = |event_type: EventType, from: Option<TicketState>, to: TicketState, note: String| NewEvent {
-            event_id: new_id(),
-            event_type: event_type.code().to_owned(),
-            actor_id: actor.staff_id.clone(),
-            actor_role: Some(actor.role.code().to_owned()),
-            from_state: from.map(|s| s.code().to_owned()),
-            to_state: to.code().to_owned(),
-            note,
-            occurred_at: now,
-        };
-        let created_note = match &decided.raised_by_keyword {
-            Some(keyword) => format!("priority {} (urgent keyword \"{keyword}\")", decided.priority),
-            None => format!("priority {}", decided.priority),
-        };
-        let mut events = vec![event(EventType::Created, None, TicketState::New, created_note)];
-        if answered {
-            ticket.state = TicketState::Resolved.code().to_owned();
-            ticket.department = Some(Department::CustomerService.code().to_owned());
-            ticket.resolved_at = Some(now);
-            ticket.callback_by = Some(policy.sla.callback_by(now));
-            events.push(event(
-                EventType::Resolved,
-                Some(TicketState::New),
-                TicketState::Resolved,
-                body.answer_on_the_spot.clone(),
-            ));
-        }
+        let (ticket, events) = Ticket::log(report, policy, by(actor), now)?;
         // Written by the group-commit writers, outside this task: the outbox messages carry
         // this call's trace explicitly.
         let trace_parent = propdesk_trace::TraceParent::current().map(|trace| trace.to_string());
@@ -735,7 +583,7 @@ impl TicketApi {
                 tracing::info!(ticket_id = %ticket.id, priority = %ticket.priority, category = %ticket.category, "ticket created");
                 Ok(ticket_to_wire(&ticket, actor))
             }
-            Created::Existing(existing) if existing.request_fingerprint == fingerprint => {
+            Created::Existing(existing) if existing.request.fingerprint == fingerprint => {
                 Ok(ticket_to_wire(&existing, actor))
             }
             Created::Existing(_) => Err(ApiError::field("request_id", "was already used for a different request")),

@@ -55,7 +55,6 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
         Some(cursor) => cursor,
         None => state.store.last_event_cursor().await?,
     };
-    let department = department.map(|d| d.code().to_owned());
 
     let (sender, receiver) = mpsc::channel(256);
     let mut changes = state.store.subscribe_commits();
@@ -65,7 +64,7 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
         loop {
             let batch = state
                 .store
-                .events_after(cursor, properties.as_deref(), department.as_deref(), assignee_id.as_deref(), BATCH)
+                .events_after(cursor, properties.as_deref(), department, assignee_id.as_deref(), BATCH)
                 .await;
             let batch = match batch {
                 Ok(batch) => batch,
@@ -75,8 +74,8 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
                 }
             };
             let full = batch.len() as u64 == BATCH;
-            for event in batch {
-                cursor = EventCursor::of(&event);
+            for (at, event) in batch {
+                cursor = at;
                 if sender.send(Ok(event_to_wire(&event))).await.is_err() {
                     return; // the client went away
                 }

@@ -3,17 +3,16 @@
 //! date first, so a clock met or moved a moment ago never fires.
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::EventType;
-use propdesk_domain::ladder::{self, Recipient, Rung};
-use propdesk_events::outbox_message;
+use propdesk_domain::ladder::{self, Alarm, Recipient, Rung};
+use propdesk_domain::{By, Cause, Ticket};
+use propdesk_store::Store;
 use propdesk_store::alarms::{self, AlarmPlan};
-use propdesk_store::entity::{alarm, ticket};
+use propdesk_store::tickets;
+use propdesk_store::work::Transaction;
 use propdesk_store::work::try_lock_ticket;
-use propdesk_store::work::{self, Transaction};
-use propdesk_store::{NewEvent, Store};
 use serde_json::json;
 
-use crate::clocks::{clock, planned_alarms, priority, recipients};
+use crate::clocks::planned_alarms;
 use crate::notify::{Message, Notifications, addressees, notify};
 use crate::{ACTOR, Notifier, NotifierError};
 
@@ -26,26 +25,18 @@ pub struct Fired {
     pub busy: bool,
 }
 
-pub(crate) fn system_event(event_type: EventType, state: &str, note: String, now: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        event_type: event_type.code().to_owned(),
-        actor_id: ACTOR.to_owned(),
-        actor_role: None,
-        from_state: Some(state.to_owned()),
-        to_state: state.to_owned(),
-        note,
-        occurred_at: now,
-    }
+/// The notifier as the history names it.
+pub(crate) fn system() -> By {
+    By::System(ACTOR)
 }
 
 /// Re-plans the alarms of the locked tickets; returns the earliest pending one.
 pub(crate) async fn resync_all(
     notifier: &Notifier,
     txn: &Transaction,
-    tickets: &[&ticket::Model],
+    tickets: &[&Ticket],
 ) -> Result<Option<DateTime<Utc>>, NotifierError> {
-    let planned = tickets.iter().map(|t| planned_alarms(&notifier.policy, t)).collect::<Result<Vec<_>, _>>()?;
+    let planned: Vec<Vec<Alarm>> = tickets.iter().map(|t| planned_alarms(&notifier.policy, t)).collect();
     let plans: Vec<AlarmPlan> = tickets
         .iter()
         .zip(&planned)
@@ -58,7 +49,7 @@ pub(crate) async fn resync_all(
 pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) -> Result<Fired, NotifierError> {
     let store: &Store = &notifier.store;
     let txn = store.begin_background().await?;
-    let Some(ticket) = try_lock_ticket(&txn, ticket_id).await? else {
+    let Some(mut ticket) = try_lock_ticket(&txn, ticket_id).await? else {
         return Ok(Fired { busy: true, ..Fired::default() });
     };
     resync_all(notifier, &txn, &[&ticket]).await?;
@@ -67,75 +58,66 @@ pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) 
         store.commit(txn).await?;
         return Ok(Fired::default());
     }
-    let mut updated = ticket.clone();
-    let mut events = Vec::new();
     let ids: Vec<i64> = due.iter().map(|a| a.id).collect();
     alarms::mark_fired(&txn, &ids, now).await?;
     let mut told = Notifications::default();
-    for alarm in &due {
+    let mut events = Vec::new();
+    for due in &due {
+        let alarm = &due.alarm;
         let lateness = (now - alarm.fire_at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-        metrics::histogram!("propdesk_escalation_lateness_seconds", "rung" => alarm.rung.clone()).record(lateness);
-        metrics::counter!("propdesk_alarms_fired_total", "rung" => alarm.rung.clone()).increment(1);
-        let (event_type, note) = announce(notifier, &txn, &mut told, &ticket, alarm, now).await?;
-        updated.escalation_level = updated.escalation_level.max(alarm.level);
-        events.push(system_event(event_type, &ticket.state, note, now));
-    }
-    // Reminders change nothing on the ticket: its version stays, so the person about to
-    // act on it is not refused for a stale version.
-    if updated.escalation_level != ticket.escalation_level {
-        updated.version = ticket.version + 1;
-        updated.updated_at = now;
-        work::update_ticket(&txn, &updated, ticket.version).await?;
+        metrics::histogram!("propdesk_escalation_lateness_seconds", "rung" => alarm.rung.code()).record(lateness);
+        metrics::counter!("propdesk_alarms_fired_total", "rung" => alarm.rung.code()).increment(1);
+        let note = announce(notifier, &txn, &mut told, &ticket, alarm, now).await?;
+        // A reminder changes nothing on the ticket: its version stays, so the person about
+        // to act on it is not refused for a stale version.
+        events.extend(match alarm.rung {
+            Rung::Reminder => ticket.remind(system(), note, now),
+            Rung::Breach | Rung::Overdue => ticket.escalate(alarm.level, Cause::DeadlineMissed, system(), note, now),
+        });
     }
     told.write(&txn).await?;
-    work::append_events(&txn, &updated, events, &outbox_message).await?;
+    tickets::save(&txn, ticket, &events).await?;
     store.commit(txn).await?;
     Ok(Fired { count: due.len(), busy: false })
 }
 
-/// Tells the alarm's recipients; returns the history event it writes.
+/// Tells the alarm's recipients; returns the note of the history event it writes.
 async fn announce(
     notifier: &Notifier,
     txn: &Transaction,
     told: &mut Notifications,
-    t: &ticket::Model,
-    alarm: &alarm::Model,
+    t: &Ticket,
+    alarm: &Alarm,
     now: DateTime<Utc>,
-) -> Result<(EventType, String), NotifierError> {
-    let who = recipients(&alarm.recipients);
-    let names: Vec<&str> = who.iter().map(|r| r.code()).collect();
-    let deadline = alarm.deadline_at.format("%Y-%m-%d %H:%M:%S UTC");
-    let rung: Option<Rung> = alarm.rung.parse().ok();
+) -> Result<String, NotifierError> {
+    let names: Vec<&str> = alarm.recipients.iter().map(|r| r.code()).collect();
+    let deadline = alarm.deadline.format("%Y-%m-%d %H:%M:%S UTC");
     let mut details = json!({
         "clock": alarm.clock,
         "rung": alarm.rung,
-        "deadline": alarm.deadline_at,
+        "deadline": alarm.deadline,
         "escalation_level": alarm.level,
     });
-    let (event_type, mut note) = match rung {
-        Some(Rung::Reminder) => {
-            (EventType::Reminded, format!("{} reminder: due {deadline}; told {}", alarm.clock, names.join(", ")))
+    let mut note = match alarm.rung {
+        Rung::Reminder => format!("{} reminder: due {deadline}; told {}", alarm.clock, names.join(", ")),
+        Rung::Breach | Rung::Overdue => {
+            format!("{} {}: deadline {deadline} missed; told {}", alarm.clock, alarm.rung, names.join(", "))
         }
-        _ => (
-            EventType::Escalated,
-            format!("{} {}: deadline {deadline} missed; told {}", alarm.clock, alarm.rung, names.join(", ")),
-        ),
     };
     // 客户等待管理: at the breach the resident is told when to expect the work.
-    if rung == Some(Rung::Breach) && who.contains(&Recipient::Resident) {
-        let allowance =
-            clock(&alarm.clock).and_then(|c| ladder::allowance_secs(&notifier.policy.sla, priority(t).ok()?, c));
-        if let Some(allowance) = allowance {
-            let expected = ladder::expected_after_breach(&notifier.policy.escalation, alarm.deadline_at, allowance);
-            note.push_str(&format!("; resident told to expect it by {}", expected.format("%Y-%m-%d %H:%M:%S UTC")));
-            details["expected_by"] = json!(expected);
-        }
+    if alarm.rung == Rung::Breach
+        && alarm.recipients.contains(&Recipient::Resident)
+        && let Some(allowance) = ladder::allowance_secs(&notifier.policy.sla, t.priority, alarm.clock)
+    {
+        let expected = ladder::expected_after_breach(&notifier.policy.escalation, alarm.deadline, allowance);
+        note.push_str(&format!("; resident told to expect it by {}", expected.format("%Y-%m-%d %H:%M:%S UTC")));
+        details["expected_by"] = json!(expected);
     }
-    let subject = match rung {
-        Some(Rung::Reminder) => "reminder".to_owned(),
-        _ => format!("escalation.{}", alarm.rung),
+    let subject = match alarm.rung {
+        Rung::Reminder => "reminder".to_owned(),
+        rung => format!("escalation.{rung}"),
     };
-    let people = addressees(txn, t, &who).await?;
+    let people = addressees(txn, t, &alarm.recipients).await?;
     let message = Message {
         subject: &subject,
         ticket_id: Some(&t.id),
@@ -145,5 +127,5 @@ async fn announce(
         details,
     };
     notify(told, &notifier.settings.webhooks, &people, &message, now)?;
-    Ok((event_type, note))
+    Ok(note)
 }

@@ -8,15 +8,16 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::ladder::Recipient;
-use propdesk_domain::{Channel, EventType, Satisfaction, TicketState};
-use propdesk_events::{WireEnum, outbox_message};
+use propdesk_domain::{Cause, Channel, EventType, Ticket};
+use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
-use propdesk_store::entity::{follow_up, ticket};
+use propdesk_store::entity::follow_up;
 use propdesk_store::follow_ups::{self, CANCELLED, DONE, OPEN};
+use propdesk_store::tickets;
 use propdesk_store::work::{self, Transaction};
 use serde_json::json;
 
-use crate::alarms::{resync_all, system_event};
+use crate::alarms::{resync_all, system};
 use crate::notify::{Addressee, Message, Notifications, addressees, notify};
 use crate::{CONSUMER, Notifier, NotifierError};
 
@@ -84,7 +85,7 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
         .collect();
     ticket_ids.sort_unstable();
     ticket_ids.dedup();
-    let mut locked: HashMap<String, ticket::Model> =
+    let mut locked: HashMap<String, Ticket> =
         work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut touched = BTreeSet::new();
     let mut told = Notifications::default();
@@ -116,7 +117,7 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
         outcomes[index] = Outcome::Applied;
     }
     told.write(&txn).await?;
-    let touched: Vec<&ticket::Model> = touched.iter().filter_map(|id| locked.get(id)).collect();
+    let touched: Vec<&Ticket> = touched.iter().filter_map(|id| locked.get(id)).collect();
     let next_alarm_at = resync_all(notifier, &txn, &touched).await?;
     store.commit(txn).await?;
     Ok(Applied { outcomes, next_alarm_at })
@@ -132,81 +133,76 @@ pub fn reply_method(channel: Channel) -> &'static str {
     }
 }
 
+/// What a ticket event says, read from the wire.
+struct Said {
+    event_type: Option<EventType>,
+    cause: Option<Cause>,
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+impl Said {
+    fn of(event: &pb::TicketEvent) -> Said {
+        Said {
+            event_type: <EventType as WireEnum>::from_wire(event.r#type).ok().flatten(),
+            cause: <Cause as WireEnum>::from_wire(event.cause).ok().flatten(),
+            occurred_at: event
+                .occurred_at
+                .as_ref()
+                .and_then(|at| DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))),
+        }
+    }
+}
+
 /// Applies one ticket event to its locked ticket (the caller re-plans its alarms); returns
 /// the ticket as it leaves it.
 async fn apply_event(
     notifier: &Notifier,
     txn: &Transaction,
     told: &mut Notifications,
-    ticket: ticket::Model,
+    ticket: Ticket,
     event: &pb::TicketEvent,
     now: DateTime<Utc>,
-) -> Result<ticket::Model, NotifierError> {
-    let event_type = <EventType as WireEnum>::from_wire(event.r#type).ok().flatten();
+) -> Result<Ticket, NotifierError> {
+    let said = Said::of(event);
     let actor = event.actor_id.as_str();
-    match event_type {
-        Some(EventType::Resolved) if !ticket.is_incident => open_follow_ups(txn, &ticket, now).await?,
-        Some(EventType::CallbackRecorded | EventType::Closed) => {
-            settle_callbacks(notifier, txn, &ticket, actor, now, false).await?
+    match (said.event_type, said.cause) {
+        (Some(EventType::Resolved), _) if !ticket.is_incident() => {
+            open_follow_ups(txn, &ticket, said.occurred_at.unwrap_or(now), now).await?
         }
-        Some(EventType::Cancelled | EventType::Reopened) => {
-            settle_callbacks(notifier, txn, &ticket, actor, now, true).await?;
-            let note = if event_type == Some(EventType::Cancelled) { "ticket cancelled" } else { "ticket reopened" };
-            follow_ups::settle_follow_ups(txn, &ticket.id, CANCELLED, actor, now, note).await?;
+        // The callback was made: whichever of its events comes first settles it.
+        (Some(EventType::CallbackRecorded), _)
+        | (Some(EventType::Closed), Some(Cause::CallbackSatisfied))
+        | (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) => {
+            callbacks_made(txn, &ticket, actor, now).await?
+        }
+        (Some(EventType::Closed), _) => {
+            let note = "no callback: the ticket was closed without one";
+            follow_ups::settle_open(txn, &ticket.id, "callback", CANCELLED, actor, now, note).await?;
         }
         _ => {}
     }
-    let mut ticket = ticket;
-    if event_type == Some(EventType::Reopened) && reopened_by_unsatisfied_callback(&ticket, event) {
-        ticket = escalate_rework(notifier, txn, told, ticket, now).await?;
+    if let Some(ended @ (EventType::Cancelled | EventType::Reopened)) = said.event_type {
+        let note = if ended == EventType::Cancelled { "ticket cancelled" } else { "ticket reopened" };
+        follow_ups::settle_follow_ups(txn, &ticket.id, CANCELLED, actor, now, note).await?;
     }
-    tell_owners(notifier, txn, told, &ticket, event_type, event, now).await?;
+    let ticket = if (said.event_type, said.cause) == (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) {
+        escalate_rework(notifier, txn, told, ticket, now).await?
+    } else {
+        ticket
+    };
+    tell_owners(notifier, txn, told, &ticket, said.event_type, event, now).await?;
     Ok(ticket)
 }
 
-/// Settles the ticket's open callbacks from the ticket as it stands, so the events of one
-/// change (a callback recorded with its close or reopen) may be applied in any order: a
-/// callback recorded since the resolution it was opened for is done; otherwise it is
-/// cancelled when the ticket closes without one, or when `ended` (cancelled, reopened).
-async fn settle_callbacks(
-    notifier: &Notifier,
-    txn: &Transaction,
-    t: &ticket::Model,
-    actor: &str,
-    now: DateTime<Utc>,
-    ended: bool,
-) -> Result<(), NotifierError> {
-    let callback_window = chrono::TimeDelta::seconds(notifier.policy.sla.callback_secs);
-    for task in follow_ups::open_follow_ups(txn, &t.id, "callback").await? {
-        let resolved_at = task.due_by.map(|due| due - callback_window);
-        let made = matches!((t.callback_recorded_at, resolved_at), (Some(at), Some(resolved)) if at >= resolved);
-        let (state, note) = if made {
-            (DONE, format!("callback recorded: {}", t.callback_satisfaction.as_deref().unwrap_or_default()))
-        } else if ended || t.state == TicketState::Closed.code() {
-            (CANCELLED, "no callback: the ticket was closed, cancelled or reopened".to_owned())
-        } else {
-            continue;
-        };
-        let by = if made { t.callback_recorded_by.as_deref().unwrap_or(actor) } else { actor };
-        follow_ups::settle_follow_up(txn, &task.id, state, by, now, &note).await?;
-    }
-    Ok(())
-}
-
-/// The reopen that RecordCallback writes together with an unsatisfied rating.
-fn reopened_by_unsatisfied_callback(t: &ticket::Model, event: &pb::TicketEvent) -> bool {
-    let rated_unsatisfied = t
-        .callback_satisfaction
-        .as_deref()
-        .and_then(|s| s.parse::<Satisfaction>().ok())
-        .is_some_and(|s| s.requires_rework());
-    let same_moment = match (t.callback_recorded_at, event.occurred_at.as_ref()) {
-        (Some(at), Some(occurred)) => {
-            at.timestamp() == occurred.seconds && at.timestamp_subsec_nanos() as i32 == occurred.nanos
-        }
-        _ => false,
+/// The resident was called back: the ticket's open callbacks are done, by whoever recorded
+/// the callback.
+async fn callbacks_made(txn: &Transaction, t: &Ticket, actor: &str, now: DateTime<Utc>) -> Result<(), NotifierError> {
+    let (by, note) = match &t.callback {
+        Some(record) => (record.recorded_by.as_str(), format!("callback recorded: {}", record.satisfaction)),
+        None => (actor, "callback recorded".to_owned()),
     };
-    rated_unsatisfied && same_moment
+    follow_ups::settle_open(txn, &t.id, "callback", DONE, by, now, &note).await?;
+    Ok(())
 }
 
 /// 整改: an unsatisfied resident's ticket goes back for rework under the supervisor.
@@ -214,35 +210,34 @@ async fn escalate_rework(
     notifier: &Notifier,
     txn: &Transaction,
     told: &mut Notifications,
-    ticket: ticket::Model,
+    mut ticket: Ticket,
     now: DateTime<Utc>,
-) -> Result<ticket::Model, NotifierError> {
-    let mut updated = ticket.clone();
-    updated.escalation_level = ticket.escalation_level.max(1);
-    updated.version = ticket.version + 1;
-    updated.updated_at = now;
-    work::update_ticket(txn, &updated, ticket.version).await?;
-    let who = addressees(txn, &updated, &[Recipient::Supervisor, Recipient::FirstContact]).await?;
+) -> Result<Ticket, NotifierError> {
+    let who = addressees(txn, &ticket, &[Recipient::Supervisor, Recipient::FirstContact]).await?;
     let names: Vec<&str> = who.iter().map(|a| a.role.code()).collect();
     let note = format!("callback unsatisfied: rework under the supervisor; told {}", names.join(", "));
+    let events = ticket.escalate(1, Cause::CallbackUnsatisfied, system(), note.clone(), now);
     let message = Message {
         subject: "escalation.unsatisfied_callback",
-        ticket_id: Some(&updated.id),
-        property_id: &updated.property_id,
-        text: note.clone(),
+        ticket_id: Some(&ticket.id),
+        property_id: &ticket.property_id,
+        text: note,
         occurred_at: now,
-        details: json!({ "escalation_level": updated.escalation_level }),
+        details: json!({ "escalation_level": ticket.escalation_level }),
     };
     notify(told, &notifier.settings.webhooks, &who, &message, now)?;
-    let event = system_event(EventType::Escalated, &updated.state, note, now);
-    work::append_events(txn, &updated, vec![event], &outbox_message).await?;
-    Ok(updated)
+    Ok(tickets::save(txn, ticket, &events).await?)
 }
 
-/// The reply in the channel of origin and the callback, both owned by the first-contact agent.
-async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc>) -> Result<(), NotifierError> {
-    let channel: Channel = t.parse_code(&t.channel)?;
-    let method = reply_method(channel);
+/// The reply in the channel of origin and the callback, both owned by the first-contact
+/// agent, for the resolution at `resolved_at`.
+async fn open_follow_ups(
+    txn: &Transaction,
+    t: &Ticket,
+    resolved_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let method = reply_method(t.channel);
     let unit = match &t.unit_id {
         Some(id) => work::unit(txn, id).await?,
         None => None,
@@ -252,13 +247,14 @@ async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc
         ("letter", Some(unit)) => unit.postal_address.clone(),
         _ => place.clone(),
     };
-    let task = |kind: &str, method: &str, due_by: Option<DateTime<Utc>>, destination: String| follow_up::Model {
+    let callback_by = t.deadlines.callback_by;
+    let task = |kind: &str, method: &str, destination: String| follow_up::Model {
         id: uuid::Uuid::now_v7().to_string(),
         ticket_id: t.id.clone(),
         kind: kind.to_owned(),
         channel: method.to_owned(),
         owner_id: Some(t.first_contact_agent_id.clone()),
-        due_by,
+        due_by: callback_by,
         destination,
         state: OPEN.to_owned(),
         created_at: now,
@@ -266,16 +262,24 @@ async fn open_follow_ups(txn: &Transaction, t: &ticket::Model, now: DateTime<Utc
         done_by: None,
         note: String::new(),
     };
-    let mut reply = task("reply", method, t.callback_by, destination);
+    let mut reply = task("reply", method, destination);
     // An enquiry answered at the desk was answered in its own channel, there and then.
-    if t.resolved_at == Some(t.created_at) {
+    if t.times.resolved_at == Some(t.times.created_at) {
         reply.state = DONE.to_owned();
-        reply.done_at = t.resolved_at;
+        reply.done_at = t.times.resolved_at;
         reply.done_by = Some(t.first_contact_agent_id.clone());
         reply.note = "answered on the spot".to_owned();
     }
+    let mut callback = task("callback", "phone_call", place);
+    // Applied late, after the callback of this resolution was already recorded.
+    if let Some(record) = t.callback.as_ref().filter(|record| record.recorded_at >= resolved_at) {
+        callback.state = DONE.to_owned();
+        callback.done_at = Some(record.recorded_at);
+        callback.done_by = Some(record.recorded_by.clone());
+        callback.note = format!("callback recorded: {}", record.satisfaction);
+    }
     follow_ups::insert_follow_up(txn, reply).await?;
-    follow_ups::insert_follow_up(txn, task("callback", "phone_call", t.callback_by, place)).await?;
+    follow_ups::insert_follow_up(txn, callback).await?;
     Ok(())
 }
 
@@ -285,13 +289,13 @@ async fn tell_owners(
     notifier: &Notifier,
     txn: &Transaction,
     told: &mut Notifications,
-    t: &ticket::Model,
+    t: &Ticket,
     event_type: Option<EventType>,
     event: &pb::TicketEvent,
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
     let recipients: &[Recipient] = match event_type {
-        Some(EventType::Dispatched) => &[Recipient::Assignee, Recipient::FirstContact],
+        Some(EventType::Dispatched | EventType::LinkedToIncident) => &[Recipient::Assignee, Recipient::FirstContact],
         Some(
             EventType::Transferred
             | EventType::Resolved
@@ -308,7 +312,7 @@ async fn tell_owners(
         return Ok(());
     }
     let subject = format!("ticket.{}", event_type.map_or("changed", |e| e.code()));
-    let state = t.state.parse::<TicketState>().map_or(t.state.clone(), |s| s.code().to_owned());
+    let state = t.state();
     let message = Message {
         subject: &subject,
         ticket_id: Some(&t.id),

@@ -45,8 +45,6 @@ pub enum NotifierError {
     Store(#[from] StoreError),
     #[error("ticket {0} does not exist")]
     TicketMissing(String),
-    #[error(transparent)]
-    Unreadable(#[from] propdesk_store::entity::ticket::UnreadableTicket),
     #[error("cannot encode a notification: {0}")]
     Encode(String),
     #[error("http client: {0}")]

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::ladder::Recipient;
+use propdesk_domain::{Department, Ticket};
 use propdesk_store::deliveries::{DELIVERED, PENDING, insert_notifications};
-use propdesk_store::entity::{notification, ticket};
+use propdesk_store::entity::notification;
 use propdesk_store::work::{self, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -46,16 +47,16 @@ pub struct Addressee {
 /// twice (e.g. assignee and first contact) is told once, under the first role.
 pub async fn addressees(
     txn: &Transaction,
-    t: &ticket::Model,
+    t: &Ticket,
     recipients: &[Recipient],
 ) -> Result<Vec<Addressee>, NotifierError> {
-    let department = t.department.clone().unwrap_or_else(|| "customer_service".to_owned());
+    let department = t.department.unwrap_or(Department::CustomerService);
     let mut resolved: Vec<Addressee> = Vec::new();
     for role in recipients {
         let staff_id = match role {
             Recipient::Assignee => t.assignee_id.clone(),
             Recipient::FirstContact => Some(t.first_contact_agent_id.clone()),
-            Recipient::Supervisor => work::supervisor_of(txn, &t.property_id, &department).await?.map(|s| s.id),
+            Recipient::Supervisor => work::supervisor_of(txn, &t.property_id, department).await?.map(|s| s.id),
             Recipient::Manager => work::manager_of(txn, &t.property_id).await?.map(|s| s.id),
             Recipient::Resident => None,
         };

@@ -11,18 +11,46 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use crate::entity::alarm;
-use crate::{Store, StoreError};
+use propdesk_domain::ladder::{Alarm, Recipient};
+use propdesk_domain::ticket::UnknownCode;
 
-/// One alarm the ladder wants, in storage codes.
+use crate::entity::alarm;
+use crate::entity::ticket::UnreadableTicket;
+use crate::{Store, StoreError, stored_time};
+
+/// A stored alarm due to fire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedAlarm {
-    pub clock: String,
-    pub rung: String,
-    pub deadline_at: DateTime<Utc>,
-    pub fire_at: DateTime<Utc>,
-    pub level: i32,
-    pub recipients: String,
+pub struct DueAlarm {
+    pub id: i64,
+    pub alarm: Alarm,
+}
+
+/// Recipients as stored: their codes, comma-separated.
+pub(crate) fn recipient_codes(recipients: &[Recipient]) -> String {
+    recipients.iter().map(|r| r.code()).collect::<Vec<_>>().join(",")
+}
+
+fn due_alarm(row: alarm::Model) -> Result<DueAlarm, StoreError> {
+    let unreadable = |e: UnknownCode| UnreadableTicket {
+        ticket_id: row.ticket_id.clone(),
+        detail: format!("alarm {}: {e}", row.id),
+    };
+    let recipients = row
+        .recipients
+        .split(',')
+        .filter(|code| !code.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<Recipient>, _>>()
+        .map_err(unreadable)?;
+    let alarm = Alarm {
+        clock: row.clock.parse().map_err(unreadable)?,
+        rung: row.rung.parse().map_err(unreadable)?,
+        deadline: row.deadline_at,
+        fire_at: row.fire_at,
+        level: row.level,
+        recipients,
+    };
+    Ok(DueAlarm { id: row.id, alarm })
 }
 
 /// What a sync changed.
@@ -43,7 +71,7 @@ pub async fn sync_alarms(
     txn: &DatabaseTransaction,
     ticket_id: &str,
     cycle: i32,
-    planned: &[PlannedAlarm],
+    planned: &[Alarm],
 ) -> Result<AlarmSync, StoreError> {
     let mut synced = sync_alarms_of(txn, &[AlarmPlan { ticket_id, cycle, planned }]).await?;
     Ok(synced.pop().unwrap_or_default())
@@ -54,7 +82,7 @@ pub async fn sync_alarms(
 pub struct AlarmPlan<'a> {
     pub ticket_id: &'a str,
     pub cycle: i32,
-    pub planned: &'a [PlannedAlarm],
+    pub planned: &'a [Alarm],
 }
 
 /// [`sync_alarms`] for several tickets at once, one outcome per plan, in order: one read,
@@ -114,35 +142,36 @@ fn diff(plan: &AlarmPlan<'_>, existing: Vec<alarm::Model>) -> AlarmChanges {
     }
     let mut wanted = std::collections::HashSet::new();
     for step in plan.planned {
-        let key = (step.clock.clone(), step.rung.clone());
+        let key = (step.clock.code().to_owned(), step.rung.code().to_owned());
+        let (fire_at, deadline_at) = (stored_time(step.fire_at), stored_time(step.deadline));
         match by_step.get(&key) {
             Some(row) if !row.pending => {}
             Some(row) => {
-                if row.fire_at != step.fire_at || row.deadline_at != step.deadline_at || row.level != step.level {
+                if row.fire_at != fire_at || row.deadline_at != deadline_at || row.level != step.level {
                     let mut active = row.clone().into_active_model();
-                    active.fire_at = Set(step.fire_at);
-                    active.deadline_at = Set(step.deadline_at);
+                    active.fire_at = Set(fire_at);
+                    active.deadline_at = Set(deadline_at);
                     active.level = Set(step.level);
-                    active.recipients = Set(step.recipients.clone());
+                    active.recipients = Set(recipient_codes(&step.recipients));
                     changes.moved.push(active);
                 }
-                changes.next_fire_at = earliest(changes.next_fire_at, step.fire_at);
+                changes.next_fire_at = earliest(changes.next_fire_at, fire_at);
             }
             None => {
                 changes.fresh.push(alarm::ActiveModel {
                     ticket_id: Set(plan.ticket_id.to_owned()),
                     cycle: Set(plan.cycle),
-                    clock: Set(step.clock.clone()),
-                    rung: Set(step.rung.clone()),
-                    deadline_at: Set(step.deadline_at),
-                    fire_at: Set(step.fire_at),
+                    clock: Set(key.0.clone()),
+                    rung: Set(key.1.clone()),
+                    deadline_at: Set(deadline_at),
+                    fire_at: Set(fire_at),
                     level: Set(step.level),
-                    recipients: Set(step.recipients.clone()),
+                    recipients: Set(recipient_codes(&step.recipients)),
                     pending: Set(true),
                     fired_at: Set(None),
                     ..Default::default()
                 });
-                changes.next_fire_at = earliest(changes.next_fire_at, step.fire_at);
+                changes.next_fire_at = earliest(changes.next_fire_at, fire_at);
             }
         }
         wanted.insert(key);
@@ -162,15 +191,18 @@ pub async fn due_alarms_of(
     txn: &DatabaseTransaction,
     ticket_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<alarm::Model>, StoreError> {
-    Ok(alarm::Entity::find()
+) -> Result<Vec<DueAlarm>, StoreError> {
+    alarm::Entity::find()
         .filter(alarm::Column::TicketId.eq(ticket_id))
         .filter(alarm::Column::Pending.eq(true))
         .filter(alarm::Column::FireAt.lte(now))
         .order_by_asc(alarm::Column::FireAt)
         .order_by_asc(alarm::Column::Id)
         .all(txn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(due_alarm)
+        .collect()
 }
 
 pub async fn mark_fired(txn: &DatabaseTransaction, alarm_ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -50,31 +50,18 @@ pub async fn settle_follow_ups(
     settle_where(txn, Condition::all().add(follow_up::Column::TicketId.eq(ticket_id)), state, by, at, note).await
 }
 
-/// The ticket's open follow-ups of `kind`.
-pub async fn open_follow_ups(
+/// Settles the ticket's open follow-ups of `kind` as `state`; returns how many.
+pub async fn settle_open(
     txn: &impl ConnectionTrait,
     ticket_id: &str,
     kind: &str,
-) -> Result<Vec<follow_up::Model>, StoreError> {
-    Ok(follow_up::Entity::find()
-        .filter(follow_up::Column::TicketId.eq(ticket_id))
-        .filter(follow_up::Column::Kind.eq(kind))
-        .filter(follow_up::Column::State.eq(OPEN))
-        .all(txn)
-        .await?)
-}
-
-/// Settles one open follow-up as `state`.
-pub async fn settle_follow_up(
-    txn: &impl ConnectionTrait,
-    id: &str,
     state: &str,
     by: &str,
     at: DateTime<Utc>,
     note: &str,
-) -> Result<(), StoreError> {
-    settle_where(txn, Condition::all().add(follow_up::Column::Id.eq(id)), state, by, at, note).await?;
-    Ok(())
+) -> Result<u64, StoreError> {
+    let which = Condition::all().add(follow_up::Column::TicketId.eq(ticket_id)).add(follow_up::Column::Kind.eq(kind));
+    settle_where(txn, which, state, by, at, note).await
 }
 
 /// Marks one open reply follow-up of a ticket done; false when there is no such task.

@@ -17,6 +17,7 @@ pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
 pub mod reports;
+pub mod seed;
 pub mod tickets;
 pub mod work;
 
@@ -31,7 +32,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewEvent, NewTicket, OutboxMessage, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +44,27 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("already exists: {0}")]
     Conflict(String),
+    /// A stored ticket the domain cannot read (an unknown code, a broken invariant).
+    #[error(transparent)]
+    Unreadable(#[from] entity::ticket::UnreadableTicket),
+    /// The reply follow-up a change was to complete is not an open one of the ticket.
+    #[error("no such open reply follow-up of the ticket")]
+    FollowUpNotOpen,
+    /// The database lost track of a row it had just written (a bug, never the caller's).
+    #[error("the database lost {0}")]
+    Vanished(&'static str),
+    /// A process-local worker the store relies on has stopped (e.g. the create writer).
+    #[error("the {0} has stopped")]
+    Stopped(&'static str),
+}
+
+impl From<propdesk_domain::aggregate::Inconsistent> for StoreError {
+    fn from(err: propdesk_domain::aggregate::Inconsistent) -> Self {
+        StoreError::Unreadable(entity::ticket::UnreadableTicket {
+            ticket_id: err.ticket_id.clone(),
+            detail: err.to_string(),
+        })
+    }
 }
 
 impl StoreError {

@@ -9,8 +9,11 @@ use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Quer
 use crate::entity::outbox;
 use crate::{Store, StoreError};
 
-/// How long a SQLite claim holds before another relay may take the rows over.
-const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(60);
+/// How long a SQLite claim holds unless renewed: a process that dies holding rows (a
+/// crash, a kill) leaves them to the next relay, its own restart included, this soon.
+const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(3);
+/// How often a relay still publishing renews its claim (well inside the lease).
+const CLAIM_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What one relay pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,10 +28,11 @@ impl Store {
     ///
     /// PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED` inside a transaction held across
     /// the publish, so relays in several replicas never publish the same row at once.
-    /// SQLite: one `UPDATE` stamps a claim token and a lease on the rows (atomic, as SQLite
-    /// has one writer), so relays of several processes on one file never share a row; no
-    /// transaction is held across the publish, because a read transaction there could not
-    /// be upgraded after the consumers' own commits. A crashed relay's lease simply expires.
+    /// SQLite: one `UPDATE` stamps a claim token and a short lease on the rows (atomic, as
+    /// SQLite has one writer), so relays of several processes on one file never share a
+    /// row; no transaction is held across the publish, because a read transaction there
+    /// could not be upgraded after the consumers' own commits. The lease is renewed while
+    /// the publish runs, so it lapses soon after its process dies, never while it works.
     pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<RelayPass, StoreError>
     where
         F: FnOnce(Vec<outbox::Model>) -> Fut,
@@ -81,13 +85,35 @@ impl Store {
                 return Ok(RelayPass::default());
             }
             let rows = outbox::Entity::find()
-                .filter(outbox::Column::ClaimToken.eq(token))
+                .filter(outbox::Column::ClaimToken.eq(token.as_str()))
                 .order_by_asc(outbox::Column::Id)
                 .all(&self.db)
                 .await?;
-            let (sent, failed) = split(&rows, publish(rows.clone()).await);
+            let confirmed = self.renewing_claim(&token, publish(rows.clone())).await;
+            let (sent, failed) = split(&rows, confirmed);
             finish(&self.db, &sent, &failed).await?;
             Ok(RelayPass { published: sent.len(), failed: failed.len() })
+        }
+    }
+
+    /// Runs `publishing` while renewing the lease of the rows claimed with `token`.
+    async fn renewing_claim<Fut: Future<Output = Vec<bool>>>(&self, token: &str, publishing: Fut) -> Vec<bool> {
+        let mut publishing = std::pin::pin!(publishing);
+        loop {
+            tokio::select! {
+                confirmed = &mut publishing => return confirmed,
+                _ = tokio::time::sleep(CLAIM_RENEWAL) => {
+                    let renewed = outbox::Entity::update_many()
+                        .col_expr(outbox::Column::ClaimedUntil, Expr::value(crate::now() + CLAIM_LEASE))
+                        .filter(outbox::Column::ClaimToken.eq(token))
+                        .exec(&self.db)
+                        .await;
+                    if let Err(err) = renewed {
+                        // Another relay may publish the rows too: at least once still holds.
+                        tracing::warn!(error = %err, "outbox claim not renewed");
+                    }
+                }
+            }
         }
     }
 

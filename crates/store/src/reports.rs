@@ -592,8 +592,13 @@ impl Store {
         property_id: &str,
         department: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<ticket::Model>, StoreError> {
-        Ok(self.overdue(property_id, department, now).all(&self.db).await?)
+    ) -> Result<Vec<propdesk_domain::Ticket>, StoreError> {
+        self.overdue(property_id, department, now)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(crate::tickets::readable)
+            .collect()
     }
 
     fn overdue(&self, property_id: &str, department: Option<&str>, now: DateTime<Utc>) -> Select<ticket::Entity> {

@@ -5,45 +5,24 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    TryInsertResult,
 };
 
-use propdesk_domain::TicketState;
+use propdesk_domain::ticket::UnknownCode;
+use propdesk_domain::{Department, Priority, Recorded, Ticket, TicketFacts, TicketKind, TicketState};
+use propdesk_events::{BusMessage, HistoryEvent};
 
+use crate::entity::ticket::UnreadableTicket;
 use crate::entity::{outbox, ticket, ticket_event};
+use crate::work::Transaction;
 use crate::{Store, StoreError, work};
 
-/// A history event to append; the routing facts and version are taken from the ticket.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub actor_id: String,
-    pub actor_role: Option<String>,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub note: String,
-    pub occurred_at: DateTime<Utc>,
-}
-
-/// A bus message derived from a stored history event.
-#[derive(Debug, Clone)]
-pub struct OutboxMessage {
-    pub message_id: String,
-    pub routing_key: String,
-    pub payload: Vec<u8>,
-    /// The W3C `traceparent` the message travels under.
-    pub trace_parent: Option<String>,
-}
-
-/// One conditional ticket change with the history it writes.
+/// A ticket changed by its commands, with the events they recorded: what one save writes.
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// The new row; its version must be `expected_version + 1`.
-    pub updated: ticket::Model,
-    pub expected_version: i64,
-    pub events: Vec<NewEvent>,
+    pub ticket: Ticket,
+    pub events: Vec<Recorded>,
 }
 
 /// A reply follow-up completed together with a ticket change.
@@ -58,10 +37,10 @@ pub struct FollowUpDone {
 /// A ticket to create with its first events.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
-    pub ticket: ticket::Model,
-    pub events: Vec<NewEvent>,
+    pub ticket: Ticket,
+    pub events: Vec<Recorded>,
     /// The trace its outbox messages travel under, when the writer runs outside the caller's
-    /// trace (group commit); `None`: whatever `publish` says.
+    /// trace (group commit); `None`: the writer's own.
     pub trace_parent: Option<String>,
 }
 
@@ -69,20 +48,20 @@ pub struct NewTicket {
 #[derive(Debug)]
 pub enum Created {
     /// The ticket was written now.
-    New(ticket::Model),
+    New(Ticket),
     /// A ticket with this request id already existed; nothing was written.
-    Existing(ticket::Model),
+    Existing(Ticket),
 }
 
 /// What to list. `property_ids: None` means every property.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub property_ids: Option<Vec<String>>,
-    pub states: Vec<String>,
-    pub department: Option<String>,
+    pub states: Vec<TicketState>,
+    pub department: Option<Department>,
     pub assignee_id: Option<String>,
-    pub priority: Option<String>,
-    pub kind: Option<String>,
+    pub priority: Option<Priority>,
+    pub kind: Option<TicketKind>,
     /// Only tickets with a deadline before this instant that was not met.
     pub overdue_at: Option<DateTime<Utc>>,
     pub created_after: Option<DateTime<Utc>>,
@@ -159,32 +138,16 @@ pub(crate) fn overdue_condition(now: DateTime<Utc>) -> Condition {
 }
 
 impl Store {
-    /// Writes a new ticket with its first events and their outbox messages, unless the same
-    /// first-contact agent already created one with this request id.
-    pub async fn create_ticket(
-        &self,
-        ticket: ticket::Model,
-        events: Vec<NewEvent>,
-        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<Created, StoreError> {
-        let new = NewTicket { ticket, events, trace_parent: None };
-        self.create_tickets(vec![new], publish).await?.pop().ok_or(StoreError::NotFound("ticket"))
-    }
-
     /// Writes several new tickets in one transaction (group commit: one round of inserts and
     /// one commit for the lot). Each outcome is [`Created::New`], or [`Created::Existing`] when
     /// its agent already used its request id, before or earlier in the same batch.
-    pub async fn create_tickets(
-        &self,
-        batch: Vec<NewTicket>,
-        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<Vec<Created>, StoreError> {
+    pub async fn create_tickets(&self, batch: Vec<NewTicket>) -> Result<Vec<Created>, StoreError> {
         use ticket::Column as C;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let txn = self.begin().await?;
-        let rows = batch.iter().map(|new| new.ticket.clone().into_active_model().reset_all());
+        let rows = batch.iter().map(|new| ticket::Model::of(new.ticket.facts(), 1).into_active_model().reset_all());
         let inserted: HashSet<String> = match ticket::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
             .exec_with_returning_keys(&*txn)
@@ -194,122 +157,94 @@ impl Store {
             TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
             TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
         };
-        let mut events = Vec::new();
-        let mut event_tickets = HashMap::new();
-        for new in batch.iter().filter(|new| inserted.contains(&new.ticket.id)) {
-            for event in &new.events {
-                event_tickets.insert(event.event_id.clone(), new);
-                events.push(event_row(&new.ticket, event.clone()));
-            }
-        }
-        if !events.is_empty() {
-            let stored = ticket_event::Entity::insert_many(events).exec_with_returning(&*txn).await?;
-            let mut messages = Vec::with_capacity(stored.len());
-            for event in &stored {
-                let new = event_tickets.get(&event.event_id).ok_or(StoreError::NotFound("event's ticket"))?;
-                let mut message = publish(&new.ticket, event);
-                if new.trace_parent.is_some() {
-                    message.trace_parent.clone_from(&new.trace_parent);
-                }
-                messages.push(outbox_row(message, event.occurred_at));
-            }
-            outbox::Entity::insert_many(messages).exec_without_returning(&*txn).await?;
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
         let mut written = HashSet::new();
-        for new in batch {
+        let mut entries = Vec::new();
+        for new in &batch {
             // A ticket is new once: a second request with the same key in this batch is a retry.
             if inserted.contains(&new.ticket.id) && written.insert(new.ticket.id.clone()) {
-                outcomes.push(Created::New(new.ticket));
+                entries.extend(new.events.iter().map(|event| Entry {
+                    ticket: new.ticket.facts(),
+                    version: 1,
+                    event,
+                    trace_parent: new.trace_parent.as_deref(),
+                }));
+            }
+        }
+        append(&txn, entries).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut reported = HashSet::new();
+        for new in batch {
+            if written.contains(&new.ticket.id) && reported.insert(new.ticket.id.clone()) {
+                outcomes.push(Created::New(stored(new.ticket, 1)?));
                 continue;
             }
             let existing = ticket::Entity::find()
                 .filter(C::FirstContactAgentId.eq(new.ticket.first_contact_agent_id.as_str()))
-                .filter(C::RequestId.eq(new.ticket.request_id.as_str()))
+                .filter(C::RequestId.eq(new.ticket.request.request_id.as_str()))
                 .one(&*txn)
                 .await?
                 // Not inserted and not there: the insert failed some other way.
-                .ok_or(StoreError::NotFound("ticket"))?;
-            outcomes.push(Created::Existing(existing));
+                .ok_or(StoreError::Vanished("a ticket neither inserted nor found"))?;
+            outcomes.push(Created::Existing(existing.into_ticket()?));
         }
         self.commit(txn).await?;
         Ok(outcomes)
     }
 
-    pub async fn get_ticket(&self, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-        Ok(ticket::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+    pub async fn get_ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
+        ticket::Entity::find_by_id(id.to_owned()).one(&self.db).await?.map(readable).transpose()
     }
 
-    /// Saves `updated` (whose version must be `expected_version + 1`) only if the stored
-    /// version is still `expected_version`, with its history events and outbox messages.
-    /// Returns the stored events.
-    pub async fn save_change(
-        &self,
-        updated: &ticket::Model,
-        expected_version: i64,
-        events: Vec<NewEvent>,
-        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<Vec<ticket_event::Model>, StoreError> {
-        let change = Change { updated: updated.clone(), expected_version, events };
-        Ok(self.save_changes(vec![change], publish).await?.into_iter().flatten().collect())
+    /// Saves several changed tickets (e.g. an incident and its reports) in one transaction:
+    /// all of them, or none if any ticket changed meanwhile ([`StoreError::StaleVersion`]).
+    /// Returns the tickets as saved.
+    pub async fn save(&self, changes: Vec<Change>) -> Result<Vec<Ticket>, StoreError> {
+        self.save_completing(changes, None).await
     }
 
-    /// Several conditional changes (e.g. an incident and its reports) in one transaction:
-    /// all of them, or none if any ticket changed meanwhile.
-    pub async fn save_changes(
-        &self,
-        changes: Vec<Change>,
-        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
-        self.save_changes_completing(changes, None, publish).await
-    }
-
-    /// [`Store::save_changes`] that also marks an open reply follow-up of the first
-    /// changed ticket done; [`StoreError::NotFound`] when there is no such open follow-up.
-    pub async fn save_changes_completing(
+    /// [`Store::save`] that also marks an open reply follow-up of the first changed ticket
+    /// done ([`StoreError::FollowUpNotOpen`] when there is no such open follow-up).
+    pub async fn save_completing(
         &self,
         changes: Vec<Change>,
         follow_up: Option<FollowUpDone>,
-        publish: impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-    ) -> Result<Vec<Vec<ticket_event::Model>>, StoreError> {
+    ) -> Result<Vec<Ticket>, StoreError> {
         let txn = self.begin().await?;
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
             let completed =
-                crate::follow_ups::complete_reply(&*txn, &first.updated.id, &done.id, &done.by, done.at, &done.note)
+                crate::follow_ups::complete_reply(&*txn, &first.ticket.id, &done.id, &done.by, done.at, &done.note)
                     .await?;
             if !completed {
-                return Err(StoreError::NotFound("open reply follow-up"));
+                return Err(StoreError::FollowUpNotOpen);
             }
         }
-        let mut stored = Vec::with_capacity(changes.len());
+        let mut saved = Vec::with_capacity(changes.len());
         for change in changes {
-            debug_assert_eq!(change.updated.version, change.expected_version + 1);
-            work::update_ticket(&txn, &change.updated, change.expected_version).await?;
-            stored.push(work::append_events(&txn, &change.updated, change.events, &publish).await?);
+            saved.push(save(&txn, change.ticket, &change.events).await?);
         }
         self.commit(txn).await?;
-        Ok(stored)
+        Ok(saved)
     }
 
     /// One page of tickets, newest first.
-    pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<ticket::Model>, StoreError> {
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
         use ticket::Column as C;
         let mut query = ticket::Entity::find();
         if let Some(ids) = &filter.property_ids {
             query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
         }
         if !filter.states.is_empty() {
-            query = query.filter(C::State.is_in(filter.states.iter().cloned()));
+            query = query.filter(C::State.is_in(filter.states.iter().map(|s| s.code())));
         }
         let equal = [
-            (C::Department, &filter.department),
-            (C::AssigneeId, &filter.assignee_id),
-            (C::Priority, &filter.priority),
-            (C::Kind, &filter.kind),
+            (C::Department, filter.department.map(Department::code)),
+            (C::AssigneeId, filter.assignee_id.as_deref()),
+            (C::Priority, filter.priority.map(Priority::code)),
+            (C::Kind, filter.kind.map(TicketKind::code)),
         ];
         for (column, value) in equal {
             if let Some(value) = value {
-                query = query.filter(column.eq(value.as_str()));
+                query = query.filter(column.eq(value));
             }
         }
         if let Some(now) = filter.overdue_at {
@@ -324,16 +259,19 @@ impl Store {
         if let Some(before_id) = &filter.before_id {
             query = query.filter(C::Id.lt(before_id.as_str()));
         }
-        Ok(query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?)
+        query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?.into_iter().map(readable).collect()
     }
 
     /// The whole history of a ticket, oldest first.
-    pub async fn history(&self, ticket_id: &str) -> Result<Vec<ticket_event::Model>, StoreError> {
-        Ok(ticket_event::Entity::find()
+    pub async fn history(&self, ticket_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        ticket_event::Entity::find()
             .filter(ticket_event::Column::TicketId.eq(ticket_id))
             .order_by_asc(ticket_event::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?
+            .iter()
+            .map(history_event)
+            .collect()
     }
 
     /// Events after `cursor` in commit order, for watchers. `property_ids: None`: all.
@@ -346,10 +284,10 @@ impl Store {
         &self,
         cursor: EventCursor,
         property_ids: Option<&[String]>,
-        department: Option<&str>,
+        department: Option<Department>,
         assignee_id: Option<&str>,
         limit: u64,
-    ) -> Result<Vec<ticket_event::Model>, StoreError> {
+    ) -> Result<Vec<(EventCursor, HistoryEvent)>, StoreError> {
         use ticket_event::Column as C;
         let mut query = ticket_event::Entity::find()
             .filter(
@@ -362,12 +300,13 @@ impl Store {
             query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
         }
         if let Some(department) = department {
-            query = query.filter(C::Department.eq(department));
+            query = query.filter(C::Department.eq(department.code()));
         }
         if let Some(assignee_id) = assignee_id {
             query = query.filter(C::AssigneeId.eq(assignee_id));
         }
-        Ok(query.order_by_asc(C::TxId).order_by_asc(C::Id).limit(limit).all(&self.db).await?)
+        let rows = query.order_by_asc(C::TxId).order_by_asc(C::Id).limit(limit).all(&self.db).await?;
+        rows.iter().map(|row| Ok((EventCursor::of(row), history_event(row)?))).collect()
     }
 
     /// The cursor of the newest settled event (the start when there is none).
@@ -389,47 +328,146 @@ impl Store {
     }
 }
 
-pub(crate) async fn append_event(
-    txn: &DatabaseTransaction,
-    ticket: &ticket::Model,
-    event: NewEvent,
-    publish: &impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-) -> Result<ticket_event::Model, StoreError> {
-    let row = event_row(ticket, event);
-    let stored = row.insert(txn).await?;
-    let message = publish(ticket, &stored);
-    enqueue(txn, message, stored.occurred_at).await?;
-    Ok(stored)
+/// A row as the domain reads it.
+pub(crate) fn readable(row: ticket::Model) -> Result<Ticket, StoreError> {
+    Ok(row.into_ticket()?)
 }
 
-/// Adds a message to the outbox inside the caller's transaction.
-pub async fn enqueue(txn: &impl ConnectionTrait, message: OutboxMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
-    outbox_row(message, at).insert(txn).await?;
+/// The ticket as stored at `version`.
+fn stored(ticket: Ticket, version: i64) -> Result<Ticket, StoreError> {
+    Ok(Ticket::restore(TicketFacts { version, ..ticket.facts().clone() })?)
+}
+
+/// The repository's one write of a changed ticket, inside the caller's transaction: the
+/// row, only if the stored version is still the one the ticket was read at, with the
+/// version bumped once; then its history events, each with its outbox message. A ticket
+/// no command changed (a reminder) keeps its version and only gains the events. Returns
+/// the ticket as saved.
+pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Result<Ticket, StoreError> {
+    let version = if ticket.is_changed() { ticket.version + 1 } else { ticket.version };
+    if ticket.is_changed() {
+        let result = ticket::Entity::update_many()
+            .set(ticket::Model::of(ticket.facts(), version).into_active_model().reset_all())
+            .filter(ticket::Column::Id.eq(ticket.id.as_str()))
+            .filter(ticket::Column::Version.eq(ticket.version))
+            .exec(&**txn)
+            .await?;
+        if result.rows_affected == 0 {
+            let current = ticket::Entity::find_by_id(ticket.id.clone())
+                .one(&**txn)
+                .await?
+                .ok_or(StoreError::NotFound("ticket"))?;
+            return Err(StoreError::StaleVersion { current: current.version });
+        }
+    }
+    let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version, event, trace_parent: None });
+    append(txn, entries.collect()).await?;
+    stored(ticket, version)
+}
+
+/// Writes a ticket that a command created (a group incident) with its first events.
+pub async fn insert(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Result<Ticket, StoreError> {
+    ticket::Model::of(ticket.facts(), 1)
+        .into_active_model()
+        .reset_all()
+        .insert(&**txn)
+        .await
+        .map_err(StoreError::from_write)?;
+    let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version: 1, event, trace_parent: None });
+    append(txn, entries.collect()).await?;
+    stored(ticket, 1)
+}
+
+/// One history event to append, with the ticket as it stands after it.
+struct Entry<'a> {
+    ticket: &'a TicketFacts,
+    version: i64,
+    event: &'a Recorded,
+    /// Overrides the writer's trace (see [`NewTicket::trace_parent`]).
+    trace_parent: Option<&'a str>,
+}
+
+/// Appends history events and their outbox messages: one insert of each for the lot.
+async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = entries.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let rows = entries.iter().zip(&ids).map(|(entry, id)| event_row(id, entry.ticket, entry.version, entry.event));
+    let stored = ticket_event::Entity::insert_many(rows).exec_with_returning(&**txn).await?;
+    // Matched by id: the order rows come back in is the database's to choose.
+    let by_id: HashMap<&str, &Entry> = ids.iter().map(String::as_str).zip(&entries).collect();
+    let mut messages = Vec::with_capacity(stored.len());
+    for row in &stored {
+        let entry = by_id.get(row.event_id.as_str()).ok_or(StoreError::Vanished("an appended event"))?;
+        let mut message = propdesk_events::event_message(&history_event(row)?);
+        if let Some(trace) = entry.trace_parent {
+            message.trace_parent = Some(trace.to_owned());
+        }
+        messages.push(outbox_row(message, row.occurred_at));
+    }
+    outbox::Entity::insert_many(messages).exec_without_returning(&**txn).await?;
     Ok(())
 }
 
-/// The history row of `event` about `ticket`, with the ticket's routing facts and version.
-fn event_row(ticket: &ticket::Model, event: NewEvent) -> ticket_event::ActiveModel {
+/// Adds a message to the outbox inside the caller's transaction.
+pub async fn enqueue(txn: &Transaction, message: BusMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
+    outbox_row(message, at).insert(&**txn).await?;
+    Ok(())
+}
+
+/// The history row of `event`, with the ticket's routing facts after it.
+fn event_row(id: &str, ticket: &TicketFacts, version: i64, event: &Recorded) -> ticket_event::ActiveModel {
     ticket_event::ActiveModel {
-        event_id: Set(event.event_id),
+        event_id: Set(id.to_owned()),
         ticket_id: Set(ticket.id.clone()),
-        event_type: Set(event.event_type),
-        actor_id: Set(event.actor_id),
-        actor_role: Set(event.actor_role),
-        from_state: Set(event.from_state),
-        to_state: Set(event.to_state),
-        note: Set(event.note),
-        occurred_at: Set(event.occurred_at),
-        ticket_version: Set(ticket.version),
+        event_type: Set(event.event_type.code().to_owned()),
+        cause: Set(event.cause.map(|c| c.code().to_owned())),
+        actor_id: Set(event.by.id().to_owned()),
+        actor_role: Set(event.by.role().map(|r| r.code().to_owned())),
+        from_state: Set(event.from.map(|s| s.code().to_owned())),
+        to_state: Set(event.to.code().to_owned()),
+        note: Set(event.note.clone()),
+        occurred_at: Set(event.at),
+        ticket_version: Set(version),
         property_id: Set(ticket.property_id.clone()),
-        department: Set(ticket.department.clone()),
+        department: Set(ticket.department.map(|d| d.code().to_owned())),
         assignee_id: Set(ticket.assignee_id.clone()),
-        priority: Set(ticket.priority.clone()),
+        priority: Set(ticket.priority.code().to_owned()),
         ..Default::default()
     }
 }
 
-fn outbox_row(message: OutboxMessage, at: DateTime<Utc>) -> outbox::ActiveModel {
+/// A stored history row as the domain and the wire read it.
+fn history_event(row: &ticket_event::Model) -> Result<HistoryEvent, StoreError> {
+    let unreadable = |e: UnknownCode| {
+        StoreError::Unreadable(UnreadableTicket { ticket_id: row.ticket_id.clone(), detail: e.to_string() })
+    };
+    Ok(HistoryEvent {
+        event_id: row.event_id.clone(),
+        cursor: EventCursor::of(row).to_string(),
+        ticket_id: row.ticket_id.clone(),
+        event_type: row.event_type.parse().map_err(unreadable)?,
+        cause: parse_optional(row.cause.as_deref()).map_err(unreadable)?,
+        actor_id: row.actor_id.clone(),
+        actor_role: parse_optional(row.actor_role.as_deref()).map_err(unreadable)?,
+        from_state: parse_optional(row.from_state.as_deref()).map_err(unreadable)?,
+        to_state: row.to_state.parse().map_err(unreadable)?,
+        note: row.note.clone(),
+        occurred_at: row.occurred_at,
+        ticket_version: row.ticket_version,
+        property_id: row.property_id.clone(),
+        department: parse_optional(row.department.as_deref()).map_err(unreadable)?,
+        assignee_id: row.assignee_id.clone(),
+        priority: row.priority.parse().map_err(unreadable)?,
+    })
+}
+
+fn parse_optional<T: std::str::FromStr<Err = UnknownCode>>(code: Option<&str>) -> Result<Option<T>, UnknownCode> {
+    code.map(str::parse).transpose()
+}
+
+fn outbox_row(message: BusMessage, at: DateTime<Utc>) -> outbox::ActiveModel {
     outbox::ActiveModel {
         message_id: Set(message.message_id),
         routing_key: Set(message.routing_key),

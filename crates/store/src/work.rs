@@ -9,17 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
-    TryInsertResult,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, TryInsertResult,
 };
 
-use propdesk_domain::{Candidate, TicketState};
+use propdesk_domain::aggregate::CategoryCode;
+use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{inbox, staff, ticket, ticket_event, unit};
-use crate::tickets::append_event;
-use crate::{NewEvent, OutboxMessage, Store, StoreError};
+use crate::entity::{inbox, staff, ticket, unit};
+use crate::tickets::readable;
+use crate::{Store, StoreError};
+use propdesk_domain::Ticket;
 
 /// Codes of the states that still owe work (they count in an assignee's load), as the
 /// domain defines them.
@@ -63,13 +64,16 @@ impl Store {
     }
 
     /// Reports linked to an incident.
-    pub async fn linked_tickets(&self, incident_id: &str) -> Result<Vec<ticket::Model>, StoreError> {
-        Ok(ticket::Entity::find()
+    pub async fn linked_tickets(&self, incident_id: &str) -> Result<Vec<Ticket>, StoreError> {
+        ticket::Entity::find()
             .filter(ticket::Column::IncidentId.eq(incident_id))
             .filter(ticket::Column::Id.ne(incident_id))
             .order_by_asc(ticket::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(readable)
+            .collect()
     }
 }
 
@@ -198,27 +202,29 @@ pub async fn inbox_claim(
 /// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
 /// writer). Everything that changes a ticket's alarms takes this lock first, so alarm
 /// writers never deadlock and never interleave.
-pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?)
+pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<Ticket>, StoreError> {
+    ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?.map(readable).transpose()
 }
 
 /// Like [`lock_ticket`], but `None` when another transaction holds the ticket: a scanner
 /// replica moves on to other tickets instead of queueing behind one.
-pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find_by_id(id.to_owned())
+pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<Ticket>, StoreError> {
+    ticket::Entity::find_by_id(id.to_owned())
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .one(txn)
-        .await?)
+        .await?
+        .map(readable)
+        .transpose()
 }
 
 /// Several tickets, locked for update in id order (one order everywhere, so two batches
 /// never deadlock on each other's rows); those that do not exist are missing.
-pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     locked_tickets(txn, ids, None).await
 }
 
 /// Those of several tickets that nobody else holds, locked for update now; never waits.
-pub async fn try_lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+pub async fn try_lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     locked_tickets(txn, ids, Some(LockBehavior::SkipLocked)).await
 }
 
@@ -226,7 +232,7 @@ async fn locked_tickets(
     txn: &DatabaseTransaction,
     ids: &[&str],
     behavior: Option<LockBehavior>,
-) -> Result<Vec<ticket::Model>, StoreError> {
+) -> Result<Vec<Ticket>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -236,60 +242,25 @@ async fn locked_tickets(
         Some(behavior) => select.lock_with_behavior(LockType::Update, behavior),
         None => select.lock_exclusive(),
     };
-    Ok(select.all(txn).await?)
+    select.all(txn).await?.into_iter().map(readable).collect()
 }
 
 /// Several tickets as they stand (not locked).
-pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<ticket::Model>, StoreError> {
+pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied())).all(txn).await?)
-}
-
-pub async fn ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find_by_id(id.to_owned()).one(txn).await?)
+    ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(readable)
+        .collect()
 }
 
 pub async fn unit(txn: &DatabaseTransaction, id: &str) -> Result<Option<unit::Model>, StoreError> {
     Ok(unit::Entity::find_by_id(id.to_owned()).one(txn).await?)
-}
-
-pub async fn insert_ticket(txn: &DatabaseTransaction, model: ticket::Model) -> Result<ticket::Model, StoreError> {
-    model.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)
-}
-
-/// Writes `updated` only if the stored version is still `expected_version`.
-pub async fn update_ticket(
-    txn: &DatabaseTransaction,
-    updated: &ticket::Model,
-    expected_version: i64,
-) -> Result<(), StoreError> {
-    let result = ticket::Entity::update_many()
-        .set(updated.clone().into_active_model().reset_all())
-        .filter(ticket::Column::Id.eq(updated.id.as_str()))
-        .filter(ticket::Column::Version.eq(expected_version))
-        .exec(txn)
-        .await?;
-    if result.rows_affected == 0 {
-        let current = ticket(txn, &updated.id).await?.ok_or(StoreError::NotFound("ticket"))?;
-        return Err(StoreError::StaleVersion { current: current.version });
-    }
-    Ok(())
-}
-
-/// Appends history events of `ticket`, each with its outbox message.
-pub async fn append_events(
-    txn: &DatabaseTransaction,
-    ticket: &ticket::Model,
-    events: Vec<NewEvent>,
-    publish: &impl Fn(&ticket::Model, &ticket_event::Model) -> OutboxMessage,
-) -> Result<Vec<ticket_event::Model>, StoreError> {
-    let mut stored = Vec::with_capacity(events.len());
-    for event in events {
-        stored.push(append_event(txn, ticket, event, publish).await?);
-    }
-    Ok(stored)
 }
 
 /// Open tickets are counted up to this many per person: past it, people count as equally
@@ -302,7 +273,7 @@ pub const LOAD_COUNTED_UP_TO: u64 = 50;
 pub async fn assignment_candidates(
     txn: &DatabaseTransaction,
     property_id: &str,
-    department: &str,
+    department: Department,
 ) -> Result<Vec<Candidate>, StoreError> {
     let open_of_person = Query::select()
         .expr(Expr::val(1))
@@ -319,9 +290,9 @@ pub async fn assignment_candidates(
         .column(staff::Column::LastAssignedAt)
         .column_as(Expr::SubQuery(None, Box::new(open.into_sub_query_statement())), "open")
         .filter(staff::Column::PropertyId.eq(property_id))
-        .filter(staff::Column::Department.eq(department))
+        .filter(staff::Column::Department.eq(department.code()))
         .filter(staff::Column::OnDuty.eq(true))
-        .filter(staff::Column::Role.is_in(["technician", "agent"]))
+        .filter(staff::Column::Role.is_in([Role::Technician.code(), Role::Agent.code()]))
         .into_tuple()
         .all(txn)
         .await?;
@@ -339,12 +310,12 @@ pub async fn assignment_candidates(
 pub async fn supervisor_of(
     txn: &DatabaseTransaction,
     property_id: &str,
-    department: &str,
+    department: Department,
 ) -> Result<Option<staff::Model>, StoreError> {
     let supervisor = staff::Entity::find()
         .filter(staff::Column::PropertyId.eq(property_id))
-        .filter(staff::Column::Department.eq(department))
-        .filter(staff::Column::Role.eq("supervisor"))
+        .filter(staff::Column::Department.eq(department.code()))
+        .filter(staff::Column::Role.eq(Role::Supervisor.code()))
         .order_by_asc(staff::Column::Id)
         .one(txn)
         .await?;
@@ -358,7 +329,7 @@ pub async fn supervisor_of(
 pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result<Option<staff::Model>, StoreError> {
     Ok(staff::Entity::find()
         .filter(staff::Column::PropertyId.eq(property_id))
-        .filter(staff::Column::Role.eq("manager"))
+        .filter(staff::Column::Role.eq(Role::Manager.code()))
         .order_by_asc(staff::Column::Id)
         .one(txn)
         .await?)
@@ -382,41 +353,46 @@ pub async fn mark_assigned(txn: &DatabaseTransaction, staff_ids: &[&str], at: Da
 pub async fn recent_reports(
     txn: &DatabaseTransaction,
     building_id: &str,
-    category: &str,
+    category: &CategoryCode,
     since: DateTime<Utc>,
-) -> Result<Vec<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find()
+) -> Result<Vec<Ticket>, StoreError> {
+    ticket::Entity::find()
         .filter(ticket::Column::BuildingId.eq(building_id))
-        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::Category.eq(category.as_str()))
         .filter(ticket::Column::CreatedAt.gte(since))
         .filter(ticket::Column::IsIncident.eq(false))
         .filter(ticket::Column::State.is_in(open_states()))
         .order_by_asc(ticket::Column::Id)
         .all(txn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(readable)
+        .collect()
 }
 
 /// The open incident of a building and category, if any.
 pub async fn open_incident(
     txn: &DatabaseTransaction,
     building_id: &str,
-    category: &str,
-) -> Result<Option<ticket::Model>, StoreError> {
-    Ok(ticket::Entity::find()
+    category: &CategoryCode,
+) -> Result<Option<Ticket>, StoreError> {
+    ticket::Entity::find()
         .filter(ticket::Column::BuildingId.eq(building_id))
-        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::Category.eq(category.as_str()))
         .filter(ticket::Column::IsIncident.eq(true))
         .filter(ticket::Column::State.is_in(open_states()))
         .order_by_desc(ticket::Column::Id)
         .one(txn)
-        .await?)
+        .await?
+        .map(readable)
+        .transpose()
 }
 
 /// The latest resolution of the unit and category since `since`, other than `excluding`.
 pub async fn last_resolution(
     txn: &DatabaseTransaction,
     unit_id: &str,
-    category: &str,
+    category: &CategoryCode,
     since: DateTime<Utc>,
     excluding: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -424,7 +400,7 @@ pub async fn last_resolution(
         .select_only()
         .column(ticket::Column::ResolvedAt)
         .filter(ticket::Column::UnitId.eq(unit_id))
-        .filter(ticket::Column::Category.eq(category))
+        .filter(ticket::Column::Category.eq(category.as_str()))
         .filter(ticket::Column::ResolvedAt.gte(since))
         .filter(ticket::Column::Id.ne(excluding))
         .order_by_desc(ticket::Column::ResolvedAt)

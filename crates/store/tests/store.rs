@@ -1,8 +1,15 @@
 //! The store suite: every test runs once on SQLite and once on PostgreSQL.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use propdesk_store::entity::{building, property, ticket};
-use propdesk_store::{Created, NewEvent, OutboxMessage, Store, StoreError, TicketFilter, now};
+use propdesk_domain::aggregate::{CallbackRecord, CategoryCode, IncidentLink, Milestones, Reporter, RequestKey, Route};
+use propdesk_domain::ladder::{Alarm, Clock, Recipient, Rung};
+use propdesk_domain::{
+    By, Channel, Deadlines, Department, EventType, Lifecycle, Priority, Recorded, Role, Satisfaction, Ticket,
+    TicketFacts, TicketKind, TicketState,
+};
+use propdesk_events::HistoryEvent;
+use propdesk_store::entity::{building, property};
+use propdesk_store::{Change, Created, NewTicket, Store, StoreError, TicketFilter, now};
 use propdesk_testkit::{Backend, TestDatabase};
 
 macro_rules! on_both_backends {
@@ -38,46 +45,110 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn ticket(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> ticket::Model {
-    ticket::Model {
+/// A P3 plumbing repair logged at `created_at`, whose clocks run 2, 24 and 72 hours.
+fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> TicketFacts {
+    TicketFacts {
+        id: new_id(),
+        version: 1,
+        property_id: property_id.to_owned(),
+        building_id: None,
+        unit_id: None,
+        unit_label: None,
         location: "stairwell B2".into(),
-        reporter_name: "张三".into(),
-        reporter_phone: "13812345678".into(),
-        kind: "repair".into(),
-        channel: "phone".into(),
-        category: "plumbing".into(),
-        priority: "p3".into(),
+        resident_id: None,
+        reporter: Reporter { name: "张三".into(), phone: "13812345678".into() },
+        kind: TicketKind::Repair,
+        channel: Channel::Phone,
+        category: CategoryCode::new("plumbing"),
+        department: None,
+        priority: Priority::P3,
+        lifecycle: Lifecycle::new(),
         title: "leak".into(),
         description: "water on the stairs".into(),
         first_contact_agent_id: "agent-1".into(),
-        request_id: request_id.to_owned(),
-        request_fingerprint: "f".into(),
-        acknowledge_by: Some(created_at + TimeDelta::hours(2)),
-        on_site_by: Some(created_at + TimeDelta::hours(24)),
-        resolve_by: Some(created_at + TimeDelta::hours(72)),
-        ..ticket::Model::blank(new_id(), property_id.to_owned(), created_at)
+        assignee_id: None,
+        escalation_level: 0,
+        incident: IncidentLink::None,
+        repeat_fault: false,
+        request: RequestKey { request_id: request_id.to_owned(), fingerprint: "f".into() },
+        times: Milestones {
+            created_at,
+            updated_at: created_at,
+            dispatched_at: None,
+            accepted_at: None,
+            on_site_at: None,
+            resolved_at: None,
+            closed_at: None,
+            on_hold_since: None,
+        },
+        deadlines: Deadlines {
+            acknowledge_by: Some(created_at + TimeDelta::hours(2)),
+            on_site_by: Some(created_at + TimeDelta::hours(24)),
+            resolve_by: Some(created_at + TimeDelta::hours(72)),
+            ..Deadlines::default()
+        },
+        promised_reply_at: None,
+        callback: None,
+        clock_cycle: 0,
     }
 }
 
-fn event(event_type: &str, from: Option<&str>, to: &str) -> NewEvent {
-    NewEvent {
-        event_id: new_id(),
-        event_type: event_type.into(),
-        actor_id: "agent-1".into(),
-        actor_role: Some("agent".into()),
-        from_state: from.map(str::to_owned),
-        to_state: to.into(),
+fn ticket(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Ticket {
+    Ticket::restore(facts(property_id, request_id, created_at)).unwrap()
+}
+
+fn in_state(state: TicketState, t: TicketFacts) -> TicketFacts {
+    TicketFacts { lifecycle: Lifecycle { state, held_from: None }, ..t }
+}
+
+/// A ticket to create, from a ticket or its facts.
+struct Seeded(Ticket);
+
+impl From<Ticket> for Seeded {
+    fn from(t: Ticket) -> Seeded {
+        Seeded(t)
+    }
+}
+
+impl From<TicketFacts> for Seeded {
+    fn from(t: TicketFacts) -> Seeded {
+        Seeded(Ticket::restore(t).unwrap())
+    }
+}
+
+fn agent() -> By {
+    By::staff("agent-1", Role::Agent)
+}
+
+fn created(at: DateTime<Utc>) -> Recorded {
+    Recorded {
+        event_type: EventType::Created,
+        cause: None,
+        from: None,
+        to: TicketState::New,
+        by: agent(),
         note: String::new(),
-        occurred_at: now(),
+        at,
     }
 }
 
-fn publish(_: &ticket::Model, event: &propdesk_store::entity::ticket_event::Model) -> OutboxMessage {
-    OutboxMessage {
-        message_id: event.event_id.clone(),
-        routing_key: format!("ticket.{}", event.event_type),
-        payload: event.id.to_be_bytes().to_vec(),
-        trace_parent: None,
+fn new_ticket(t: Ticket) -> NewTicket {
+    let events = vec![created(t.times.created_at)];
+    NewTicket { ticket: t, events, trace_parent: None }
+}
+
+/// Saves one changed ticket.
+async fn save(store: &Store, ticket: Ticket, events: Vec<Recorded>) -> Result<Ticket, StoreError> {
+    Ok(store.save(vec![Change { ticket, events }]).await?.remove(0))
+}
+
+fn route() -> Route {
+    Route {
+        department: Department::Engineering,
+        assignee_id: None,
+        repeat: None,
+        incident_id: None,
+        note: String::new(),
     }
 }
 
@@ -87,10 +158,10 @@ async fn fresh(backend: Backend) -> (TestDatabase, Store) {
     (db, store)
 }
 
-async fn create(store: &Store, t: ticket::Model) -> ticket::Model {
-    match store.create_ticket(t, vec![event("created", None, "new")], publish).await.unwrap() {
-        Created::New(t) => t,
-        Created::Existing(_) => panic!("expected a new ticket"),
+async fn create(store: &Store, t: impl Into<Seeded>) -> Ticket {
+    match store.create_tickets(vec![new_ticket(t.into().0)]).await.unwrap().pop() {
+        Some(Created::New(t)) => t,
+        other => panic!("expected a new ticket, got {other:?}"),
     }
 }
 
@@ -103,11 +174,10 @@ async fn migrations_are_idempotent(backend: Backend) {
 async fn create_is_idempotent_on_the_request_id(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let first = create(&store, ticket("p1", "req-1", now())).await;
-    let retry =
-        store.create_ticket(ticket("p1", "req-1", now()), vec![event("created", None, "new")], publish).await.unwrap();
+    let retry = store.create_tickets(vec![new_ticket(ticket("p1", "req-1", now()))]).await.unwrap().pop();
     match retry {
-        Created::Existing(existing) => assert_eq!(existing.id, first.id),
-        Created::New(_) => panic!("a retry created a second ticket"),
+        Some(Created::Existing(existing)) => assert_eq!(existing.id, first.id),
+        other => panic!("a retry created a second ticket: {other:?}"),
     }
     let all = store.list_tickets(&TicketFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(all.len(), 1);
@@ -119,19 +189,17 @@ async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let created = create(&store, ticket("p1", "req-1", now())).await;
     let mut dispatched = created.clone();
-    dispatched.version = 2;
-    dispatched.state = "dispatched".into();
-    store.save_change(&dispatched, 1, vec![event("dispatched", Some("new"), "dispatched")], publish).await.unwrap();
+    let events = dispatched.dispatch(route(), agent(), now()).unwrap();
+    let saved = save(&store, dispatched, events).await.unwrap();
+    assert_eq!(saved.version, 2, "one save, one version");
 
     let mut stale = created.clone();
-    stale.version = 2;
-    stale.state = "cancelled".into();
-    let err =
-        store.save_change(&stale, 1, vec![event("cancelled", Some("new"), "cancelled")], publish).await.unwrap_err();
+    let events = stale.cancel(agent(), "dup".into(), now()).unwrap();
+    let err = save(&store, stale, events).await.unwrap_err();
     assert!(matches!(err, StoreError::StaleVersion { current: 2 }), "{err:?}");
 
     let stored = store.get_ticket(&created.id).await.unwrap().unwrap();
-    assert_eq!((stored.state.as_str(), stored.version), ("dispatched", 2));
+    assert_eq!((stored.state(), stored.version), (TicketState::Dispatched, 2));
     assert_eq!(store.history(&created.id).await.unwrap().len(), 2);
     assert_eq!(store.outbox_len().await.unwrap(), 2);
 }
@@ -140,7 +208,9 @@ async fn pages_are_newest_first_and_stable(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(create(&store, ticket(if i % 2 == 0 { "p1" } else { "p2" }, &format!("req-{i}"), now())).await.id);
+        ids.push(
+            create(&store, ticket(if i % 2 == 0 { "p1" } else { "p2" }, &format!("req-{i}"), now())).await.id.clone(),
+        );
     }
     ids.reverse();
     let mut seen = Vec::new();
@@ -163,14 +233,15 @@ async fn overdue_filter_finds_missed_unmet_deadlines(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let long_ago = now() - TimeDelta::hours(3);
     let late = create(&store, ticket("p1", "late", long_ago)).await;
-    let mut met = ticket("p1", "met", long_ago);
-    met.accepted_at = Some(long_ago + TimeDelta::minutes(5));
-    create(&store, met).await;
+    let mut met = facts("p1", "met", long_ago);
+    met.times.accepted_at = Some(long_ago + TimeDelta::minutes(5));
+    create(&store, Ticket::restore(met).unwrap()).await;
     create(&store, ticket("p1", "fresh", now())).await;
 
     let overdue = TicketFilter { overdue_at: Some(now()), limit: 50, ..Default::default() };
-    let found: Vec<_> = store.list_tickets(&overdue).await.unwrap().into_iter().map(|t| t.id).collect();
-    assert_eq!(found, [late.id]);
+    let found = store.list_tickets(&overdue).await.unwrap();
+    let found: Vec<&str> = found.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(found, vec![late.id.as_str()]);
 }
 
 async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
@@ -178,16 +249,17 @@ async fn history_is_ordered_and_watchable_by_cursor(backend: Backend) {
     let a = create(&store, ticket("p1", "a", now())).await;
     let start = settled_cursor(&store, &a.id).await;
     let b = create(&store, ticket("p2", "b", now())).await;
-    let mut accepted = a.clone();
-    accepted.version = 2;
-    store.save_change(&accepted, 1, vec![event("note_added", Some("new"), "new")], publish).await.unwrap();
+    let mut noted = a.clone();
+    let events = noted.add_note(agent(), "called".into(), now());
+    save(&store, noted, events).await.unwrap();
 
     let after = settled_events_after(&store, start, 2).await;
-    assert_eq!(after.iter().map(|e| e.ticket_id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
+    assert_eq!(after.iter().map(|(_, e)| e.ticket_id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
     let p1_only = store.events_after(start, Some(&["p1".to_owned()]), None, None, 100).await.unwrap();
     assert_eq!(p1_only.len(), 1);
-    assert_eq!(p1_only[0].ticket_version, 2);
-    assert_eq!(store.last_event_cursor().await.unwrap(), propdesk_store::EventCursor::of(&after[1]));
+    assert_eq!(p1_only[0].1.ticket_version, 2);
+    assert_eq!((p1_only[0].1.event_type, p1_only[0].1.note.as_str()), (EventType::NoteAdded, "called"));
+    assert_eq!(store.last_event_cursor().await.unwrap(), after[1].0);
 }
 
 /// On PostgreSQL an event becomes watchable once every older transaction on the server
@@ -196,7 +268,7 @@ async fn settled_events_after(
     store: &Store,
     start: propdesk_store::EventCursor,
     expected: usize,
-) -> Vec<propdesk_store::entity::ticket_event::Model> {
+) -> Vec<(propdesk_store::EventCursor, HistoryEvent)> {
     for _ in 0..600 {
         let events = store.events_after(start, None, None, None, 100).await.unwrap();
         if events.len() >= expected {
@@ -209,7 +281,8 @@ async fn settled_events_after(
 
 /// The watch cursor once the newest event of `ticket_id` is watchable.
 async fn settled_cursor(store: &Store, ticket_id: &str) -> propdesk_store::EventCursor {
-    let newest = propdesk_store::EventCursor::of(store.history(ticket_id).await.unwrap().last().unwrap());
+    let newest = propdesk_store::EventCursor::parse(&store.history(ticket_id).await.unwrap().last().unwrap().cursor)
+        .expect("a cursor");
     for _ in 0..600 {
         let cursor = store.last_event_cursor().await.unwrap();
         if cursor >= newest {
@@ -231,15 +304,12 @@ async fn postgres_watchers_never_step_past_an_event_still_being_committed() {
 
     let slow = store.begin().await.unwrap();
     let mut first_noted = first.clone();
-    first_noted.version = 2;
-    propdesk_store::work::update_ticket(&slow, &first_noted, 1).await.unwrap();
-    propdesk_store::work::append_events(&slow, &first_noted, vec![event("note_added", Some("new"), "new")], &publish)
-        .await
-        .unwrap();
+    let events = first_noted.add_note(agent(), "slow".into(), now());
+    propdesk_store::tickets::save(&slow, first_noted, &events).await.unwrap();
 
     let mut second_noted = second.clone();
-    second_noted.version = 2;
-    store.save_change(&second_noted, 1, vec![event("note_added", Some("new"), "new")], publish).await.unwrap();
+    let events = second_noted.add_note(agent(), "quick".into(), now());
+    save(&store, second_noted, events).await.unwrap();
     let visible = store.events_after(start, None, None, None, 100).await.unwrap();
     assert!(visible.is_empty(), "an event was shown while an older transaction was still open: {visible:?}");
 
@@ -247,14 +317,19 @@ async fn postgres_watchers_never_step_past_an_event_still_being_committed() {
     // The horizon is server-wide: other databases' transactions may hold it back briefly.
     let mut visible = Vec::new();
     for _ in 0..100 {
-        visible =
-            store.events_after(start, None, None, None, 100).await.unwrap().into_iter().map(|e| e.ticket_id).collect();
+        visible = store
+            .events_after(start, None, None, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.ticket_id)
+            .collect();
         if !visible.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(visible, [first.id, second.id], "in commit-safe order, nothing skipped");
+    assert_eq!(visible, [first.id.clone(), second.id.clone()], "in commit-safe order, nothing skipped");
 }
 
 async fn duplicate_directory_names_conflict(backend: Backend) {
@@ -281,8 +356,9 @@ async fn times_round_trip_exactly(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let created = create(&store, ticket("p1", "t", now())).await;
     let read = store.get_ticket(&created.id).await.unwrap().unwrap();
-    assert_eq!(read.created_at, created.created_at);
-    assert_eq!(read.acknowledge_by, created.acknowledge_by);
+    assert_eq!(read.times.created_at, created.times.created_at);
+    assert_eq!(read.deadlines.acknowledge_by, created.deadlines.acknowledge_by);
+    assert_eq!(read.facts(), created.facts(), "every fact round-trips");
 }
 
 async fn concurrent_relay_passes_never_share_a_row(backend: Backend) {
@@ -330,15 +406,8 @@ async fn concurrent_relay_passes_never_share_a_row(backend: Backend) {
     assert_eq!(store.outbox_len().await.unwrap(), 0);
 }
 
-fn planned(clock: &str, rung: &str, fire_at: DateTime<Utc>) -> propdesk_store::alarms::PlannedAlarm {
-    propdesk_store::alarms::PlannedAlarm {
-        clock: clock.into(),
-        rung: rung.into(),
-        deadline_at: fire_at,
-        fire_at,
-        level: 1,
-        recipients: "supervisor".into(),
-    }
+fn planned(clock: Clock, rung: Rung, fire_at: DateTime<Utc>) -> Alarm {
+    Alarm { clock, rung, deadline: fire_at, fire_at, level: 1, recipients: vec![Recipient::Supervisor] }
 }
 
 async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend: Backend) {
@@ -347,25 +416,40 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
     let (_db, store) = fresh(backend).await;
     let t0 = now();
     let t = create(&store, ticket("p-1", "r-1", t0)).await;
-    let sync = async |plan: Vec<propdesk_store::alarms::PlannedAlarm>, cycle: i32| {
+    let sync = async |plan: Vec<Alarm>, cycle: i32| {
         let txn = store.begin().await.unwrap();
         lock_ticket(&txn, &t.id).await.unwrap().expect("ticket");
         let outcome = sync_alarms(&txn, &t.id, cycle, &plan).await.unwrap();
         store.commit(txn).await.unwrap();
         outcome
     };
-    let first =
-        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))], 0)
-            .await;
+    let first = sync(
+        vec![
+            planned(Clock::Acknowledge, Rung::Breach, t0),
+            planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(1)),
+        ],
+        0,
+    )
+    .await;
     assert_eq!((first.inserted, first.next_fire_at), (2, Some(t0)));
     // The same plan again changes nothing; a moved deadline moves its alarm.
-    let same =
-        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))], 0)
-            .await;
+    let same = sync(
+        vec![
+            planned(Clock::Acknowledge, Rung::Breach, t0),
+            planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(1)),
+        ],
+        0,
+    )
+    .await;
     assert_eq!((same.inserted, same.moved, same.removed), (0, 0, 0));
-    let moved =
-        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))], 0)
-            .await;
+    let moved = sync(
+        vec![
+            planned(Clock::Acknowledge, Rung::Breach, t0),
+            planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(2)),
+        ],
+        0,
+    )
+    .await;
     assert_eq!(moved.moved, 1);
     assert_eq!(store.next_alarm_at().await.unwrap(), Some(t0));
 
@@ -375,9 +459,14 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
     assert_eq!(due.len(), 1);
     mark_fired(&txn, &[due[0].id], t0 + TimeDelta::seconds(1)).await.unwrap();
     store.commit(txn).await.unwrap();
-    let again =
-        sync(vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))], 0)
-            .await;
+    let again = sync(
+        vec![
+            planned(Clock::Acknowledge, Rung::Breach, t0),
+            planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(2)),
+        ],
+        0,
+    )
+    .await;
     assert_eq!((again.inserted, again.next_fire_at), (0, Some(t0 + TimeDelta::hours(2))));
     assert!(store.tickets_with_due_alarms(t0 + TimeDelta::minutes(5), 10).await.unwrap().is_empty());
 
@@ -388,7 +477,7 @@ async fn alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step(backend
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].pending && rows[0].fired_at.is_some());
     // A new cycle (reopened) plans the same step afresh.
-    let reopened = sync(vec![planned("acknowledge", "breach", t0 + TimeDelta::hours(3))], 1).await;
+    let reopened = sync(vec![planned(Clock::Acknowledge, Rung::Breach, t0 + TimeDelta::hours(3))], 1).await;
     assert_eq!(reopened.inserted, 1);
     assert_eq!(store.pending_alarms().await.unwrap(), 1);
 }
@@ -409,8 +498,11 @@ async fn alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome(backend: Back
         store.commit(txn).await.unwrap();
         outcomes
     };
-    let a_plan = vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(1))];
-    let b_plan = vec![planned("acknowledge", "breach", t0 + TimeDelta::minutes(5))];
+    let a_plan = vec![
+        planned(Clock::Acknowledge, Rung::Breach, t0),
+        planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(1)),
+    ];
+    let b_plan = vec![planned(Clock::Acknowledge, Rung::Breach, t0 + TimeDelta::minutes(5))];
     let first = sync(&[
         AlarmPlan { ticket_id: &a.id, cycle: 0, planned: &a_plan },
         AlarmPlan { ticket_id: &b.id, cycle: 0, planned: &b_plan },
@@ -421,8 +513,11 @@ async fn alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome(backend: Back
     assert_eq!(summary, vec![(2, 0, 0, Some(t0)), (1, 0, 0, Some(t0 + TimeDelta::minutes(5))), (0, 0, 0, None)]);
 
     // Next batch: a's resolve deadline moves, b's clock is met, c gets its first alarm.
-    let a_moved = vec![planned("acknowledge", "breach", t0), planned("resolve", "breach", t0 + TimeDelta::hours(2))];
-    let c_plan = vec![planned("resolve", "warning", t0 + TimeDelta::hours(3))];
+    let a_moved = vec![
+        planned(Clock::Acknowledge, Rung::Breach, t0),
+        planned(Clock::Resolve, Rung::Breach, t0 + TimeDelta::hours(2)),
+    ];
+    let c_plan = vec![planned(Clock::Resolve, Rung::Reminder, t0 + TimeDelta::hours(3))];
     let second = sync(&[
         AlarmPlan { ticket_id: &a.id, cycle: 0, planned: &a_moved },
         AlarmPlan { ticket_id: &b.id, cycle: 0, planned: &[] },
@@ -493,43 +588,40 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
     let at = |day: i64| start + TimeDelta::days(day);
-    let engineering =
-        |t: ticket::Model| ticket::Model { department: Some("engineering".into()), state: "dispatched".into(), ..t };
-    let incident = ticket::Model { is_incident: true, ..engineering(ticket("p-1", "incident", at(3))) };
-    let incident = create(&store, ticket::Model { incident_id: Some(incident.id.clone()), ..incident }).await;
-    let linked = |t: ticket::Model| ticket::Model { incident_id: Some(incident.id.clone()), ..t };
+    let engineering = |t: TicketFacts| TicketFacts {
+        department: Some(Department::Engineering),
+        ..in_state(TicketState::Dispatched, t)
+    };
+    let incident = TicketFacts { incident: IncidentLink::IsIncident, ..engineering(facts("p-1", "incident", at(3))) };
+    let incident = create(&store, incident).await;
+    let linked = |t: TicketFacts| TicketFacts { incident: IncidentLink::LinkedTo(incident.id.clone()), ..t };
+    let complaint = |t: TicketFacts| TicketFacts {
+        kind: TicketKind::Complaint,
+        channel: Channel::Letter,
+        category: CategoryCode::new("fee_dispute"),
+        department: Some(Department::CustomerService),
+        ..t
+    };
     let november = [
-        linked(engineering(ticket("p-1", "r1", at(3)))),
-        linked(engineering(ticket("p-1", "r2", at(3)))),
-        ticket::Model { repeat_fault: true, ..engineering(ticket("p-1", "r3", at(20))) },
-        ticket::Model {
-            kind: "complaint".into(),
-            channel: "letter".into(),
-            category: "fee_dispute".into(),
-            department: Some("customer_service".into()),
-            ..ticket("p-1", "r4", at(5))
-        },
-        ticket::Model {
-            kind: "complaint".into(),
-            channel: "letter".into(),
-            category: "fee_dispute".into(),
-            department: Some("customer_service".into()),
-            ..ticket("p-1", "r5", end - TimeDelta::microseconds(1))
-        },
-        ticket::Model {
-            kind: "enquiry".into(),
-            channel: "app".into(),
-            category: "general_enquiry".into(),
-            ..ticket("p-1", "r6", at(0))
+        linked(engineering(facts("p-1", "r1", at(3)))),
+        linked(engineering(facts("p-1", "r2", at(3)))),
+        TicketFacts { repeat_fault: true, ..engineering(facts("p-1", "r3", at(20))) },
+        complaint(facts("p-1", "r4", at(5))),
+        complaint(facts("p-1", "r5", end - TimeDelta::microseconds(1))),
+        TicketFacts {
+            kind: TicketKind::Enquiry,
+            channel: Channel::App,
+            category: CategoryCode::new("general_enquiry"),
+            ..facts("p-1", "r6", at(0))
         },
     ];
     for t in november {
         create(&store, t).await;
     }
     // Outside the scope: October, December, another property.
-    create(&store, engineering(ticket("p-1", "october", start - TimeDelta::microseconds(1)))).await;
-    create(&store, engineering(ticket("p-1", "december", end))).await;
-    create(&store, engineering(ticket("p-2", "elsewhere", at(4)))).await;
+    create(&store, engineering(facts("p-1", "october", start - TimeDelta::microseconds(1)))).await;
+    create(&store, engineering(facts("p-1", "december", end))).await;
+    create(&store, engineering(facts("p-2", "elsewhere", at(4)))).await;
 
     let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
     let pairs = |rows: Vec<(String, i64)>| rows.into_iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>();
@@ -563,30 +655,24 @@ async fn clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines(backe
     // Acknowledged after 60, 120, 180, 240 and 600 s, against a 300 s deadline; the first
     // three by technician t-1, the others by t-2.
     for (n, secs) in [600, 60, 240, 120, 180].into_iter().enumerate() {
-        let t = ticket::Model {
-            accepted_at: Some(logged + TimeDelta::seconds(secs)),
-            acknowledge_by: Some(logged + TimeDelta::seconds(300)),
-            state: "accepted".into(),
-            assignee_id: Some(if n < 3 { "t-1" } else { "t-2" }.into()),
-            ..ticket("p-1", &format!("r{n}"), logged)
-        };
+        let mut t = in_state(TicketState::Accepted, facts("p-1", &format!("r{n}"), logged));
+        t.times.accepted_at = Some(logged + TimeDelta::seconds(secs));
+        t.deadlines.acknowledge_by = Some(logged + TimeDelta::seconds(300));
+        t.assignee_id = Some(if n < 3 { "t-1" } else { "t-2" }.into());
         create(&store, t).await;
     }
     // Not acknowledged: one past its deadline (missed), one still in time (undecided).
     let now = logged + TimeDelta::hours(1);
-    let missed = ticket::Model { acknowledge_by: Some(now - TimeDelta::minutes(1)), ..ticket("p-1", "missed", logged) };
-    let running =
-        ticket::Model { acknowledge_by: Some(now + TimeDelta::minutes(1)), ..ticket("p-1", "running", logged) };
-    create(&store, missed).await;
-    create(&store, running).await;
+    let acknowledge_by = |at: DateTime<Utc>, mut t: TicketFacts| {
+        t.deadlines.acknowledge_by = Some(at);
+        t
+    };
+    create(&store, acknowledge_by(now - TimeDelta::minutes(1), facts("p-1", "missed", logged))).await;
+    create(&store, acknowledge_by(now + TimeDelta::minutes(1), facts("p-1", "running", logged))).await;
 
     // Cancelled before its deadline passed: the clock stopped, nothing was missed.
-    let cancelled = ticket::Model {
-        acknowledge_by: Some(now - TimeDelta::minutes(1)),
-        state: "cancelled".into(),
-        ..ticket("p-1", "cancelled", logged)
-    };
-    create(&store, cancelled).await;
+    let cancelled = in_state(TicketState::Cancelled, facts("p-1", "cancelled", logged));
+    create(&store, acknowledge_by(now - TimeDelta::minutes(1), cancelled)).await;
 
     let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
     let figures = store.request_figures(&scope, now).await.unwrap();
@@ -624,45 +710,50 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
     let logged = start + TimeDelta::days(1);
     let due = logged + TimeDelta::days(3);
     let now = logged + TimeDelta::days(10);
-    let done = |request: &str, state: &str| ticket::Model {
-        state: state.into(),
-        dispatched_at: Some(logged),
-        resolved_at: Some(logged + TimeDelta::days(1)),
-        callback_by: Some(due),
-        ..ticket("p-1", request, logged)
+    let done = |request: &str, state: TicketState| {
+        let mut t = in_state(state, facts("p-1", request, logged));
+        t.times.dispatched_at = Some(logged);
+        t.times.resolved_at = Some(logged + TimeDelta::days(1));
+        t.deadlines.callback_by = Some(due);
+        t
+    };
+    let called_back = |satisfaction: Satisfaction, at: DateTime<Utc>, t: TicketFacts| TicketFacts {
+        callback: Some(CallbackRecord {
+            satisfaction,
+            comment: String::new(),
+            recorded_by: "agent-1".into(),
+            recorded_at: at,
+        }),
+        ..t
     };
     let on_time = create(
         &store,
-        ticket::Model {
-            callback_recorded_at: Some(due - TimeDelta::hours(1)),
-            callback_satisfaction: Some("satisfied".into()),
-            ..done("on-time", "closed")
-        },
+        called_back(Satisfaction::Satisfied, due - TimeDelta::hours(1), done("on-time", TicketState::Closed)),
     )
     .await;
     // Called back late, unsatisfied, reopened for rework.
-    let reworked = ticket::Model {
-        resolved_at: None,
-        callback_recorded_at: Some(due + TimeDelta::hours(1)),
-        callback_satisfaction: Some("unsatisfied".into()),
-        clock_cycle: 1,
-        ..done("reworked", "reopened")
+    let mut reworked =
+        called_back(Satisfaction::Unsatisfied, due + TimeDelta::hours(1), done("reworked", TicketState::Reopened));
+    reworked.times.resolved_at = None;
+    reworked.clock_cycle = 1;
+    let reopened = Recorded {
+        event_type: EventType::Reopened,
+        cause: Some(propdesk_domain::Cause::CallbackUnsatisfied),
+        from: Some(TicketState::Resolved),
+        to: TicketState::Reopened,
+        ..created(logged)
     };
-    store
-        .create_ticket(
-            reworked,
-            vec![event("created", None, "new"), event("reopened", Some("resolved"), "reopened")],
-            publish,
-        )
-        .await
-        .unwrap();
-    let missing = create(&store, done("missing", "resolved")).await;
-    create(
-        &store,
-        ticket::Model { dispatched_at: Some(logged), state: "dispatched".into(), ..ticket("p-1", "working", logged) },
-    )
-    .await;
-    create(&store, ticket("p-1", "new", logged)).await;
+    let reworked = NewTicket {
+        ticket: Ticket::restore(reworked).unwrap(),
+        events: vec![created(logged), reopened],
+        trace_parent: None,
+    };
+    store.create_tickets(vec![reworked]).await.unwrap();
+    let missing = create(&store, done("missing", TicketState::Resolved)).await;
+    let mut working = in_state(TicketState::Dispatched, facts("p-1", "working", logged));
+    working.times.dispatched_at = Some(logged);
+    create(&store, working).await;
+    create(&store, facts("p-1", "new", logged)).await;
 
     let scope = ReportScope { property_id: "p-1".into(), start, end, department: None };
     let stats = store.request_figures(&scope, now).await.unwrap().callbacks;
@@ -672,17 +763,10 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
 
     // Ladder steps: two breaches and one overdue fired in November; one fired in December
     // and one still pending do not count.
-    let fire = async |t: &ticket::Model, steps: &[(&str, i32, DateTime<Utc>)], pending: bool| {
+    let fire = async |t: &Ticket, steps: &[(Rung, i32, DateTime<Utc>)], pending: bool| {
         let plan: Vec<_> = steps
             .iter()
-            .map(|(rung, level, at)| propdesk_store::alarms::PlannedAlarm {
-                clock: "acknowledge".into(),
-                rung: (*rung).into(),
-                deadline_at: *at,
-                fire_at: *at,
-                level: *level,
-                recipients: "supervisor".into(),
-            })
+            .map(|(rung, level, at)| Alarm { level: *level, ..planned(Clock::Acknowledge, *rung, *at) })
             .collect();
         let txn = store.begin().await.unwrap();
         lock_ticket(&txn, &t.id).await.unwrap();
@@ -691,17 +775,17 @@ async fn callback_coverage_ratings_reopenings_and_escalations_are_counted(backen
         let txn = store.begin().await.unwrap();
         if !pending {
             for alarm in store.alarms_of(&t.id).await.unwrap_or_default() {
-                let at = steps.iter().find(|(rung, _, _)| *rung == alarm.rung).map(|s| s.2).unwrap();
+                let at = steps.iter().find(|(rung, _, _)| rung.code() == alarm.rung).map(|s| s.2).unwrap();
                 mark_fired(&txn, &[alarm.id], at).await.unwrap();
             }
         }
         store.commit(txn).await.unwrap();
     };
-    fire(&on_time, &[("breach", 1, logged), ("overdue", 2, logged + TimeDelta::hours(1))], false).await;
-    fire(&missing, &[("breach", 1, logged), ("overdue", 2, end + TimeDelta::hours(1))], false).await;
-    let dispatched_only = TicketFilter { states: vec!["dispatched".into()], limit: 5, ..Default::default() };
+    fire(&on_time, &[(Rung::Breach, 1, logged), (Rung::Overdue, 2, logged + TimeDelta::hours(1))], false).await;
+    fire(&missing, &[(Rung::Breach, 1, logged), (Rung::Overdue, 2, end + TimeDelta::hours(1))], false).await;
+    let dispatched_only = TicketFilter { states: vec![TicketState::Dispatched], limit: 5, ..Default::default() };
     let working = store.list_tickets(&dispatched_only).await.unwrap().remove(0);
-    fire(&working, &[("breach", 1, logged)], true).await;
+    fire(&working, &[(Rung::Breach, 1, logged)], true).await;
     let levels = store.escalations_by_level(&scope).await.unwrap();
     assert_eq!(levels, [("1".to_owned(), 2), ("2".to_owned(), 1)]);
 }

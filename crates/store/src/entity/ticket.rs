@@ -1,4 +1,8 @@
-use propdesk_domain::Deadlines;
+use propdesk_domain::aggregate::{
+    CallbackRecord, CategoryCode, IncidentLink, Milestones, Reporter, RequestKey, Ticket, TicketFacts,
+};
+use propdesk_domain::ticket::UnknownCode;
+use propdesk_domain::{Deadlines, Lifecycle};
 use sea_orm::entity::prelude::*;
 
 /// One ticket. `version` increases by one with every change (optimistic concurrency).
@@ -61,7 +65,8 @@ pub struct Model {
     pub clock_cycle: i32,
 }
 
-/// A stored code (state, priority, kind, ...) the domain does not know.
+/// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
+/// or facts that break one of the aggregate's invariants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ticket {ticket_id} holds an unreadable value: {detail}")]
 pub struct UnreadableTicket {
@@ -70,88 +75,135 @@ pub struct UnreadableTicket {
 }
 
 impl Model {
-    /// One of this ticket's coded columns as its domain type.
-    pub fn parse_code<T: std::str::FromStr<Err = propdesk_domain::ticket::UnknownCode>>(
+    fn parse<T: std::str::FromStr<Err = UnknownCode>>(&self, code: &str) -> Result<T, UnreadableTicket> {
+        code.parse().map_err(|e: UnknownCode| UnreadableTicket { ticket_id: self.id.clone(), detail: e.to_string() })
+    }
+
+    fn parse_optional<T: std::str::FromStr<Err = UnknownCode>>(
         &self,
-        code: &str,
-    ) -> Result<T, UnreadableTicket> {
-        code.parse().map_err(|e: propdesk_domain::ticket::UnknownCode| UnreadableTicket {
-            ticket_id: self.id.clone(),
-            detail: e.to_string(),
-        })
+        code: Option<&str>,
+    ) -> Result<Option<T>, UnreadableTicket> {
+        code.map(|code| self.parse(code)).transpose()
     }
 
-    /// The ticket's clocks as the domain computes them.
-    pub fn deadlines(&self) -> Deadlines {
-        Deadlines {
-            acknowledge_by: self.acknowledge_by,
-            on_site_by: self.on_site_by,
-            resolve_by: self.resolve_by,
-            first_reply_by: self.first_reply_by,
-            callback_by: self.callback_by,
-        }
-    }
-
-    /// Sets the work clocks (acknowledge, on site, resolve, first reply) from `deadlines`.
-    /// The callback clock is set only at resolution, so it is left as it is.
-    pub fn set_clocks(&mut self, deadlines: Deadlines) {
-        self.acknowledge_by = deadlines.acknowledge_by;
-        self.on_site_by = deadlines.on_site_by;
-        self.resolve_by = deadlines.resolve_by;
-        self.first_reply_by = deadlines.first_reply_by;
-    }
-
-    /// A ticket with nothing done yet: version 1, state `new`, no department, assignee,
-    /// clocks, callback or incident. Callers set what they know with struct-update syntax.
-    pub fn blank(id: String, property_id: String, at: DateTimeUtc) -> Model {
+    /// The row of a ticket's facts, stored at `version`.
+    pub(crate) fn of(t: &TicketFacts, version: i64) -> Model {
+        let callback = t.callback.as_ref();
         Model {
-            id,
-            version: 1,
-            property_id,
-            building_id: None,
-            unit_id: None,
-            unit_label: None,
-            location: String::new(),
-            resident_id: None,
-            reporter_name: String::new(),
-            reporter_phone: String::new(),
-            kind: String::new(),
-            channel: String::new(),
-            category: String::new(),
-            department: None,
-            priority: String::new(),
-            state: "new".to_owned(),
-            held_from: None,
-            title: String::new(),
-            description: String::new(),
-            first_contact_agent_id: String::new(),
-            assignee_id: None,
-            escalation_level: 0,
-            incident_id: None,
-            repeat_fault: false,
-            request_id: String::new(),
-            request_fingerprint: String::new(),
-            created_at: at,
-            updated_at: at,
-            dispatched_at: None,
-            accepted_at: None,
-            on_site_at: None,
-            resolved_at: None,
-            closed_at: None,
-            on_hold_since: None,
-            acknowledge_by: None,
-            on_site_by: None,
-            resolve_by: None,
-            first_reply_by: None,
-            callback_by: None,
-            promised_reply_at: None,
-            callback_satisfaction: None,
-            callback_comment: None,
-            callback_recorded_by: None,
-            callback_recorded_at: None,
-            is_incident: false,
-            clock_cycle: 0,
+            id: t.id.clone(),
+            version,
+            property_id: t.property_id.clone(),
+            building_id: t.building_id.clone(),
+            unit_id: t.unit_id.clone(),
+            unit_label: t.unit_label.clone(),
+            location: t.location.clone(),
+            resident_id: t.resident_id.clone(),
+            reporter_name: t.reporter.name.clone(),
+            reporter_phone: t.reporter.phone.clone(),
+            kind: t.kind.code().to_owned(),
+            channel: t.channel.code().to_owned(),
+            category: t.category.as_str().to_owned(),
+            department: t.department.map(|d| d.code().to_owned()),
+            priority: t.priority.code().to_owned(),
+            state: t.lifecycle.state.code().to_owned(),
+            held_from: t.lifecycle.held_from.map(|s| s.code().to_owned()),
+            title: t.title.clone(),
+            description: t.description.clone(),
+            first_contact_agent_id: t.first_contact_agent_id.clone(),
+            assignee_id: t.assignee_id.clone(),
+            escalation_level: t.escalation_level,
+            incident_id: t.incident_id().map(str::to_owned),
+            repeat_fault: t.repeat_fault,
+            request_id: t.request.request_id.clone(),
+            request_fingerprint: t.request.fingerprint.clone(),
+            created_at: t.times.created_at,
+            updated_at: t.times.updated_at,
+            dispatched_at: t.times.dispatched_at,
+            accepted_at: t.times.accepted_at,
+            on_site_at: t.times.on_site_at,
+            resolved_at: t.times.resolved_at,
+            closed_at: t.times.closed_at,
+            on_hold_since: t.times.on_hold_since,
+            acknowledge_by: t.deadlines.acknowledge_by,
+            on_site_by: t.deadlines.on_site_by,
+            resolve_by: t.deadlines.resolve_by,
+            first_reply_by: t.deadlines.first_reply_by,
+            callback_by: t.deadlines.callback_by,
+            promised_reply_at: t.promised_reply_at,
+            callback_satisfaction: callback.map(|c| c.satisfaction.code().to_owned()),
+            callback_comment: callback.map(|c| c.comment.clone()),
+            callback_recorded_by: callback.map(|c| c.recorded_by.clone()),
+            callback_recorded_at: callback.map(|c| c.recorded_at),
+            is_incident: t.is_incident(),
+            clock_cycle: t.clock_cycle,
         }
+    }
+
+    /// The ticket this row holds.
+    pub fn into_ticket(self) -> Result<Ticket, UnreadableTicket> {
+        let incident = match (&self.incident_id, self.is_incident) {
+            (_, true) => IncidentLink::IsIncident,
+            (Some(id), false) => IncidentLink::LinkedTo(id.clone()),
+            (None, false) => IncidentLink::None,
+        };
+        let callback = match (&self.callback_satisfaction, self.callback_recorded_at) {
+            (Some(satisfaction), Some(recorded_at)) => Some(CallbackRecord {
+                satisfaction: self.parse(satisfaction)?,
+                comment: self.callback_comment.clone().unwrap_or_default(),
+                recorded_by: self.callback_recorded_by.clone().unwrap_or_default(),
+                recorded_at,
+            }),
+            _ => None,
+        };
+        let facts = TicketFacts {
+            kind: self.parse(&self.kind)?,
+            channel: self.parse(&self.channel)?,
+            department: self.parse_optional(self.department.as_deref())?,
+            priority: self.parse(&self.priority)?,
+            lifecycle: Lifecycle {
+                state: self.parse(&self.state)?,
+                held_from: self.parse_optional(self.held_from.as_deref())?,
+            },
+            incident,
+            callback,
+            id: self.id,
+            version: self.version,
+            property_id: self.property_id,
+            building_id: self.building_id,
+            unit_id: self.unit_id,
+            unit_label: self.unit_label,
+            location: self.location,
+            resident_id: self.resident_id,
+            reporter: Reporter { name: self.reporter_name, phone: self.reporter_phone },
+            category: CategoryCode::new(self.category),
+            title: self.title,
+            description: self.description,
+            first_contact_agent_id: self.first_contact_agent_id,
+            assignee_id: self.assignee_id,
+            escalation_level: self.escalation_level,
+            repeat_fault: self.repeat_fault,
+            request: RequestKey { request_id: self.request_id, fingerprint: self.request_fingerprint },
+            times: Milestones {
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                dispatched_at: self.dispatched_at,
+                accepted_at: self.accepted_at,
+                on_site_at: self.on_site_at,
+                resolved_at: self.resolved_at,
+                closed_at: self.closed_at,
+                on_hold_since: self.on_hold_since,
+            },
+            deadlines: Deadlines {
+                acknowledge_by: self.acknowledge_by,
+                on_site_by: self.on_site_by,
+                resolve_by: self.resolve_by,
+                first_reply_by: self.first_reply_by,
+                callback_by: self.callback_by,
+            },
+            promised_reply_at: self.promised_reply_at,
+            clock_cycle: self.clock_cycle,
+        };
+        Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }
 }
 

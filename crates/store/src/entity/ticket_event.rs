@@ -21,6 +21,8 @@ pub struct Model {
     pub department: Option<String>,
     pub assignee_id: Option<String>,
     pub priority: String,
+    /// Why it happened, where the type alone does not say (`propdesk_domain::Cause`).
+    pub cause: Option<String>,
     /// PostgreSQL: the id of the transaction that wrote the event (set by the database);
     /// SQLite: 0. Watch cursors are ordered by (`tx_id`, `id`).
     pub tx_id: i64,

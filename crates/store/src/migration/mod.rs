@@ -12,6 +12,7 @@ mod m0006_report_indexes;
 mod m0007_open_by_property;
 mod m0008_outbox_trace;
 mod m0009_assignee_load;
+mod m0010_event_cause;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_open_by_property::Migration),
             Box::new(m0008_outbox_trace::Migration),
             Box::new(m0009_assignee_load::Migration),
+            Box::new(m0010_event_cause::Migration),
         ]
     }
 }

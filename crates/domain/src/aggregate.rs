@@ -1,0 +1,773 @@
+//! The ticket aggregate: the one value that changes when anything happens to a ticket.
+//!
+//! Every change is a command method ([`Ticket::accept`], [`Ticket::dispatch`],
+//! [`Ticket::record_callback`], ...) that checks the rules, changes the ticket and returns
+//! the history events it produced, each with its cause where one is needed to read it
+//! (`Reopened` because of an unsatisfied callback, `Escalated` because a deadline was
+//! missed). Readers see every fact through `Deref` to [`TicketFacts`]; nothing outside
+//! this module sets a field. The store restores a ticket from its row with
+//! [`Ticket::restore`] and saves it with the events, bumping the version once.
+//!
+//! Invariants: the state changes only through [`Lifecycle`]; `now` is always an argument;
+//! an incident names itself, a report names the incident it is linked to.
+
+use chrono::{DateTime, Utc};
+
+use crate::lifecycle::{Lifecycle, Move, TransitionError};
+use crate::policy::Policy;
+use crate::sla::{Deadlines, SlaPolicy};
+use crate::ticket::{
+    Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState, coded_enum,
+};
+
+/// A category of the catalog, by its stable code. The catalog is configuration, so the
+/// code is checked against it where a ticket is logged, not by the type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CategoryCode(String);
+
+impl CategoryCode {
+    pub fn new(code: impl Into<String>) -> CategoryCode {
+        CategoryCode(code.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CategoryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who reported it. Personal data: `Debug` shows neither field.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Reporter {
+    pub name: String,
+    pub phone: String,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reporter { .. }")
+    }
+}
+
+/// How a ticket stands to group incidents.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IncidentLink {
+    #[default]
+    None,
+    /// A report linked to this incident: the incident carries its work clocks.
+    LinkedTo(String),
+    /// The ticket is itself a group incident.
+    IsIncident,
+}
+
+/// The client's idempotency key of a create, and a digest of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestKey {
+    pub request_id: String,
+    pub fingerprint: String,
+}
+
+/// When each milestone was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Milestones {
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub on_site_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Set while on hold: when the clocks were paused.
+    pub on_hold_since: Option<DateTime<Utc>>,
+}
+
+impl Milestones {
+    fn at(created_at: DateTime<Utc>) -> Milestones {
+        Milestones {
+            created_at,
+            updated_at: created_at,
+            dispatched_at: None,
+            accepted_at: None,
+            on_site_at: None,
+            resolved_at: None,
+            closed_at: None,
+            on_hold_since: None,
+        }
+    }
+}
+
+/// The resident's verdict at the callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRecord {
+    pub satisfaction: Satisfaction,
+    pub comment: String,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Everything known of a ticket. Read it through a [`Ticket`]; build one only to restore a
+/// stored ticket ([`Ticket::restore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub id: String,
+    /// The stored version this value was read at (the store bumps it on save).
+    pub version: i64,
+    pub property_id: String,
+    pub building_id: Option<String>,
+    pub unit_id: Option<String>,
+    pub unit_label: Option<String>,
+    pub location: String,
+    pub resident_id: Option<String>,
+    pub reporter: Reporter,
+    pub kind: TicketKind,
+    pub channel: Channel,
+    pub category: CategoryCode,
+    pub department: Option<Department>,
+    pub priority: Priority,
+    pub lifecycle: Lifecycle,
+    pub title: String,
+    pub description: String,
+    pub first_contact_agent_id: String,
+    pub assignee_id: Option<String>,
+    /// 0 none, 1 supervisor, 2 manager; never lowered.
+    pub escalation_level: i32,
+    pub incident: IncidentLink,
+    pub repeat_fault: bool,
+    pub request: RequestKey,
+    pub times: Milestones,
+    pub deadlines: Deadlines,
+    /// A complex enquiry's reply time promised to the resident.
+    pub promised_reply_at: Option<DateTime<Utc>>,
+    pub callback: Option<CallbackRecord>,
+    /// Grows by one each time the clocks restart (reopen): alarms of an earlier cycle never
+    /// fire again.
+    pub clock_cycle: i32,
+}
+
+impl TicketFacts {
+    pub fn state(&self) -> TicketState {
+        self.lifecycle.state
+    }
+
+    pub fn is_incident(&self) -> bool {
+        self.incident == IncidentLink::IsIncident
+    }
+
+    /// The incident this ticket belongs to: the one it is linked to, or itself.
+    pub fn incident_id(&self) -> Option<&str> {
+        match &self.incident {
+            IncidentLink::None => None,
+            IncidentLink::LinkedTo(id) => Some(id),
+            IncidentLink::IsIncident => Some(&self.id),
+        }
+    }
+
+    /// A report linked to a group incident (whose clocks the incident carries).
+    pub fn is_linked_report(&self) -> bool {
+        matches!(self.incident, IncidentLink::LinkedTo(_))
+    }
+}
+
+/// A ticket: its facts, changed only by its commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    facts: TicketFacts,
+    /// A command changed a fact since it was loaded: saving bumps the version.
+    changed: bool,
+}
+
+impl std::ops::Deref for Ticket {
+    type Target = TicketFacts;
+
+    fn deref(&self) -> &TicketFacts {
+        &self.facts
+    }
+}
+
+coded_enum!(
+    /// Why an event happened, where its type alone does not say.
+    Cause, "event cause" {
+        /// A member of staff asked for it.
+        Staff => "staff",
+        /// The resident was satisfied at the callback.
+        CallbackSatisfied => "callback_satisfied",
+        /// The resident was unsatisfied at the callback: rework (整改).
+        CallbackUnsatisfied => "callback_unsatisfied",
+        /// An enquiry answered at the desk when it was logged.
+        AnsweredOnTheSpot => "answered_on_the_spot",
+        /// Its group incident was resolved.
+        IncidentResolved => "incident_resolved",
+        /// A deadline passed without its milestone.
+        DeadlineMissed => "deadline_missed",
+        /// A deadline is near.
+        DeadlineNear => "deadline_near",
+    }
+);
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum By {
+    Staff {
+        id: String,
+        role: Role,
+    },
+    /// A worker of the system (`dispatch`, `notifier`).
+    System(&'static str),
+}
+
+impl By {
+    pub fn staff(id: impl Into<String>, role: Role) -> By {
+        By::Staff { id: id.into(), role }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            By::Staff { id, .. } => id,
+            By::System(name) => name,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            By::Staff { role, .. } => Some(*role),
+            By::System(_) => None,
+        }
+    }
+}
+
+/// One history event a command produced: what happened, why, the state before and after,
+/// who did it and when. The store gives it an id and the ticket's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub event_type: EventType,
+    pub cause: Option<Cause>,
+    pub from: Option<TicketState>,
+    pub to: TicketState,
+    pub by: By,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A command the rules refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleViolation {
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the ticket is already in the {0} department")]
+    SameDepartment(Department),
+    #[error("only an enquiry can be answered on the spot")]
+    OnlyEnquiriesAnsweredOnTheSpot,
+    #[error("a group incident cannot be linked to another incident")]
+    IncidentCannotBeLinked,
+}
+
+/// A stored ticket whose facts break an invariant of this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ticket {ticket_id} is inconsistent: {detail}")]
+pub struct Inconsistent {
+    pub ticket_id: String,
+    pub detail: &'static str,
+}
+
+/// What an agent logs: the request as parsed and checked against the directory.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub id: String,
+    pub property_id: String,
+    /// The unit with its building and label, when reported from inside a unit.
+    pub unit: Option<UnitPlace>,
+    pub location: String,
+    pub resident_id: Option<String>,
+    pub reporter: Reporter,
+    pub kind: TicketKind,
+    pub channel: Channel,
+    pub category: CategoryCode,
+    pub category_default: Priority,
+    /// The agent's judgement; urgent words and the category may raise it.
+    pub requested_priority: Option<Priority>,
+    pub title: String,
+    pub description: String,
+    pub request: RequestKey,
+    pub promised_reply_at: Option<DateTime<Utc>>,
+    /// An enquiry answered at the desk: it is resolved when logged.
+    pub answer_on_the_spot: Option<String>,
+}
+
+/// Where a unit is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPlace {
+    pub unit_id: String,
+    pub building_id: String,
+    pub label: String,
+}
+
+/// The most characters of a title made from the description's first line.
+pub const DEFAULT_TITLE_CHARS: usize = crate::validation::MAX_TITLE;
+
+/// Where dispatch sends a ticket, as decided from the rules and the people on duty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub department: Department,
+    pub assignee_id: Option<String>,
+    /// A repeat fault: the raised priority and the clocks it runs on from the report.
+    pub repeat: Option<Repeat>,
+    /// The incident the report joins (its assignee does the work).
+    pub incident_id: Option<String>,
+    /// Why it went where it did, for the history.
+    pub note: String,
+}
+
+/// A report of a fault fixed not long ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub priority: Priority,
+    pub deadlines: Deadlines,
+}
+
+/// A new group incident, as dispatch decided it.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub id: String,
+    pub property_id: String,
+    pub building_id: String,
+    pub location: String,
+    pub channel: Channel,
+    pub category: CategoryCode,
+    pub department: Department,
+    pub priority: Priority,
+    pub assignee_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub first_contact_agent_id: String,
+    pub deadlines: Deadlines,
+}
+
+impl Ticket {
+    /// A stored ticket, checked.
+    pub fn restore(facts: TicketFacts) -> Result<Ticket, Inconsistent> {
+        let broken = |detail| Err(Inconsistent { ticket_id: facts.id.clone(), detail });
+        if !facts.lifecycle.is_consistent() {
+            return broken("its hold state and held-from state disagree");
+        }
+        if matches!(&facts.incident, IncidentLink::LinkedTo(id) if *id == facts.id) {
+            return broken("it is linked to itself");
+        }
+        if facts.version < 1 {
+            return broken("its version is below 1");
+        }
+        Ok(Ticket { facts, changed: false })
+    }
+
+    /// Whether a command changed a fact since the ticket was loaded or logged.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The facts, for the store's row mapping.
+    pub fn facts(&self) -> &TicketFacts {
+        &self.facts
+    }
+
+    /// Logs a new report: its priority (the most urgent of the category's, the agent's and
+    /// any urgent words'), its clocks from now, and for an enquiry answered at the desk,
+    /// its resolution there and then.
+    pub fn log(
+        report: Report,
+        policy: &Policy,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<(Ticket, Vec<Recorded>), RuleViolation> {
+        if report.answer_on_the_spot.is_some() && report.kind != TicketKind::Enquiry {
+            return Err(RuleViolation::OnlyEnquiriesAnsweredOnTheSpot);
+        }
+        let text = format!("{}\n{}", report.title, report.description);
+        let decided = policy.urgency.decide(report.category_default, report.requested_priority, &text);
+        let title = if report.title.trim().is_empty() {
+            report.description.lines().next().unwrap_or_default().chars().take(DEFAULT_TITLE_CHARS).collect()
+        } else {
+            report.title
+        };
+        let (unit_id, building_id, unit_label) = match report.unit {
+            Some(place) => (Some(place.unit_id), Some(place.building_id), Some(place.label)),
+            None => (None, None, None),
+        };
+        let facts = TicketFacts {
+            id: report.id,
+            version: 1,
+            property_id: report.property_id,
+            building_id,
+            unit_id,
+            unit_label,
+            location: report.location,
+            resident_id: report.resident_id,
+            reporter: report.reporter,
+            kind: report.kind,
+            channel: report.channel,
+            category: report.category,
+            department: None,
+            priority: decided.priority,
+            lifecycle: Lifecycle::new(),
+            title,
+            description: report.description,
+            first_contact_agent_id: by.id().to_owned(),
+            assignee_id: None,
+            escalation_level: 0,
+            incident: IncidentLink::None,
+            repeat_fault: false,
+            request: report.request,
+            times: Milestones::at(now),
+            deadlines: Deadlines::default(),
+            promised_reply_at: report.promised_reply_at,
+            callback: None,
+            clock_cycle: 0,
+        };
+        let mut ticket = Ticket { facts, changed: true };
+        ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
+        let note = match &decided.raised_by_keyword {
+            Some(keyword) => format!("priority {} (urgent keyword \"{keyword}\")", decided.priority),
+            None => format!("priority {}", decided.priority),
+        };
+        let mut events = vec![Recorded {
+            event_type: EventType::Created,
+            cause: None,
+            from: None,
+            to: TicketState::New,
+            by: by.clone(),
+            note,
+            at: now,
+        }];
+        if let Some(answer) = report.answer_on_the_spot {
+            ticket.facts.department = Some(Department::CustomerService);
+            let resolved = ticket.resolve_as(by, answer, Some(Cause::AnsweredOnTheSpot), &policy.sla, now)?;
+            events.push(resolved);
+        }
+        Ok((ticket, events))
+    }
+
+    /// Opens a group incident, already dispatched to its department.
+    pub fn open_incident(new: NewIncident, units: usize, by: By, now: DateTime<Utc>) -> (Ticket, Vec<Recorded>) {
+        let facts = TicketFacts {
+            id: new.id.clone(),
+            version: 1,
+            property_id: new.property_id,
+            building_id: Some(new.building_id),
+            unit_id: None,
+            unit_label: None,
+            location: new.location,
+            resident_id: None,
+            reporter: Reporter::default(),
+            kind: TicketKind::Repair,
+            channel: new.channel,
+            category: new.category,
+            department: Some(new.department),
+            priority: new.priority,
+            lifecycle: Lifecycle { state: TicketState::Dispatched, held_from: None },
+            title: new.title,
+            description: new.description,
+            first_contact_agent_id: new.first_contact_agent_id,
+            assignee_id: new.assignee_id,
+            escalation_level: 0,
+            incident: IncidentLink::IsIncident,
+            repeat_fault: false,
+            request: RequestKey { request_id: format!("incident-{}", new.id), fingerprint: String::new() },
+            times: Milestones { dispatched_at: Some(now), ..Milestones::at(now) },
+            deadlines: new.deadlines,
+            promised_reply_at: None,
+            callback: None,
+            clock_cycle: 0,
+        };
+        let event = |event_type, from, to, note: String| Recorded {
+            event_type,
+            cause: None,
+            from,
+            to,
+            by: by.clone(),
+            note,
+            at: now,
+        };
+        let events = vec![
+            event(EventType::Created, None, TicketState::New, format!("incident of {units} units")),
+            event(
+                EventType::Dispatched,
+                Some(TicketState::New),
+                TicketState::Dispatched,
+                format!("routed to {}", new.department),
+            ),
+        ];
+        (Ticket { facts, changed: true }, events)
+    }
+
+    /// Applies a state-machine move and records it.
+    fn step(
+        &mut self,
+        mv: Move,
+        event_type: EventType,
+        cause: Option<Cause>,
+        by: By,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, TransitionError> {
+        let from = self.facts.lifecycle.state;
+        self.facts.lifecycle = self.facts.lifecycle.apply(mv)?;
+        self.touch(now);
+        Ok(Recorded { event_type, cause, from: Some(from), to: self.facts.lifecycle.state, by, note, at: now })
+    }
+
+    /// An event that changes no state.
+    fn remark(
+        &self,
+        event_type: EventType,
+        cause: Option<Cause>,
+        by: By,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Recorded {
+        let state = self.facts.lifecycle.state;
+        Recorded { event_type, cause, from: Some(state), to: state, by, note, at: now }
+    }
+
+    fn touch(&mut self, now: DateTime<Utc>) {
+        self.facts.times.updated_at = now;
+        self.changed = true;
+    }
+
+    /// Routes a ticket that waits for it (new, transferred or reopened) to a department
+    /// and maybe a person; a repeat fault raises the priority and runs the clocks from when
+    /// it was reported.
+    pub fn dispatch(&mut self, route: Route, by: By, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::Dispatch, EventType::Dispatched, None, by, route.note, now)?;
+        let facts = &mut self.facts;
+        facts.department = Some(route.department);
+        facts.assignee_id = route.assignee_id;
+        facts.times.dispatched_at = Some(now);
+        if let Some(repeat) = route.repeat {
+            facts.repeat_fault = true;
+            if repeat.priority != facts.priority {
+                facts.priority = repeat.priority;
+                facts.deadlines = Deadlines { callback_by: facts.deadlines.callback_by, ..repeat.deadlines };
+            }
+        }
+        if let Some(incident_id) = route.incident_id {
+            facts.incident = IncidentLink::LinkedTo(incident_id);
+        }
+        Ok(vec![event])
+    }
+
+    /// Links this report to a group incident that has just formed. A report nobody has
+    /// started on goes to the incident's department and person (dispatching a new one);
+    /// one already routed keeps when it was, and one being worked keeps its person.
+    pub fn link_to(&mut self, incident: &Ticket, by: By, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        if self.is_incident() {
+            return Err(RuleViolation::IncidentCannotBeLinked);
+        }
+        let note = format!("linked to incident {}", incident.id);
+        self.facts.incident = IncidentLink::LinkedTo(incident.id.clone());
+        let state = self.facts.lifecycle.state;
+        let event = match state {
+            TicketState::New => {
+                let event = self.step(Move::Dispatch, EventType::Dispatched, None, by, note, now)?;
+                self.facts.times.dispatched_at = Some(now);
+                self.facts.department = incident.department;
+                self.facts.assignee_id = incident.assignee_id.clone();
+                event
+            }
+            TicketState::Dispatched => {
+                self.facts.department = incident.department;
+                self.facts.assignee_id = incident.assignee_id.clone();
+                self.remark(EventType::LinkedToIncident, None, by, note, now)
+            }
+            _ => self.remark(EventType::LinkedToIncident, None, by, note, now),
+        };
+        self.touch(now);
+        Ok(vec![event])
+    }
+
+    pub fn accept(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::Accept, EventType::Accepted, None, by, note, now)?;
+        self.facts.times.accepted_at = Some(now);
+        Ok(vec![event])
+    }
+
+    pub fn arrive(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::ArriveOnSite, EventType::ArrivedOnSite, None, by, note, now)?;
+        self.facts.times.on_site_at = Some(now);
+        Ok(vec![event])
+    }
+
+    /// Puts the work on hold: the clocks pause until it resumes.
+    pub fn hold(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::PutOnHold, EventType::PutOnHold, None, by, note, now)?;
+        self.facts.times.on_hold_since = Some(now);
+        Ok(vec![event])
+    }
+
+    /// Resumes held work: every deadline moves by the time paused.
+    pub fn resume(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::Resume, EventType::Resumed, None, by, note, now)?;
+        if let Some(since) = self.facts.times.on_hold_since.take() {
+            self.facts.deadlines = self.facts.deadlines.shifted_by(now - since);
+        }
+        Ok(vec![event])
+    }
+
+    /// Resolves the work; the callback clock starts.
+    pub fn resolve(
+        &mut self,
+        by: By,
+        note: String,
+        sla: &SlaPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        Ok(vec![self.resolve_as(by, note, Some(Cause::Staff), sla, now)?])
+    }
+
+    /// Resolves a report with its group incident. `Ok(None)`: the report keeps its own
+    /// course (already resolved, on hold or cancelled).
+    pub fn resolve_with_incident(
+        &mut self,
+        incident_id: &str,
+        by: By,
+        sla: &SlaPolicy,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Recorded>> {
+        self.facts.lifecycle.apply(Move::Resolve).ok()?;
+        let note = format!("resolved with incident {incident_id}");
+        self.resolve_as(by, note, Some(Cause::IncidentResolved), sla, now).ok().map(|event| vec![event])
+    }
+
+    fn resolve_as(
+        &mut self,
+        by: By,
+        note: String,
+        cause: Option<Cause>,
+        sla: &SlaPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, TransitionError> {
+        let event = self.step(Move::Resolve, EventType::Resolved, cause, by, note, now)?;
+        self.facts.times.resolved_at = Some(now);
+        self.facts.deadlines.callback_by = Some(sla.callback_by(now));
+        Ok(event)
+    }
+
+    pub fn close(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::Close, EventType::Closed, Some(Cause::Staff), by, note, now)?;
+        self.facts.times.closed_at = Some(now);
+        Ok(vec![event])
+    }
+
+    pub fn cancel(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        Ok(vec![self.step(Move::Cancel, EventType::Cancelled, None, by, note, now)?])
+    }
+
+    /// Reopens resolved or closed work by hand: new work, its clocks start again.
+    pub fn reopen(
+        &mut self,
+        by: By,
+        note: String,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let event = self.step(Move::Reopen, EventType::Reopened, Some(Cause::Staff), by, note, now)?;
+        self.restart_clocks(policy, now);
+        Ok(vec![event])
+    }
+
+    /// A reopened ticket is new work: its clocks start again from now in a new cycle (the
+    /// escalation ladder starts over), and its milestones are cleared.
+    fn restart_clocks(&mut self, policy: &Policy, now: DateTime<Utc>) {
+        let facts = &mut self.facts;
+        facts.deadlines = policy.deadlines(facts.priority, facts.kind, &facts.property_id, now);
+        facts.clock_cycle += 1;
+        facts.times.accepted_at = None;
+        facts.times.on_site_at = None;
+        facts.times.resolved_at = None;
+        facts.times.closed_at = None;
+    }
+
+    /// Hands the work to another department, which assigns its own person.
+    pub fn transfer(
+        &mut self,
+        to: Department,
+        by: By,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        if self.facts.department == Some(to) {
+            return Err(RuleViolation::SameDepartment(to));
+        }
+        let event = self.step(Move::Transfer, EventType::Transferred, None, by, note, now)?;
+        self.facts.department = Some(to);
+        self.facts.assignee_id = None;
+        Ok(vec![event])
+    }
+
+    /// The callback (回访): a satisfied resident closes the ticket; an unsatisfied one
+    /// reopens it for rework, with its clocks started again.
+    pub fn record_callback(
+        &mut self,
+        satisfaction: Satisfaction,
+        comment: String,
+        by: By,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let rework = satisfaction.requires_rework();
+        let recorded = self.remark(
+            EventType::CallbackRecorded,
+            None,
+            by.clone(),
+            format!("{}: {comment}", satisfaction.code()),
+            now,
+        );
+        let outcome = if rework {
+            let note = "unsatisfied callback: sent back for rework".to_owned();
+            let mv = Move::RecordCallback { requires_rework: true };
+            let event = self.step(mv, EventType::Reopened, Some(Cause::CallbackUnsatisfied), by.clone(), note, now)?;
+            self.restart_clocks(policy, now);
+            event
+        } else {
+            let mv = Move::RecordCallback { requires_rework: false };
+            let event =
+                self.step(mv, EventType::Closed, Some(Cause::CallbackSatisfied), by.clone(), String::new(), now)?;
+            self.facts.times.closed_at = Some(now);
+            event
+        };
+        self.facts.callback =
+            Some(CallbackRecord { satisfaction, comment, recorded_by: by.id().to_owned(), recorded_at: now });
+        Ok(vec![recorded, outcome])
+    }
+
+    pub fn add_note(&mut self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
+        self.touch(now);
+        vec![self.remark(EventType::NoteAdded, None, by, note, now)]
+    }
+
+    /// A follow-up (a reply in the channel of origin, a callback) done or opened.
+    pub fn record_follow_up(&mut self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
+        self.touch(now);
+        vec![self.remark(EventType::FollowUp, None, by, note, now)]
+    }
+
+    /// Raises the escalation level (never lowers it) and records why.
+    pub fn escalate(&mut self, level: i32, cause: Cause, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
+        if level > self.facts.escalation_level {
+            self.facts.escalation_level = level;
+            self.touch(now);
+        }
+        vec![self.remark(EventType::Escalated, Some(cause), by, note, now)]
+    }
+
+    /// A reminder before a deadline: recorded, but the ticket is unchanged, so whoever is
+    /// about to act on it is not refused for a stale version.
+    pub fn remind(&self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
+        vec![self.remark(EventType::Reminded, Some(Cause::DeadlineNear), by, note, now)]
+    }
+}
+
+#[cfg(test)]
+mod tests;

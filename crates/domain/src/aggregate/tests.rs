@@ -1,0 +1,414 @@
+use chrono::{TimeDelta, TimeZone};
+
+use super::*;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap() + TimeDelta::minutes(minute)
+}
+
+fn agent() -> By {
+    By::staff("agent-1", Role::Agent)
+}
+
+fn report(kind: TicketKind, category: &str, title: &str, description: &str) -> Report {
+    Report {
+        id: "t-1".into(),
+        property_id: "p-1".into(),
+        unit: Some(UnitPlace { unit_id: "u-1".into(), building_id: "b-1".into(), label: "1-1203".into() }),
+        location: String::new(),
+        resident_id: None,
+        reporter: Reporter { name: "住户".into(), phone: "13800000000".into() },
+        kind,
+        channel: Channel::Phone,
+        category: CategoryCode::new(category),
+        category_default: Priority::P3,
+        requested_priority: None,
+        title: title.into(),
+        description: description.into(),
+        request: RequestKey { request_id: "r-1".into(), fingerprint: "f".into() },
+        promised_reply_at: None,
+        answer_on_the_spot: None,
+    }
+}
+
+fn logged(description: &str) -> Ticket {
+    let (ticket, _) =
+        Ticket::log(report(TicketKind::Repair, "plumbing", "", description), &Policy::default(), agent(), at(0))
+            .unwrap();
+    ticket
+}
+
+fn route(department: Department, assignee: &str) -> Route {
+    Route {
+        department,
+        assignee_id: Some(assignee.into()),
+        repeat: None,
+        incident_id: None,
+        note: format!("routed to {department}"),
+    }
+}
+
+fn dispatched(description: &str) -> Ticket {
+    let mut ticket = logged(description);
+    ticket.dispatch(route(Department::Engineering, "plumber"), By::System("dispatch"), at(1)).unwrap();
+    ticket
+}
+
+#[test]
+fn logging_decides_priority_clocks_and_title_from_the_report() {
+    let policy = Policy::default();
+    let (ticket, events) =
+        Ticket::log(report(TicketKind::Repair, "plumbing", "", "厨房爆管\n水流不止"), &policy, agent(), at(0)).unwrap();
+    assert_eq!(ticket.priority, Priority::P1, "an urgent word raises a P3 category");
+    assert_eq!(ticket.title, "厨房爆管", "the description's first line");
+    assert_eq!(ticket.state(), TicketState::New);
+    assert_eq!(ticket.version, 1);
+    assert_eq!(ticket.first_contact_agent_id, "agent-1");
+    assert_eq!(ticket.deadlines, policy.deadlines(Priority::P1, TicketKind::Repair, "p-1", at(0)));
+    assert_eq!(ticket.deadlines.on_site_by, Some(at(15)));
+    assert_eq!((ticket.unit_id.as_deref(), ticket.building_id.as_deref()), (Some("u-1"), Some("b-1")));
+    assert!(ticket.is_changed());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::Created);
+    assert_eq!((events[0].from, events[0].to), (None, TicketState::New));
+    assert_eq!(events[0].note, "priority p1 (urgent keyword \"爆管\")");
+
+    let (plain, events) =
+        Ticket::log(report(TicketKind::Repair, "plumbing", "Tap", "drips"), &policy, agent(), at(0)).unwrap();
+    assert_eq!((plain.priority, plain.title.as_str()), (Priority::P3, "Tap"));
+    assert_eq!(events[0].note, "priority p3");
+}
+
+#[test]
+fn an_enquiry_answered_at_the_desk_is_resolved_when_logged() {
+    let policy = Policy::default();
+    let mut enquiry = report(TicketKind::Enquiry, "fee_enquiry", "", "物业费多少");
+    enquiry.answer_on_the_spot = Some("2.5 元/平方米".into());
+    let (ticket, events) = Ticket::log(enquiry, &policy, agent(), at(0)).unwrap();
+    assert_eq!(ticket.state(), TicketState::Resolved);
+    assert_eq!(ticket.department, Some(Department::CustomerService));
+    assert_eq!(ticket.times.resolved_at, Some(at(0)));
+    assert_eq!(ticket.deadlines.callback_by, Some(policy.sla.callback_by(at(0))));
+    let kinds: Vec<_> = events.iter().map(|e| (e.event_type, e.cause)).collect();
+    assert_eq!(kinds, [(EventType::Created, None), (EventType::Resolved, Some(Cause::AnsweredOnTheSpot))]);
+    assert_eq!(events[1].note, "2.5 元/平方米");
+
+    let mut repair = report(TicketKind::Repair, "plumbing", "", "漏水");
+    repair.answer_on_the_spot = Some("ok".into());
+    assert_eq!(
+        Ticket::log(repair, &policy, agent(), at(0)).unwrap_err(),
+        RuleViolation::OnlyEnquiriesAnsweredOnTheSpot
+    );
+}
+
+#[test]
+fn dispatch_routes_assigns_and_stamps_the_time() {
+    let ticket = dispatched("tap drips");
+    assert_eq!(ticket.state(), TicketState::Dispatched);
+    assert_eq!(ticket.department, Some(Department::Engineering));
+    assert_eq!(ticket.assignee_id.as_deref(), Some("plumber"));
+    assert_eq!(ticket.times.dispatched_at, Some(at(1)));
+    assert_eq!(ticket.times.updated_at, at(1));
+    assert!(!ticket.repeat_fault);
+    assert_eq!(ticket.incident, IncidentLink::None);
+
+    let mut accepted = dispatched("tap drips");
+    accepted.accept(agent(), String::new(), at(2)).unwrap();
+    let refused = accepted.dispatch(route(Department::Cleaning, "x"), By::System("dispatch"), at(3));
+    assert!(matches!(refused, Err(RuleViolation::Transition(_))), "{refused:?}");
+    assert_eq!(accepted.department, Some(Department::Engineering), "a refused command changes nothing");
+}
+
+#[test]
+fn a_repeat_fault_raises_the_priority_and_takes_the_new_clocks() {
+    let mut ticket = logged("tap drips");
+    let raised = Deadlines {
+        acknowledge_by: Some(at(15)),
+        on_site_by: Some(at(60)),
+        resolve_by: Some(at(480)),
+        ..Deadlines::default()
+    };
+    let mut repeat_route = route(Department::Engineering, "plumber");
+    repeat_route.repeat = Some(Repeat { priority: Priority::P2, deadlines: raised });
+    ticket.dispatch(repeat_route, By::System("dispatch"), at(1)).unwrap();
+    assert!(ticket.repeat_fault);
+    assert_eq!(ticket.priority, Priority::P2);
+    assert_eq!(ticket.deadlines, raised);
+
+    // Already at the raised level: flagged, clocks kept.
+    let mut urgent = logged("厨房爆管");
+    let before = urgent.deadlines;
+    let mut same = route(Department::Engineering, "plumber");
+    same.repeat = Some(Repeat { priority: Priority::P1, deadlines: raised });
+    urgent.dispatch(same, By::System("dispatch"), at(1)).unwrap();
+    assert!(urgent.repeat_fault);
+    assert_eq!(urgent.deadlines, before);
+}
+
+#[test]
+fn a_report_routed_into_an_incident_is_linked_to_it() {
+    let mut ticket = logged("停水");
+    let mut into_incident = route(Department::Engineering, "lead");
+    into_incident.incident_id = Some("i-1".into());
+    ticket.dispatch(into_incident, By::System("dispatch"), at(1)).unwrap();
+    assert_eq!(ticket.incident, IncidentLink::LinkedTo("i-1".into()));
+    assert_eq!(ticket.incident_id(), Some("i-1"));
+    assert!(ticket.is_linked_report());
+}
+
+fn incident() -> Ticket {
+    let new = NewIncident {
+        id: "i-1".into(),
+        property_id: "p-1".into(),
+        building_id: "b-1".into(),
+        location: "building 1".into(),
+        channel: Channel::Phone,
+        category: CategoryCode::new("water_supply"),
+        department: Department::Engineering,
+        priority: Priority::P2,
+        assignee_id: Some("lead".into()),
+        title: "Incident".into(),
+        description: "3 reports".into(),
+        first_contact_agent_id: "agent-1".into(),
+        deadlines: Deadlines { resolve_by: Some(at(100)), ..Deadlines::default() },
+    };
+    let (incident, events) = Ticket::open_incident(new, 3, By::System("dispatch"), at(5));
+    let kinds: Vec<_> = events.iter().map(|e| (e.event_type, e.from, e.to)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::Created, None, TicketState::New),
+            (EventType::Dispatched, Some(TicketState::New), TicketState::Dispatched)
+        ]
+    );
+    assert_eq!(events[0].note, "incident of 3 units");
+    incident
+}
+
+#[test]
+fn an_incident_names_itself_and_is_dispatched_when_opened() {
+    let incident = incident();
+    assert!(incident.is_incident());
+    assert_eq!(incident.incident_id(), Some("i-1"));
+    assert!(!incident.is_linked_report());
+    assert_eq!(incident.state(), TicketState::Dispatched);
+    assert_eq!(incident.times.dispatched_at, Some(at(5)));
+    assert_eq!(incident.request.request_id, "incident-i-1");
+    assert_eq!(incident.deadlines.resolve_by, Some(at(100)));
+}
+
+#[test]
+fn linking_dispatches_a_new_report_and_never_dispatches_a_routed_one_twice() {
+    let incident = incident();
+    let system = By::System("dispatch");
+
+    let mut new = logged("停水");
+    let events = new.link_to(&incident, system.clone(), at(6)).unwrap();
+    assert_eq!((events[0].event_type, events[0].to), (EventType::Dispatched, TicketState::Dispatched));
+    assert_eq!(new.assignee_id.as_deref(), Some("lead"));
+    assert_eq!(new.department, Some(Department::Engineering));
+    assert_eq!(new.times.dispatched_at, Some(at(6)));
+
+    let mut routed = dispatched("停水");
+    let events = routed.link_to(&incident, system.clone(), at(6)).unwrap();
+    assert_eq!(events[0].event_type, EventType::LinkedToIncident);
+    assert_eq!((events[0].from, events[0].to), (Some(TicketState::Dispatched), TicketState::Dispatched));
+    assert_eq!(routed.assignee_id.as_deref(), Some("lead"), "handed to the incident's person");
+    assert_eq!(routed.times.dispatched_at, Some(at(1)), "keeps when it was routed");
+    assert_eq!(routed.incident, IncidentLink::LinkedTo("i-1".into()));
+
+    let mut worked = dispatched("停水");
+    worked.accept(By::staff("plumber", Role::Technician), String::new(), at(2)).unwrap();
+    let events = worked.link_to(&incident, system.clone(), at(6)).unwrap();
+    assert_eq!(events[0].event_type, EventType::LinkedToIncident);
+    assert_eq!(worked.assignee_id.as_deref(), Some("plumber"), "whoever works on it keeps it");
+    assert!(worked.is_changed());
+
+    let mut other = incident.clone();
+    assert_eq!(other.link_to(&incident, system, at(6)).unwrap_err(), RuleViolation::IncidentCannotBeLinked);
+}
+
+#[test]
+fn the_field_moves_stamp_their_milestones() {
+    let tech = By::staff("plumber", Role::Technician);
+    let mut ticket = dispatched("tap");
+    let accepted = ticket.accept(tech.clone(), "on my way".into(), at(2)).unwrap();
+    assert_eq!(ticket.times.accepted_at, Some(at(2)));
+    assert_eq!(accepted[0].note, "on my way");
+    assert_eq!(accepted[0].by, tech);
+    ticket.arrive(tech.clone(), String::new(), at(3)).unwrap();
+    assert_eq!(ticket.times.on_site_at, Some(at(3)));
+    assert_eq!(ticket.state(), TicketState::OnSite);
+    let cancelled = ticket.cancel(tech, "duplicate".into(), at(4)).unwrap();
+    assert_eq!((cancelled[0].event_type, ticket.state()), (EventType::Cancelled, TicketState::Cancelled));
+}
+
+#[test]
+fn a_hold_pauses_the_clocks_for_exactly_its_length() {
+    let tech = By::staff("plumber", Role::Technician);
+    let mut ticket = dispatched("tap");
+    let before = ticket.deadlines;
+    ticket.hold(tech.clone(), "waiting for parts".into(), at(10)).unwrap();
+    assert_eq!(ticket.times.on_hold_since, Some(at(10)));
+    assert_eq!(ticket.lifecycle.held_from, Some(TicketState::Dispatched));
+    ticket.resume(tech, String::new(), at(40)).unwrap();
+    assert_eq!(ticket.times.on_hold_since, None);
+    assert_eq!(ticket.state(), TicketState::Dispatched);
+    assert_eq!(ticket.deadlines, before.shifted_by(TimeDelta::minutes(30)));
+    assert_eq!(ticket.deadlines.resolve_by, before.resolve_by.map(|d| d + TimeDelta::minutes(30)));
+}
+
+#[test]
+fn resolving_starts_the_callback_clock() {
+    let sla = SlaPolicy::default();
+    let mut ticket = dispatched("tap");
+    let events = ticket.resolve(agent(), "fixed".into(), &sla, at(30)).unwrap();
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Resolved, Some(Cause::Staff)));
+    assert_eq!(ticket.times.resolved_at, Some(at(30)));
+    assert_eq!(ticket.deadlines.callback_by, Some(at(30) + TimeDelta::hours(48)));
+    let closed = ticket.close(agent(), "done".into(), at(40)).unwrap();
+    assert_eq!((closed[0].event_type, closed[0].cause), (EventType::Closed, Some(Cause::Staff)));
+    assert_eq!(ticket.times.closed_at, Some(at(40)));
+}
+
+#[test]
+fn a_report_is_resolved_with_its_incident_unless_it_went_its_own_way() {
+    let sla = SlaPolicy::default();
+    let mut report = dispatched("停水");
+    let events = report.resolve_with_incident("i-1", agent(), &sla, at(50)).unwrap();
+    assert_eq!(events[0].cause, Some(Cause::IncidentResolved));
+    assert_eq!(events[0].note, "resolved with incident i-1");
+    assert_eq!(report.deadlines.callback_by, Some(sla.callback_by(at(50))));
+
+    let mut held = dispatched("停水");
+    held.hold(agent(), "parts".into(), at(2)).unwrap();
+    let before = held.clone();
+    assert_eq!(held.resolve_with_incident("i-1", agent(), &sla, at(50)), None);
+    assert_eq!(held, before, "a report on hold keeps its course");
+}
+
+#[test]
+fn a_satisfied_callback_closes_and_an_unsatisfied_one_reopens_with_new_clocks() {
+    let policy = Policy::default();
+    let mut satisfied = dispatched("tap");
+    satisfied.resolve(agent(), String::new(), &policy.sla, at(30)).unwrap();
+    let events = satisfied.record_callback(Satisfaction::Satisfied, "thanks".into(), agent(), &policy, at(60)).unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.event_type, e.cause, e.to)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::CallbackRecorded, None, TicketState::Resolved),
+            (EventType::Closed, Some(Cause::CallbackSatisfied), TicketState::Closed)
+        ]
+    );
+    assert_eq!(events[0].note, "satisfied: thanks");
+    assert_eq!(satisfied.times.closed_at, Some(at(60)));
+    let record = satisfied.callback.clone().unwrap();
+    assert_eq!(
+        (record.satisfaction, record.recorded_by.as_str(), record.recorded_at),
+        (Satisfaction::Satisfied, "agent-1", at(60))
+    );
+
+    let mut unsatisfied = dispatched("tap");
+    unsatisfied.accept(agent(), String::new(), at(2)).unwrap();
+    unsatisfied.resolve(agent(), String::new(), &policy.sla, at(30)).unwrap();
+    let events =
+        unsatisfied.record_callback(Satisfaction::Unsatisfied, "still drips".into(), agent(), &policy, at(60)).unwrap();
+    assert_eq!(
+        (events[1].event_type, events[1].cause, events[1].to),
+        (EventType::Reopened, Some(Cause::CallbackUnsatisfied), TicketState::Reopened)
+    );
+    assert_eq!(unsatisfied.clock_cycle, 1);
+    assert_eq!(unsatisfied.deadlines, policy.deadlines(Priority::P3, TicketKind::Repair, "p-1", at(60)));
+    assert_eq!(
+        (unsatisfied.times.accepted_at, unsatisfied.times.resolved_at, unsatisfied.times.closed_at),
+        (None, None, None)
+    );
+    assert_eq!(unsatisfied.times.dispatched_at, Some(at(1)), "the first dispatch is history");
+
+    let mut open = dispatched("tap");
+    assert!(open.record_callback(Satisfaction::Satisfied, String::new(), agent(), &policy, at(5)).is_err());
+    assert_eq!(open.callback, None);
+}
+
+#[test]
+fn a_reopen_by_hand_restarts_the_clocks_in_a_new_cycle() {
+    let policy = Policy::default();
+    let mut ticket = dispatched("tap");
+    ticket.resolve(agent(), String::new(), &policy.sla, at(30)).unwrap();
+    let events = ticket.reopen(agent(), "again".into(), &policy, at(90)).unwrap();
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Reopened, Some(Cause::Staff)));
+    assert_eq!(ticket.clock_cycle, 1);
+    assert_eq!(
+        ticket.deadlines.acknowledge_by,
+        policy.deadlines(Priority::P3, TicketKind::Repair, "p-1", at(90)).acknowledge_by
+    );
+    assert_eq!(ticket.deadlines.callback_by, None);
+    assert_eq!(ticket.times.resolved_at, None);
+}
+
+#[test]
+fn a_transfer_goes_to_another_department_without_a_person() {
+    let mut ticket = dispatched("tap");
+    assert_eq!(
+        ticket.transfer(Department::Engineering, agent(), "no".into(), at(2)).unwrap_err(),
+        RuleViolation::SameDepartment(Department::Engineering)
+    );
+    let events = ticket.transfer(Department::Security, agent(), "theirs".into(), at(2)).unwrap();
+    assert_eq!((events[0].event_type, ticket.state()), (EventType::Transferred, TicketState::Transferred));
+    assert_eq!((ticket.department, ticket.assignee_id.as_deref()), (Some(Department::Security), None));
+}
+
+#[test]
+fn escalation_never_lowers_the_level_and_a_reminder_changes_nothing() {
+    let system = By::System("notifier");
+    let mut ticket = dispatched("tap");
+    let saved = Ticket::restore(ticket.facts().clone()).unwrap();
+    assert!(!saved.is_changed(), "a restored ticket is unchanged");
+    let ticket2 = saved.clone();
+    let events = ticket2.remind(system.clone(), "ack reminder".into(), at(3));
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Reminded, Some(Cause::DeadlineNear)));
+    assert!(!ticket2.is_changed());
+
+    let events = ticket.escalate(2, Cause::DeadlineMissed, system.clone(), "manager".into(), at(4));
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Escalated, Some(Cause::DeadlineMissed)));
+    assert_eq!(ticket.escalation_level, 2);
+    let mut again = Ticket::restore(ticket.facts().clone()).unwrap();
+    again.escalate(1, Cause::DeadlineMissed, system, "supervisor".into(), at(5));
+    assert_eq!(again.escalation_level, 2);
+    assert!(!again.is_changed(), "a lower level leaves the ticket as it was");
+}
+
+#[test]
+fn notes_and_follow_ups_are_recorded_in_the_current_state() {
+    let mut ticket = dispatched("tap");
+    let note = ticket.add_note(agent(), "called back".into(), at(3));
+    assert_eq!(
+        (note[0].event_type, note[0].from, note[0].to),
+        (EventType::NoteAdded, Some(TicketState::Dispatched), TicketState::Dispatched)
+    );
+    let done = ticket.record_follow_up(agent(), "letter sent".into(), at(4));
+    assert_eq!(done[0].event_type, EventType::FollowUp);
+    assert_eq!(ticket.times.updated_at, at(4));
+}
+
+#[test]
+fn a_stored_ticket_that_breaks_an_invariant_is_refused() {
+    let good = dispatched("tap").facts().clone();
+    assert!(Ticket::restore(good.clone()).is_ok());
+    let cases = [
+        TicketFacts { lifecycle: Lifecycle { state: TicketState::OnHold, held_from: None }, ..good.clone() },
+        TicketFacts { incident: IncidentLink::LinkedTo(good.id.clone()), ..good.clone() },
+        TicketFacts { version: 0, ..good.clone() },
+    ];
+    for facts in cases {
+        assert!(Ticket::restore(facts.clone()).is_err(), "{facts:?}");
+    }
+}
+
+#[test]
+fn the_reporter_never_shows_in_debug_output() {
+    let ticket = logged("tap");
+    let shown = format!("{ticket:?}");
+    assert!(!shown.contains("13800000000") && !shown.contains("住户"), "{shown}");
+}
