@@ -15,17 +15,4 @@ mod reports;
 mod resilience;
 mod watch;
 
-/// Declares `sqlite::<test>` and `postgres::<test>` for each listed scenario.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(propdesk_testkit::Backend::Sqlite).await })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(propdesk_testkit::Backend::Postgres).await })+
-        }
-    };
-}
+pub use propdesk_testkit::on_both_backends;

@@ -11,6 +11,12 @@ use tonic::Code;
 
 use crate::helpers::{App, assert_status, authed, free_port};
 
+crate::on_both_backends!(
+    each_process_serves_its_metrics_and_they_move_under_load,
+    a_callers_trace_reaches_the_worker_and_its_messages,
+    spans_are_exported_over_otlp_under_the_callers_trace,
+);
+
 /// The text of `http://127.0.0.1:<port>/metrics`.
 async fn scrape(port: u16) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint");
@@ -37,8 +43,7 @@ fn present(text: &str, name: &str) -> bool {
     text.lines().any(|line| line.starts_with(name))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_process_serves_its_metrics_and_they_move_under_load() {
+async fn each_process_serves_its_metrics_and_they_move_under_load(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("propdesk.toml");
     // A 1-second acknowledge clock, so the ladder fires during the test.
@@ -46,7 +51,7 @@ async fn each_process_serves_its_metrics_and_they_move_under_load() {
     let ports = [free_port(), free_port(), free_port()];
     let listen = |port: u16| ("PROPDESK__METRICS__LISTEN", format!("127.0.0.1:{port}"));
     let mut app =
-        App::start_with(Backend::Postgres, &[("PROPDESK_CONFIG", file.display().to_string()), listen(ports[0])]).await;
+        App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string()), listen(ports[0])]).await;
     let _dispatch = app.start_dispatch_with(&[listen(ports[1])]).await;
     let _notifier = app.start_notifier_with(&[listen(ports[2])]).await;
 
@@ -106,9 +111,8 @@ async fn each_process_serves_its_metrics_and_they_move_under_load() {
 
 /// A caller's W3C trace goes from the gRPC call through the outbox and the bus into the
 /// dispatch worker, whose JSON logs show its trace id and whose own message carries it on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callers_trace_reaches_the_worker_and_its_messages() {
-    let mut app = App::start(Backend::Postgres).await;
+async fn a_callers_trace_reaches_the_worker_and_its_messages(backend: Backend) {
+    let mut app = App::start(backend).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let log_path = dir.path().join("dispatch.log");
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -156,12 +160,11 @@ async fn a_callers_trace_reaches_the_worker_and_its_messages() {
 
 /// With `trace.otlp_endpoint` set, intake and the dispatch worker export their spans over
 /// OTLP/HTTP under the caller's trace id (flushed when they stop).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_are_exported_over_otlp_under_the_callers_trace() {
+async fn spans_are_exported_over_otlp_under_the_callers_trace(backend: Backend) {
     let port = free_port();
     let collector = crate::helpers::WebhookReceiver::listen(port).await;
     let endpoint = ("PROPDESK__TRACE__OTLP_ENDPOINT", format!("http://127.0.0.1:{port}/v1/traces"));
-    let mut app = App::start_with(Backend::Postgres, &[endpoint]).await;
+    let mut app = App::start_with(backend, &[endpoint]).await;
     let mut dispatch = app.start_dispatch().await;
     // A trace id whose 16 bytes are printable ("ABCDEFGHI@ABCDEF"), to find in the protobuf.
     let trace_id = "41424344454647484940414243444546";

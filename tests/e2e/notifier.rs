@@ -1,5 +1,5 @@
 //! The notifier end to end: `propdesk intake`, `dispatch` and `notifier` processes, real
-//! PostgreSQL and RabbitMQ, with the service levels shrunk from minutes to seconds by a
+//! RabbitMQ, each scenario on PostgreSQL and on SQLite, with the service levels shrunk from minutes to seconds by a
 //! settings file.
 
 use std::time::Duration;
@@ -9,6 +9,16 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 
 use crate::helpers::{App, authed};
+
+crate::on_both_backends!(
+    a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_the_manager_at_twice,
+    two_notifier_replicas_fire_each_step_exactly_once,
+    a_hold_moves_the_deadlines_and_they_fire_at_the_new_time,
+    a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens,
+    a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reopens_and_escalates,
+    a_letter_is_answered_by_a_letter_to_the_units_address,
+    webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed,
+);
 
 /// P1: acknowledge 2 s, on site 3 s; P2: acknowledge 3 s, on site 6 s; P3 counted in working
 /// hours; callback 3 s; open round the clock unless a test says otherwise.
@@ -85,9 +95,8 @@ fn assert_fired_within(history: &[pb::TicketEvent], step: &str, due: DateTime<Ut
     assert!(late >= TimeDelta::zero() && late < slack, "{step}: fired {late} after {due}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_the_manager_at_twice() {
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_the_manager_at_twice(backend: Backend) {
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
     let manager = app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
@@ -132,9 +141,8 @@ async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_th
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_notifier_replicas_fire_each_step_exactly_once() {
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+async fn two_notifier_replicas_fire_each_step_exactly_once(backend: Backend) {
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
     app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
     let _dispatch = app.start_dispatch().await;
     let _first = app.start_notifier().await;
@@ -156,9 +164,8 @@ async fn two_notifier_replicas_fire_each_step_exactly_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time() {
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time(backend: Backend) {
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     // A P2: acknowledge in 3 s, on site in 6 s.
@@ -192,8 +199,7 @@ async fn a_hold_moves_the_deadlines_and_they_fire_at_the_new_time() {
     assert_fired_within(&history, "on_site breach", time(&after.on_site_by), TimeDelta::seconds(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens() {
+async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens(backend: Backend) {
     // The centre opens 6 s from now (UTC wall clock) for an hour.
     let opens_at = Utc::now() + TimeDelta::seconds(6);
     let hours = format!(
@@ -201,7 +207,7 @@ async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens() {
         opens_at.format("%H:%M:%S"),
         (opens_at + TimeDelta::hours(1)).format("%H:%M:%S"),
     );
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{hours}")).await;
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{hours}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let created = app.create(app.new_ticket("electrical", "the balcony light flickers")).await;
@@ -216,9 +222,8 @@ async fn a_p3_logged_after_hours_gets_no_reminder_until_the_centre_opens() {
     assert!(reminded_at - opening < TimeDelta::seconds(3), "reminded soon after opening: {reminded_at}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reopens_and_escalates() {
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+async fn a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reopens_and_escalates(backend: Backend) {
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let created = app.create(app.new_ticket("intercom", "the intercom does not ring")).await;
@@ -267,9 +272,8 @@ async fn a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reop
     assert_eq!(callback.state, pb::FollowUpState::Done as i32, "RecordCallback closed the task");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_letter_is_answered_by_a_letter_to_the_units_address() {
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+async fn a_letter_is_answered_by_a_letter_to_the_units_address(backend: Backend) {
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let mut request = app.new_ticket("fee_dispute", "来信：十月物业费重复收取");
@@ -348,8 +352,7 @@ fn expected_signature(secret: &str, timestamp: &str, body: &str) -> String {
     format!("sha256={}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed() {
+async fn webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed(backend: Backend) {
     use crate::helpers::{WebhookReceiver, free_port};
     use propdesk_proto::v1::notification_service_client::NotificationServiceClient;
 
@@ -374,7 +377,7 @@ secret = "gone-receiver-secret-0123456789"
 roles = ["assignee"]
 "#
     );
-    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}{hooks}")).await;
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}{hooks}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let mut notifications = NotificationServiceClient::new(app.server.channel().await);

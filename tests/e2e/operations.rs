@@ -9,6 +9,13 @@ use tonic::Code;
 
 use crate::helpers::{App, BINARY, SECRET, assert_status, authed};
 
+crate::on_both_backends!(
+    threads = 4;
+    a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing,
+    intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing,
+    the_notifier_stopped_with_sigterm_while_firing_loses_and_doubles_nothing,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_command_prints_a_token_the_server_accepts() {
     let output = std::process::Command::new(BINARY)
@@ -39,9 +46,8 @@ async fn an_oversized_request_is_refused_before_it_is_read() {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing() {
-    let mut app = App::start(Backend::Postgres).await;
+async fn a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing(backend: Backend) {
+    let mut app = App::start(backend).await;
     let mut worker = app.start_dispatch().await;
     let mut ids = Vec::new();
     for i in 0..120 {
@@ -64,9 +70,8 @@ async fn a_dispatch_worker_stopped_with_sigterm_drains_and_loses_nothing() {
 /// Intake stopped with SIGTERM while eight clients create tickets: it exits within its
 /// drain time; every create it acknowledged is stored and dispatched; a create cut off is
 /// retried on the next replica with its request id and lands exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing() {
-    let mut app = App::start(Backend::Postgres).await;
+async fn intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing(backend: Backend) {
+    let mut app = App::start(backend).await;
     let _dispatch = app.start_dispatch().await;
     let channel = app.server.channel().await;
     let agent = app.world.agent.clone();
@@ -133,12 +138,11 @@ async fn intake_stopped_with_sigterm_under_load_loses_and_doubles_nothing() {
 
 /// The notifier stopped with SIGTERM while alarms are firing: it exits within its drain
 /// time, and the replica that takes over fires every step exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_notifier_stopped_with_sigterm_while_firing_loses_and_doubles_nothing() {
+async fn the_notifier_stopped_with_sigterm_while_firing_loses_and_doubles_nothing(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("propdesk.toml");
     std::fs::write(&file, "[policy.sla.p3]\nacknowledge_secs = 1\nworking_hours_only = false\n").expect("settings");
-    let mut app = App::start_with(Backend::Postgres, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
     let _dispatch = app.start_dispatch().await;
     let mut first = app.start_notifier().await;
     let mut ids = Vec::new();

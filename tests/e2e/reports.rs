@@ -13,7 +13,10 @@ use tonic::Code;
 
 use crate::helpers::{App, assert_status, authed, token};
 
-crate::on_both_backends!(report_permissions_and_bad_periods_are_refused_with_the_right_status);
+crate::on_both_backends!(
+    a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives,
+    report_permissions_and_bad_periods_are_refused_with_the_right_status,
+);
 
 fn ts(at: chrono::DateTime<Utc>) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 })
@@ -241,12 +244,11 @@ where
 /// histories alone (the previous period's categories, clocks measured from each cycle's
 /// start, breaches, escalations by level, callbacks, ratings, reopenings, repeat faults, an
 /// incident and per-person figures), and no resident's data appears in the export.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives() {
+async fn a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("propdesk.toml");
     std::fs::write(&file, MONTH_SETTINGS).expect("settings");
-    let mut app = App::start_with(Backend::Postgres, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let mut reports = ReportServiceClient::new(app.server.channel().await);

@@ -10,6 +10,12 @@ use sea_orm::{ConnectionTrait, Statement};
 
 use crate::helpers::{App, Server, authed};
 
+crate::on_both_backends!(
+    threads = 4;
+    a_dispatch_worker_killed_mid_batch_loses_nothing_and_doubles_nothing,
+    broker_restart_during_a_run_loses_nothing,
+);
+
 async fn count(app: &App, sql: &str) -> i64 {
     let db = app.store.connection();
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
@@ -77,9 +83,8 @@ async fn assert_each_dispatched_once(app: &App, expected: i64) {
     assert_eq!(load, expected, "each ticket counts once in one person's load");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dispatch_worker_killed_mid_batch_loses_nothing_and_doubles_nothing() {
-    let app = App::start(Backend::Postgres).await;
+async fn a_dispatch_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(backend: Backend) {
+    let app = App::start(backend).await;
     let mut worker = app.start_dispatch().await;
     let creating = create_many(&app, 500).await;
     while count(&app, "SELECT COUNT(*) FROM tickets").await < 150 {
@@ -115,9 +120,8 @@ impl Drop for BrokerGuard {
 }
 
 /// Runs alone (scripts/test runs it after the rest): it restarts the shared broker.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn broker_restart_during_a_run_loses_nothing() {
-    let app = App::start(Backend::Postgres).await;
+async fn broker_restart_during_a_run_loses_nothing(backend: Backend) {
+    let app = App::start(backend).await;
     let _worker = app.start_dispatch().await;
     assert_eq!(create_many(&app, 60).await.await.unwrap().len(), 60);
 

@@ -8,7 +8,10 @@ use tokio_stream::StreamExt;
 
 use crate::helpers::{App, authed};
 
-crate::on_both_backends!(a_resumed_watch_misses_nothing_and_repeats_nothing);
+crate::on_both_backends!(
+    a_watch_cut_and_resumed_across_1000_events_misses_none_and_repeats_none,
+    a_resumed_watch_misses_nothing_and_repeats_nothing,
+);
 
 async fn next_event(stream: &mut tonic::Streaming<pb::TicketEvent>) -> pb::TicketEvent {
     tokio::time::timeout(Duration::from_secs(5), stream.next())
@@ -62,15 +65,14 @@ async fn a_resumed_watch_misses_nothing_and_repeats_nothing(backend: Backend) {
 /// watched on a second replica: cut after 300 and resumed from the last cursor, the two
 /// streams together hold every event exactly once, in cursor order. The second replica's
 /// poll is set to a minute, so the events can only arrive live through its bus queue.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_watch_cut_and_resumed_across_1000_events_misses_none_and_repeats_none() {
+async fn a_watch_cut_and_resumed_across_1000_events_misses_none_and_repeats_none(backend: Backend) {
     use std::collections::HashSet;
 
     use propdesk_proto::v1::ticket_service_client::TicketServiceClient;
 
     use crate::helpers::Server;
 
-    let app = App::start(Backend::Postgres).await;
+    let app = App::start(backend).await;
     let _dispatch = app.start_dispatch().await;
     let mut env = app.env.clone();
     env.push(("PROPDESK__INTAKE__WATCH_POLL_MS", "60000".to_owned()));

@@ -92,7 +92,7 @@ pub async fn seed(store: &Store, size: WorldSize) -> Result<World, BenchError> {
     for p in 0..size.properties {
         let property_id = new_id();
         store
-            .insert::<property::ActiveModel>(property::Model {
+            .insert(property::Model {
                 id: property_id.clone(),
                 name: format!("物业 {p} Estate {p}"),
                 address: format!("{} Garden Road", 10 + p),

@@ -45,7 +45,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     let now = propdesk_store::now();
     let id = || uuid::Uuid::now_v7().to_string();
     let property = store
-        .insert::<property::ActiveModel>(property::Model {
+        .insert(property::Model {
             id: id(),
             name: "阳光花园 Sunny Gardens".into(),
             address: "88 Garden Road".into(),
@@ -55,7 +55,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
         .await?;
     for building_name in ["1", "2"] {
         let building = store
-            .insert::<building::ActiveModel>(building::Model {
+            .insert(building::Model {
                 id: id(),
                 property_id: property.id.clone(),
                 name: building_name.into(),
@@ -63,7 +63,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
             .await?;
         for (floor, room) in [(12, "1203"), (12, "1204"), (8, "802"), (3, "301")] {
             let unit = store
-                .insert::<unit::ActiveModel>(unit::Model {
+                .insert(unit::Model {
                     id: id(),
                     property_id: property.id.clone(),
                     building_id: building.id.clone(),
@@ -74,7 +74,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
                 })
                 .await?;
             store
-                .insert::<resident::ActiveModel>(resident::Model {
+                .insert(resident::Model {
                     id: id(),
                     property_id: property.id.clone(),
                     unit_id: unit.id.clone(),
@@ -98,10 +98,10 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
         created_at: now,
         updated_at: now,
     };
-    let manager = store.insert::<staff::ActiveModel>(person("Manager Wang", Role::Manager, None, None)).await?;
-    let admin = store.insert::<staff::ActiveModel>(person("Admin", Role::Admin, None, None)).await?;
+    let manager = store.insert(person("Manager Wang", Role::Manager, None, None)).await?;
+    let admin = store.insert(person("Admin", Role::Admin, None, None)).await?;
     let cs_supervisor = store
-        .insert::<staff::ActiveModel>(person(
+        .insert(person(
             "CS Supervisor Li",
             Role::Supervisor,
             Some(Department::CustomerService),
@@ -109,7 +109,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
         ))
         .await?;
     let agent = store
-        .insert::<staff::ActiveModel>(person(
+        .insert(person(
             "Agent Zhao",
             Role::Agent,
             Some(Department::CustomerService),
@@ -123,7 +123,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     ];
     for (department, members) in teams {
         let supervisor = store
-            .insert::<staff::ActiveModel>(person(
+            .insert(person(
                 &format!("{department} supervisor"),
                 Role::Supervisor,
                 Some(department),
@@ -132,12 +132,12 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
             .await?;
         for member in members {
             store
-                .insert::<staff::ActiveModel>(person(member, Role::Technician, Some(department), Some(&supervisor.id)))
+                .insert(person(member, Role::Technician, Some(department), Some(&supervisor.id)))
                 .await?;
         }
     }
     store
-        .insert::<staff::ActiveModel>(person(
+        .insert(person(
             "Dispatcher Qian",
             Role::Dispatcher,
             Some(Department::CustomerService),

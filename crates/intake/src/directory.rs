@@ -94,23 +94,23 @@ fn staff_to_wire(s: &staff::Model) -> pb::Staff {
 
 impl DirectoryApi {
     async fn property(&self, id: &str) -> ApiResult<property::Model> {
-        self.state.store.find::<property::Entity>(id).await?.ok_or(ApiError::NotFound("property"))
+        self.state.store.find::<property::Model>(id).await?.ok_or(ApiError::NotFound("property"))
     }
 
     async fn building(&self, id: &str) -> ApiResult<building::Model> {
-        self.state.store.find::<building::Entity>(id).await?.ok_or(ApiError::NotFound("building"))
+        self.state.store.find::<building::Model>(id).await?.ok_or(ApiError::NotFound("building"))
     }
 
     async fn unit(&self, id: &str) -> ApiResult<unit::Model> {
-        self.state.store.find::<unit::Entity>(id).await?.ok_or(ApiError::NotFound("unit"))
+        self.state.store.find::<unit::Model>(id).await?.ok_or(ApiError::NotFound("unit"))
     }
 
     async fn resident(&self, id: &str) -> ApiResult<resident::Model> {
-        self.state.store.find::<resident::Entity>(id).await?.ok_or(ApiError::NotFound("resident"))
+        self.state.store.find::<resident::Model>(id).await?.ok_or(ApiError::NotFound("resident"))
     }
 
     async fn staff(&self, id: &str) -> ApiResult<staff::Model> {
-        self.state.store.find::<staff::Entity>(id).await?.ok_or(ApiError::NotFound("staff member"))
+        self.state.store.find::<staff::Model>(id).await?.ok_or(ApiError::NotFound("staff member"))
     }
 
     /// A supervisor must be staff of the same property.
@@ -121,7 +121,7 @@ impl DirectoryApi {
         supervisor_id: Option<&str>,
     ) -> ApiResult<()> {
         if let Some(id) = supervisor_id {
-            match self.state.store.find::<staff::Entity>(id).await? {
+            match self.state.store.find::<staff::Model>(id).await? {
                 Some(s) if s.property_id == property_id => {}
                 Some(_) => v.add("supervisor_id", "works at another property"),
                 None => v.add("supervisor_id", "no such staff member"),
@@ -156,7 +156,7 @@ impl DirectoryService for DirectoryApi {
         let now = propdesk_store::now();
         let model =
             property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
-        let stored = self.state.store.insert::<property::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(property_to_wire(&stored)))
     }
 
@@ -184,7 +184,7 @@ impl DirectoryService for DirectoryApi {
             model.address = address;
         }
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update::<property::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(property_to_wire(&stored)))
     }
 
@@ -211,7 +211,7 @@ impl DirectoryService for DirectoryApi {
         let property = self.property(&property_id.unwrap_or_default()).await?;
         actor.authorize(&property.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
         let model = building::Model { id: new_id(), property_id: property.id, name: body.name.trim().to_owned() };
-        let stored = self.state.store.insert::<building::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(building_to_wire(&stored)))
     }
 
@@ -232,7 +232,7 @@ impl DirectoryService for DirectoryApi {
         if let Some(name) = body.name {
             model.name = name.trim().to_owned();
         }
-        let stored = self.state.store.update::<building::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(building_to_wire(&stored)))
     }
 
@@ -270,7 +270,7 @@ impl DirectoryService for DirectoryApi {
             room,
             postal_address: body.postal_address,
         };
-        let stored = self.state.store.insert::<unit::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(unit_to_wire(&stored)))
     }
 
@@ -294,7 +294,7 @@ impl DirectoryService for DirectoryApi {
         if let Some(address) = body.postal_address {
             model.postal_address = address;
         }
-        let stored = self.state.store.update::<unit::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(unit_to_wire(&stored)))
     }
 
@@ -340,7 +340,7 @@ impl DirectoryService for DirectoryApi {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.state.store.insert::<resident::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(resident_to_wire(&stored, &actor)))
     }
 
@@ -371,7 +371,7 @@ impl DirectoryService for DirectoryApi {
             model.phone = phone;
         }
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update::<resident::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(resident_to_wire(&stored, &actor)))
     }
 
@@ -423,7 +423,7 @@ impl DirectoryService for DirectoryApi {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.state.store.insert::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 
@@ -465,7 +465,7 @@ impl DirectoryService for DirectoryApi {
             model.supervisor_id = supervisor_id;
         }
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 
@@ -510,7 +510,7 @@ impl DirectoryService for DirectoryApi {
         }
         model.on_duty = body.on_duty;
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update::<staff::ActiveModel>(model).await.map_err(ApiError::from)?;
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 

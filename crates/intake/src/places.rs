@@ -58,7 +58,7 @@ impl Places {
         if self.properties.get(id).is_some() {
             return Ok(true);
         }
-        let found = store.find::<property::Entity>(id).await?.is_some();
+        let found = store.find::<property::Model>(id).await?.is_some();
         if found {
             self.properties.keep(id, ());
         }
@@ -70,7 +70,7 @@ impl Places {
         if let Some(place) = self.units.get(id) {
             return Ok(Some(place));
         }
-        let Some(found) = store.find::<unit::Entity>(id).await? else { return Ok(None) };
+        let Some(found) = store.find::<unit::Model>(id).await? else { return Ok(None) };
         let place = Place {
             unit_id: found.id,
             property_id: found.property_id,

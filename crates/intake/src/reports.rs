@@ -96,7 +96,7 @@ impl ReportApi {
             return Err(ApiError::Internal("validated fields missing".into()));
         };
         actor.authorize(&property_id, Operation::ReadReports, false)?;
-        if self.state.store.find::<property::Entity>(&property_id).await?.is_none() {
+        if self.state.store.find::<property::Model>(&property_id).await?.is_none() {
             return Err(ApiError::NotFound("property"));
         }
         let department = self.department_for(actor, department).await?;
@@ -117,7 +117,7 @@ impl ReportApi {
         let own = self
             .state
             .store
-            .find::<staff::Entity>(&actor.staff_id)
+            .find::<staff::Model>(&actor.staff_id)
             .await?
             .and_then(|s| s.department)
             .and_then(|code| code.parse::<Department>().ok())

@@ -313,7 +313,7 @@ impl TicketService for TicketApi {
         let assignee_id = violations.optional_id("assignee_id", &body.assignee_id);
         // The assignee must be staff of that department at the ticket's property.
         let assignee = match &assignee_id {
-            Some(id) => self.state.store.find::<staff::Entity>(id).await.map_err(ApiError::from)?,
+            Some(id) => self.state.store.find::<staff::Model>(id).await.map_err(ApiError::from)?,
             None => None,
         };
         if assignee_id.is_some() && assignee.is_none() {
@@ -530,7 +530,7 @@ impl TicketApi {
             (None, _) => None,
         };
         let resident = match &resident_id {
-            Some(id) => match store.find::<resident::Entity>(id).await? {
+            Some(id) => match store.find::<resident::Model>(id).await? {
                 Some(resident) if resident.property_id == property_id => Some(resident),
                 Some(_) => {
                     v.add("resident_id", "belongs to another property");

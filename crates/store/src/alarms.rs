@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
@@ -16,6 +16,7 @@ use propdesk_domain::ticket::UnknownCode;
 
 use crate::entity::alarm;
 use crate::entity::ticket::UnreadableTicket;
+use crate::work::Transaction;
 use crate::{Store, StoreError, stored_time};
 
 /// A stored alarm due to fire.
@@ -68,7 +69,7 @@ pub struct AlarmSync {
 /// paused clocks and of earlier cycles are removed. A step that already fired in this
 /// cycle is never planned again.
 pub async fn sync_alarms(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     ticket_id: &str,
     cycle: i32,
     planned: &[Alarm],
@@ -88,7 +89,7 @@ pub struct AlarmPlan<'a> {
 /// [`sync_alarms`] for several tickets at once, one outcome per plan, in order: one read,
 /// one insert and one delete for them all (a moved deadline is still one update each,
 /// and rare), so a busy notifier's batch costs a few statements, not a few per ticket.
-pub async fn sync_alarms_of(txn: &DatabaseTransaction, plans: &[AlarmPlan<'_>]) -> Result<Vec<AlarmSync>, StoreError> {
+pub async fn sync_alarms_of(txn: &Transaction, plans: &[AlarmPlan<'_>]) -> Result<Vec<AlarmSync>, StoreError> {
     if plans.is_empty() {
         return Ok(Vec::new());
     }
@@ -188,7 +189,7 @@ fn earliest(current: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Option<DateTim
 
 /// The pending alarms of a (locked) ticket due at `now`, in firing order.
 pub async fn due_alarms_of(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     ticket_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<DueAlarm>, StoreError> {
@@ -205,7 +206,7 @@ pub async fn due_alarms_of(
         .collect()
 }
 
-pub async fn mark_fired(txn: &DatabaseTransaction, alarm_ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn mark_fired(txn: &Transaction, alarm_ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
     alarm::Entity::update_many()
         .col_expr(alarm::Column::Pending, Expr::value(false))
         .col_expr(alarm::Column::FiredAt, Expr::value(now))

@@ -8,38 +8,55 @@ use sea_orm::{
 use crate::entity::{building, property, resident, staff, unit};
 use crate::{Store, StoreError};
 
+/// A directory record (property, building, unit, resident, staff member): read by id,
+/// inserted and updated whole. Callers name the record type, never the database's.
+pub trait DirectoryRecord: sealed::Sealed + Sized + Send + 'static {
+    #[doc(hidden)]
+    type Entity: EntityTrait<Model = Self>;
+    #[doc(hidden)]
+    type Active: ActiveModelTrait<Entity = Self::Entity> + ActiveModelBehavior + Send;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! directory_records {
+    ($($module:ident),+) => {$(
+        impl sealed::Sealed for $module::Model {}
+        impl DirectoryRecord for $module::Model {
+            type Entity = $module::Entity;
+            type Active = $module::ActiveModel;
+        }
+    )+};
+}
+
+directory_records!(property, building, unit, resident, staff);
+
 impl Store {
-    /// Inserts a directory row as given.
-    pub async fn insert<A>(
-        &self,
-        model: <A::Entity as EntityTrait>::Model,
-    ) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    /// Inserts a directory record as given ([`StoreError::Conflict`] on a duplicate).
+    pub async fn insert<R>(&self, record: R) -> Result<R, StoreError>
     where
-        A: ActiveModelTrait + ActiveModelBehavior + Send,
-        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+        R: DirectoryRecord + IntoActiveModel<R::Active>,
     {
-        model.into_active_model().reset_all().insert(&self.db).await.map_err(StoreError::from_write)
+        record.into_active_model().reset_all().insert(&self.db).await.map_err(StoreError::from_write)
     }
 
-    /// Writes every column of an existing directory row.
-    pub async fn update<A>(
-        &self,
-        model: <A::Entity as EntityTrait>::Model,
-    ) -> Result<<A::Entity as EntityTrait>::Model, StoreError>
+    /// Writes every field of an existing directory record.
+    pub async fn update<R>(&self, record: R) -> Result<R, StoreError>
     where
-        A: ActiveModelTrait + ActiveModelBehavior + Send,
-        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+        R: DirectoryRecord + IntoActiveModel<R::Active>,
     {
-        model.into_active_model().reset_all().update(&self.db).await.map_err(StoreError::from_write)
+        record.into_active_model().reset_all().update(&self.db).await.map_err(StoreError::from_write)
     }
 
-    /// One row by its string id.
-    pub async fn find<E>(&self, id: &str) -> Result<Option<E::Model>, StoreError>
+    /// One directory record by its id.
+    pub async fn find<R>(&self, id: &str) -> Result<Option<R>, StoreError>
     where
-        E: EntityTrait,
-        <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+        R: DirectoryRecord,
+        <<R::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
     {
-        Ok(E::find_by_id(id.to_owned()).one(&self.db).await?)
+        Ok(R::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
     }
 
     /// The staff records of these ids (unknown ids are left out).

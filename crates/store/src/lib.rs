@@ -142,6 +142,9 @@ impl Store {
         self.commits.subscribe()
     }
 
+    /// The raw database handle, for tests and the benchmark that check what was written
+    /// with their own SQL. The services never see it (the `test-support` feature).
+    #[cfg(feature = "test-support")]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -150,7 +150,7 @@ impl Store {
         let rows = batch.iter().map(|new| ticket::Model::of(new.ticket.facts(), 1).into_active_model().reset_all());
         let inserted: HashSet<String> = match ticket::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
-            .exec_with_returning_keys(&*txn)
+            .exec_with_returning_keys(&txn)
             .await
             .map_err(StoreError::from_write)?
         {
@@ -181,7 +181,7 @@ impl Store {
             let existing = ticket::Entity::find()
                 .filter(C::FirstContactAgentId.eq(new.ticket.first_contact_agent_id.as_str()))
                 .filter(C::RequestId.eq(new.ticket.request.request_id.as_str()))
-                .one(&*txn)
+                .one(&txn)
                 .await?
                 // Not inserted and not there: the insert failed some other way.
                 .ok_or(StoreError::Vanished("a ticket neither inserted nor found"))?;
@@ -212,7 +212,7 @@ impl Store {
         let txn = self.begin().await?;
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
             let completed =
-                crate::follow_ups::complete_reply(&*txn, &first.ticket.id, &done.id, &done.by, done.at, &done.note)
+                crate::follow_ups::complete_reply(&txn, &first.ticket.id, &done.id, &done.by, done.at, &done.note)
                     .await?;
             if !completed {
                 return Err(StoreError::FollowUpNotOpen);
@@ -350,11 +350,11 @@ pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Res
             .set(ticket::Model::of(ticket.facts(), version).into_active_model().reset_all())
             .filter(ticket::Column::Id.eq(ticket.id.as_str()))
             .filter(ticket::Column::Version.eq(ticket.version))
-            .exec(&**txn)
+            .exec(txn)
             .await?;
         if result.rows_affected == 0 {
             let current = ticket::Entity::find_by_id(ticket.id.clone())
-                .one(&**txn)
+                .one(txn)
                 .await?
                 .ok_or(StoreError::NotFound("ticket"))?;
             return Err(StoreError::StaleVersion { current: current.version });
@@ -370,7 +370,7 @@ pub async fn insert(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> R
     ticket::Model::of(ticket.facts(), 1)
         .into_active_model()
         .reset_all()
-        .insert(&**txn)
+        .insert(txn)
         .await
         .map_err(StoreError::from_write)?;
     let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version: 1, event, trace_parent: None });
@@ -394,7 +394,7 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
     }
     let ids: Vec<String> = entries.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
     let rows = entries.iter().zip(&ids).map(|(entry, id)| event_row(id, entry.ticket, entry.version, entry.event));
-    let stored = ticket_event::Entity::insert_many(rows).exec_with_returning(&**txn).await?;
+    let stored = ticket_event::Entity::insert_many(rows).exec_with_returning(txn).await?;
     // Matched by id: the order rows come back in is the database's to choose.
     let by_id: HashMap<&str, &Entry> = ids.iter().map(String::as_str).zip(&entries).collect();
     let mut messages = Vec::with_capacity(stored.len());
@@ -406,13 +406,13 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
         }
         messages.push(outbox_row(message, row.occurred_at));
     }
-    outbox::Entity::insert_many(messages).exec_without_returning(&**txn).await?;
+    outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
     Ok(())
 }
 
 /// Adds a message to the outbox inside the caller's transaction.
 pub async fn enqueue(txn: &Transaction, message: BusMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
-    outbox_row(message, at).insert(&**txn).await?;
+    outbox_row(message, at).insert(txn).await?;
     Ok(())
 }
 

@@ -131,14 +131,6 @@ pub struct Transaction {
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
-impl std::ops::Deref for Transaction {
-    type Target = DatabaseTransaction;
-
-    fn deref(&self) -> &DatabaseTransaction {
-        &self.inner
-    }
-}
-
 /// So a `&Transaction` goes wherever a connection does.
 #[sea_orm_migration::async_trait::async_trait]
 impl ConnectionTrait for Transaction {
@@ -172,7 +164,7 @@ impl ConnectionTrait for Transaction {
 /// claiming one of them waits for this one to end, then finds it taken (or free again
 /// after a rollback). One statement, in one key order, so two claims never deadlock.
 pub async fn inbox_claim(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     consumer: &str,
     message_ids: &[&str],
     at: DateTime<Utc>,
@@ -202,13 +194,13 @@ pub async fn inbox_claim(
 /// The ticket, locked for update until the transaction ends (PostgreSQL; SQLite has one
 /// writer). Everything that changes a ticket's alarms takes this lock first, so alarm
 /// writers never deadlock and never interleave.
-pub async fn lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<Ticket>, StoreError> {
+pub async fn lock_ticket(txn: &Transaction, id: &str) -> Result<Option<Ticket>, StoreError> {
     ticket::Entity::find_by_id(id.to_owned()).lock_exclusive().one(txn).await?.map(readable).transpose()
 }
 
 /// Like [`lock_ticket`], but `None` when another transaction holds the ticket: a scanner
 /// replica moves on to other tickets instead of queueing behind one.
-pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Option<Ticket>, StoreError> {
+pub async fn try_lock_ticket(txn: &Transaction, id: &str) -> Result<Option<Ticket>, StoreError> {
     ticket::Entity::find_by_id(id.to_owned())
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .one(txn)
@@ -219,17 +211,17 @@ pub async fn try_lock_ticket(txn: &DatabaseTransaction, id: &str) -> Result<Opti
 
 /// Several tickets, locked for update in id order (one order everywhere, so two batches
 /// never deadlock on each other's rows); those that do not exist are missing.
-pub async fn lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
+pub async fn lock_tickets(txn: &Transaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     locked_tickets(txn, ids, None).await
 }
 
 /// Those of several tickets that nobody else holds, locked for update now; never waits.
-pub async fn try_lock_tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
+pub async fn try_lock_tickets(txn: &Transaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     locked_tickets(txn, ids, Some(LockBehavior::SkipLocked)).await
 }
 
 async fn locked_tickets(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     ids: &[&str],
     behavior: Option<LockBehavior>,
 ) -> Result<Vec<Ticket>, StoreError> {
@@ -246,7 +238,7 @@ async fn locked_tickets(
 }
 
 /// Several tickets as they stand (not locked).
-pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
+pub async fn tickets(txn: &Transaction, ids: &[&str]) -> Result<Vec<Ticket>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -259,7 +251,7 @@ pub async fn tickets(txn: &DatabaseTransaction, ids: &[&str]) -> Result<Vec<Tick
         .collect()
 }
 
-pub async fn unit(txn: &DatabaseTransaction, id: &str) -> Result<Option<unit::Model>, StoreError> {
+pub async fn unit(txn: &Transaction, id: &str) -> Result<Option<unit::Model>, StoreError> {
     Ok(unit::Entity::find_by_id(id.to_owned()).one(txn).await?)
 }
 
@@ -271,7 +263,7 @@ pub const LOAD_COUNTED_UP_TO: u64 = 50;
 /// On-duty technicians and agents of `department` at the property, with their open load
 /// (counted up to [`LOAD_COUNTED_UP_TO`]), in one statement.
 pub async fn assignment_candidates(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     property_id: &str,
     department: Department,
 ) -> Result<Vec<Candidate>, StoreError> {
@@ -308,7 +300,7 @@ pub async fn assignment_candidates(
 
 /// The department's supervisor at the property, else the property's manager.
 pub async fn supervisor_of(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     property_id: &str,
     department: Department,
 ) -> Result<Option<staff::Model>, StoreError> {
@@ -337,7 +329,7 @@ pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result
 
 /// Records that `staff_ids` were given work at `at` (one statement; pass them sorted, so
 /// two transactions take the rows in one order).
-pub async fn mark_assigned(txn: &DatabaseTransaction, staff_ids: &[&str], at: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn mark_assigned(txn: &Transaction, staff_ids: &[&str], at: DateTime<Utc>) -> Result<(), StoreError> {
     if staff_ids.is_empty() {
         return Ok(());
     }
@@ -351,7 +343,7 @@ pub async fn mark_assigned(txn: &DatabaseTransaction, staff_ids: &[&str], at: Da
 
 /// Reports (not incidents, not cancelled) of a building and category since `since`.
 pub async fn recent_reports(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     building_id: &str,
     category: &CategoryCode,
     since: DateTime<Utc>,
@@ -372,7 +364,7 @@ pub async fn recent_reports(
 
 /// The open incident of a building and category, if any.
 pub async fn open_incident(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     building_id: &str,
     category: &CategoryCode,
 ) -> Result<Option<Ticket>, StoreError> {
@@ -390,7 +382,7 @@ pub async fn open_incident(
 
 /// The latest resolution of the unit and category since `since`, other than `excluding`.
 pub async fn last_resolution(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     unit_id: &str,
     category: &CategoryCode,
     since: DateTime<Utc>,
@@ -415,7 +407,7 @@ pub async fn last_resolution(
 /// share keys never wait for each other in a circle. SQLite needs none: it has a single
 /// writer.
 pub async fn lock_keys(
-    txn: &DatabaseTransaction,
+    txn: &Transaction,
     keys: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Result<(), StoreError> {
     if txn.get_database_backend() != DbBackend::Postgres {

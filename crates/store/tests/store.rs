@@ -12,16 +12,7 @@ use propdesk_store::entity::{building, property};
 use propdesk_store::{Change, Created, NewTicket, Store, StoreError, TicketFilter, now};
 use propdesk_testkit::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $test() { super::$test(propdesk_testkit::Backend::Sqlite).await })+
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $test() { super::$test(propdesk_testkit::Backend::Postgres).await })+
-        }
-    };
-}
+use propdesk_testkit::on_both_backends;
 
 on_both_backends!(
     migrations_are_idempotent,
@@ -336,7 +327,7 @@ async fn duplicate_directory_names_conflict(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let at = now();
     let property = store
-        .insert::<property::ActiveModel>(property::Model {
+        .insert(property::Model {
             id: new_id(),
             name: "Sunny Gardens".into(),
             address: "1 Road".into(),
@@ -346,8 +337,8 @@ async fn duplicate_directory_names_conflict(backend: Backend) {
         .await
         .unwrap();
     let building = |name: &str| building::Model { id: new_id(), property_id: property.id.clone(), name: name.into() };
-    store.insert::<building::ActiveModel>(building("2")).await.unwrap();
-    let err = store.insert::<building::ActiveModel>(building("2")).await.unwrap_err();
+    store.insert(building("2")).await.unwrap();
+    let err = store.insert(building("2")).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(store.list_buildings(&property.id).await.unwrap().len(), 1);
 }

@@ -100,3 +100,23 @@ where
     })
     .join();
 }
+
+/// Declares `sqlite::<test>` and `postgres::<test>` for each listed scenario: each is an
+/// `async fn(Backend)` run once on a fresh SQLite file and once on PostgreSQL, on a
+/// multi-threaded runtime of two workers (`threads = N;` first for more).
+#[macro_export]
+macro_rules! on_both_backends {
+    (threads = $threads:literal; $($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+            async fn $test() { super::$test($crate::Backend::Sqlite).await })+
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+            async fn $test() { super::$test($crate::Backend::Postgres).await })+
+        }
+    };
+    ($($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(threads = 2; $($test),+);
+    };
+}
