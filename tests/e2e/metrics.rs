@@ -50,8 +50,7 @@ async fn each_process_serves_its_metrics_and_they_move_under_load(backend: Backe
     std::fs::write(&file, "[policy.sla.p3]\nacknowledge_secs = 1\nworking_hours_only = false\n").expect("settings");
     let ports = [free_port(), free_port(), free_port()];
     let listen = |port: u16| ("PROPDESK__METRICS__LISTEN", format!("127.0.0.1:{port}"));
-    let mut app =
-        App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string()), listen(ports[0])]).await;
+    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string()), listen(ports[0])]).await;
     let _dispatch = app.start_dispatch_with(&[listen(ports[1])]).await;
     let _notifier = app.start_notifier_with(&[listen(ports[2])]).await;
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route};
 use propdesk_domain::{By, Channel, Department, Policy, Priority, Role, Ticket, TicketKind};
 use propdesk_store::Store;
+use propdesk_store::entity::staff::NewStaff;
 use propdesk_store::entity::{building, property, staff, unit};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
 
@@ -67,18 +68,16 @@ fn person(
     department: Option<Department>,
     at: DateTime<Utc>,
 ) -> staff::Model {
-    staff::Model {
+    let new = NewStaff {
         id: new_id(),
         property_id: property_id.to_owned(),
         name,
-        role: role.code().to_owned(),
-        department: department.map(|d| d.code().to_owned()),
+        role,
+        department,
         supervisor_id: None,
         on_duty: true,
-        last_assigned_at: None,
-        created_at: at,
-        updated_at: at,
-    }
+    };
+    staff::Model::new(new, at)
 }
 
 /// Seeds `size` into an empty, migrated store.

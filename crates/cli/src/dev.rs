@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use propdesk_domain::{Department, Role};
+use propdesk_store::entity::staff::NewStaff;
 use propdesk_store::entity::{building, property, resident, staff, unit};
 use propdesk_store::{Store, StoreError};
 
@@ -39,7 +40,7 @@ pub struct Demo {
 pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     if let Some(existing) = store.list_properties(None).await?.into_iter().next() {
         let staff = store.list_staff(&existing.id, None, false).await?;
-        let find = |role: Role| staff.iter().find(|s| s.role == role.code()).map(|s| s.id.clone()).unwrap_or_default();
+        let find = |role: Role| staff.iter().find(|s| s.role() == Some(role)).map(|s| s.id.clone()).unwrap_or_default();
         return Ok(Demo { admin_id: find(Role::Admin), agent_id: find(Role::Agent), property_id: existing.id });
     }
     let now = propdesk_store::now();
@@ -55,11 +56,7 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
         .await?;
     for building_name in ["1", "2"] {
         let building = store
-            .insert(building::Model {
-                id: id(),
-                property_id: property.id.clone(),
-                name: building_name.into(),
-            })
+            .insert(building::Model { id: id(), property_id: property.id.clone(), name: building_name.into() })
             .await?;
         for (floor, room) in [(12, "1203"), (12, "1204"), (8, "802"), (3, "301")] {
             let unit = store
@@ -86,35 +83,25 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
                 .await?;
         }
     }
-    let person = |name: &str, role: Role, department: Option<Department>, supervisor: Option<&str>| staff::Model {
-        id: id(),
-        property_id: property.id.clone(),
-        name: name.into(),
-        role: role.code().into(),
-        department: department.map(|d| d.code().into()),
-        supervisor_id: supervisor.map(str::to_owned),
-        on_duty: true,
-        last_assigned_at: None,
-        created_at: now,
-        updated_at: now,
+    let person = |name: &str, role: Role, department: Option<Department>, supervisor: Option<&str>| {
+        let new = NewStaff {
+            id: id(),
+            property_id: property.id.clone(),
+            name: name.into(),
+            role,
+            department,
+            supervisor_id: supervisor.map(str::to_owned),
+            on_duty: true,
+        };
+        staff::Model::new(new, now)
     };
     let manager = store.insert(person("Manager Wang", Role::Manager, None, None)).await?;
     let admin = store.insert(person("Admin", Role::Admin, None, None)).await?;
     let cs_supervisor = store
-        .insert(person(
-            "CS Supervisor Li",
-            Role::Supervisor,
-            Some(Department::CustomerService),
-            Some(&manager.id),
-        ))
+        .insert(person("CS Supervisor Li", Role::Supervisor, Some(Department::CustomerService), Some(&manager.id)))
         .await?;
     let agent = store
-        .insert(person(
-            "Agent Zhao",
-            Role::Agent,
-            Some(Department::CustomerService),
-            Some(&cs_supervisor.id),
-        ))
+        .insert(person("Agent Zhao", Role::Agent, Some(Department::CustomerService), Some(&cs_supervisor.id)))
         .await?;
     let teams = [
         (Department::Engineering, ["Plumber Chen", "Electrician Liu"]),
@@ -123,26 +110,14 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
     ];
     for (department, members) in teams {
         let supervisor = store
-            .insert(person(
-                &format!("{department} supervisor"),
-                Role::Supervisor,
-                Some(department),
-                Some(&manager.id),
-            ))
+            .insert(person(&format!("{department} supervisor"), Role::Supervisor, Some(department), Some(&manager.id)))
             .await?;
         for member in members {
-            store
-                .insert(person(member, Role::Technician, Some(department), Some(&supervisor.id)))
-                .await?;
+            store.insert(person(member, Role::Technician, Some(department), Some(&supervisor.id))).await?;
         }
     }
     store
-        .insert(person(
-            "Dispatcher Qian",
-            Role::Dispatcher,
-            Some(Department::CustomerService),
-            Some(&cs_supervisor.id),
-        ))
+        .insert(person("Dispatcher Qian", Role::Dispatcher, Some(Department::CustomerService), Some(&cs_supervisor.id)))
         .await?;
     Ok(Demo { property_id: property.id, admin_id: admin.id, agent_id: agent.id })
 }

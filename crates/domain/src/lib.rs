@@ -10,6 +10,7 @@ pub mod assignment;
 pub mod calendar;
 pub mod category;
 pub mod dispatching;
+pub mod follow_up;
 pub mod grouping;
 pub mod ladder;
 pub mod lifecycle;

@@ -22,7 +22,7 @@ macro_rules! coded_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The stable storage code.
-            pub fn code(self) -> &'static str {
+            pub const fn code(self) -> &'static str {
                 match self { $($name::$variant => $code),+ }
             }
         }

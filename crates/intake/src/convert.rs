@@ -2,6 +2,7 @@
 //! propdesk-events). Proto types stop here: nothing below intake sees them.
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
 use propdesk_domain::{Actor, Ticket, Violations};
 pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, timestamp, to_wire_or_unspecified};
@@ -116,23 +117,23 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
 
 /// A follow-up task on the wire.
 pub fn follow_up_to_wire(f: &follow_up::Model) -> pb::FollowUp {
-    let kind = match f.kind.as_str() {
-        "reply" => pb::FollowUpKind::Reply,
-        "callback" => pb::FollowUpKind::Callback,
-        _ => pb::FollowUpKind::Unspecified,
+    let kind = match f.kind() {
+        Some(FollowUpKind::Reply) => pb::FollowUpKind::Reply,
+        Some(FollowUpKind::Callback) => pb::FollowUpKind::Callback,
+        None => pb::FollowUpKind::Unspecified,
     };
-    let method = match f.channel.as_str() {
-        "letter" => pb::ReplyMethod::Letter,
-        "app_message" => pb::ReplyMethod::AppMessage,
-        "phone_call" => pb::ReplyMethod::PhoneCall,
-        "call_or_visit" => pb::ReplyMethod::CallOrVisit,
-        _ => pb::ReplyMethod::Unspecified,
+    let method = match f.method() {
+        Some(ReplyMethod::Letter) => pb::ReplyMethod::Letter,
+        Some(ReplyMethod::AppMessage) => pb::ReplyMethod::AppMessage,
+        Some(ReplyMethod::PhoneCall) => pb::ReplyMethod::PhoneCall,
+        Some(ReplyMethod::CallOrVisit) => pb::ReplyMethod::CallOrVisit,
+        None => pb::ReplyMethod::Unspecified,
     };
-    let state = match f.state.as_str() {
-        "open" => pb::FollowUpState::Open,
-        "done" => pb::FollowUpState::Done,
-        "cancelled" => pb::FollowUpState::Cancelled,
-        _ => pb::FollowUpState::Unspecified,
+    let state = match f.state() {
+        Some(FollowUpState::Open) => pb::FollowUpState::Open,
+        Some(FollowUpState::Done) => pb::FollowUpState::Done,
+        Some(FollowUpState::Cancelled) => pb::FollowUpState::Cancelled,
+        None => pb::FollowUpState::Unspecified,
     };
     pb::FollowUp {
         id: f.id.clone(),

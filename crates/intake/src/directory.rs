@@ -10,6 +10,7 @@ use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LAB
 use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::directory_service_server::DirectoryService;
+use propdesk_store::entity::staff::NewStaff;
 use propdesk_store::entity::{building, property, resident, staff, unit};
 use tonic::{Request, Response, Status};
 
@@ -411,18 +412,17 @@ impl DirectoryService for DirectoryApi {
         self.check_supervisor(&mut v, &property.id, supervisor_id.as_deref()).await?;
         v.into_result().map_err(ApiError::from)?;
         let now = propdesk_store::now();
-        let model = staff::Model {
+        let role = role.ok_or(ApiError::Internal("validated role missing".into()))?;
+        let new = NewStaff {
             id: new_id(),
             property_id: property.id,
             name: body.name,
-            role: role.map(|r| r.code()).unwrap_or_default().to_owned(),
-            department: department.map(|d| d.code().to_owned()),
+            role,
+            department,
             supervisor_id,
             on_duty: body.on_duty,
-            last_assigned_at: None,
-            created_at: now,
-            updated_at: now,
         };
+        let model = staff::Model::new(new, now);
         let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
@@ -448,18 +448,18 @@ impl DirectoryService for DirectoryApi {
             }
             self.check_supervisor(&mut v, &model.property_id, supervisor_id.as_deref()).await?;
         }
-        let new_role = role.or_else(|| model.role.parse().ok());
-        let new_department = department.or_else(|| model.department.as_deref().and_then(|d| d.parse().ok()));
+        let new_role = role.or_else(|| model.role());
+        let new_department = department.or_else(|| model.department());
         check_department(&mut v, new_role, new_department);
         v.into_result().map_err(ApiError::from)?;
         if let Some(name) = body.name {
             model.name = name;
         }
         if let Some(role) = role {
-            model.role = role.code().to_owned();
+            model.set_role(role);
         }
         if let Some(department) = department {
-            model.department = Some(department.code().to_owned());
+            model.set_department(department);
         }
         if let Some(supervisor_id) = supervisor_id {
             model.supervisor_id = supervisor_id;

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use propdesk_domain::follow_up::DeliveryState;
 use propdesk_domain::{Actor, Operation, Role, Violations};
 use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::notification_service_server::NotificationService;
-use propdesk_store::deliveries::{DEAD, DELIVERED, DeliveryFilter, PENDING};
+use propdesk_store::deliveries::DeliveryFilter;
 use propdesk_store::entity::notification;
 use tonic::{Request, Response, Status};
 
@@ -25,12 +26,12 @@ impl NotificationApi {
     }
 }
 
-fn state_to_wire(code: &str) -> pb::DeliveryState {
-    match code {
-        PENDING => pb::DeliveryState::Pending,
-        DELIVERED => pb::DeliveryState::Delivered,
-        DEAD => pb::DeliveryState::Dead,
-        _ => pb::DeliveryState::Unspecified,
+fn state_to_wire(state: Option<DeliveryState>) -> pb::DeliveryState {
+    match state {
+        Some(DeliveryState::Pending) => pb::DeliveryState::Pending,
+        Some(DeliveryState::Delivered) => pb::DeliveryState::Delivered,
+        Some(DeliveryState::Dead) => pb::DeliveryState::Dead,
+        None => pb::DeliveryState::Unspecified,
     }
 }
 
@@ -44,9 +45,9 @@ fn delivery_to_wire(n: &notification::Model) -> pb::Delivery {
         subject: n.subject.clone(),
         sink: n.sink.clone(),
         target: n.target.clone(),
-        state: state_to_wire(&n.state) as i32,
+        state: state_to_wire(n.state()) as i32,
         attempts: n.attempts,
-        next_attempt_at: (n.state == PENDING).then(|| timestamp(n.next_attempt_at)),
+        next_attempt_at: (n.state() == Some(DeliveryState::Pending)).then(|| timestamp(n.next_attempt_at)),
         last_error: n.last_error.clone().unwrap_or_default(),
         created_at: Some(timestamp(n.created_at)),
         delivered_at: n.delivered_at.map(timestamp),
@@ -81,9 +82,9 @@ impl NotificationService for NotificationApi {
         let ticket_id = v.optional_id("ticket_id", &body.ticket_id);
         let state = match pb::DeliveryState::try_from(body.state) {
             Ok(pb::DeliveryState::Unspecified) => None,
-            Ok(pb::DeliveryState::Pending) => Some(PENDING),
-            Ok(pb::DeliveryState::Delivered) => Some(DELIVERED),
-            Ok(pb::DeliveryState::Dead) => Some(DEAD),
+            Ok(pb::DeliveryState::Pending) => Some(DeliveryState::Pending),
+            Ok(pb::DeliveryState::Delivered) => Some(DeliveryState::Delivered),
+            Ok(pb::DeliveryState::Dead) => Some(DeliveryState::Dead),
             Err(_) => {
                 v.add("state", format!("{} is not a known value", body.state));
                 None
@@ -92,13 +93,8 @@ impl NotificationService for NotificationApi {
         let limit = v.page_size("page_size", body.page_size);
         let before_id = parse_page_token(&mut v, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
-        let filter = DeliveryFilter {
-            property_ids: scope(&actor, property_id)?,
-            state: state.map(str::to_owned),
-            ticket_id,
-            before_id,
-            limit: limit + 1,
-        };
+        let filter =
+            DeliveryFilter { property_ids: scope(&actor, property_id)?, state, ticket_id, before_id, limit: limit + 1 };
         let mut rows = self.state.store.list_deliveries(&filter).await.map_err(ApiError::from)?;
         let next_page_token = cut_page(&mut rows, limit, |n| &n.id);
         let deliveries = rows.iter().map(delivery_to_wire).collect();
@@ -117,7 +113,7 @@ impl NotificationService for NotificationApi {
         let store = &self.state.store;
         let delivery = store.get_delivery(&id).await.map_err(ApiError::from)?.ok_or(ApiError::NotFound("delivery"))?;
         actor.authorize(&delivery.property_id, Operation::ManageNotifications, false).map_err(ApiError::from)?;
-        if delivery.state == PENDING {
+        if delivery.state() == Some(DeliveryState::Pending) {
             return Err(
                 ApiError::Precondition("the delivery is still pending; it will be attempted again".into()).into()
             );

@@ -100,12 +100,7 @@ impl ReportApi {
             return Err(ApiError::NotFound("property"));
         }
         let department = self.department_for(actor, department).await?;
-        let scope = ReportScope {
-            property_id,
-            start: period.start,
-            end: period.end,
-            department: department.map(|d| d.code().to_owned()),
-        };
+        let scope = ReportScope { property_id, start: period.start, end: period.end, department };
         Ok((scope, period))
     }
 
@@ -144,7 +139,7 @@ impl ReportApi {
             store.clock_percentiles(scope, ReportClock::Resolve),
             store.staff_counts(scope, now),
             store.escalations_by_level(scope),
-            store.overdue_open_by_department(&scope.property_id, scope.department.as_deref(), now),
+            store.overdue_open_by_department(&scope.property_id, scope.department, now),
         )?;
         let percentiles = [acknowledge, on_site, resolve];
         let top_categories = figures
@@ -349,12 +344,8 @@ impl ReportService for ReportApi {
         actor.authorize(&property_id, Operation::ReadReports, false).map_err(ApiError::from)?;
         let department = self.department_for(&actor, department).await?;
         let now = propdesk_store::now();
-        let mut overdue = self
-            .state
-            .store
-            .overdue_tickets(&property_id, department.map(|d| d.code()), now)
-            .await
-            .map_err(ApiError::from)?;
+        let mut overdue =
+            self.state.store.overdue_tickets(&property_id, department, now).await.map_err(ApiError::from)?;
         // Most overdue first (earliest missed deadline), ties by id for a stable order.
         overdue.sort_by(|a, b| earliest_missed(a, now).cmp(&earliest_missed(b, now)).then_with(|| a.id.cmp(&b.id)));
         let page: Vec<pb::Ticket> =

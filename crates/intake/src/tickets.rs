@@ -327,7 +327,7 @@ impl TicketService for TicketApi {
                     if staff.property_id != t.property_id {
                         return Err(ApiError::field("assignee_id", "works at another property"));
                     }
-                    if staff.department.as_deref() != Some(department.code()) {
+                    if staff.department() != Some(department) {
                         return Err(ApiError::field("assignee_id", format!("is not in the {department} department")));
                     }
                 }

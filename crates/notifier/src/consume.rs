@@ -7,12 +7,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use propdesk_bus::{Delivery, WorkerRole};
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::ladder::Recipient;
-use propdesk_domain::{Cause, Channel, EventType, Ticket};
+use propdesk_domain::{Cause, EventType, Ticket};
 use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
-use propdesk_store::entity::follow_up;
-use propdesk_store::follow_ups::{self, CANCELLED, DONE, OPEN};
+use propdesk_store::follow_ups::{self, NewFollowUp, Settled};
 use propdesk_store::tickets;
 use propdesk_store::work::{self, Transaction};
 use serde_json::json;
@@ -123,16 +123,6 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
     Ok(Applied { outcomes, next_alarm_at })
 }
 
-/// The reply method for a channel of origin (004: a letter is answered by letter).
-pub fn reply_method(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Letter | Channel::Referral => "letter",
-        Channel::App => "app_message",
-        Channel::Phone => "phone_call",
-        Channel::WalkIn | Channel::HomeVisit => "call_or_visit",
-    }
-}
-
 /// What a ticket event says, read from the wire.
 struct Said {
     event_type: Option<EventType>,
@@ -177,13 +167,22 @@ async fn apply_event(
         }
         (Some(EventType::Closed), _) => {
             let note = "no callback: the ticket was closed without one";
-            follow_ups::settle_open(txn, &ticket.id, "callback", CANCELLED, actor, now, note).await?;
+            follow_ups::settle_open(
+                txn,
+                &ticket.id,
+                FollowUpKind::Callback,
+                FollowUpState::Cancelled,
+                actor,
+                now,
+                note,
+            )
+            .await?;
         }
         _ => {}
     }
     if let Some(ended @ (EventType::Cancelled | EventType::Reopened)) = said.event_type {
         let note = if ended == EventType::Cancelled { "ticket cancelled" } else { "ticket reopened" };
-        follow_ups::settle_follow_ups(txn, &ticket.id, CANCELLED, actor, now, note).await?;
+        follow_ups::settle_follow_ups(txn, &ticket.id, FollowUpState::Cancelled, actor, now, note).await?;
     }
     let ticket = if (said.event_type, said.cause) == (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) {
         escalate_rework(notifier, txn, told, ticket, now).await?
@@ -201,7 +200,7 @@ async fn callbacks_made(txn: &Transaction, t: &Ticket, actor: &str, now: DateTim
         Some(record) => (record.recorded_by.as_str(), format!("callback recorded: {}", record.satisfaction)),
         None => (actor, "callback recorded".to_owned()),
     };
-    follow_ups::settle_open(txn, &t.id, "callback", DONE, by, now, &note).await?;
+    follow_ups::settle_open(txn, &t.id, FollowUpKind::Callback, FollowUpState::Done, by, now, &note).await?;
     Ok(())
 }
 
@@ -237,49 +236,40 @@ async fn open_follow_ups(
     resolved_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
-    let method = reply_method(t.channel);
+    let method = ReplyMethod::for_channel(t.channel);
     let unit = match &t.unit_id {
         Some(id) => work::unit(txn, id).await?,
         None => None,
     };
     let place = unit.as_ref().map_or_else(|| t.location.clone(), |u| u.label.clone());
     let destination = match (method, &unit) {
-        ("letter", Some(unit)) => unit.postal_address.clone(),
+        (ReplyMethod::Letter, Some(unit)) => unit.postal_address.clone(),
         _ => place.clone(),
     };
-    let callback_by = t.deadlines.callback_by;
-    let task = |kind: &str, method: &str, destination: String| follow_up::Model {
-        id: uuid::Uuid::now_v7().to_string(),
+    let task = |kind, method, destination, done| NewFollowUp {
         ticket_id: t.id.clone(),
-        kind: kind.to_owned(),
-        channel: method.to_owned(),
+        kind,
+        method,
         owner_id: Some(t.first_contact_agent_id.clone()),
-        due_by: callback_by,
+        due_by: t.deadlines.callback_by,
         destination,
-        state: OPEN.to_owned(),
-        created_at: now,
-        done_at: None,
-        done_by: None,
-        note: String::new(),
+        done,
     };
-    let mut reply = task("reply", method, destination);
     // An enquiry answered at the desk was answered in its own channel, there and then.
-    if t.times.resolved_at == Some(t.times.created_at) {
-        reply.state = DONE.to_owned();
-        reply.done_at = t.times.resolved_at;
-        reply.done_by = Some(t.first_contact_agent_id.clone());
-        reply.note = "answered on the spot".to_owned();
-    }
-    let mut callback = task("callback", "phone_call", place);
+    let answered = (t.times.resolved_at == Some(t.times.created_at)).then(|| Settled {
+        by: t.first_contact_agent_id.clone(),
+        at: t.times.created_at,
+        note: "answered on the spot".to_owned(),
+    });
     // Applied late, after the callback of this resolution was already recorded.
-    if let Some(record) = t.callback.as_ref().filter(|record| record.recorded_at >= resolved_at) {
-        callback.state = DONE.to_owned();
-        callback.done_at = Some(record.recorded_at);
-        callback.done_by = Some(record.recorded_by.clone());
-        callback.note = format!("callback recorded: {}", record.satisfaction);
-    }
-    follow_ups::insert_follow_up(txn, reply).await?;
-    follow_ups::insert_follow_up(txn, callback).await?;
+    let called_back = t.callback.as_ref().filter(|record| record.recorded_at >= resolved_at).map(|record| Settled {
+        by: record.recorded_by.clone(),
+        at: record.recorded_at,
+        note: format!("callback recorded: {}", record.satisfaction),
+    });
+    follow_ups::insert_follow_up(txn, task(FollowUpKind::Reply, method, destination, answered), now).await?;
+    let callback = task(FollowUpKind::Callback, ReplyMethod::PhoneCall, place, called_back);
+    follow_ups::insert_follow_up(txn, callback, now).await?;
     Ok(())
 }
 

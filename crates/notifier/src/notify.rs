@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use propdesk_domain::ladder::Recipient;
 use propdesk_domain::{Department, Ticket};
-use propdesk_store::deliveries::{DELIVERED, PENDING, insert_notifications};
-use propdesk_store::entity::notification;
+use propdesk_store::deliveries::{NewNotification, insert_notifications};
 use propdesk_store::work::{self, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -97,7 +96,7 @@ struct Body<'a> {
 /// The notifications of one transaction, written together at its end (one statement for
 /// a whole batch of messages).
 #[derive(Debug, Default)]
-pub struct Notifications(Vec<notification::Model>);
+pub struct Notifications(Vec<NewNotification>);
 
 impl Notifications {
     /// Writes them in `txn`.
@@ -146,23 +145,18 @@ pub fn notify(
                 metrics::counter!("propdesk_deliveries_total", "sink" => LOG_SINK, "outcome" => "delivered")
                     .increment(1);
             }
-            out.0.push(notification::Model {
+            out.0.push(NewNotification {
                 id,
                 ticket_id: message.ticket_id.map(str::to_owned),
                 property_id: message.property_id.to_owned(),
                 recipient_id: addressee.staff_id.clone(),
-                recipient_role: addressee.role.code().to_owned(),
+                recipient_role: addressee.role,
                 subject: message.subject.to_owned(),
                 sink: sink.to_owned(),
                 target,
                 body,
-                state: if logged { DELIVERED } else { PENDING }.to_owned(),
-                attempts: i32::from(logged),
-                next_attempt_at: now,
-                last_error: None,
-                created_at: now,
-                delivered_at: logged.then_some(now),
-                claimed_until: None,
+                delivered: logged,
+                at: now,
             });
         }
     }

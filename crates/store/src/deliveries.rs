@@ -9,22 +9,69 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
+use propdesk_domain::follow_up::DeliveryState;
+use propdesk_domain::ladder::Recipient;
+
 use crate::entity::notification;
 use crate::{Store, StoreError};
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
+/// The stored code of a delivery waiting for an attempt.
+const PENDING: &str = DeliveryState::Pending.code();
+
+/// A notification to one recipient through one sink.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// The delivery id receivers drop duplicates by.
+    pub id: String,
+    pub ticket_id: Option<String>,
+    pub property_id: String,
+    pub recipient_id: Option<String>,
+    pub recipient_role: Recipient,
+    pub subject: String,
+    /// `log` or `webhook`.
+    pub sink: String,
+    /// The webhook URL (empty for the log sink).
+    pub target: String,
+    /// The JSON document sent.
+    pub body: String,
+    /// Delivered as it is written (the log sink); otherwise pending its first attempt.
+    pub delivered: bool,
+    /// When it was raised (and, pending, when it is first due).
+    pub at: DateTime<Utc>,
+}
 
 /// Adds notifications inside the caller's transaction (one statement).
 pub async fn insert_notifications(
     txn: &impl ConnectionTrait,
-    notifications: Vec<notification::Model>,
+    notifications: Vec<NewNotification>,
 ) -> Result<(), StoreError> {
     if notifications.is_empty() {
         return Ok(());
     }
-    let rows = notifications.into_iter().map(|n| n.into_active_model().reset_all());
+    let rows = notifications.into_iter().map(|n| {
+        let state = if n.delivered { DeliveryState::Delivered } else { DeliveryState::Pending };
+        let now = n.at;
+        notification::Model {
+            id: n.id,
+            ticket_id: n.ticket_id,
+            property_id: n.property_id,
+            recipient_id: n.recipient_id,
+            recipient_role: n.recipient_role.code().to_owned(),
+            subject: n.subject,
+            sink: n.sink,
+            target: n.target,
+            body: n.body,
+            state: state.code().to_owned(),
+            attempts: i32::from(n.delivered),
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            delivered_at: n.delivered.then_some(now),
+            claimed_until: None,
+        }
+        .into_active_model()
+        .reset_all()
+    });
     notification::Entity::insert_many(rows).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
     Ok(())
 }
@@ -33,7 +80,7 @@ pub async fn insert_notifications(
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub property_ids: Option<Vec<String>>,
-    pub state: Option<String>,
+    pub state: Option<DeliveryState>,
     pub ticket_id: Option<String>,
     /// Cursor: only ids strictly below this one (UUIDv7, time ordered).
     pub before_id: Option<String>,
@@ -97,7 +144,7 @@ impl Store {
         active.claimed_until = Set(None);
         match attempt {
             Attempt::Delivered => {
-                active.state = Set(DELIVERED.to_owned());
+                active.state = Set(DeliveryState::Delivered.code().to_owned());
                 active.delivered_at = Set(Some(now));
                 active.last_error = Set(None);
             }
@@ -106,7 +153,7 @@ impl Store {
                 active.last_error = Set(Some(error));
             }
             Attempt::Failed { error, retry_at: None } => {
-                active.state = Set(DEAD.to_owned());
+                active.state = Set(DeliveryState::Dead.code().to_owned());
                 active.last_error = Set(Some(error));
             }
         }
@@ -135,7 +182,7 @@ impl Store {
             query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
         }
         if let Some(state) = &filter.state {
-            query = query.filter(C::State.eq(state.as_str()));
+            query = query.filter(C::State.eq(state.code()));
         }
         if let Some(ticket_id) = &filter.ticket_id {
             query = query.filter(C::TicketId.eq(ticket_id.as_str()));

@@ -5,15 +5,56 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
+
 use crate::entity::follow_up;
 use crate::{Store, StoreError};
 
-pub const OPEN: &str = "open";
-pub const DONE: &str = "done";
-pub const CANCELLED: &str = "cancelled";
+/// A follow-up to open.
+#[derive(Debug, Clone)]
+pub struct NewFollowUp {
+    pub ticket_id: String,
+    pub kind: FollowUpKind,
+    pub method: ReplyMethod,
+    /// Who must do it (the first-contact agent by default).
+    pub owner_id: Option<String>,
+    pub due_by: Option<DateTime<Utc>>,
+    /// Where to: the unit's postal address for a letter, the unit label otherwise.
+    pub destination: String,
+    /// Already done when opened (e.g. an enquiry answered at the desk).
+    pub done: Option<Settled>,
+}
 
-pub async fn insert_follow_up(txn: &impl ConnectionTrait, task: follow_up::Model) -> Result<(), StoreError> {
-    task.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)?;
+/// Who settled a follow-up, when, and what they said.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+/// Opens a follow-up at `now` (done at once when `task.done` says so).
+pub async fn insert_follow_up(
+    txn: &impl ConnectionTrait,
+    task: NewFollowUp,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let state = if task.done.is_some() { FollowUpState::Done } else { FollowUpState::Open };
+    let row = follow_up::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        ticket_id: task.ticket_id,
+        kind: task.kind.code().to_owned(),
+        channel: task.method.code().to_owned(),
+        owner_id: task.owner_id,
+        due_by: task.due_by,
+        destination: task.destination,
+        state: state.code().to_owned(),
+        created_at: now,
+        done_at: task.done.as_ref().map(|d| d.at),
+        done_by: task.done.as_ref().map(|d| d.by.clone()),
+        note: task.done.map(|d| d.note).unwrap_or_default(),
+    };
+    row.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)?;
     Ok(())
 }
 
@@ -21,18 +62,18 @@ pub async fn insert_follow_up(txn: &impl ConnectionTrait, task: follow_up::Model
 async fn settle_where(
     txn: &impl ConnectionTrait,
     which: Condition,
-    state: &str,
+    state: FollowUpState,
     by: &str,
     at: DateTime<Utc>,
     note: &str,
 ) -> Result<u64, StoreError> {
     let result = follow_up::Entity::update_many()
-        .col_expr(follow_up::Column::State, Expr::value(state))
+        .col_expr(follow_up::Column::State, Expr::value(state.code()))
         .col_expr(follow_up::Column::DoneAt, Expr::value(at))
         .col_expr(follow_up::Column::DoneBy, Expr::value(by))
         .col_expr(follow_up::Column::Note, Expr::value(note))
         .filter(which)
-        .filter(follow_up::Column::State.eq(OPEN))
+        .filter(follow_up::Column::State.eq(FollowUpState::Open.code()))
         .exec(txn)
         .await?;
     Ok(result.rows_affected)
@@ -42,7 +83,7 @@ async fn settle_where(
 pub async fn settle_follow_ups(
     txn: &impl ConnectionTrait,
     ticket_id: &str,
-    state: &str,
+    state: FollowUpState,
     by: &str,
     at: DateTime<Utc>,
     note: &str,
@@ -54,13 +95,14 @@ pub async fn settle_follow_ups(
 pub async fn settle_open(
     txn: &impl ConnectionTrait,
     ticket_id: &str,
-    kind: &str,
-    state: &str,
+    kind: FollowUpKind,
+    state: FollowUpState,
     by: &str,
     at: DateTime<Utc>,
     note: &str,
 ) -> Result<u64, StoreError> {
-    let which = Condition::all().add(follow_up::Column::TicketId.eq(ticket_id)).add(follow_up::Column::Kind.eq(kind));
+    let which =
+        Condition::all().add(follow_up::Column::TicketId.eq(ticket_id)).add(follow_up::Column::Kind.eq(kind.code()));
     settle_where(txn, which, state, by, at, note).await
 }
 
@@ -76,8 +118,8 @@ pub async fn complete_reply(
     let which = Condition::all()
         .add(follow_up::Column::Id.eq(id))
         .add(follow_up::Column::TicketId.eq(ticket_id))
-        .add(follow_up::Column::Kind.eq("reply"));
-    Ok(settle_where(txn, which, DONE, by, at, note).await? == 1)
+        .add(follow_up::Column::Kind.eq(FollowUpKind::Reply.code()));
+    Ok(settle_where(txn, which, FollowUpState::Done, by, at, note).await? == 1)
 }
 
 impl Store {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use propdesk_domain::ladder::Clock;
 use propdesk_domain::report::nearest_rank;
-use propdesk_domain::{EventType, Satisfaction};
+use propdesk_domain::{Department, EventType, Satisfaction};
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Func, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QueryResult, QuerySelect,
@@ -34,7 +34,7 @@ pub struct ReportScope {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     /// Only this department's tickets (a supervisor's report).
-    pub department: Option<String>,
+    pub department: Option<Department>,
 }
 
 /// A milestone clock of the report: when it was reached and its deadline (in the order of
@@ -175,7 +175,7 @@ impl ReportScope {
             .add(ticket::Column::CreatedAt.gte(self.start))
             .add(ticket::Column::CreatedAt.lt(self.end));
         if let Some(department) = &self.department {
-            condition = condition.add(ticket::Column::Department.eq(department.as_str()));
+            condition = condition.add(ticket::Column::Department.eq(department.code()));
         }
         condition
     }
@@ -579,7 +579,7 @@ impl Store {
     pub async fn overdue_open_by_department(
         &self,
         property_id: &str,
-        department: Option<&str>,
+        department: Option<Department>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         self.count_by(self.overdue(property_id, department, now), ticket::Column::Department).await
@@ -590,7 +590,7 @@ impl Store {
     pub async fn overdue_tickets(
         &self,
         property_id: &str,
-        department: Option<&str>,
+        department: Option<Department>,
         now: DateTime<Utc>,
     ) -> Result<Vec<propdesk_domain::Ticket>, StoreError> {
         self.overdue(property_id, department, now)
@@ -601,11 +601,11 @@ impl Store {
             .collect()
     }
 
-    fn overdue(&self, property_id: &str, department: Option<&str>, now: DateTime<Utc>) -> Select<ticket::Entity> {
+    fn overdue(&self, property_id: &str, department: Option<Department>, now: DateTime<Utc>) -> Select<ticket::Entity> {
         let mut query =
             ticket::Entity::find().filter(ticket::Column::PropertyId.eq(property_id)).filter(overdue_condition(now));
         if let Some(department) = department {
-            query = query.filter(ticket::Column::Department.eq(department));
+            query = query.filter(ticket::Column::Department.eq(department.code()));
         }
         query
     }
@@ -620,7 +620,7 @@ impl Store {
             .column(ticket::Column::Id)
             .filter(ticket::Column::PropertyId.eq(scope.property_id.as_str()));
         if let Some(department) = &scope.department {
-            tickets = tickets.filter(ticket::Column::Department.eq(department.as_str()));
+            tickets = tickets.filter(ticket::Column::Department.eq(department.code()));
         }
         let rows: Vec<(i32, i64)> = alarm::Entity::find()
             .select_only()

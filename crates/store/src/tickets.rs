@@ -353,10 +353,8 @@ pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Res
             .exec(txn)
             .await?;
         if result.rows_affected == 0 {
-            let current = ticket::Entity::find_by_id(ticket.id.clone())
-                .one(txn)
-                .await?
-                .ok_or(StoreError::NotFound("ticket"))?;
+            let current =
+                ticket::Entity::find_by_id(ticket.id.clone()).one(txn).await?.ok_or(StoreError::NotFound("ticket"))?;
             return Err(StoreError::StaleVersion { current: current.version });
         }
     }

@@ -406,10 +406,7 @@ pub async fn last_resolution(
 /// taken in one statement and in one order (of their hashes), so two transactions that
 /// share keys never wait for each other in a circle. SQLite needs none: it has a single
 /// writer.
-pub async fn lock_keys(
-    txn: &Transaction,
-    keys: impl IntoIterator<Item = impl AsRef<str>>,
-) -> Result<(), StoreError> {
+pub async fn lock_keys(txn: &Transaction, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<(), StoreError> {
     if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }

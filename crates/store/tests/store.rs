@@ -525,29 +525,29 @@ async fn alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome(backend: Back
 }
 
 async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Backend) {
-    use propdesk_store::deliveries::{Attempt, DEAD, DELIVERED, PENDING, insert_notifications};
-    use propdesk_store::entity::notification;
+    use propdesk_domain::follow_up::DeliveryState;
+    use propdesk_store::deliveries::{Attempt, NewNotification, insert_notifications};
     let (_db, store) = fresh(backend).await;
     let t0 = now();
-    let row = notification::Model {
+    let row = NewNotification {
         id: new_id(),
         ticket_id: None,
         property_id: "p-1".into(),
         recipient_id: Some("s-1".into()),
-        recipient_role: "supervisor".into(),
+        recipient_role: Recipient::Supervisor,
         subject: "escalation.breach".into(),
         sink: "webhook".into(),
         target: "http://127.0.0.1:9/hook".into(),
         body: "{}".into(),
-        state: PENDING.into(),
-        attempts: 0,
-        next_attempt_at: t0,
-        last_error: None,
-        created_at: t0,
-        delivered_at: None,
-        claimed_until: None,
+        delivered: false,
+        at: t0,
     };
     insert_notifications(store.connection(), vec![row.clone()]).await.unwrap();
+    let pending = store.get_delivery(&row.id).await.unwrap().unwrap();
+    assert_eq!(
+        (pending.state(), pending.attempts, pending.recipient_role.as_str()),
+        (Some(DeliveryState::Pending), 0, "supervisor")
+    );
     let lease = TimeDelta::seconds(30);
     let (a, b) = tokio::join!(store.claim_deliveries(t0, lease, 10), store.claim_deliveries(t0, lease, 10));
     assert_eq!(a.unwrap().len() + b.unwrap().len(), 1, "two claimers never share a delivery");
@@ -561,15 +561,18 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayable(backend: Ba
     assert_eq!(claimed.len(), 1);
     store.record_attempt(&row.id, Attempt::Failed { error: "503".into(), retry_at: None }, retry_at).await.unwrap();
     let dead = store.get_delivery(&row.id).await.unwrap().unwrap();
-    assert_eq!((dead.state.as_str(), dead.attempts), (DEAD, 2));
+    assert_eq!((dead.state(), dead.attempts), (Some(DeliveryState::Dead), 2));
     assert!(store.claim_deliveries(retry_at + TimeDelta::hours(1), lease, 10).await.unwrap().is_empty());
 
     let replayed = store.replay_delivery(&row.id, retry_at).await.unwrap();
-    assert_eq!((replayed.state.as_str(), replayed.attempts, replayed.id.as_str()), (PENDING, 0, row.id.as_str()));
+    assert_eq!(
+        (replayed.state(), replayed.attempts, replayed.id.as_str()),
+        (Some(DeliveryState::Pending), 0, row.id.as_str())
+    );
     let claimed = store.claim_deliveries(retry_at, lease, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     store.record_attempt(&row.id, Attempt::Delivered, retry_at).await.unwrap();
-    assert_eq!(store.get_delivery(&row.id).await.unwrap().unwrap().state, DELIVERED);
+    assert_eq!(store.get_delivery(&row.id).await.unwrap().unwrap().state(), Some(DeliveryState::Delivered));
 }
 
 async fn report_counts_cover_the_property_period_and_department(backend: Backend) {
@@ -624,7 +627,7 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     assert_eq!(pairs(figures.by_category), ["plumbing=3", "fee_dispute=2", "general_enquiry=1"]);
     assert_eq!(pairs(figures.by_department), ["engineering=3", "customer_service=2", "unrouted=1"]);
     assert_eq!((figures.repeat_faults, figures.incidents, figures.incident_tickets), (1, 1, 2));
-    let engineering_only = ReportScope { department: Some("engineering".into()), ..scope.clone() };
+    let engineering_only = ReportScope { department: Some(Department::Engineering), ..scope.clone() };
     assert_eq!(pairs(store.request_figures(&engineering_only, now).await.unwrap().by_kind), ["repair=3"]);
     let previous = ReportScope { start: start - TimeDelta::days(30), end: start, ..scope.clone() };
     assert_eq!(pairs(store.categories(&previous).await.unwrap()), ["plumbing=1"]);
@@ -632,7 +635,7 @@ async fn report_counts_cover_the_property_period_and_department(backend: Backend
     let overdue = pairs(store.overdue_open_by_department("p-1", None, now).await.unwrap());
     // The two linked reports are not overdue themselves: their incident is, in their place.
     assert_eq!(overdue, ["engineering=4", "customer_service=2", "unrouted=1"]);
-    let overdue = pairs(store.overdue_open_by_department("p-1", Some("customer_service"), now).await.unwrap());
+    let overdue = pairs(store.overdue_open_by_department("p-1", Some(Department::CustomerService), now).await.unwrap());
     assert_eq!(overdue, ["customer_service=2"]);
 }
 

@@ -1,3 +1,4 @@
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use sea_orm::entity::prelude::*;
 
 /// Work owed to the resident after resolution: the reply in the channel the request came
@@ -10,7 +11,7 @@ pub struct Model {
     pub ticket_id: String,
     /// `reply` or `callback`.
     pub kind: String,
-    /// How: `letter`, `app_message`, `phone_call`, `visit`.
+    /// How: a `ReplyMethod` code.
     pub channel: String,
     /// Who must do it (the first-contact agent by default).
     pub owner_id: Option<String>,
@@ -23,6 +24,21 @@ pub struct Model {
     pub done_at: Option<DateTimeUtc>,
     pub done_by: Option<String>,
     pub note: String,
+}
+
+impl Model {
+    /// The kind, unless the stored code is one this release does not know.
+    pub fn kind(&self) -> Option<FollowUpKind> {
+        self.kind.parse().ok()
+    }
+
+    pub fn method(&self) -> Option<ReplyMethod> {
+        self.channel.parse().ok()
+    }
+
+    pub fn state(&self) -> Option<FollowUpState> {
+        self.state.parse().ok()
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,3 +1,4 @@
+use propdesk_domain::follow_up::DeliveryState;
 use sea_orm::entity::prelude::*;
 
 /// One message to one recipient through one sink, with its delivery state. The id is the
@@ -30,6 +31,13 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
     /// A deliverer holds the row until then (so replicas do not send it twice at once).
     pub claimed_until: Option<DateTimeUtc>,
+}
+
+impl Model {
+    /// The delivery state, unless the stored code is one this release does not know.
+    pub fn state(&self) -> Option<DeliveryState> {
+        self.state.parse().ok()
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
