@@ -1,5 +1,6 @@
 //! Group incidents and repeat faults: when many units report the same thing at once it is
-//! one incident (DOMAIN rule 10); the same fault soon after a repair is a repeat (rule 9).
+//! one incident, handled once with every reporter kept informed; the same fault of a unit
+//! soon after a repair is a repeat ("fixed on Wednesday, broken again on Friday").
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ impl GroupingPolicy {
     }
 }
 
-/// An incident is at least P2 (scope raises the level, DOMAIN rule 3), and as urgent as
+/// An incident is at least P2 (a group complaint raises the level, as urgency does), and as urgent as
 /// its most urgent report.
 pub fn incident_priority(reports: impl IntoIterator<Item = Priority>) -> Priority {
     reports.into_iter().fold(Priority::P2, Priority::most_urgent)

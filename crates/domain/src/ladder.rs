@@ -1,7 +1,8 @@
 //! The escalation ladder: which alarms a running clock sets, when each fires, whom it
 //! tells and how far it raises the ticket's escalation level.
 //!
-//! Defaults (DOMAIN.md, rule 4 and the service-level table): a reminder to the assignee and
+//! Overdue work reminds automatically and goes up the chain at once: assignee, supervisor,
+//! manager. Defaults: a reminder to the assignee and
 //! the first-contact owner at 80 % of the allowance; at the breach the department
 //! supervisor (and the manager at once for a P1 or a group incident), with the resident told
 //! the expected time; at twice the allowance the property manager. Alarms of working-hours

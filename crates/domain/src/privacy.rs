@@ -1,4 +1,4 @@
-//! Residents' personal data (保密, DOMAIN rule 11): who may see it, and how it is masked
+//! Residents' personal data (保密: never shown to staff who do not need it, never logged): who may see it, and how it is masked
 //! for everyone else. Callers must also never log it; this module only decides display.
 
 use crate::ticket::Role;

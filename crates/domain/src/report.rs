@@ -1,4 +1,5 @@
-//! Rules of the monthly service review (DOMAIN.md rules 8 and 13): which periods may be
+//! Rules of the monthly service review (volumes, weak spots, response times per person,
+//! overdue work, callback coverage of at least 90 % of dispatched work): which periods may be
 //! asked for, and how a percentile and a share are defined, so every figure is exact and
 //! the same wherever it is computed.
 

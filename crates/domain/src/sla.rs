@@ -1,8 +1,8 @@
 //! Service levels and the one function that computes a ticket's deadlines.
 //!
-//! Defaults come from DOMAIN.md: P1 on site in 15 minutes (seed), P3 acknowledged within 2
-//! hours (seed), callback within 48 hours of resolution (seed), complaint first reply in 24
-//! hours (ours). Everything is configurable per deployment so tests can shrink minutes to
+//! Defaults from the centre's procedures: P1 on site in 15 minutes, P3 acknowledged within 2
+//! hours, callback within 48 hours of resolution; the complaint first reply in 24 hours and
+//! the P2 and P4 levels are propdesk's own defaults. Everything is configurable per deployment so tests can shrink minutes to
 //! seconds.
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,4 +1,4 @@
-//! Keyword rules that raise a ticket's priority (urgency raises the level, DOMAIN rule 3).
+//! Keyword rules that raise a ticket's priority (a safety hazard raises the level).
 //!
 //! A rule never lowers a priority: the effective priority is the most urgent of the
 //! category default, the agent's judgement and every matching rule.

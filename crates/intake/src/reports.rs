@@ -1,4 +1,5 @@
-//! ReportService: the monthly service review (DOMAIN.md rules 8 and 13), what is late now,
+//! ReportService: the monthly service review (volumes, high-frequency problems, clocks per
+//! person, overdue work, callback coverage against its 90 % target), what is late now,
 //! and the review as CSV. Every figure is counted in the database over the tickets logged
 //! in the period (see `propdesk_store::reports`); no resident's personal data appears.
 

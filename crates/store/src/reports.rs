@@ -103,7 +103,7 @@ pub struct ClockStats {
 /// Callbacks and ratings over a scope.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallbackStats {
-    /// Requests dispatched to a department (the base of callback coverage, rule 8).
+    /// Requests dispatched to a department (the base of callback coverage: each month callbacks must reach at least 90 % of them).
     pub dispatched: u64,
     /// Of those, called back.
     pub called_back: u64,
