@@ -549,7 +549,7 @@ impl Ticket {
             facts.repeat_fault = true;
             if repeat.priority != facts.priority {
                 facts.priority = repeat.priority;
-                facts.deadlines = Deadlines { callback_by: facts.deadlines.callback_by, ..repeat.deadlines };
+                facts.deadlines = repeat.deadlines;
             }
         }
         if let Some(incident_id) = route.incident_id {

@@ -82,10 +82,15 @@ impl WorkingHours {
         Some((start, start + length))
     }
 
+    /// The property's calendar day at `at`.
+    fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        (at + self.offset()).date_naive()
+    }
+
     /// The working windows that end after `at`, earliest first.
     fn windows_after(&self, at: DateTime<Utc>) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
         // A night window of yesterday may still be open.
-        let first_day = (at + self.offset()).date_naive() - TimeDelta::days(1);
+        let first_day = self.local_date(at) - TimeDelta::days(1);
         (0..HORIZON_DAYS)
             .filter_map(move |n| self.window_of(first_day + TimeDelta::days(n)))
             .filter(move |(_, end)| *end > at)
@@ -93,7 +98,7 @@ impl WorkingHours {
 
     /// The working windows that start before `at`, latest first.
     fn windows_before(&self, at: DateTime<Utc>) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
-        let last_day = (at + self.offset()).date_naive();
+        let last_day = self.local_date(at);
         (0..HORIZON_DAYS)
             .filter_map(move |n| self.window_of(last_day - TimeDelta::days(n)))
             .filter(move |(start, _)| *start < at)
@@ -198,9 +203,33 @@ mod tests {
     }
 
     #[test]
+    fn zero_working_time_before_an_opening_is_the_last_close() {
+        let hours = WorkingHours::default();
+        // Tuesday 08:30 (opening) back to Monday 17:30 (the close): the same working instant.
+        assert_eq!(hours.sub_working(local(1, 8, 30), TimeDelta::zero()), local(0, 17, 30));
+        assert_eq!(hours.add_working(local(0, 17, 30), TimeDelta::zero()), local(1, 8, 30));
+    }
+
+    #[test]
+    fn a_calendar_with_no_working_time_never_moves_a_clock_backwards() {
+        // Refused by validation, yet the arithmetic stays on the safe side: the plain time.
+        let never = WorkingHours { days: vec![], ..WorkingHours::default() };
+        let start = local(0, 10, 0);
+        assert_eq!(never.add_working(start, TimeDelta::hours(2)), start + TimeDelta::hours(2));
+        assert_eq!(never.sub_working(start, TimeDelta::hours(2)), start - TimeDelta::hours(2));
+    }
+
+    #[test]
     fn a_calendar_without_working_days_is_refused() {
         let none = WorkingHours { days: vec![], ..WorkingHours::default() };
         assert!(none.validate().is_err());
         assert!(WorkingHours::default().validate().is_ok());
+        let sunday_and_eighth = WorkingHours { days: vec![7, 8], ..WorkingHours::default() };
+        assert!(sunday_and_eighth.validate().is_err(), "8 is no weekday");
+        // UTC offsets run from -14 h to +14 h.
+        for (minutes, valid) in [(-841, false), (-840, true), (0, true), (480, true), (840, true), (841, false)] {
+            let hours = WorkingHours { utc_offset_minutes: minutes, ..WorkingHours::default() };
+            assert_eq!(hours.validate().is_ok(), valid, "offset {minutes} min");
+        }
     }
 }

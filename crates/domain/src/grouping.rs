@@ -57,6 +57,15 @@ mod tests {
     }
 
     #[test]
+    fn the_windows_reach_back_from_now() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let policy = GroupingPolicy::default();
+        assert_eq!(policy.incident_since(now), now - TimeDelta::minutes(30));
+        assert_eq!(policy.repeat_since(now), now - TimeDelta::days(30));
+    }
+
+    #[test]
     fn an_incident_is_at_least_p2_and_as_urgent_as_its_worst_report() {
         assert_eq!(incident_priority([Priority::P3, Priority::P4]), Priority::P2);
         assert_eq!(incident_priority([Priority::P3, Priority::P1]), Priority::P1);

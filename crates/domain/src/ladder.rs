@@ -315,6 +315,23 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_waits_for_the_desks_hours_even_when_the_work_ran_round_the_clock() {
+        let sla = SlaPolicy::default();
+        let ladder = EscalationPolicy::default();
+        let hours = WorkingHours::default();
+        // 12:00 UTC is 20:00 in the centre (UTC+8): closed until 08:30 tomorrow (00:30 UTC).
+        let opening = at(0, 30, 0) + TimeDelta::days(1);
+        let callback = Deadlines { callback_by: Some(at(12, 0, 0)), ..Deadlines::default() };
+        let alarms = plan(&sla, &ladder, &hours, &facts(Priority::P1, callback));
+        assert!(alarms.iter().all(|a| hours.is_open(a.fire_at)), "{alarms:?}");
+        assert_eq!(alarms.iter().find(|a| a.rung == Rung::Breach).map(|a| a.fire_at), Some(opening));
+        // The same deadline on a P1 work clock fires when it falls, at night.
+        let on_site = Deadlines { on_site_by: Some(at(12, 0, 0)), ..Deadlines::default() };
+        let alarms = plan(&sla, &ladder, &hours, &facts(Priority::P1, on_site));
+        assert_eq!(alarms.iter().find(|a| a.rung == Rung::Breach).map(|a| a.fire_at), Some(at(12, 0, 0)));
+    }
+
+    #[test]
     fn met_clocks_are_cleared_and_a_hold_pauses_everything() {
         let all = Deadlines {
             acknowledge_by: Some(at(1, 0, 0)),

@@ -69,3 +69,60 @@ impl Policy {
         self.sla.deadlines(priority, kind, start, self.hours_for(property_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::RoutingOverride;
+    use crate::ticket::Department;
+
+    #[test]
+    fn the_defaults_are_valid_and_each_bad_setting_is_named() {
+        assert_eq!(Policy::default().validate(), Ok(()));
+        let grouping = |incident_window_secs, repeat_window_secs| Policy {
+            grouping: GroupingPolicy { incident_window_secs, repeat_window_secs, ..GroupingPolicy::default() },
+            ..Policy::default()
+        };
+        for (incident, repeat) in [(0, 60), (60, 0), (-1, 60), (60, -1)] {
+            let refused = grouping(incident, repeat).validate();
+            assert!(refused.is_err_and(|e| e.starts_with("grouping")), "{incident}/{repeat}");
+        }
+        assert_eq!(grouping(1, 1).validate(), Ok(()));
+
+        let mut sla = Policy::default();
+        sla.sla.callback_secs = 0;
+        assert_eq!(sla.validate(), Err("sla.callback_secs must be a positive number of seconds".to_owned()));
+
+        let mut routing = Policy::default();
+        routing.routing.overrides.push(RoutingOverride {
+            keywords: vec![],
+            categories: vec!["no_such_thing".into()],
+            in_unit: None,
+            department: Department::Security,
+        });
+        assert_eq!(routing.validate(), Err("routing.overrides[3]: unknown category `no_such_thing`".to_owned()));
+
+        let mut hours = Policy::default();
+        hours.property_working_hours.insert("p-9".into(), WorkingHours { days: vec![], ..WorkingHours::default() });
+        assert!(hours.validate().is_err_and(|e| e.starts_with("property_working_hours.p-9.")));
+        let mut hours = Policy::default();
+        hours.working_hours.days = vec![];
+        assert!(hours.validate().is_err_and(|e| e.starts_with("working_hours.")));
+        let mut ladder = Policy::default();
+        ladder.escalation.reminder_percent = 0;
+        assert!(ladder.validate().is_err_and(|e| e.starts_with("escalation.")));
+        let mut catalog = Policy::default();
+        catalog.categories.categories.clear();
+        assert!(catalog.validate().is_err_and(|e| e.starts_with("categories")));
+    }
+
+    #[test]
+    fn a_property_with_its_own_hours_keeps_them_and_the_others_share_the_default() {
+        let own = WorkingHours::always();
+        let mut policy = Policy::default();
+        policy.property_working_hours.insert("p-1".into(), own.clone());
+        assert_eq!(policy.hours_for("p-1"), &own);
+        assert_eq!(policy.hours_for("p-2"), &WorkingHours::default());
+        assert_ne!(own, WorkingHours::default());
+    }
+}

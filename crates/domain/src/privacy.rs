@@ -41,6 +41,8 @@ mod tests {
         assert_eq!(mask_phone("13812345678"), "138****5678");
         assert_eq!(mask_phone("+86 138 1234 5678"), "+86****5678");
         assert_eq!(mask_phone("12345"), "*****");
+        assert_eq!(mask_phone("1234567"), "*******", "seven characters are all hidden");
+        assert_eq!(mask_phone("12345678"), "123****5678", "from eight on, head and tail show");
         assert_eq!(mask_name("张三丰"), "张**");
         assert_eq!(mask_name("Jane Doe"), "J*******");
         assert_eq!(mask_name(""), "");

@@ -230,6 +230,12 @@ mod tests {
     }
 
     #[test]
+    fn ratings_score_one_to_five() {
+        let scores: Vec<i32> = Satisfaction::ALL.iter().map(|s| s.score()).collect();
+        assert_eq!(scores, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
     fn only_unsatisfied_ratings_require_rework() {
         let rework: Vec<_> = Satisfaction::ALL.iter().filter(|s| s.requires_rework()).collect();
         assert_eq!(rework, [&Satisfaction::VeryUnsatisfied, &Satisfaction::Unsatisfied]);

@@ -152,6 +152,23 @@ mod tests {
         assert_eq!(v.required_id("id", "ticket-1"), None);
         v.optional_phone("phone", "+86 138-1234-5678");
         assert_eq!(v.0.len(), 1);
+        // 5 to 20 characters with at least 5 digits; only digits, spaces, '+' and '-'.
+        let phones = [
+            ("12345", true),
+            ("1234", false),
+            ("12 34", false),
+            ("12345678901234567890", true),
+            ("123456789012345678901", false),
+            ("+86-12345", true),
+            ("1234a", false),
+            ("", true),
+        ];
+        for (phone, valid) in phones {
+            let mut one = Violations::new();
+            one.optional_phone("phone", phone);
+            assert_eq!(one.is_empty(), valid, "{phone:?}");
+            assert_eq!(one.into_result().is_ok(), valid, "{phone:?}");
+        }
         v.optional_phone("phone", "call me");
         assert_eq!(v.page_size("page_size", 0), 50);
         assert_eq!(v.page_size("page_size", 200), 200);

@@ -373,10 +373,13 @@ fn escalation_never_lowers_the_level_and_a_reminder_changes_nothing() {
     let events = ticket.escalate(2, Cause::DeadlineMissed, system.clone(), "manager".into(), at(4));
     assert_eq!((events[0].event_type, events[0].cause), (EventType::Escalated, Some(Cause::DeadlineMissed)));
     assert_eq!(ticket.escalation_level, 2);
-    let mut again = Ticket::restore(ticket.facts().clone()).unwrap();
-    again.escalate(1, Cause::DeadlineMissed, system, "supervisor".into(), at(5));
-    assert_eq!(again.escalation_level, 2);
-    assert!(!again.is_changed(), "a lower level leaves the ticket as it was");
+    for level in [1, 2] {
+        let mut again = Ticket::restore(ticket.facts().clone()).unwrap();
+        let events = again.escalate(level, Cause::DeadlineMissed, system.clone(), "again".into(), at(5));
+        assert_eq!(events.len(), 1, "the step is recorded");
+        assert_eq!(again.escalation_level, 2);
+        assert!(!again.is_changed(), "level {level} leaves a level-2 ticket as it was");
+    }
 }
 
 #[test]
@@ -407,8 +410,17 @@ fn a_stored_ticket_that_breaks_an_invariant_is_refused() {
 }
 
 #[test]
+fn the_actor_of_an_event_is_a_member_of_staff_with_a_role_or_a_worker() {
+    let staff = By::staff("s-1", Role::Supervisor);
+    assert_eq!((staff.id(), staff.role()), ("s-1", Some(Role::Supervisor)));
+    let worker = By::System("system:dispatch");
+    assert_eq!((worker.id(), worker.role()), ("system:dispatch", None));
+}
+
+#[test]
 fn the_reporter_never_shows_in_debug_output() {
     let ticket = logged("tap");
     let shown = format!("{ticket:?}");
     assert!(!shown.contains("13800000000") && !shown.contains("住户"), "{shown}");
+    assert!(shown.contains("reporter: Reporter { .. }"), "the field is there, its content hidden: {shown}");
 }

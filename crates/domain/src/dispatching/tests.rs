@@ -153,6 +153,19 @@ fn a_report_joins_the_open_incident_of_its_building_and_its_person() {
 }
 
 #[test]
+fn a_common_area_report_never_joins_an_incident_it_is_shown() {
+    let policy = Policy::default();
+    let lobby = report("t-9", "water_supply", "停水", None);
+    let mut incident = report("i-1", "water_supply", "incident", None).facts().clone();
+    incident.incident = IncidentLink::IsIncident;
+    incident.assignee_id = Some("lead".into());
+    let people = [candidate("desk", 0)];
+    let around = Surroundings { open_incident: Some(&incident), ..alone(&people) };
+    let decision = decide(&lobby, Department::Engineering, &around, &policy, "i-new", at(1));
+    assert_eq!((decision.route.incident_id, decision.route.assignee_id.as_deref()), (None, Some("desk")));
+}
+
+#[test]
 fn enough_units_of_one_building_open_an_incident_that_links_the_other_reports() {
     let policy = Policy::default();
     let reports = [
