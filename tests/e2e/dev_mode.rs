@@ -5,7 +5,7 @@ use std::time::Duration;
 use propdesk_proto::v1 as pb;
 use tokio_stream::StreamExt;
 
-use crate::helpers::{Server, authed};
+use crate::helpers::{Server, authed, dev_admin_token};
 
 /// Service names listed by reflection through one protocol version (`v1` or `v1alpha`):
 /// the two are separate generated types with the same shape.
@@ -54,11 +54,7 @@ async fn dev_serves_health_reflection_and_seeded_demo_data() {
     }
 
     // The seeded directory is there; mint a token with the dev secret kept beside the file.
-    let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
-    let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
-    let admin =
-        propdesk_domain::Actor { staff_id: "dev-admin".into(), role: propdesk_domain::Role::Admin, properties: vec![] };
-    let token = keys.mint(&admin, chrono::Utc::now().timestamp(), 600).unwrap();
+    let token = dev_admin_token(dir.path());
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(server.channel().await);
     let properties =
         directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties;
@@ -133,11 +129,7 @@ async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() 
     // A one-second acknowledge clock for emergencies, so the in-process notifier escalates.
     let env = [("PROPDESK__POLICY__SLA__P1__ACKNOWLEDGE_SECS", "1".to_owned())];
     let server = Server::start(&["dev"], &env, Some(dir.path())).await;
-    let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
-    let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
-    let admin =
-        propdesk_domain::Actor { staff_id: "dev-admin".into(), role: propdesk_domain::Role::Admin, properties: vec![] };
-    let token = keys.mint(&admin, chrono::Utc::now().timestamp(), 600).unwrap();
+    let token = dev_admin_token(dir.path());
     let channel = server.channel().await;
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(channel.clone());
     let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel);

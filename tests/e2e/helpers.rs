@@ -170,6 +170,15 @@ pub fn token(staff_id: &str, role: Role, properties: &[&str]) -> String {
     keys().mint(&actor, chrono::Utc::now().timestamp(), 3600).expect("mint")
 }
 
+/// An admin token for the `propdesk dev` whose working directory is `dir`, signed with
+/// the secret it keeps beside its SQLite file.
+pub fn dev_admin_token(dir: &std::path::Path) -> String {
+    let secret = std::fs::read_to_string(dir.join("propdesk-dev.secret")).expect("the dev secret");
+    let keys = TokenKeys::new(secret.trim().as_bytes()).expect("a usable secret");
+    let admin = Actor { staff_id: "dev-admin".into(), role: Role::Admin, properties: vec![] };
+    keys.mint(&admin, chrono::Utc::now().timestamp(), 600).expect("mint")
+}
+
 /// A request carrying `token`.
 pub fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);

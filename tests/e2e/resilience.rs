@@ -8,7 +8,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::helpers::{App, Server, authed};
+use crate::helpers::{App, Server, authed, dev_admin_token};
 
 crate::on_both_backends!(
     threads = 4;
@@ -144,11 +144,7 @@ async fn embedded_mode_killed_under_load_loses_nothing_doubles_nothing_and_resum
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&["dev"], &[], Some(dir.path())).await;
-    let secret = std::fs::read_to_string(dir.path().join("propdesk-dev.secret")).unwrap();
-    let keys = propdesk_intake::TokenKeys::new(secret.trim().as_bytes()).unwrap();
-    let admin =
-        propdesk_domain::Actor { staff_id: "dev-admin".into(), role: propdesk_domain::Role::Admin, properties: vec![] };
-    let token = keys.mint(&admin, chrono::Utc::now().timestamp(), 600).unwrap();
+    let token = dev_admin_token(dir.path());
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(server.channel().await);
     let property_id =
         directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties

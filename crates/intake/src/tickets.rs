@@ -16,6 +16,7 @@ use propdesk_domain::{
     Actor, By, Channel, Department, Move, Operation, Priority, Recorded, RuleViolation, Satisfaction, Ticket,
     TicketKind, TicketState, Violations,
 };
+use propdesk_domain::{Category, Policy};
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{resident, staff};
@@ -28,6 +29,7 @@ use crate::IntakeState;
 use crate::auth::actor;
 use crate::convert::{event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
+use crate::places::Place;
 use crate::watch::{self, EventStream};
 
 pub struct TicketApi {
@@ -459,120 +461,38 @@ impl TicketService for TicketApi {
 }
 
 impl TicketApi {
+    /// Parse (every bad field), check the places against the directory, log, save.
     async fn create(&self, actor: &Actor, body: pb::CreateTicketRequest) -> ApiResult<pb::Ticket> {
         let policy = &self.state.policy;
-        let mut v = Violations::new();
-        check_request_id(&mut v, &body.request_id);
-        let property_id = v.required_id("property_id", &body.property_id);
-        let unit_id = v.optional_id("unit_id", &body.unit_id);
-        let resident_id = v.optional_id("resident_id", &body.resident_id);
-        v.optional_text("location", &body.location, MAX_LOCATION);
-        if body.unit_id.is_empty() && body.location.trim().is_empty() {
-            v.add("location", "is required for a common-area request (no unit_id)");
-        }
-        v.optional_text("reporter_name", &body.reporter_name, MAX_NAME);
-        v.optional_phone("reporter_phone", &body.reporter_phone);
-        let kind = required_enum::<TicketKind>(&mut v, "kind", body.kind);
-        let channel = required_enum::<Channel>(&mut v, "channel", body.channel);
-        let requested_priority = optional_enum::<Priority>(&mut v, "priority", body.priority);
-        let category = if body.category.is_empty() {
-            v.add("category", "is required");
-            None
-        } else {
-            let found = policy.categories.get(&body.category);
-            if found.is_none() {
-                v.add("category", format!("`{}` is not in the category catalog (see ListCategories)", body.category));
-            }
-            found
-        };
-        v.optional_text("title", &body.title, MAX_TITLE);
-        v.required_text("description", &body.description, MAX_DESCRIPTION);
-        v.optional_text("answer_on_the_spot", &body.answer_on_the_spot, MAX_DESCRIPTION);
-        let answered = !body.answer_on_the_spot.trim().is_empty();
-        if answered && kind.is_some_and(|k| k != TicketKind::Enquiry) {
-            v.add("answer_on_the_spot", "only an enquiry can be answered on the spot");
-        }
         let now = propdesk_store::now();
-        let promised_reply_at = from_timestamp(&mut v, "promised_reply_at", body.promised_reply_at.as_ref());
-        if promised_reply_at.is_some_and(|at| at <= now) {
-            v.add("promised_reply_at", "must be in the future");
-        }
-        v.into_result()?;
-        let (Some(property_id), Some(kind), Some(channel), Some(category)) = (property_id, kind, channel, category)
-        else {
-            return Err(ApiError::Internal("validated fields missing".into()));
-        };
-
-        actor.authorize(&property_id, Operation::CreateTicket, false)?;
-        let store = &self.state.store;
-        let mut v = Violations::new();
-        let places = &self.state.places;
-        let found_unit = match &unit_id {
-            Some(id) => places.unit(store, id).await?,
-            None => None,
-        };
-        // A unit of the property vouches for it (units are only added to existing
-        // properties, and properties are never deleted).
-        let vouched = found_unit.as_ref().is_some_and(|unit| unit.property_id == property_id);
-        if !vouched && !places.property_exists(store, &property_id).await? {
-            v.add("property_id", "no such property");
-        }
-        let unit = match (&unit_id, found_unit) {
-            (Some(_), Some(unit)) if unit.property_id == property_id => Some(unit),
-            (Some(_), Some(_)) => {
-                v.add("unit_id", "belongs to another property");
-                None
-            }
-            (Some(_), None) => {
-                v.add("unit_id", "no such unit");
-                None
-            }
-            (None, _) => None,
-        };
-        let resident = match &resident_id {
-            Some(id) => match store.find::<resident::Model>(id).await? {
-                Some(resident) if resident.property_id == property_id => Some(resident),
-                Some(_) => {
-                    v.add("resident_id", "belongs to another property");
-                    None
-                }
-                None => {
-                    v.add("resident_id", "no such resident");
-                    None
-                }
-            },
-            None => None,
-        };
-        v.into_result()?;
+        let parsed = parse_create(policy, &body, now)?;
+        actor.authorize(&parsed.property_id, Operation::CreateTicket, false)?;
+        let (unit, resident) = self.places_of(&parsed).await?;
 
         let fingerprint = hex(&Sha256::digest(body.encode_to_vec()));
-        let or_resident = |given: &str, known: fn(&resident::Model) -> &String| {
-            if given.is_empty() {
-                resident.as_ref().map(|r| known(r).clone()).unwrap_or_default()
-            } else {
-                given.to_owned()
-            }
+        let or_resident = |given: String, known: fn(&resident::Model) -> &String| {
+            if given.is_empty() { resident.as_ref().map(|r| known(r).clone()).unwrap_or_default() } else { given }
         };
         let report = Report {
             id: new_id(),
-            property_id,
+            property_id: parsed.property_id,
             unit: unit.map(|u| UnitPlace { unit_id: u.unit_id, building_id: u.building_id, label: u.label }),
-            location: body.location.clone(),
+            location: body.location,
             resident_id: resident.as_ref().map(|r| r.id.clone()),
             reporter: Reporter {
-                name: or_resident(&body.reporter_name, |r| &r.name),
-                phone: or_resident(&body.reporter_phone, |r| &r.phone),
+                name: or_resident(body.reporter_name, |r| &r.name),
+                phone: or_resident(body.reporter_phone, |r| &r.phone),
             },
-            kind,
-            channel,
-            category: CategoryCode::new(category.code.clone()),
-            category_default: category.default_priority,
-            requested_priority,
-            title: body.title.clone(),
-            description: body.description.clone(),
-            request: RequestKey { request_id: body.request_id.clone(), fingerprint: fingerprint.clone() },
-            promised_reply_at,
-            answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
+            kind: parsed.kind,
+            channel: parsed.channel,
+            category: CategoryCode::new(parsed.category.code.clone()),
+            category_default: parsed.category.default_priority,
+            requested_priority: parsed.requested_priority,
+            title: body.title,
+            description: body.description,
+            request: RequestKey { request_id: body.request_id, fingerprint: fingerprint.clone() },
+            promised_reply_at: parsed.promised_reply_at,
+            answer_on_the_spot: parsed.answer_on_the_spot,
         };
         let (ticket, events) = Ticket::log(report, policy, by(actor), now)?;
         // Written by the group-commit writers, outside this task: the outbox messages carry
@@ -589,6 +509,123 @@ impl TicketApi {
             Created::Existing(_) => Err(ApiError::field("request_id", "was already used for a different request")),
         }
     }
+
+    /// The unit and resident a create names, checked against its property: every one that
+    /// is missing or belongs elsewhere is a field violation.
+    async fn places_of(&self, parsed: &ParsedCreate<'_>) -> ApiResult<(Option<Place>, Option<resident::Model>)> {
+        let (store, places) = (&self.state.store, &self.state.places);
+        let property_id = parsed.property_id.as_str();
+        let mut v = Violations::new();
+        let found_unit = match &parsed.unit_id {
+            Some(id) => places.unit(store, id).await?,
+            None => None,
+        };
+        // A unit of the property vouches for it (units are only added to existing
+        // properties, and properties are never deleted).
+        let vouched = found_unit.as_ref().is_some_and(|unit| unit.property_id == property_id);
+        if !vouched && !places.property_exists(store, property_id).await? {
+            v.add("property_id", "no such property");
+        }
+        let unit = match (&parsed.unit_id, found_unit) {
+            (Some(_), Some(unit)) if unit.property_id == property_id => Some(unit),
+            (Some(_), Some(_)) => {
+                v.add("unit_id", "belongs to another property");
+                None
+            }
+            (Some(_), None) => {
+                v.add("unit_id", "no such unit");
+                None
+            }
+            (None, _) => None,
+        };
+        let resident = match &parsed.resident_id {
+            Some(id) => match store.find::<resident::Model>(id).await? {
+                Some(resident) if resident.property_id == property_id => Some(resident),
+                Some(_) => {
+                    v.add("resident_id", "belongs to another property");
+                    None
+                }
+                None => {
+                    v.add("resident_id", "no such resident");
+                    None
+                }
+            },
+            None => None,
+        };
+        v.into_result()?;
+        Ok((unit, resident))
+    }
+}
+
+/// A create request as parsed: every field checked, the category found in the catalog.
+struct ParsedCreate<'a> {
+    property_id: String,
+    unit_id: Option<String>,
+    resident_id: Option<String>,
+    kind: TicketKind,
+    channel: Channel,
+    category: &'a Category,
+    requested_priority: Option<Priority>,
+    promised_reply_at: Option<DateTime<Utc>>,
+    answer_on_the_spot: Option<String>,
+}
+
+/// Checks every field of a create; the error lists every bad one.
+fn parse_create<'a>(
+    policy: &'a Policy,
+    body: &pb::CreateTicketRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<ParsedCreate<'a>> {
+    let mut v = Violations::new();
+    check_request_id(&mut v, &body.request_id);
+    let property_id = v.required_id("property_id", &body.property_id);
+    let unit_id = v.optional_id("unit_id", &body.unit_id);
+    let resident_id = v.optional_id("resident_id", &body.resident_id);
+    v.optional_text("location", &body.location, MAX_LOCATION);
+    if body.unit_id.is_empty() && body.location.trim().is_empty() {
+        v.add("location", "is required for a common-area request (no unit_id)");
+    }
+    v.optional_text("reporter_name", &body.reporter_name, MAX_NAME);
+    v.optional_phone("reporter_phone", &body.reporter_phone);
+    let kind = required_enum::<TicketKind>(&mut v, "kind", body.kind);
+    let channel = required_enum::<Channel>(&mut v, "channel", body.channel);
+    let requested_priority = optional_enum::<Priority>(&mut v, "priority", body.priority);
+    let category = if body.category.is_empty() {
+        v.add("category", "is required");
+        None
+    } else {
+        let found = policy.categories.get(&body.category);
+        if found.is_none() {
+            v.add("category", format!("`{}` is not in the category catalog (see ListCategories)", body.category));
+        }
+        found
+    };
+    v.optional_text("title", &body.title, MAX_TITLE);
+    v.required_text("description", &body.description, MAX_DESCRIPTION);
+    v.optional_text("answer_on_the_spot", &body.answer_on_the_spot, MAX_DESCRIPTION);
+    let answered = !body.answer_on_the_spot.trim().is_empty();
+    if answered && kind.is_some_and(|k| k != TicketKind::Enquiry) {
+        v.add("answer_on_the_spot", "only an enquiry can be answered on the spot");
+    }
+    let promised_reply_at = from_timestamp(&mut v, "promised_reply_at", body.promised_reply_at.as_ref());
+    if promised_reply_at.is_some_and(|at| at <= now) {
+        v.add("promised_reply_at", "must be in the future");
+    }
+    v.into_result()?;
+    let (Some(property_id), Some(kind), Some(channel), Some(category)) = (property_id, kind, channel, category) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    Ok(ParsedCreate {
+        property_id,
+        unit_id,
+        resident_id,
+        kind,
+        channel,
+        category,
+        requested_priority,
+        promised_reply_at,
+        answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
