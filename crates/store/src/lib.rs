@@ -1,8 +1,10 @@
 //! propdesk persistence through sea-orm, on PostgreSQL (production) and SQLite (embedded).
 //!
 //! Invariants:
-//! - A ticket change, its history event and its outbox message commit in one transaction,
-//!   or none of them does.
+//! - `tickets::save` (and `insert`, `Store::create_tickets`) is the only place that maps a
+//!   `propdesk_domain::Ticket` to its row or bumps its version.
+//! - A ticket change, its history events and their outbox messages commit in one
+//!   transaction, or none of them does.
 //! - History is append-only: nothing here updates or deletes a `ticket_events` row.
 //! - Every ticket update is conditional on the version the caller read
 //!   ([`StoreError::StaleVersion`] otherwise).

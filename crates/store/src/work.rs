@@ -1,6 +1,6 @@
 //! Building blocks for a consumer's unit of work, all inside one transaction: the inbox
-//! (idempotency), conditional ticket updates, history with outbox, and the lookups the
-//! dispatch worker decides with. Commit with [`Store::commit`] so local waiters wake.
+//! (idempotency), ticket row locks, and the lookups the dispatch worker decides with (the
+//! change itself is saved with `tickets::save`). Commit with [`Store::commit`] so local waiters wake.
 
 use std::collections::HashSet;
 use std::sync::Arc;
