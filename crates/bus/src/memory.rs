@@ -22,7 +22,8 @@ struct Queued {
 
 #[derive(Default)]
 struct State {
-    queues: HashMap<WorkerRole, mpsc::UnboundedSender<Queued>>,
+    /// Each subscribed role's queue, with its bindings (named once, not per message).
+    queues: HashMap<WorkerRole, (Vec<String>, mpsc::UnboundedSender<Queued>)>,
     parked: HashMap<WorkerRole, Vec<(Envelope, String)>>,
 }
 
@@ -49,10 +50,10 @@ impl MemoryBus {
         state
             .queues
             .iter()
-            .filter(|(role, sender)| {
-                !sender.is_closed() && role.bindings().iter().any(|b| topic_matches(b, routing_key))
+            .filter(|(_, (bindings, sender))| {
+                !sender.is_closed() && bindings.iter().any(|b| topic_matches(b, routing_key))
             })
-            .map(|(role, sender)| (*role, sender.clone()))
+            .map(|(role, (_, sender))| (*role, sender.clone()))
             .collect()
     }
 
@@ -87,7 +88,7 @@ impl MemoryBus {
     pub fn subscribe(&self, role: WorkerRole) -> MemorySubscription {
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.queues.insert(role, sender.clone());
+        state.queues.insert(role, (role.bindings(), sender.clone()));
         MemorySubscription { receiver, requeue: sender, bus: self.clone(), role }
     }
 

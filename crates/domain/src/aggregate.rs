@@ -87,7 +87,8 @@ pub struct Milestones {
 }
 
 impl Milestones {
-    fn at(created_at: DateTime<Utc>) -> Milestones {
+    /// A ticket logged at `created_at` and nothing more.
+    pub fn at(created_at: DateTime<Utc>) -> Milestones {
         Milestones {
             created_at,
             updated_at: created_at,
@@ -371,6 +372,11 @@ impl Ticket {
     /// The facts, for the store's row mapping.
     pub fn facts(&self) -> &TicketFacts {
         &self.facts
+    }
+
+    /// The facts, given up (the store restores the saved ticket from them).
+    pub fn into_facts(self) -> TicketFacts {
+        self.facts
     }
 
     /// Logs a new report: its priority (the most urgent of the category's, the agent's and

@@ -335,7 +335,7 @@ pub(crate) fn readable(row: ticket::Model) -> Result<Ticket, StoreError> {
 
 /// The ticket as stored at `version`.
 fn stored(ticket: Ticket, version: i64) -> Result<Ticket, StoreError> {
-    Ok(Ticket::restore(TicketFacts { version, ..ticket.facts().clone() })?)
+    Ok(Ticket::restore(TicketFacts { version, ..ticket.into_facts() })?)
 }
 
 /// The repository's one write of a changed ticket, inside the caller's transaction: the
@@ -398,7 +398,7 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
     let mut messages = Vec::with_capacity(stored.len());
     for row in &stored {
         let entry = by_id.get(row.event_id.as_str()).ok_or(StoreError::Vanished("an appended event"))?;
-        let mut message = propdesk_events::event_message(&history_event(row)?);
+        let mut message = propdesk_events::event_message(&appended(entry, row));
         if let Some(trace) = entry.trace_parent {
             message.trace_parent = Some(trace.to_owned());
         }
@@ -406,6 +406,30 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
     }
     outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
     Ok(())
+}
+
+/// An appended event as the wire carries it: from the typed entry (nothing to parse back)
+/// and the stored row's place in the event order.
+fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
+    let (ticket, event) = (entry.ticket, entry.event);
+    HistoryEvent {
+        event_id: row.event_id.clone(),
+        cursor: EventCursor::of(row).to_string(),
+        ticket_id: ticket.id.clone(),
+        event_type: event.event_type,
+        cause: event.cause,
+        actor_id: event.by.id().to_owned(),
+        actor_role: event.by.role(),
+        from_state: event.from,
+        to_state: event.to,
+        note: event.note.clone(),
+        occurred_at: row.occurred_at,
+        ticket_version: entry.version,
+        property_id: ticket.property_id.clone(),
+        department: ticket.department,
+        assignee_id: ticket.assignee_id.clone(),
+        priority: ticket.priority,
+    }
 }
 
 /// Adds a message to the outbox inside the caller's transaction.

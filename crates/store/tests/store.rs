@@ -62,16 +62,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         incident: IncidentLink::None,
         repeat_fault: false,
         request: RequestKey { request_id: request_id.to_owned(), fingerprint: "f".into() },
-        times: Milestones {
-            created_at,
-            updated_at: created_at,
-            dispatched_at: None,
-            accepted_at: None,
-            on_site_at: None,
-            resolved_at: None,
-            closed_at: None,
-            on_hold_since: None,
-        },
+        times: Milestones::at(created_at),
         deadlines: Deadlines {
             acknowledge_by: Some(created_at + TimeDelta::hours(2)),
             on_site_by: Some(created_at + TimeDelta::hours(24)),

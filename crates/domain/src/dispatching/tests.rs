@@ -39,6 +39,14 @@ fn candidate(id: &str, open: u64) -> Candidate {
     Candidate { staff_id: id.into(), open_tickets: open, last_assigned_at: None }
 }
 
+/// An open incident of building b-1 worked by `assignee`.
+fn open_incident(assignee: &str) -> TicketFacts {
+    let mut incident = report("i-1", "water_supply", "incident", None).facts().clone();
+    incident.incident = IncidentLink::IsIncident;
+    incident.assignee_id = Some(assignee.into());
+    incident
+}
+
 fn alone<'a>(candidates: &'a [Candidate]) -> Surroundings<'a> {
     Surroundings { candidates, last_resolution: None, open_incident: None, recent_reports: &[] }
 }
@@ -140,9 +148,7 @@ fn a_fault_soon_after_a_repair_of_the_unit_is_a_repeat_one_level_more_urgent() {
 fn a_report_joins_the_open_incident_of_its_building_and_its_person() {
     let policy = Policy::default();
     let ticket = report("t-9", "water_supply", "停水", Some("u-9"));
-    let mut incident = report("i-1", "water_supply", "incident", None).facts().clone();
-    incident.incident = IncidentLink::IsIncident;
-    incident.assignee_id = Some("lead".into());
+    let incident = open_incident("lead");
     let people = [candidate("other", 0)];
     let around = Surroundings { open_incident: Some(&incident), ..alone(&people) };
     let decision = decide(&ticket, Department::Engineering, &around, &policy, "i-new", at(1));
@@ -156,9 +162,7 @@ fn a_report_joins_the_open_incident_of_its_building_and_its_person() {
 fn a_common_area_report_never_joins_an_incident_it_is_shown() {
     let policy = Policy::default();
     let lobby = report("t-9", "water_supply", "停水", None);
-    let mut incident = report("i-1", "water_supply", "incident", None).facts().clone();
-    incident.incident = IncidentLink::IsIncident;
-    incident.assignee_id = Some("lead".into());
+    let incident = open_incident("lead");
     let people = [candidate("desk", 0)];
     let around = Surroundings { open_incident: Some(&incident), ..alone(&people) };
     let decision = decide(&lobby, Department::Engineering, &around, &policy, "i-new", at(1));
