@@ -5,7 +5,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::{Code, Request};
 
-use crate::helpers::{App, SECRET, assert_status, authed, token};
+use crate::helpers::{App, SECRET, assert_reason, assert_status, authed, new_request_id, token};
 
 crate::on_both_backends!(
     missing_garbled_forged_and_expired_tokens_are_unauthenticated,
@@ -21,7 +21,7 @@ async fn missing_garbled_forged_and_expired_tokens_are_unauthenticated(backend: 
     let before = app.snapshot().await;
 
     let result = app.tickets.create_ticket(Request::new(request.clone())).await;
-    assert_status(result, Code::Unauthenticated, None, "missing token");
+    assert_reason(result, Code::Unauthenticated, pb::ErrorReason::TokenMissing, "missing token");
 
     let mut garbled = Request::new(request.clone());
     garbled.metadata_mut().insert("authorization", "Bearer not-a-jwt".parse().unwrap());
@@ -44,7 +44,7 @@ async fn missing_garbled_forged_and_expired_tokens_are_unauthenticated(backend: 
     let real_keys = propdesk_intake::TokenKeys::new(SECRET.as_bytes()).unwrap();
     let expired = real_keys.mint(&actor, chrono::Utc::now().timestamp() - 7200, 3600).unwrap();
     let result = app.tickets.create_ticket(authed(&expired, request)).await;
-    assert_status(result, Code::Unauthenticated, None, "expired token");
+    assert_reason(result, Code::Unauthenticated, pb::ErrorReason::TokenExpired, "expired token");
     assert_eq!(app.snapshot().await, before);
 }
 
@@ -54,7 +54,8 @@ async fn another_propertys_ticket_is_out_of_reach(backend: Backend) {
     let outsider = app.world.outsider.clone();
     let before = app.snapshot().await;
     let get = app.tickets.get_ticket(authed(&outsider, pb::GetTicketRequest { ticket_id: t.id.clone() })).await;
-    assert_status(get, Code::PermissionDenied, None, "get another property's ticket");
+    let denied = assert_reason(get, Code::PermissionDenied, pb::ErrorReason::PropertyNotServed, "get another's ticket");
+    assert_eq!(denied["property_id"], app.world.property_id);
     let cancel = app.tickets.cancel_ticket(authed(&outsider, App::action(&t, "nope"))).await;
     assert_status(cancel, Code::PermissionDenied, None, "cancel another property's ticket");
     let history = app
@@ -111,7 +112,8 @@ async fn role_rules_are_enforced(backend: Backend) {
     let result = app.tickets.accept_ticket(authed(&other, App::action(&t, ""))).await;
     assert_status(result, Code::PermissionDenied, None, "a technician accepts someone else's job");
     let result = app.tickets.cancel_ticket(authed(&plumber, App::action(&t, "no"))).await;
-    assert_status(result, Code::PermissionDenied, None, "a technician cancels");
+    let denied = assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "a technician cancels");
+    assert_eq!(denied["role"], "STAFF_ROLE_TECHNICIAN");
     let staff = pb::CreateStaffRequest {
         property_id: app.world.property_id.clone(),
         name: "Intruder".into(),
@@ -119,6 +121,7 @@ async fn role_rules_are_enforced(backend: Backend) {
         department: 0,
         supervisor_id: String::new(),
         on_duty: true,
+        request_id: new_request_id(),
     };
     assert_status(app.directory.create_staff(authed(&agent, staff)).await, Code::PermissionDenied, None, "agent hires");
     assert_eq!(app.snapshot().await, before);

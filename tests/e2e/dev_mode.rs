@@ -192,7 +192,7 @@ async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() 
         .await
         .unwrap()
         .into_inner();
-    let action = pb::TicketActionRequest {
+    let action = pb::ResolveTicketRequest {
         ticket_id: incident.id.clone(),
         expected_version: incident.version,
         note: "fixed".into(),

@@ -18,7 +18,7 @@ use propdesk_testkit::{Backend, TestDatabase};
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
+use tonic_types::{ErrorInfo, StatusExt};
 
 pub const SECRET: &str = "e2e-signing-secret-that-is-long-enough-0123456789";
 pub const BINARY: &str = env!("CARGO_BIN_EXE_propdesk");
@@ -180,6 +180,38 @@ pub fn dev_admin_token(dir: &std::path::Path) -> String {
 }
 
 /// A request carrying `token`.
+/// A fresh idempotency key for a Create call.
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The requests of the plain ticket moves (ticket, version, note), built alike.
+pub trait ActionRequest {
+    fn of(ticket_id: String, expected_version: i64, note: String) -> Self;
+}
+
+macro_rules! action_requests {
+    ($($request:ident),+) => {$(
+        impl ActionRequest for pb::$request {
+            fn of(ticket_id: String, expected_version: i64, note: String) -> Self {
+                pb::$request { ticket_id, expected_version, note }
+            }
+        }
+    )+};
+}
+
+action_requests!(
+    AcceptTicketRequest,
+    ArriveOnSiteRequest,
+    PutOnHoldRequest,
+    ResumeTicketRequest,
+    ResolveTicketRequest,
+    CancelTicketRequest,
+    CloseTicketRequest,
+    ReopenTicketRequest,
+    AddNoteRequest
+);
+
 pub fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
@@ -312,6 +344,7 @@ impl App {
             department: department as i32,
             supervisor_id: String::new(),
             on_duty,
+            request_id: new_request_id(),
         };
         let token = self.world.admin.clone();
         self.directory.create_staff(authed(&token, request)).await.expect("hire").into_inner().id
@@ -324,6 +357,7 @@ impl App {
             floor: 5,
             room: room.into(),
             postal_address: format!("Room {room}, Building 2"),
+            request_id: new_request_id(),
         };
         let token = self.world.admin.clone();
         self.directory.create_unit(authed(&token, request)).await.expect("add unit").into_inner().id
@@ -424,8 +458,8 @@ impl App {
     }
 
     /// Action request for the ticket at its current version.
-    pub fn action(ticket: &pb::Ticket, note: &str) -> pb::TicketActionRequest {
-        pb::TicketActionRequest { ticket_id: ticket.id.clone(), expected_version: ticket.version, note: note.into() }
+    pub fn action<R: ActionRequest>(ticket: &pb::Ticket, note: &str) -> R {
+        R::of(ticket.id.clone(), ticket.version, note.into())
     }
 
     /// Dispatches to engineering, assigned to the plumber.
@@ -455,7 +489,11 @@ impl World {
         let property = directory
             .create_property(authed(
                 &root,
-                pb::CreatePropertyRequest { name: "Sunny Gardens".into(), address: "88 Garden Road".into() },
+                pb::CreatePropertyRequest {
+                    name: "Sunny Gardens".into(),
+                    address: "88 Garden Road".into(),
+                    request_id: new_request_id(),
+                },
             ))
             .await
             .expect("create property")
@@ -463,7 +501,11 @@ impl World {
         let other = directory
             .create_property(authed(
                 &root,
-                pb::CreatePropertyRequest { name: "Other Estate".into(), address: "1 Far Road".into() },
+                pb::CreatePropertyRequest {
+                    name: "Other Estate".into(),
+                    address: "1 Far Road".into(),
+                    request_id: new_request_id(),
+                },
             ))
             .await
             .expect("create other property")
@@ -471,7 +513,11 @@ impl World {
         let building = directory
             .create_building(authed(
                 &root,
-                pb::CreateBuildingRequest { property_id: property.id.clone(), name: "2".into() },
+                pb::CreateBuildingRequest {
+                    property_id: property.id.clone(),
+                    name: "2".into(),
+                    request_id: new_request_id(),
+                },
             ))
             .await
             .expect("create building")
@@ -484,6 +530,7 @@ impl World {
                     floor: 12,
                     room: "1203".into(),
                     postal_address: "Room 1203".into(),
+                    request_id: new_request_id(),
                 },
             ))
             .await
@@ -492,7 +539,11 @@ impl World {
         let other_building = directory
             .create_building(authed(
                 &root,
-                pb::CreateBuildingRequest { property_id: other.id.clone(), name: "9".into() },
+                pb::CreateBuildingRequest {
+                    property_id: other.id.clone(),
+                    name: "9".into(),
+                    request_id: new_request_id(),
+                },
             ))
             .await
             .expect("create other building")
@@ -505,6 +556,7 @@ impl World {
                     floor: 1,
                     room: "101".into(),
                     postal_address: String::new(),
+                    request_id: new_request_id(),
                 },
             ))
             .await
@@ -517,6 +569,7 @@ impl World {
                     unit_id: unit.id.clone(),
                     name: "李四".into(),
                     phone: "13900001111".into(),
+                    request_id: new_request_id(),
                 },
             ))
             .await
@@ -533,6 +586,7 @@ impl World {
                         department: department as i32,
                         supervisor_id: String::new(),
                         on_duty: true,
+                        request_id: new_request_id(),
                     },
                 ))
                 .await
@@ -571,20 +625,45 @@ impl World {
     }
 }
 
-/// Asserts the status code and, for INVALID_ARGUMENT, that a field violation names `field`.
-pub fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, field: Option<&str>, case: &str) {
+/// Asserts the status code, that it carries an ErrorInfo with a reason of common.proto's
+/// list, and, for INVALID_ARGUMENT, that a field violation names `field`. Returns the reason.
+pub fn assert_status(
+    result: Result<impl std::fmt::Debug, Status>,
+    code: Code,
+    field: Option<&str>,
+    case: &str,
+) -> ErrorInfo {
     let status = match result {
         Ok(value) => panic!("{case}: expected {code:?}, got success {value:?}"),
         Err(status) => status,
     };
     assert_eq!(status.code(), code, "{case}: {}", status.message());
+    let info = status.get_details_error_info().unwrap_or_else(|| panic!("{case}: no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "propdesk.v1", "{case}");
+    let known = pb::ErrorReason::from_str_name(&info.reason);
+    assert!(known.is_some_and(|r| r != pb::ErrorReason::Unspecified), "{case}: unknown reason {:?}", info.reason);
     if let Some(field) = field {
         let violations = status.get_details_bad_request().map(|b| b.field_violations).unwrap_or_default();
         assert!(
             violations.iter().any(|v| v.field == field && !v.description.is_empty()),
             "{case}: no violation of `{field}` in {violations:?}"
         );
+        let fields = info.metadata.get("fields").cloned().unwrap_or_default();
+        assert!(fields.split(',').any(|f| f == field), "{case}: ErrorInfo fields {fields:?} lack `{field}`");
     }
+    info
+}
+
+/// [`assert_status`] and that the ErrorInfo reason is `reason`; returns its metadata.
+pub fn assert_reason(
+    result: Result<impl std::fmt::Debug, Status>,
+    code: Code,
+    reason: pb::ErrorReason,
+    case: &str,
+) -> std::collections::HashMap<String, String> {
+    let info = assert_status(result, code, None, case);
+    assert_eq!(info.reason, reason.as_str_name(), "{case}");
+    info.metadata
 }
 
 /// `template` with a fresh request id and a numbered description.

@@ -5,7 +5,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::Code;
 
-use crate::helpers::{App, assert_status, authed};
+use crate::helpers::{App, assert_status, authed, new_request_id};
 
 crate::on_both_backends!(bad_create_requests_name_the_field_and_write_nothing, bad_reads_and_changes_are_refused);
 
@@ -139,7 +139,7 @@ async fn bad_reads_and_changes_are_refused(backend: Backend) {
         "inverted range",
     );
 
-    let no_version = pb::TicketActionRequest { ticket_id: t.id.clone(), expected_version: 0, note: "x".into() };
+    let no_version = pb::CancelTicketRequest { ticket_id: t.id.clone(), expected_version: 0, note: "x".into() };
     let result = app.tickets.cancel_ticket(authed(&agent, no_version)).await;
     assert_status(result, Code::InvalidArgument, Some("expected_version"), "missing version");
     let result = app.tickets.cancel_ticket(authed(&agent, App::action(&t, ""))).await;
@@ -150,7 +150,7 @@ async fn bad_reads_and_changes_are_refused(backend: Backend) {
         .tickets
         .cancel_ticket(authed(
             &agent,
-            pb::TicketActionRequest { ticket_id: missing, expected_version: 1, note: "x".into() },
+            pb::CancelTicketRequest { ticket_id: missing, expected_version: 1, note: "x".into() },
         ))
         .await;
     assert_status(result, Code::NotFound, None, "cancel an unknown ticket");
@@ -185,6 +185,7 @@ async fn bad_reads_and_changes_are_refused(backend: Backend) {
         floor: 12,
         room: "1203".into(),
         postal_address: String::new(),
+        request_id: new_request_id(),
     };
     let result = app.directory.create_unit(authed(&app.world.admin, unit)).await;
     assert_status(result, Code::AlreadyExists, None, "duplicate room");
@@ -195,6 +196,7 @@ async fn bad_reads_and_changes_are_refused(backend: Backend) {
         department: 0,
         supervisor_id: String::new(),
         on_duty: true,
+        request_id: new_request_id(),
     };
     let result = app.directory.create_staff(authed(&app.world.admin, staff)).await;
     assert_status(result, Code::InvalidArgument, Some("department"), "technician without department");

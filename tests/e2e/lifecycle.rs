@@ -4,7 +4,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::Code;
 
-use crate::helpers::{App, assert_status, authed};
+use crate::helpers::{App, assert_reason, assert_status, authed};
 
 crate::on_both_backends!(
     the_same_request_id_creates_one_ticket,
@@ -51,7 +51,8 @@ async fn the_same_request_id_creates_one_ticket(backend: Backend) {
     different.description = "something else entirely".into();
     let before = app.snapshot().await;
     let result = app.tickets.create_ticket(authed(&app.world.agent, different)).await;
-    assert_status(result, Code::InvalidArgument, Some("request_id"), "reused request id");
+    let info = assert_status(result, Code::InvalidArgument, Some("request_id"), "reused request id");
+    assert_eq!(info.reason, "DUPLICATE_REQUEST_MISMATCH");
     assert_eq!(app.snapshot().await, before);
 }
 
@@ -323,16 +324,15 @@ async fn every_forbidden_transition_is_refused_and_changes_nothing(backend: Back
         let t = ticket_in(&mut app, state).await;
         assert_eq!(t.state, state as i32, "setup for {state:?}");
         let before = app.snapshot().await;
-        let action = App::action(&t, "a note");
         let result = match mv {
-            "accept" => app.tickets.accept_ticket(authed(&supervisor, action)).await,
-            "arrive" => app.tickets.arrive_on_site(authed(&supervisor, action)).await,
-            "hold" => app.tickets.put_on_hold(authed(&supervisor, action)).await,
-            "resume" => app.tickets.resume_ticket(authed(&supervisor, action)).await,
-            "resolve" => app.tickets.resolve_ticket(authed(&supervisor, action)).await,
-            "cancel" => app.tickets.cancel_ticket(authed(&supervisor, action)).await,
-            "close" => app.tickets.close_ticket(authed(&supervisor, action)).await,
-            "reopen" => app.tickets.reopen_ticket(authed(&supervisor, action)).await,
+            "accept" => app.tickets.accept_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
+            "arrive" => app.tickets.arrive_on_site(authed(&supervisor, App::action(&t, "a note"))).await,
+            "hold" => app.tickets.put_on_hold(authed(&supervisor, App::action(&t, "a note"))).await,
+            "resume" => app.tickets.resume_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
+            "resolve" => app.tickets.resolve_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
+            "cancel" => app.tickets.cancel_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
+            "close" => app.tickets.close_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
+            "reopen" => app.tickets.reopen_ticket(authed(&supervisor, App::action(&t, "a note"))).await,
             "assign" => {
                 let request = pb::AssignTicketRequest {
                     ticket_id: t.id.clone(),
@@ -363,7 +363,9 @@ async fn every_forbidden_transition_is_refused_and_changes_nothing(backend: Back
             }
             other => panic!("unknown move {other}"),
         };
-        assert_status(result, Code::FailedPrecondition, None, &format!("{mv} from {state:?}"));
+        let case = format!("{mv} from {state:?}");
+        let refused = assert_reason(result, Code::FailedPrecondition, pb::ErrorReason::TransitionNotAllowed, &case);
+        assert_eq!(refused["from_state"], state.as_str_name(), "{case}");
         assert_eq!(app.snapshot().await, before, "{mv} from {state:?} wrote something");
     }
 }
@@ -376,8 +378,10 @@ async fn a_stale_version_is_aborted_and_changes_nothing(backend: Backend) {
     let before = app.snapshot().await;
     // `t` is the version before the assignment.
     let result = app.tickets.cancel_ticket(authed(&app.world.agent, App::action(&t, "withdrawn"))).await;
-    assert_status(result, Code::Aborted, None, "stale cancel");
-    let mut future = App::action(&dispatched, "");
+    let stale = assert_reason(result, Code::Aborted, pb::ErrorReason::StaleVersion, "stale cancel");
+    assert_eq!(stale["current_version"], dispatched.version.to_string());
+    assert_eq!(stale["expected_version"], t.version.to_string());
+    let mut future: pb::AcceptTicketRequest = App::action(&dispatched, "");
     future.expected_version += 5;
     let result = app.tickets.accept_ticket(authed(&plumber, future)).await;
     assert_status(result, Code::Aborted, None, "version from the future");

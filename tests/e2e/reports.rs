@@ -275,11 +275,14 @@ async fn a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives(ba
                 let mut client = client.clone();
                 let who = tech(&t);
                 async move {
-                    let request = authed(&who, App::action(&t, "done"));
                     match step {
-                        pb::TicketEventType::Accepted => client.accept_ticket(request).await,
-                        pb::TicketEventType::ArrivedOnSite => client.arrive_on_site(request).await,
-                        _ => client.resolve_ticket(request).await,
+                        pb::TicketEventType::Accepted => {
+                            client.accept_ticket(authed(&who, App::action(&t, "done"))).await
+                        }
+                        pb::TicketEventType::ArrivedOnSite => {
+                            client.arrive_on_site(authed(&who, App::action(&t, "done"))).await
+                        }
+                        _ => client.resolve_ticket(authed(&who, App::action(&t, "done"))).await,
                     }
                 }
             })
@@ -611,7 +614,13 @@ async fn a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives(ba
 
     // The same report as CSV, with no resident's data.
     let mut csv = String::new();
-    let mut stream = reports.export_service_report(authed(&manager, request)).await.expect("export").into_inner();
+    let export = pb::ExportServiceReportRequest {
+        property_id: request.property_id,
+        period_start: request.period_start,
+        period_end: request.period_end,
+        department: request.department,
+    };
+    let mut stream = reports.export_service_report(authed(&manager, export)).await.expect("export").into_inner();
     while let Some(chunk) = stream.next().await {
         csv.push_str(&chunk.expect("chunk").text);
     }

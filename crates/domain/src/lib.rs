@@ -18,6 +18,7 @@ pub mod policy;
 pub mod privacy;
 pub mod report;
 pub mod routing;
+pub mod search;
 pub mod sla;
 pub mod ticket;
 pub mod urgency;

@@ -46,10 +46,32 @@ pub struct Lifecycle {
 #[error("a ticket that is {from} cannot be {verb}")]
 pub struct TransitionError {
     pub from: TicketState,
+    /// Where the move would have gone, when it has one target.
+    pub to: Option<TicketState>,
     pub verb: &'static str,
 }
 
 impl Move {
+    /// The state the move leads to, when it has one (resuming returns to where the ticket
+    /// was held, so it has none).
+    pub fn target(self) -> Option<TicketState> {
+        use TicketState::*;
+        Some(match self {
+            Move::Dispatch => Dispatched,
+            Move::Accept => Accepted,
+            Move::ArriveOnSite => OnSite,
+            Move::PutOnHold => OnHold,
+            Move::Resume => return None,
+            Move::Resolve => Resolved,
+            Move::Transfer => Transferred,
+            Move::Cancel => Cancelled,
+            Move::Close => Closed,
+            Move::Reopen => Reopened,
+            Move::RecordCallback { requires_rework: true } => Reopened,
+            Move::RecordCallback { requires_rework: false } => Closed,
+        })
+    }
+
     /// Past participle used in error messages: "cannot be accepted".
     pub fn verb(self) -> &'static str {
         match self {
@@ -96,7 +118,7 @@ impl Lifecycle {
             (Resolved, Move::Close) => to(Closed),
             (Resolved | Closed, Move::Reopen) => to(Reopened),
             (Resolved, Move::RecordCallback { requires_rework }) => to(if requires_rework { Reopened } else { Closed }),
-            (from, mv) => Err(TransitionError { from, verb: mv.verb() }),
+            (from, mv) => Err(TransitionError { from, to: mv.target(), verb: mv.verb() }),
         }
     }
 

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use propdesk_domain::{Actor, Role};
+use propdesk_proto::v1::ErrorReason;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
+
+use crate::error::ApiError;
 
 /// The claims of a propdesk token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,14 +82,18 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
             match err.kind() {
-                ErrorKind::ExpiredSignature => Status::unauthenticated("the token has expired"),
-                ErrorKind::InvalidSignature => Status::unauthenticated("the token signature is not valid"),
-                _ => Status::unauthenticated("the token is malformed"),
+                ErrorKind::ExpiredSignature => unauthenticated(ErrorReason::TokenExpired, "the token has expired"),
+                ErrorKind::InvalidSignature => {
+                    unauthenticated(ErrorReason::TokenInvalid, "the token signature is not valid")
+                }
+                _ => unauthenticated(ErrorReason::TokenInvalid, "the token is malformed"),
             }
         })?;
         let claims = data.claims;
-        let role =
-            claims.role.parse::<Role>().map_err(|_| Status::unauthenticated("the token names an unknown role"))?;
+        let role = claims
+            .role
+            .parse::<Role>()
+            .map_err(|_| unauthenticated(ErrorReason::TokenInvalid, "the token names an unknown role"))?;
         Ok(Actor { staff_id: claims.sub, role, properties: claims.properties })
     }
 
@@ -94,15 +101,15 @@ impl TokenKeys {
     pub fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
         let keys = self.clone();
         move |mut request: Request<()>| {
-            let header = request
-                .metadata()
-                .get("authorization")
-                .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
-            let value = header.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?;
+            let header = request.metadata().get("authorization").ok_or_else(|| {
+                unauthenticated(ErrorReason::TokenMissing, "missing `authorization: Bearer <token>` metadata")
+            })?;
+            let value = header
+                .to_str()
+                .map_err(|_| unauthenticated(ErrorReason::TokenMissing, "the authorization header is not text"))?;
+            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or_else(|| {
+                unauthenticated(ErrorReason::TokenMissing, "the authorization header must be `Bearer <token>`")
+            })?;
             let actor = keys.verify(token.trim())?;
             request.extensions_mut().insert(actor);
             Ok(request)
@@ -110,9 +117,17 @@ impl TokenKeys {
     }
 }
 
+fn unauthenticated(reason: ErrorReason, message: &'static str) -> Status {
+    Status::from(ApiError::Unauthenticated { reason, message })
+}
+
 /// The authenticated caller of a request that went through the interceptor.
 pub fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
-    request.extensions().get::<Actor>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    request
+        .extensions()
+        .get::<Actor>()
+        .cloned()
+        .ok_or_else(|| unauthenticated(ErrorReason::TokenMissing, "no authenticated caller"))
 }
 
 #[cfg(test)]

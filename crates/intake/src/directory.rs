@@ -18,6 +18,7 @@ use crate::IntakeState;
 use crate::auth::actor;
 use crate::convert::{WireEnum, code_to_wire, optional_enum, required_enum, timestamp};
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{check_request_id, insert_once, key_of};
 
 pub struct DirectoryApi {
     state: Arc<IntakeState>,
@@ -147,7 +148,9 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::Property>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
+        let key = key_of(&actor, &body.request_id, &body);
         let mut v = Violations::new();
+        check_request_id(&mut v, &body.request_id);
         v.required_text("name", &body.name, MAX_NAME);
         v.optional_text("address", &body.address, MAX_ADDRESS);
         v.into_result().map_err(ApiError::from)?;
@@ -157,7 +160,7 @@ impl DirectoryService for DirectoryApi {
         let now = propdesk_store::now();
         let model =
             property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
-        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
+        let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(property_to_wire(&stored)))
     }
 
@@ -205,14 +208,16 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::Building>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
+        let key = key_of(&actor, &body.request_id, &body);
         let mut v = Violations::new();
+        check_request_id(&mut v, &body.request_id);
         let property_id = v.required_id("property_id", &body.property_id);
         v.required_text("name", &body.name, MAX_SHORT_LABEL);
         v.into_result().map_err(ApiError::from)?;
         let property = self.property(&property_id.unwrap_or_default()).await?;
         actor.authorize(&property.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
         let model = building::Model { id: new_id(), property_id: property.id, name: body.name.trim().to_owned() };
-        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
+        let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(building_to_wire(&stored)))
     }
 
@@ -251,7 +256,9 @@ impl DirectoryService for DirectoryApi {
     async fn create_unit(&self, request: Request<pb::CreateUnitRequest>) -> Result<Response<pb::Unit>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
+        let key = key_of(&actor, &body.request_id, &body);
         let mut v = Violations::new();
+        check_request_id(&mut v, &body.request_id);
         let building_id = v.required_id("building_id", &body.building_id);
         v.required_text("room", &body.room, MAX_ROOM);
         v.optional_text("postal_address", &body.postal_address, MAX_ADDRESS);
@@ -271,7 +278,7 @@ impl DirectoryService for DirectoryApi {
             room,
             postal_address: body.postal_address,
         };
-        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
+        let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(unit_to_wire(&stored)))
     }
 
@@ -321,7 +328,9 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::Resident>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
+        let key = key_of(&actor, &body.request_id, &body);
         let mut v = Violations::new();
+        check_request_id(&mut v, &body.request_id);
         let unit_id = v.required_id("unit_id", &body.unit_id);
         v.required_text("name", &body.name, MAX_NAME);
         if body.phone.is_empty() {
@@ -341,7 +350,7 @@ impl DirectoryService for DirectoryApi {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
+        let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(resident_to_wire(&stored, &actor)))
     }
 
@@ -398,7 +407,9 @@ impl DirectoryService for DirectoryApi {
     async fn create_staff(&self, request: Request<pb::CreateStaffRequest>) -> Result<Response<pb::Staff>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
+        let key = key_of(&actor, &body.request_id, &body);
         let mut v = Violations::new();
+        check_request_id(&mut v, &body.request_id);
         let property_id = v.required_id("property_id", &body.property_id);
         v.required_text("name", &body.name, MAX_NAME);
         let role = required_enum::<Role>(&mut v, "role", body.role);
@@ -423,7 +434,7 @@ impl DirectoryService for DirectoryApi {
             on_duty: body.on_duty,
         };
         let model = staff::Model::new(new, now);
-        let stored = self.state.store.insert(model).await.map_err(ApiError::from)?;
+        let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod directory;
 pub mod error;
 pub mod group_commit;
+pub mod idempotency;
 pub mod notifications;
 pub mod observe;
 pub mod places;

@@ -6,6 +6,7 @@ use propdesk_domain::follow_up::DeliveryState;
 use propdesk_domain::{Actor, Operation, Role, Violations};
 use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::notification_service_server::NotificationService;
 use propdesk_store::deliveries::DeliveryFilter;
 use propdesk_store::entity::notification;
@@ -114,9 +115,12 @@ impl NotificationService for NotificationApi {
         let delivery = store.get_delivery(&id).await.map_err(ApiError::from)?.ok_or(ApiError::NotFound("delivery"))?;
         actor.authorize(&delivery.property_id, Operation::ManageNotifications, false).map_err(ApiError::from)?;
         if delivery.state() == Some(DeliveryState::Pending) {
-            return Err(
-                ApiError::Precondition("the delivery is still pending; it will be attempted again".into()).into()
-            );
+            return Err(ApiError::precondition(
+                ErrorReason::DeliveryPending,
+                "delivery_id",
+                "the delivery is still pending; it will be attempted again",
+            )
+            .into());
         }
         let replayed = store.replay_delivery(&id, propdesk_store::now()).await.map_err(ApiError::from)?;
         tracing::info!(delivery_id = %id, by = %actor.staff_id, "delivery replayed");

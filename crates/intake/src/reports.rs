@@ -14,6 +14,7 @@ use propdesk_domain::report::{ReportPeriod, share};
 use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Ticket, Violations};
 use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::report_service_server::ReportService;
 use propdesk_store::entity::{property, staff};
 use propdesk_store::reports::{ClockPercentiles, ClockStats, ReportClock, ReportScope, StaffCounts};
@@ -117,7 +118,13 @@ impl ReportApi {
             .await?
             .and_then(|s| s.department)
             .and_then(|code| code.parse::<Department>().ok())
-            .ok_or_else(|| ApiError::Precondition("your staff record names no department".into()))?;
+            .ok_or_else(|| {
+                ApiError::precondition(
+                    ErrorReason::StaffHasNoDepartment,
+                    "department",
+                    "your staff record names no department",
+                )
+            })?;
         match asked {
             Some(other) if other != own => Err(ApiError::Denied(propdesk_domain::Denied::Role {
                 role: Role::Supervisor,
@@ -361,10 +368,18 @@ impl ReportService for ReportApi {
 
     async fn export_service_report(
         &self,
-        request: Request<pb::GetServiceReportRequest>,
+        request: Request<pb::ExportServiceReportRequest>,
     ) -> Result<Response<Self::ExportServiceReportStream>, Status> {
         let actor = actor(&request)?;
-        let (scope, period) = self.scope(&actor, request.get_ref()).await?;
+        let body = request.into_inner();
+        // The export asks for the report it writes out.
+        let report = pb::GetServiceReportRequest {
+            property_id: body.property_id,
+            period_start: body.period_start,
+            period_end: body.period_end,
+            department: body.department,
+        };
+        let (scope, period) = self.scope(&actor, &report).await?;
         let report = self.report(&scope, period).await?;
         let chunks: Vec<Result<pb::CsvChunk, Status>> =
             report_csv(&report).into_iter().map(|text| Ok(pb::CsvChunk { text })).collect();

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route, UnitPlace};
+use propdesk_domain::search::{Query, phone_key};
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
     Actor, By, Channel, Department, Move, Operation, Priority, Recorded, RuleViolation, Satisfaction, Ticket,
@@ -21,14 +22,13 @@ use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{resident, staff};
 use propdesk_store::{Change, Created, FollowUpDone, NewTicket, StoreError, TicketFilter};
-use prost::Message as _;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
 use crate::convert::{event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{check_request_id, fingerprint, mismatch};
 use crate::places::Place;
 use crate::watch::{self, EventStream};
 
@@ -57,6 +57,32 @@ impl<'a> ChangeRequest<'a> {
         ChangeRequest { ticket_id, expected_version, note, note_required, completes_follow_up: None }
     }
 }
+
+/// The requests of the plain moves: a ticket, the version the caller saw, and a note.
+trait PlainChange {
+    fn parts(&self) -> (&str, i64, &str);
+}
+
+macro_rules! plain_changes {
+    ($($request:ident),+) => {$(
+        impl PlainChange for pb::$request {
+            fn parts(&self) -> (&str, i64, &str) {
+                (&self.ticket_id, self.expected_version, &self.note)
+            }
+        }
+    )+};
+}
+
+plain_changes!(
+    AcceptTicketRequest,
+    ArriveOnSiteRequest,
+    PutOnHoldRequest,
+    ResumeTicketRequest,
+    ResolveTicketRequest,
+    CancelTicketRequest,
+    CloseTicketRequest,
+    ReopenTicketRequest
+);
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -95,13 +121,48 @@ pub(crate) fn parse_page_token(violations: &mut Violations, token: &str) -> Opti
     }
 }
 
-/// Request ids are client-chosen keys: UUIDs or similar, never free text.
-fn check_request_id(violations: &mut Violations, request_id: &str) {
-    if request_id.is_empty() {
-        violations.add("request_id", "is required (a client-generated UUID, reused on retries)");
-    } else if request_id.len() > 64 || !request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        violations.add("request_id", "must be 1 to 64 characters of letters, digits, '-' and '_'");
+/// The `states` filter of a list: each a known state.
+fn states(violations: &mut Violations, states: &[i32]) -> Vec<TicketState> {
+    let known = states.iter().enumerate();
+    known.filter_map(|(index, state)| required_enum(violations, &format!("states[{index}]"), *state)).collect()
+}
+
+/// The properties a list may read: the one asked for, if the caller serves it, else all of
+/// theirs (`None`: every property, for admins).
+fn readable_properties(actor: &Actor, property_id: Option<String>) -> ApiResult<Option<Vec<String>>> {
+    Ok(match property_id {
+        Some(id) => {
+            actor.authorize(&id, Operation::ReadTickets, false)?;
+            Some(vec![id])
+        }
+        None if actor.role == propdesk_domain::Role::Admin => None,
+        None => Some(actor.properties.clone()),
+    })
+}
+
+/// Search pages are ranked, not keyed by id: the token is the number of results skipped.
+const MAX_SEARCH_OFFSET: u64 = 10_000;
+
+fn offset_token(offset: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("skip:{offset}"))
+}
+
+fn parse_offset_token(violations: &mut Violations, token: &str) -> u64 {
+    if token.is_empty() {
+        return 0;
+    }
+    let decoded = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded.as_deref().and_then(|text| text.strip_prefix("skip:")).and_then(|n| n.parse::<u64>().ok()) {
+        Some(offset) if offset <= MAX_SEARCH_OFFSET => offset,
+        Some(_) => {
+            violations
+                .add("page_token", format!("search pages end after {MAX_SEARCH_OFFSET} results: narrow the query"));
+            0
+        }
+        None => {
+            violations.add("page_token", "is not a token returned by this search");
+            0
+        }
     }
 }
 
@@ -200,16 +261,17 @@ impl TicketApi {
     }
 
     /// A move whose request is the plain action (ticket, version, note).
-    async fn act(
+    async fn act<R: PlainChange>(
         &self,
-        request: Request<pb::TicketActionRequest>,
+        request: Request<R>,
         mv: Move,
         note_required: bool,
         command: impl FnOnce(&mut Ticket, By, String, DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, note_required);
+        let (ticket_id, expected_version, note) = body.parts();
+        let change = ChangeRequest::new(ticket_id, expected_version, note, note_required);
         let ticket = self
             .change(&actor, change, Violations::new(), Operation::Move(mv), |t, by, note, now| {
                 Ok(command(t, by, note, now)?)
@@ -245,12 +307,7 @@ impl TicketService for TicketApi {
         let body = request.into_inner();
         let mut v = Violations::new();
         let property_id = v.optional_id("property_id", &body.property_id);
-        let mut states = Vec::new();
-        for (index, state) in body.states.iter().enumerate() {
-            if let Some(state) = required_enum::<TicketState>(&mut v, &format!("states[{index}]"), *state) {
-                states.push(state);
-            }
-        }
+        let states = states(&mut v, &body.states);
         let department = optional_enum::<Department>(&mut v, "department", body.department);
         let assignee_id = v.optional_id("assignee_id", &body.assignee_id);
         let priority = optional_enum::<Priority>(&mut v, "priority", body.priority);
@@ -264,23 +321,30 @@ impl TicketService for TicketApi {
         }
         let limit = v.page_size("page_size", body.page_size);
         let before_id = parse_page_token(&mut v, &body.page_token);
+        let phone_key = if body.reporter_phone.is_empty() {
+            None
+        } else {
+            v.optional_phone("reporter_phone", &body.reporter_phone);
+            phone_key(&body.reporter_phone)
+        };
+        let resident_id = v.optional_id("resident_id", &body.resident_id);
+        let unit_id = v.optional_id("unit_id", &body.unit_id);
+        let first_contact_agent_id = v.optional_id("first_contact_agent_id", &body.first_contact_agent_id);
+        let incident_id = v.optional_id("incident_id", &body.incident_id);
         v.into_result().map_err(ApiError::from)?;
 
-        let property_ids = match property_id {
-            Some(id) => {
-                actor.authorize(&id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-                Some(vec![id])
-            }
-            None if actor.role == propdesk_domain::Role::Admin => None,
-            None => Some(actor.properties.clone()),
-        };
         let filter = TicketFilter {
-            property_ids,
+            property_ids: readable_properties(&actor, property_id)?,
             states,
             department,
             assignee_id,
             priority,
             kind,
+            phone_key,
+            resident_id,
+            unit_id,
+            first_contact_agent_id,
+            incident_id,
             overdue_at: body.overdue_only.then(propdesk_store::now),
             created_after,
             created_before,
@@ -292,6 +356,44 @@ impl TicketService for TicketApi {
         let next_page_token = cut_page(&mut rows, limit, |t| &t.id);
         let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
+    }
+
+    async fn search_tickets(
+        &self,
+        request: Request<pb::SearchTicketsRequest>,
+    ) -> Result<Response<pb::SearchTicketsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let query = Query::parse(&mut v, "query", &body.query);
+        let property_id = v.optional_id("property_id", &body.property_id);
+        let states = states(&mut v, &body.states);
+        let department = optional_enum::<Department>(&mut v, "department", body.department);
+        let kind = optional_enum::<TicketKind>(&mut v, "kind", body.kind);
+        let unit_id = v.optional_id("unit_id", &body.unit_id);
+        let limit = v.page_size("page_size", body.page_size);
+        let offset = parse_offset_token(&mut v, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
+        let query = query.ok_or(ApiError::Internal("validated query missing".into()))?;
+
+        let filter = TicketFilter {
+            property_ids: readable_properties(&actor, property_id)?,
+            states,
+            department,
+            kind,
+            unit_id,
+            limit: limit + 1,
+            ..TicketFilter::default()
+        };
+        let mut rows = self.state.store.search_tickets(&query, &filter, offset).await.map_err(ApiError::from)?;
+        let next_page_token = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            offset_token(offset + limit)
+        } else {
+            String::new()
+        };
+        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        Ok(Response::new(pb::SearchTicketsResponse { tickets, next_page_token }))
     }
 
     async fn get_ticket_history(
@@ -341,23 +443,23 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
-    async fn accept_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn accept_ticket(&self, request: Request<pb::AcceptTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::Accept, false, Ticket::accept).await
     }
 
-    async fn arrive_on_site(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn arrive_on_site(&self, request: Request<pb::ArriveOnSiteRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::ArriveOnSite, false, Ticket::arrive).await
     }
 
-    async fn put_on_hold(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn put_on_hold(&self, request: Request<pb::PutOnHoldRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::PutOnHold, true, Ticket::hold).await
     }
 
-    async fn resume_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn resume_ticket(&self, request: Request<pb::ResumeTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::Resume, false, Ticket::resume).await
     }
 
-    async fn resolve_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn resolve_ticket(&self, request: Request<pb::ResolveTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         let sla = &self.state.policy.sla;
         self.act(request, Move::Resolve, false, |t, by, note, now| t.resolve(by, note, sla, now)).await
     }
@@ -380,20 +482,20 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
-    async fn cancel_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn cancel_ticket(&self, request: Request<pb::CancelTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::Cancel, true, Ticket::cancel).await
     }
 
-    async fn close_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn close_ticket(&self, request: Request<pb::CloseTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         self.act(request, Move::Close, true, Ticket::close).await
     }
 
-    async fn reopen_ticket(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn reopen_ticket(&self, request: Request<pb::ReopenTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         let policy = &self.state.policy;
         self.act(request, Move::Reopen, true, |t, by, note, now| t.reopen(by, note, policy, now)).await
     }
 
-    async fn add_note(&self, request: Request<pb::TicketActionRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn add_note(&self, request: Request<pb::AddNoteRequest>) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true);
@@ -469,7 +571,7 @@ impl TicketApi {
         actor.authorize(&parsed.property_id, Operation::CreateTicket, false)?;
         let (unit, resident) = self.places_of(&parsed).await?;
 
-        let fingerprint = hex(&Sha256::digest(body.encode_to_vec()));
+        let fingerprint = fingerprint(&body);
         let or_resident = |given: String, known: fn(&resident::Model) -> &String| {
             if given.is_empty() { resident.as_ref().map(|r| known(r).clone()).unwrap_or_default() } else { given }
         };
@@ -506,7 +608,7 @@ impl TicketApi {
             Created::Existing(existing) if existing.request.fingerprint == fingerprint => {
                 Ok(ticket_to_wire(&existing, actor))
             }
-            Created::Existing(_) => Err(ApiError::field("request_id", "was already used for a different request")),
+            Created::Existing(_) => Err(mismatch()),
         }
     }
 
@@ -626,8 +728,4 @@ fn parse_create<'a>(
         promised_reply_at,
         answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

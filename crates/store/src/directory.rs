@@ -1,11 +1,10 @@
 //! Properties, buildings, units, residents and staff.
 
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PrimaryKeyTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
 
-use crate::entity::{building, property, resident, staff, unit};
+use crate::entity::{building, property, request_key, resident, staff, unit};
 use crate::{Store, StoreError};
 
 /// A directory record (property, building, unit, resident, staff member): read by id,
@@ -15,6 +14,34 @@ pub trait DirectoryRecord: sealed::Sealed + Sized + Send + 'static {
     type Entity: EntityTrait<Model = Self>;
     #[doc(hidden)]
     type Active: ActiveModelTrait<Entity = Self::Entity> + ActiveModelBehavior + Send;
+    /// What the record is called in idempotency keys and errors, e.g. "unit".
+    const RESOURCE: &'static str;
+    fn id(&self) -> &str;
+    #[doc(hidden)]
+    fn by_id(id: &str) -> sea_orm::Select<Self::Entity>;
+}
+
+/// A directory record that can be written whole (every [`DirectoryRecord`] is).
+pub trait Writable: DirectoryRecord + IntoActiveModel<Self::Active> {}
+
+impl<R: DirectoryRecord + IntoActiveModel<R::Active>> Writable for R {}
+
+/// The idempotency key of a create: who asked, their key, and a digest of what they asked.
+#[derive(Debug, Clone)]
+pub struct CreateKey {
+    pub caller_id: String,
+    pub request_id: String,
+    pub fingerprint: String,
+}
+
+/// What an idempotent create did.
+#[derive(Debug)]
+pub enum Inserted<R> {
+    New(R),
+    /// The key was used before for the same request: the record it created.
+    Existing(R),
+    /// The key was used before for a different request.
+    Mismatch,
 }
 
 mod sealed {
@@ -22,41 +49,87 @@ mod sealed {
 }
 
 macro_rules! directory_records {
-    ($($module:ident),+) => {$(
+    ($($module:ident: $resource:literal),+) => {$(
         impl sealed::Sealed for $module::Model {}
         impl DirectoryRecord for $module::Model {
             type Entity = $module::Entity;
             type Active = $module::ActiveModel;
+            const RESOURCE: &'static str = $resource;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn by_id(id: &str) -> sea_orm::Select<Self::Entity> {
+                $module::Entity::find_by_id(id.to_owned())
+            }
         }
     )+};
 }
 
-directory_records!(property, building, unit, resident, staff);
+directory_records!(property: "property", building: "building", unit: "unit", resident: "resident", staff: "staff");
 
 impl Store {
     /// Inserts a directory record as given ([`StoreError::Conflict`] on a duplicate).
-    pub async fn insert<R>(&self, record: R) -> Result<R, StoreError>
-    where
-        R: DirectoryRecord + IntoActiveModel<R::Active>,
-    {
+    pub async fn insert<R: Writable>(&self, record: R) -> Result<R, StoreError> {
         record.into_active_model().reset_all().insert(&self.db).await.map_err(StoreError::from_write)
     }
 
+    /// Inserts a directory record unless `key` was used before: then returns the record
+    /// the key's first use created, or [`Inserted::Mismatch`] when that was a different
+    /// request. The key and the record are written in one transaction.
+    pub async fn insert_once<R: Writable>(&self, record: R, key: CreateKey) -> Result<Inserted<R>, StoreError> {
+        // Two attempts: a concurrent retry with the same key may commit between our look-up
+        // and our insert; the second look-up then finds it.
+        for _ in 0..2 {
+            if let Some(found) = self.created_with(&key).await? {
+                return Ok(found);
+            }
+            let txn = self.begin().await?;
+            let written = request_key::ActiveModel {
+                caller_id: Set(key.caller_id.clone()),
+                request_id: Set(key.request_id.clone()),
+                resource: Set(R::RESOURCE.to_owned()),
+                resource_id: Set(record.id().to_owned()),
+                fingerprint: Set(key.fingerprint.clone()),
+                created_at: Set(crate::now()),
+            }
+            .insert(&txn.inner)
+            .await
+            .map_err(StoreError::from_write);
+            match written {
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other),
+                Ok(_) => {}
+            }
+            let stored =
+                record.into_active_model().reset_all().insert(&txn.inner).await.map_err(StoreError::from_write)?;
+            self.commit(txn).await?;
+            return Ok(Inserted::New(stored));
+        }
+        self.created_with(&key).await?.ok_or(StoreError::Vanished("request key"))
+    }
+
+    /// What an earlier create with this key made, if any.
+    async fn created_with<R: DirectoryRecord>(&self, key: &CreateKey) -> Result<Option<Inserted<R>>, StoreError> {
+        let Some(used) =
+            request_key::Entity::find_by_id((key.caller_id.clone(), key.request_id.clone())).one(&self.db).await?
+        else {
+            return Ok(None);
+        };
+        if used.fingerprint != key.fingerprint || used.resource != R::RESOURCE {
+            return Ok(Some(Inserted::Mismatch));
+        }
+        let record = self.find::<R>(&used.resource_id).await?.ok_or(StoreError::Vanished("created record"))?;
+        Ok(Some(Inserted::Existing(record)))
+    }
+
     /// Writes every field of an existing directory record.
-    pub async fn update<R>(&self, record: R) -> Result<R, StoreError>
-    where
-        R: DirectoryRecord + IntoActiveModel<R::Active>,
-    {
+    pub async fn update<R: Writable>(&self, record: R) -> Result<R, StoreError> {
         record.into_active_model().reset_all().update(&self.db).await.map_err(StoreError::from_write)
     }
 
     /// One directory record by its id.
-    pub async fn find<R>(&self, id: &str) -> Result<Option<R>, StoreError>
-    where
-        R: DirectoryRecord,
-        <<R::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
-    {
-        Ok(R::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+    pub async fn find<R: DirectoryRecord>(&self, id: &str) -> Result<Option<R>, StoreError> {
+        Ok(R::by_id(id).one(&self.db).await?)
     }
 
     /// The staff records of these ids (unknown ids are left out).

@@ -19,6 +19,7 @@ pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
 pub mod reports;
+mod search;
 pub mod seed;
 pub mod tickets;
 pub mod work;
@@ -33,6 +34,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
 use sea_orm_migration::MigratorTrait;
 
+pub use directory::{CreateKey, Inserted};
 pub use outbox::RelayPass;
 pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, TicketFilter};
 

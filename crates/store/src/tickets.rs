@@ -9,12 +9,14 @@ use sea_orm::{
     TryInsertResult,
 };
 
+use propdesk_domain::search::Query;
 use propdesk_domain::ticket::UnknownCode;
 use propdesk_domain::{Department, Priority, Recorded, Ticket, TicketFacts, TicketKind, TicketState};
 use propdesk_events::{BusMessage, HistoryEvent};
 
 use crate::entity::ticket::UnreadableTicket;
 use crate::entity::{outbox, ticket, ticket_event};
+use crate::search;
 use crate::work::Transaction;
 use crate::{Store, StoreError, work};
 
@@ -62,6 +64,13 @@ pub struct TicketFilter {
     pub assignee_id: Option<String>,
     pub priority: Option<Priority>,
     pub kind: Option<TicketKind>,
+    /// Only tickets whose reporter's phone has this key (`search::phone_key`).
+    pub phone_key: Option<String>,
+    pub resident_id: Option<String>,
+    pub unit_id: Option<String>,
+    pub first_contact_agent_id: Option<String>,
+    /// Only the reports linked to this incident.
+    pub incident_id: Option<String>,
     /// Only tickets with a deadline before this instant that was not met.
     pub overdue_at: Option<DateTime<Utc>>,
     pub created_after: Option<DateTime<Utc>>,
@@ -69,6 +78,48 @@ pub struct TicketFilter {
     /// Cursor: only ids strictly below this one (ids are time-ordered UUIDv7).
     pub before_id: Option<String>,
     pub limit: u64,
+}
+
+impl TicketFilter {
+    /// Every condition of the filter but the page cursor.
+    fn condition(&self) -> Condition {
+        use ticket::Column as C;
+        let mut condition = Condition::all();
+        if let Some(ids) = &self.property_ids {
+            condition = condition.add(C::PropertyId.is_in(ids.iter().cloned()));
+        }
+        if !self.states.is_empty() {
+            condition = condition.add(C::State.is_in(self.states.iter().map(|s| s.code())));
+        }
+        let equal = [
+            (C::Department, self.department.map(Department::code)),
+            (C::AssigneeId, self.assignee_id.as_deref()),
+            (C::Priority, self.priority.map(Priority::code)),
+            (C::Kind, self.kind.map(TicketKind::code)),
+            (C::ReporterPhoneKey, self.phone_key.as_deref()),
+            (C::ResidentId, self.resident_id.as_deref()),
+            (C::UnitId, self.unit_id.as_deref()),
+            (C::FirstContactAgentId, self.first_contact_agent_id.as_deref()),
+        ];
+        for (column, value) in equal {
+            if let Some(value) = value {
+                condition = condition.add(column.eq(value));
+            }
+        }
+        if let Some(incident_id) = &self.incident_id {
+            condition = condition.add(C::IncidentId.eq(incident_id.as_str())).add(C::Id.ne(incident_id.as_str()));
+        }
+        if let Some(now) = self.overdue_at {
+            condition = condition.add(overdue_condition(now));
+        }
+        if let Some(after) = self.created_after {
+            condition = condition.add(C::CreatedAt.gte(after));
+        }
+        if let Some(before) = self.created_before {
+            condition = condition.add(C::CreatedAt.lt(before));
+        }
+        condition
+    }
 }
 
 /// A position in the event order: (writing transaction, sequence id). Written as
@@ -170,6 +221,13 @@ impl Store {
                 }));
             }
         }
+        let texts = batch.iter().filter(|new| written.contains(&new.ticket.id)).flat_map(|new| {
+            let notes = new.events.iter().filter_map(search::note_text);
+            std::iter::once(search::logged_text(new.ticket.facts()))
+                .chain(notes)
+                .map(|text| (new.ticket.id.as_str(), text))
+        });
+        search::index(&txn, texts.collect()).await?;
         append(&txn, entries).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut reported = HashSet::new();
@@ -228,38 +286,37 @@ impl Store {
 
     /// One page of tickets, newest first.
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
-        use ticket::Column as C;
-        let mut query = ticket::Entity::find();
-        if let Some(ids) = &filter.property_ids {
-            query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
-        }
-        if !filter.states.is_empty() {
-            query = query.filter(C::State.is_in(filter.states.iter().map(|s| s.code())));
-        }
-        let equal = [
-            (C::Department, filter.department.map(Department::code)),
-            (C::AssigneeId, filter.assignee_id.as_deref()),
-            (C::Priority, filter.priority.map(Priority::code)),
-            (C::Kind, filter.kind.map(TicketKind::code)),
-        ];
-        for (column, value) in equal {
-            if let Some(value) = value {
-                query = query.filter(column.eq(value));
-            }
-        }
-        if let Some(now) = filter.overdue_at {
-            query = query.filter(overdue_condition(now));
-        }
-        if let Some(after) = filter.created_after {
-            query = query.filter(C::CreatedAt.gte(after));
-        }
-        if let Some(before) = filter.created_before {
-            query = query.filter(C::CreatedAt.lt(before));
-        }
+        let mut query = ticket::Entity::find().filter(filter.condition());
         if let Some(before_id) = &filter.before_id {
-            query = query.filter(C::Id.lt(before_id.as_str()));
+            query = query.filter(ticket::Column::Id.lt(before_id.as_str()));
         }
-        query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?.into_iter().map(readable).collect()
+        query
+            .order_by_desc(ticket::Column::Id)
+            .limit(filter.limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(readable)
+            .collect()
+    }
+
+    /// One page of the tickets matching a free-text query and the filter (its `before_id`
+    /// aside), best match first and newest first among equals, after skipping `offset`.
+    pub async fn search_tickets(
+        &self,
+        query: &Query,
+        filter: &TicketFilter,
+        offset: u64,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let select = ticket::Entity::find().filter(filter.condition());
+        search::matching(select, self.db.get_database_backend(), query)
+            .offset(offset)
+            .limit(filter.limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(readable)
+            .collect()
     }
 
     /// The whole history of a ticket, oldest first.
@@ -358,6 +415,8 @@ pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Res
             return Err(StoreError::StaleVersion { current: current.version });
         }
     }
+    let notes = events.iter().filter_map(search::note_text).map(|note| (ticket.id.as_str(), note));
+    search::index(txn, notes.collect()).await?;
     let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version, event, trace_parent: None });
     append(txn, entries.collect()).await?;
     stored(ticket, version)
@@ -371,6 +430,9 @@ pub async fn insert(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> R
         .insert(txn)
         .await
         .map_err(StoreError::from_write)?;
+    let notes = events.iter().filter_map(search::note_text);
+    let texts = std::iter::once(search::logged_text(ticket.facts())).chain(notes);
+    search::index(txn, texts.map(|text| (ticket.id.as_str(), text)).collect()).await?;
     let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version: 1, event, trace_parent: None });
     append(txn, entries.collect()).await?;
     stored(ticket, 1)

@@ -127,7 +127,7 @@ impl WriteGate {
 /// taken. Dropped without [`Store::commit`], it rolls back.
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
-    inner: DatabaseTransaction,
+    pub(crate) inner: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 

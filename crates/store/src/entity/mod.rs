@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod notification;
 pub mod outbox;
 pub mod property;
+pub mod request_key;
 pub mod resident;
 pub mod staff;
 pub mod ticket;

@@ -1,6 +1,7 @@
 use propdesk_domain::aggregate::{
     CallbackRecord, CategoryCode, IncidentLink, Milestones, Reporter, RequestKey, Ticket, TicketFacts,
 };
+use propdesk_domain::search::phone_key;
 use propdesk_domain::ticket::UnknownCode;
 use propdesk_domain::{Deadlines, Lifecycle};
 use sea_orm::entity::prelude::*;
@@ -63,6 +64,9 @@ pub struct Model {
     /// Starts at 0 and grows by one each time the clocks restart (reopen): alarms of an
     /// earlier cycle never fire again, those of a new cycle do.
     pub clock_cycle: i32,
+    /// The reporter's phone reduced to one key (`propdesk_domain::search::phone_key`), for
+    /// look-ups however the number was written.
+    pub reporter_phone_key: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -136,6 +140,7 @@ impl Model {
             callback_recorded_at: callback.map(|c| c.recorded_at),
             is_incident: t.is_incident(),
             clock_cycle: t.clock_cycle,
+            reporter_phone_key: phone_key(&t.reporter.phone),
         }
     }
 

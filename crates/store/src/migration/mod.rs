@@ -13,6 +13,8 @@ mod m0007_open_by_property;
 mod m0008_outbox_trace;
 mod m0009_assignee_load;
 mod m0010_event_cause;
+mod m0011_request_keys;
+mod m0012_desk_lookups;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_outbox_trace::Migration),
             Box::new(m0009_assignee_load::Migration),
             Box::new(m0010_event_cause::Migration),
+            Box::new(m0011_request_keys::Migration),
+            Box::new(m0012_desk_lookups::Migration),
         ]
     }
 }
