@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use propdesk_domain::aggregate::{CallbackRecord, CategoryCode, IncidentLink, Milestones, Reporter, RequestKey, Route};
 use propdesk_domain::ladder::{Alarm, Clock, Recipient, Rung};
+use propdesk_domain::search::Query;
 use propdesk_domain::{
     By, Channel, Deadlines, Department, EventType, Lifecycle, Priority, Recorded, Role, Satisfaction, Ticket,
     TicketFacts, TicketKind, TicketState,
@@ -11,6 +12,7 @@ use propdesk_events::HistoryEvent;
 use propdesk_store::entity::{building, property};
 use propdesk_store::{Change, Created, NewTicket, Store, StoreError, TicketFilter, now};
 use propdesk_testkit::{Backend, TestDatabase};
+use sea_orm::ConnectionTrait;
 
 use propdesk_testkit::on_both_backends;
 
@@ -30,6 +32,7 @@ on_both_backends!(
     report_counts_cover_the_property_period_and_department,
     clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines,
     callback_coverage_ratings_reopenings_and_escalations_are_counted,
+    the_desk_migration_indexes_the_tickets_already_stored,
 );
 
 fn new_id() -> String {
@@ -819,4 +822,75 @@ async fn keys_serialize_transactions_and_never_deadlock() {
             task.await.unwrap().unwrap_or_else(|err| panic!("round {round}: {err}"));
         }
     }
+}
+
+fn search(text: &str) -> Query {
+    let mut violations = propdesk_domain::Violations::new();
+    Query::parse(&mut violations, "query", text).expect("a valid query")
+}
+
+async fn found(store: &Store, text: &str, filter: &TicketFilter) -> Vec<String> {
+    store.search_tickets(&search(text), filter, 0).await.unwrap().into_iter().map(|t| t.id.clone()).collect()
+}
+
+/// Tickets stored before the search index and phone keys existed are indexed by the
+/// migration that adds them, with the notes staff wrote.
+async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let leak = Ticket::restore(TicketFacts {
+        description: "厨房漏水很严重".into(),
+        reporter: Reporter { name: "张三".into(), phone: "+86 138-1234-5678".into() },
+        ..facts("p1", "req-1", now())
+    })
+    .unwrap();
+    let leak = create(&store, leak).await;
+    let mut noted = leak.clone();
+    let note = noted.add_note(agent(), "更换了阀门".into(), now());
+    save(&store, noted, note).await.unwrap();
+    let mut system = store.get_ticket(&leak.id).await.unwrap().unwrap();
+    let by_system =
+        system.dispatch(Route { note: "自动派单".into(), ..route() }, By::System("dispatch"), now()).unwrap();
+    save(&store, system, by_system).await.unwrap();
+    let lift = create(
+        &store,
+        Ticket::restore(TicketFacts { description: "3号楼电梯停了".into(), ..facts("p1", "req-2", now()) }).unwrap(),
+    )
+    .await;
+
+    // Back to the schema before the migration, the rows kept.
+    let db = store.connection();
+    let mut undo = vec![
+        "DROP INDEX tickets_phone",
+        "DROP INDEX tickets_unit_id",
+        "DROP INDEX tickets_resident_id",
+        "DROP INDEX tickets_agent_id",
+        "DROP TABLE ticket_search",
+        "ALTER TABLE tickets DROP COLUMN reporter_phone_key",
+        "DELETE FROM seaql_migrations WHERE version = 'm0012_desk_lookups'",
+    ];
+    if backend == Backend::Sqlite {
+        undo.push("DROP TABLE ticket_search_docs");
+    }
+    for sql in undo {
+        db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    store.migrate().await.expect("the migration runs on existing tickets");
+
+    let all = TicketFilter { limit: 10, ..Default::default() };
+    assert_eq!(found(&store, "漏水", &all).await, [leak.id.as_str()]);
+    assert_eq!(found(&store, "阀门", &all).await, [leak.id.as_str()], "staff notes are indexed");
+    assert!(found(&store, "派单", &all).await.is_empty(), "system notes are not");
+    assert_eq!(found(&store, "电梯", &all).await, [lift.id.as_str()]);
+    let by_phone = TicketFilter { phone_key: Some("13812345678".into()), ..all.clone() };
+    let ids: Vec<String> = store.list_tickets(&by_phone).await.unwrap().into_iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, [lift.id.clone(), leak.id.clone()]);
+
+    // New writes keep appending to the migrated entries.
+    let mut again = store.get_ticket(&lift.id).await.unwrap().unwrap();
+    let note = again.add_note(agent(), "已通知电梯公司".into(), now());
+    save(&store, again, note).await.unwrap();
+    assert_eq!(found(&store, "电梯公司", &all).await, [lift.id.as_str()]);
+    assert_eq!(found(&store, "3号楼 电梯", &all).await, [lift.id.as_str()]);
+    let elsewhere = TicketFilter { property_ids: Some(vec!["p2".into()]), ..all };
+    assert!(found(&store, "电梯", &elsewhere).await.is_empty());
 }
