@@ -5,6 +5,7 @@
 
 pub mod ceilings;
 pub mod client;
+pub mod desk;
 pub mod load;
 pub mod mix;
 pub mod procs;

@@ -36,6 +36,8 @@ enum Phase {
     E2e,
     /// CreateTicket on PostgreSQL alone (with the ceilings), for quick looks.
     Intake,
+    /// The desk's search and look-ups among 100,000 tickets on PostgreSQL (with the ceilings).
+    Desk,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +141,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
             options.end_to_end = measures(&[Phase::Postgres, Phase::E2e]);
             options.time = measures(&[Phase::Postgres]);
             options.embedded = measures(&[Phase::Embedded]);
+            options.desk = measures(&[Phase::Postgres, Phase::Desk]);
             if quick {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);
@@ -149,6 +152,8 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 options.open_deadlines = 3_000;
                 options.firing_tickets = 100;
                 options.firing_allowance_secs = 5;
+                options.desk_tickets = 5_000;
+                options.desk_window = Duration::from_secs(3);
             }
             let report = suite::run(options).await?;
             suite::write(&report, &out)?;
