@@ -60,7 +60,10 @@ async fn another_propertys_ticket_is_out_of_reach(backend: Backend) {
     assert_status(cancel, Code::PermissionDenied, None, "cancel another property's ticket");
     let history = app
         .tickets
-        .get_ticket_history(authed(&outsider, pb::GetTicketHistoryRequest { ticket_id: t.id.clone() }))
+        .get_ticket_history(authed(
+            &outsider,
+            pb::GetTicketHistoryRequest { ticket_id: t.id.clone(), ..Default::default() },
+        ))
         .await;
     assert_status(history, Code::PermissionDenied, None, "history of another property's ticket");
     let mut create = app.new_ticket("plumbing", "leak");
@@ -152,7 +155,7 @@ async fn technicians_see_the_phone_only_on_their_own_jobs(backend: Backend) {
         .directory
         .list_residents(authed(
             &app.world.other_technician,
-            pb::ListResidentsRequest { property_id: app.world.property_id.clone(), unit_id: String::new() },
+            pb::ListResidentsRequest { property_id: app.world.property_id.clone(), ..Default::default() },
         ))
         .await
         .unwrap()
@@ -168,7 +171,10 @@ async fn the_actor_of_every_change_is_recorded(backend: Backend) {
     app.tickets.add_note(authed(&supervisor, App::action(&t, "called the resident"))).await.unwrap();
     let history = app
         .tickets
-        .get_ticket_history(authed(&app.world.agent, pb::GetTicketHistoryRequest { ticket_id: t.id.clone() }))
+        .get_ticket_history(authed(
+            &app.world.agent,
+            pb::GetTicketHistoryRequest { ticket_id: t.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner()

@@ -13,6 +13,8 @@ crate::on_both_backends!(
     search_finds_chinese_words_mixed_queries_english_and_notes_best_first,
     bad_searches_and_look_ups_are_refused_naming_the_field_and_write_nothing,
     a_retried_directory_create_returns_the_first_record,
+    every_directory_list_and_the_history_page_in_a_stable_order,
+    residents_are_found_by_phone_and_name_fragment_and_masked_for_technicians,
 );
 
 impl App {
@@ -304,5 +306,213 @@ async fn a_retried_directory_create_returns_the_first_record(backend: Backend) {
     let duplicate_room = pb::CreateUnitRequest { request_id: new_request_id(), ..unit };
     let result = app.directory.create_unit(authed(&admin, duplicate_room)).await;
     assert_reason(result, Code::AlreadyExists, pb::ErrorReason::AlreadyExists, "the same room again");
+    assert_eq!(app.snapshot().await, before);
+}
+
+/// Every page of a list: `fetch(page_token)` returns a page and the next token.
+async fn all_pages<T, F, Fut>(mut fetch: F) -> (Vec<T>, usize)
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<T>, String)>,
+{
+    let (mut items, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let (page, next) = fetch(token).await;
+        items.extend(page);
+        pages += 1;
+        if next.is_empty() {
+            return (items, pages);
+        }
+        token = next;
+    }
+}
+
+async fn every_directory_list_and_the_history_page_in_a_stable_order(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let (admin, agent) = (app.world.admin.clone(), app.world.agent.clone());
+    let property_id = app.world.property_id.clone();
+    for name in ["3", "1", "4"] {
+        let request = pb::CreateBuildingRequest {
+            property_id: property_id.clone(),
+            name: name.into(),
+            request_id: new_request_id(),
+        };
+        app.directory.create_building(authed(&admin, request)).await.expect("building");
+    }
+    for room in ["1201", "1202", "1205"] {
+        app.add_unit(room).await;
+    }
+    let directory = app.directory.clone();
+
+    let (properties, pages) = all_pages(|page_token| {
+        let mut client = directory.clone();
+        let admin = admin.clone();
+        async move {
+            let page = client
+                .list_properties(authed(&admin, pb::ListPropertiesRequest { page_size: 1, page_token }))
+                .await
+                .unwrap()
+                .into_inner();
+            (page.properties.into_iter().map(|p| p.name).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!((properties, pages), (vec!["Other Estate".to_owned(), "Sunny Gardens".to_owned()], 2));
+
+    let (buildings, pages) = all_pages(|page_token| {
+        let (mut client, agent, property_id) = (directory.clone(), agent.clone(), property_id.clone());
+        async move {
+            let request = pb::ListBuildingsRequest { property_id, page_size: 2, page_token };
+            let page = client.list_buildings(authed(&agent, request)).await.unwrap().into_inner();
+            (page.buildings.into_iter().map(|b| b.name).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!((buildings, pages), (vec!["1".to_owned(), "2".into(), "3".into(), "4".into()], 2));
+
+    let (units, pages) = all_pages(|page_token| {
+        let (mut client, agent, property_id) = (directory.clone(), agent.clone(), property_id.clone());
+        async move {
+            let request = pb::ListUnitsRequest { property_id, page_size: 2, page_token, ..Default::default() };
+            let page = client.list_units(authed(&agent, request)).await.unwrap().into_inner();
+            (page.units.into_iter().map(|u| u.label).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(units, ["2-1201", "2-1202", "2-1203", "2-1205"]);
+    assert_eq!(pages, 2);
+
+    let (staff, pages) = all_pages(|page_token| {
+        let (mut client, agent, property_id) = (directory.clone(), agent.clone(), property_id.clone());
+        async move {
+            let request = pb::ListStaffRequest { property_id, page_size: 3, page_token, ..Default::default() };
+            let page = client.list_staff(authed(&agent, request)).await.unwrap().into_inner();
+            (page.staff.into_iter().map(|s| s.name).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    let mut sorted = staff.clone();
+    sorted.sort();
+    assert_eq!(staff, sorted, "name order across pages");
+    assert_eq!(pages, staff.len().div_ceil(3));
+    let one_page = pb::ListStaffRequest { property_id: property_id.clone(), page_size: 200, ..Default::default() };
+    let whole = app.directory.list_staff(authed(&agent, one_page)).await.unwrap().into_inner();
+    assert_eq!(whole.staff.len(), staff.len());
+    assert!(whole.next_page_token.is_empty());
+
+    let (categories, pages) = all_pages(|page_token| {
+        let (mut client, agent) = (directory.clone(), agent.clone());
+        async move {
+            let page = client
+                .list_categories(authed(&agent, pb::ListCategoriesRequest { page_size: 10, page_token }))
+                .await
+                .unwrap()
+                .into_inner();
+            (page.categories.into_iter().map(|c| c.code).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    let all =
+        app.directory.list_categories(authed(&agent, pb::ListCategoriesRequest::default())).await.unwrap().into_inner();
+    assert_eq!(categories, all.categories.iter().map(|c| c.code.clone()).collect::<Vec<_>>());
+    assert_eq!(pages, categories.len().div_ceil(10));
+    assert!(pages > 1);
+
+    // A ticket's history, two events a page.
+    let mut t = app.create(app.new_ticket("plumbing", "漏水")).await;
+    for n in 0..4 {
+        let note =
+            pb::AddNoteRequest { ticket_id: t.id.clone(), expected_version: t.version, note: format!("note {n}") };
+        t = app.tickets.add_note(authed(&agent, note)).await.unwrap().into_inner();
+    }
+    let tickets = app.tickets.clone();
+    let (notes, pages) = all_pages(|page_token| {
+        let (mut client, agent, ticket_id) = (tickets.clone(), agent.clone(), t.id.clone());
+        async move {
+            let request = pb::GetTicketHistoryRequest { ticket_id, page_size: 2, page_token };
+            let page = client.get_ticket_history(authed(&agent, request)).await.unwrap().into_inner();
+            (page.events.into_iter().map(|e| e.note).collect::<Vec<_>>(), page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(pages, 3);
+    assert_eq!(&notes[1..], ["note 0", "note 1", "note 2", "note 3"]);
+
+    // A token of one kind of list is no token for another.
+    let units_page = pb::ListUnitsRequest { property_id: property_id.clone(), page_size: 1, ..Default::default() };
+    let token = app.directory.list_units(authed(&agent, units_page)).await.unwrap().into_inner().next_page_token;
+    let history = pb::GetTicketHistoryRequest { ticket_id: t.id.clone(), page_size: 2, page_token: token.clone() };
+    let result = app.tickets.get_ticket_history(authed(&agent, history)).await;
+    assert_status(result, Code::InvalidArgument, Some("page_token"), "a units token for a history");
+    let tickets_page = pb::ListTicketsRequest { page_token: token, ..Default::default() };
+    let result = app.tickets.list_tickets(authed(&agent, tickets_page)).await;
+    assert_status(result, Code::InvalidArgument, Some("page_token"), "a units token for tickets");
+    let oversized = pb::ListUnitsRequest { property_id, page_size: 201, ..Default::default() };
+    assert_status(
+        app.directory.list_units(authed(&agent, oversized)).await,
+        Code::InvalidArgument,
+        Some("page_size"),
+        "201 units",
+    );
+}
+
+async fn residents_are_found_by_phone_and_name_fragment_and_masked_for_technicians(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let (admin, agent) = (app.world.admin.clone(), app.world.agent.clone());
+    let property_id = app.world.property_id.clone();
+    for (name, phone) in [("李小明", "+86 137 0000 2222"), ("王李氏", "13700003333"), ("Li Wei", "0086-137-0000-4444")]
+    {
+        let request = pb::CreateResidentRequest {
+            unit_id: app.world.unit_id.clone(),
+            name: name.into(),
+            phone: phone.into(),
+            request_id: new_request_id(),
+        };
+        app.directory.create_resident(authed(&admin, request)).await.expect("resident");
+    }
+    let list =
+        |request: pb::ListResidentsRequest| pb::ListResidentsRequest { property_id: property_id.clone(), ..request };
+    let names = |residents: Vec<pb::Resident>| residents.into_iter().map(|r| r.name).collect::<Vec<_>>();
+
+    let by_phone = list(pb::ListResidentsRequest { phone: "137-0000-2222".into(), ..Default::default() });
+    let found = app.directory.list_residents(authed(&agent, by_phone)).await.unwrap().into_inner().residents;
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].name.as_str(), found[0].phone.as_str()), ("李小明", "+86 137 0000 2222"));
+    let by_phone = list(pb::ListResidentsRequest { phone: "+8613700004444".into(), ..Default::default() });
+    let found = app.directory.list_residents(authed(&agent, by_phone)).await.unwrap().into_inner().residents;
+    assert_eq!(names(found), ["Li Wei"]);
+
+    let by_name = list(pb::ListResidentsRequest { name_contains: "李".into(), ..Default::default() });
+    let found = app.directory.list_residents(authed(&agent, by_name.clone())).await.unwrap().into_inner().residents;
+    assert_eq!(names(found), ["李四", "李小明", "王李氏"], "name order; 李四 is the test world's resident");
+    let latin = list(pb::ListResidentsRequest { name_contains: "li W".into(), ..Default::default() });
+    let found = app.directory.list_residents(authed(&agent, latin)).await.unwrap().into_inner().residents;
+    assert_eq!(names(found), ["Li Wei"], "Latin names match whatever the case");
+    let wildcard = list(pb::ListResidentsRequest { name_contains: "%".into(), ..Default::default() });
+    assert!(app.directory.list_residents(authed(&agent, wildcard)).await.unwrap().into_inner().residents.is_empty());
+
+    let paged = pb::ListResidentsRequest { page_size: 2, ..by_name.clone() };
+    let first = app.directory.list_residents(authed(&agent, paged.clone())).await.unwrap().into_inner();
+    assert_eq!(names(first.residents), ["李四", "李小明"]);
+    let rest = pb::ListResidentsRequest { page_token: first.next_page_token, ..paged };
+    let rest = app.directory.list_residents(authed(&agent, rest)).await.unwrap().into_inner();
+    assert_eq!((names(rest.residents), rest.next_page_token), (vec!["王李氏".to_owned()], String::new()));
+
+    let technician = app.world.other_technician.clone();
+    let masked = app.directory.list_residents(authed(&technician, by_name)).await.unwrap().into_inner().residents;
+    assert_eq!(masked[1].name, "李**");
+    assert_eq!(masked[1].phone, "+86****2222");
+
+    let before = app.snapshot().await;
+    let bad = [
+        (list(pb::ListResidentsRequest { phone: "137-abcd".into(), ..Default::default() }), "phone"),
+        (list(pb::ListResidentsRequest { name_contains: "李".repeat(101), ..Default::default() }), "name_contains"),
+        (list(pb::ListResidentsRequest { name_contains: "  ".into(), ..Default::default() }), "name_contains"),
+        (list(pb::ListResidentsRequest { page_token: "x".into(), ..Default::default() }), "page_token"),
+    ];
+    for (request, field) in bad {
+        let result = app.directory.list_residents(authed(&agent, request)).await;
+        assert_status(result, Code::InvalidArgument, Some(field), field);
+    }
     assert_eq!(app.snapshot().await, before);
 }

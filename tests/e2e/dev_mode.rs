@@ -56,13 +56,17 @@ async fn dev_serves_health_reflection_and_seeded_demo_data() {
     // The seeded directory is there; mint a token with the dev secret kept beside the file.
     let token = dev_admin_token(dir.path());
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(server.channel().await);
-    let properties =
-        directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties;
+    let properties = directory
+        .list_properties(authed(&token, pb::ListPropertiesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .properties;
     assert_eq!(properties.len(), 1);
     let staff = directory
         .list_staff(authed(
             &token,
-            pb::ListStaffRequest { property_id: properties[0].id.clone(), department: 0, on_duty_only: true },
+            pb::ListStaffRequest { property_id: properties[0].id.clone(), on_duty_only: true, ..Default::default() },
         ))
         .await
         .unwrap()
@@ -133,13 +137,19 @@ async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() 
     let channel = server.channel().await;
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(channel.clone());
     let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel);
-    let property =
-        directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties
-            [0]
+    let property = directory
+        .list_properties(authed(&token, pb::ListPropertiesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .properties[0]
         .id
         .clone();
     let units = directory
-        .list_units(authed(&token, pb::ListUnitsRequest { property_id: property.clone(), building_id: String::new() }))
+        .list_units(authed(
+            &token,
+            pb::ListUnitsRequest { property_id: property.clone(), page_size: 200, ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -210,7 +220,7 @@ async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() 
     // The notifier of the same process: the unacknowledged emergency went up the ladder,
     // and every resolved report owes the resident a reply and a callback.
     let escalated = async |tickets: &mut pb::ticket_service_client::TicketServiceClient<tonic::transport::Channel>| {
-        let request = pb::GetTicketHistoryRequest { ticket_id: burst.id.clone() };
+        let request = pb::GetTicketHistoryRequest { ticket_id: burst.id.clone(), ..Default::default() };
         let history = tickets.get_ticket_history(authed(&token, request)).await.unwrap().into_inner().events;
         history.iter().any(|e| e.note.starts_with("acknowledge breach") && e.actor_id == "system:notifier")
     };

@@ -370,11 +370,20 @@ impl App {
         self.directory.set_on_duty(authed(&token, request)).await.expect("off duty");
     }
 
-    /// The ticket's history.
+    /// The ticket's whole history (every page).
     pub async fn history(&mut self, ticket_id: &str) -> Vec<pb::TicketEvent> {
         let token = self.world.agent.clone();
-        let request = pb::GetTicketHistoryRequest { ticket_id: ticket_id.to_owned() };
-        self.tickets.get_ticket_history(authed(&token, request)).await.expect("history").into_inner().events
+        let mut events = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::GetTicketHistoryRequest { ticket_id: ticket_id.to_owned(), page_size: 200, page_token };
+            let page = self.tickets.get_ticket_history(authed(&token, request)).await.expect("history").into_inner();
+            events.extend(page.events);
+            if page.next_page_token.is_empty() {
+                return events;
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// The next `count` messages of the notifier's queue (which hears every ticket event),

@@ -34,7 +34,10 @@ async fn the_same_request_id_creates_one_ticket(backend: Backend) {
     assert_eq!(listed.tickets.len(), 1);
     let history = app
         .tickets
-        .get_ticket_history(authed(&app.world.agent, pb::GetTicketHistoryRequest { ticket_id: first.id.clone() }))
+        .get_ticket_history(authed(
+            &app.world.agent,
+            pb::GetTicketHistoryRequest { ticket_id: first.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -171,7 +174,10 @@ async fn a_ticket_walks_through_every_state_with_full_history(backend: Backend) 
 
     let history = app
         .tickets
-        .get_ticket_history(authed(&agent, pb::GetTicketHistoryRequest { ticket_id: t.id.clone() }))
+        .get_ticket_history(authed(
+            &agent,
+            pb::GetTicketHistoryRequest { ticket_id: t.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -223,7 +229,10 @@ async fn an_unsatisfied_callback_reopens_the_ticket(backend: Backend) {
     assert!(t.resolved_at.is_none(), "the resolve clock restarts");
     let history = app
         .tickets
-        .get_ticket_history(authed(&app.world.agent, pb::GetTicketHistoryRequest { ticket_id: t.id.clone() }))
+        .get_ticket_history(authed(
+            &app.world.agent,
+            pb::GetTicketHistoryRequest { ticket_id: t.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner()

@@ -146,9 +146,12 @@ async fn embedded_mode_killed_under_load_loses_nothing_doubles_nothing_and_resum
     let mut server = Server::start(&["dev"], &[], Some(dir.path())).await;
     let token = dev_admin_token(dir.path());
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(server.channel().await);
-    let property_id =
-        directory.list_properties(authed(&token, pb::ListPropertiesRequest {})).await.unwrap().into_inner().properties
-            [0]
+    let property_id = directory
+        .list_properties(authed(&token, pb::ListPropertiesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .properties[0]
         .id
         .clone();
     let units = directory

@@ -78,15 +78,40 @@ impl Connections {
         }
     }
 
-    /// The properties the token's holder serves and their units, from DirectoryService.
+    /// The properties the token's holder serves and their units, from DirectoryService
+    /// (every page).
     pub async fn discover_sites(&self) -> Result<Vec<Site>, BenchError> {
         let mut directory = DirectoryServiceClient::new(self.channel(0));
-        let properties = directory.list_properties(self.authed(pb::ListPropertiesRequest {})).await?.into_inner();
+        let mut properties = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListPropertiesRequest { page_size: 200, page_token };
+            let page = directory.list_properties(self.authed(request)).await?.into_inner();
+            properties.extend(page.properties);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
         let mut sites = Vec::new();
-        for property in properties.properties {
-            let request = pb::ListUnitsRequest { property_id: property.id.clone(), building_id: String::new() };
-            let units = directory.list_units(self.authed(request)).await?.into_inner();
-            sites.push(Site { property_id: property.id, unit_ids: units.units.into_iter().map(|u| u.id).collect() });
+        for property in properties {
+            let mut unit_ids = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let request = pb::ListUnitsRequest {
+                    property_id: property.id.clone(),
+                    page_size: 200,
+                    page_token,
+                    ..Default::default()
+                };
+                let page = directory.list_units(self.authed(request)).await?.into_inner();
+                unit_ids.extend(page.units.into_iter().map(|u| u.id));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            sites.push(Site { property_id: property.id, unit_ids });
         }
         if sites.is_empty() {
             return Err(BenchError::Setup("the token's holder serves no property".into()));

@@ -72,7 +72,8 @@ pub async fn seed(store: &Store, sites: &[Site], agent_id: &str, tickets: usize)
             if let propdesk_store::Created::New(mut ticket) = outcome
                 && (start + k).is_multiple_of(NOTE_EVERY)
             {
-                let events = ticket.add_note(agent.clone(), format!("已联系住户，约好明天上门查看（{}）", start + k), now);
+                let events =
+                    ticket.add_note(agent.clone(), format!("已联系住户，约好明天上门查看（{}）", start + k), now);
                 notes.push(Change { ticket, events });
             }
         }
@@ -155,11 +156,13 @@ pub async fn measure(
         async move {
             let result = match &call {
                 DeskCall::Search(queries) => {
-                    let request = pb::SearchTicketsRequest { query: pick(queries), page_size: 20, ..Default::default() };
+                    let request =
+                        pb::SearchTicketsRequest { query: pick(queries), page_size: 20, ..Default::default() };
                     client.search_tickets(authed(&bearer, request)).await.map(|r| r.into_inner().tickets.len())
                 }
                 DeskCall::Phone(phones) => {
-                    let request = pb::ListTicketsRequest { reporter_phone: pick(phones), page_size: 20, ..Default::default() };
+                    let request =
+                        pb::ListTicketsRequest { reporter_phone: pick(phones), page_size: 20, ..Default::default() };
                     client.list_tickets(authed(&bearer, request)).await.map(|r| r.into_inner().tickets.len())
                 }
                 DeskCall::Unit(units) => {

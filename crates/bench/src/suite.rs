@@ -16,8 +16,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrai
 
 use crate::BenchError;
 use crate::ceilings::{self, PgTarget};
-use crate::desk::{self, DeskCall};
 use crate::client::Connections;
+use crate::desk::{self, DeskCall};
 use crate::load::{self, LoadOutcome, LoadSpec, Pace, Percentiles};
 use crate::mix::{self, Site};
 use crate::procs::{self, Process};
@@ -853,7 +853,8 @@ async fn desk_phase(suite: &mut Suite) -> Result<(), BenchError> {
     let world = world::seed(&store, WorldSize::default()).await?;
     let seeded = desk::seed(&store, &world.sites, &world.agent_id, tickets).await?;
     let token = suite.token(&world)?;
-    let setup = Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+    let setup =
+        Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
     let intake = suite.start("intake-desk", "intake", &setup).await?;
     let (rate, window) = (suite.options.desk_rate, suite.options.desk_window);
     let words = |word: &str| DeskCall::Search(Arc::new(vec![word.to_owned()]));

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use propdesk_domain::{Department, Role};
+use propdesk_store::entity::resident::NewResident;
 use propdesk_store::entity::staff::NewStaff;
 use propdesk_store::entity::{building, property, resident, staff, unit};
-use propdesk_store::{Store, StoreError};
+use propdesk_store::{Page, Store, StoreError};
 
 /// The dev signing secret: read from `<database>.secret`, created on first start.
 pub fn signing_secret(database_url: &str) -> std::io::Result<String> {
@@ -38,8 +39,10 @@ pub struct Demo {
 
 /// Seeds the demo property unless one exists; returns the demo's ids either way.
 pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
-    if let Some(existing) = store.list_properties(None).await?.into_iter().next() {
-        let staff = store.list_staff(&existing.id, None, false).await?;
+    let first = Page { after: None, limit: 1 };
+    if let Some(existing) = store.list_properties(None, &first).await?.into_iter().next() {
+        // The demo's staff is a handful: one page holds them all.
+        let staff = store.list_staff(&existing.id, None, false, &Page { after: None, limit: 1_000 }).await?;
         let find = |role: Role| staff.iter().find(|s| s.role() == Some(role)).map(|s| s.id.clone()).unwrap_or_default();
         return Ok(Demo { admin_id: find(Role::Admin), agent_id: find(Role::Agent), property_id: existing.id });
     }
@@ -71,15 +74,16 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
                 })
                 .await?;
             store
-                .insert(resident::Model {
-                    id: id(),
-                    property_id: property.id.clone(),
-                    unit_id: unit.id.clone(),
-                    name: format!("住户 {building_name}-{room}"),
-                    phone: format!("1380000{building_name}{room}"),
-                    created_at: now,
-                    updated_at: now,
-                })
+                .insert(resident::Model::new(
+                    NewResident {
+                        id: id(),
+                        property_id: property.id.clone(),
+                        unit_id: unit.id.clone(),
+                        name: format!("住户 {building_name}-{room}"),
+                        phone: format!("1380000{building_name}{room}"),
+                    },
+                    now,
+                ))
                 .await?;
         }
     }

@@ -6,12 +6,15 @@
 use std::sync::Arc;
 
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
+use propdesk_domain::search::phone_key;
 use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LABEL};
 use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::directory_service_server::DirectoryService;
+use propdesk_store::entity::resident::NewResident;
 use propdesk_store::entity::staff::NewStaff;
 use propdesk_store::entity::{building, property, resident, staff, unit};
+use propdesk_store::{Page, ResidentFilter};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
@@ -19,6 +22,7 @@ use crate::auth::actor;
 use crate::convert::{WireEnum, code_to_wire, optional_enum, required_enum, timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{check_request_id, insert_once, key_of};
+use crate::paging;
 
 pub struct DirectoryApi {
     state: Arc<IntakeState>,
@@ -32,6 +36,13 @@ impl DirectoryApi {
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// The page a directory list asks for (one row more than its size: it tells whether
+/// another page follows).
+fn page(v: &mut Violations, page_size: i32, page_token: &str) -> Page {
+    let limit = v.page_size("page_size", page_size);
+    Page { after: paging::parse_key(v, page_token), limit: limit + 1 }
 }
 
 /// The one id field of a request, validated.
@@ -197,9 +208,15 @@ impl DirectoryService for DirectoryApi {
         request: Request<pb::ListPropertiesRequest>,
     ) -> Result<Response<pb::ListPropertiesResponse>, Status> {
         let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let page = page(&mut v, body.page_size, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
         let scope = (actor.role != Role::Admin).then_some(actor.properties.as_slice());
-        let properties = self.state.store.list_properties(scope).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListPropertiesResponse { properties: properties.iter().map(property_to_wire).collect() }))
+        let mut rows = self.state.store.list_properties(scope, &page).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |p| (&p.name, &p.id));
+        let properties = rows.iter().map(property_to_wire).collect();
+        Ok(Response::new(pb::ListPropertiesResponse { properties, next_page_token }))
     }
 
     async fn create_building(
@@ -247,10 +264,17 @@ impl DirectoryService for DirectoryApi {
         request: Request<pb::ListBuildingsRequest>,
     ) -> Result<Response<pb::ListBuildingsResponse>, Status> {
         let actor = actor(&request)?;
-        let property_id = required_id("property_id", &request.get_ref().property_id)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.required_id("property_id", &body.property_id);
+        let page = page(&mut v, body.page_size, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
+        let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let buildings = self.state.store.list_buildings(&property_id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListBuildingsResponse { buildings: buildings.iter().map(building_to_wire).collect() }))
+        let mut rows = self.state.store.list_buildings(&property_id, &page).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |b| (&b.name, &b.id));
+        let buildings = rows.iter().map(building_to_wire).collect();
+        Ok(Response::new(pb::ListBuildingsResponse { buildings, next_page_token }))
     }
 
     async fn create_unit(&self, request: Request<pb::CreateUnitRequest>) -> Result<Response<pb::Unit>, Status> {
@@ -315,11 +339,15 @@ impl DirectoryService for DirectoryApi {
         let mut v = Violations::new();
         let property_id = v.required_id("property_id", &body.property_id);
         let building_id = v.optional_id("building_id", &body.building_id);
+        let page = page(&mut v, body.page_size, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let units = self.state.store.list_units(&property_id, building_id.as_deref()).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListUnitsResponse { units: units.iter().map(unit_to_wire).collect() }))
+        let store = &self.state.store;
+        let mut rows = store.list_units(&property_id, building_id.as_deref(), &page).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |u| (&u.label, &u.id));
+        let units = rows.iter().map(unit_to_wire).collect();
+        Ok(Response::new(pb::ListUnitsResponse { units, next_page_token }))
     }
 
     async fn create_resident(
@@ -341,15 +369,14 @@ impl DirectoryService for DirectoryApi {
         let unit = self.unit(&unit_id.unwrap_or_default()).await?;
         actor.authorize(&unit.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
         let now = propdesk_store::now();
-        let model = resident::Model {
+        let new = NewResident {
             id: new_id(),
             property_id: unit.property_id,
             unit_id: unit.id,
             name: body.name,
             phone: body.phone,
-            created_at: now,
-            updated_at: now,
         };
+        let model = resident::Model::new(new, now);
         let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(resident_to_wire(&stored, &actor)))
     }
@@ -394,14 +421,27 @@ impl DirectoryService for DirectoryApi {
         let mut v = Violations::new();
         let property_id = v.required_id("property_id", &body.property_id);
         let unit_id = v.optional_id("unit_id", &body.unit_id);
+        let phone_key = if body.phone.is_empty() {
+            None
+        } else {
+            v.optional_phone("phone", &body.phone);
+            phone_key(&body.phone)
+        };
+        let name_contains = if body.name_contains.is_empty() {
+            None
+        } else {
+            v.required_text("name_contains", &body.name_contains, MAX_NAME);
+            Some(body.name_contains.trim().to_owned())
+        };
+        let page = page(&mut v, body.page_size, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let residents =
-            self.state.store.list_residents(&property_id, unit_id.as_deref()).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListResidentsResponse {
-            residents: residents.iter().map(|r| resident_to_wire(r, &actor)).collect(),
-        }))
+        let filter = ResidentFilter { property_id, unit_id, phone_key, name_contains };
+        let mut rows = self.state.store.list_residents(&filter, &page).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |r| (&r.name, &r.id));
+        let residents = rows.iter().map(|r| resident_to_wire(r, &actor)).collect();
+        Ok(Response::new(pb::ListResidentsResponse { residents, next_page_token }))
     }
 
     async fn create_staff(&self, request: Request<pb::CreateStaffRequest>) -> Result<Response<pb::Staff>, Status> {
@@ -489,16 +529,16 @@ impl DirectoryService for DirectoryApi {
         let mut v = Violations::new();
         let property_id = v.required_id("property_id", &body.property_id);
         let department = optional_enum::<Department>(&mut v, "department", body.department);
+        let page = page(&mut v, body.page_size, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let staff = self
-            .state
-            .store
-            .list_staff(&property_id, department.map(|d| d.code()), body.on_duty_only)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListStaffResponse { staff: staff.iter().map(staff_to_wire).collect() }))
+        let department = department.map(|d| d.code());
+        let store = &self.state.store;
+        let mut rows =
+            store.list_staff(&property_id, department, body.on_duty_only, &page).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |s| (&s.name, &s.id));
+        Ok(Response::new(pb::ListStaffResponse { staff: rows.iter().map(staff_to_wire).collect(), next_page_token }))
     }
 
     async fn set_on_duty(&self, request: Request<pb::SetOnDutyRequest>) -> Result<Response<pb::Staff>, Status> {
@@ -530,12 +570,17 @@ impl DirectoryService for DirectoryApi {
         request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
         actor(&request)?;
-        let categories = self
-            .state
-            .policy
-            .categories
-            .categories
-            .iter()
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let limit = v.page_size("page_size", body.page_size);
+        let skip = paging::parse_count(&mut v, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
+        // The catalog comes from configuration and keeps its order.
+        let mut page: Vec<_> =
+            self.state.policy.categories.categories.iter().skip(skip as usize).take(limit as usize + 1).collect();
+        let next_page_token = paging::cut_by_count(&mut page, limit, skip);
+        let categories = page
+            .into_iter()
             .map(|c| pb::Category {
                 code: c.code.clone(),
                 name: c.name.clone(),
@@ -544,6 +589,6 @@ impl DirectoryService for DirectoryApi {
                 in_unit: c.in_unit,
             })
             .collect();
-        Ok(Response::new(pb::ListCategoriesResponse { categories }))
+        Ok(Response::new(pb::ListCategoriesResponse { categories, next_page_token }))
     }
 }

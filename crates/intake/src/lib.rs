@@ -13,6 +13,7 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod notifications;
 pub mod observe;
+pub mod paging;
 pub mod places;
 pub mod reports;
 pub mod tickets;

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::IntakeState;
 use crate::auth::actor;
 use crate::error::{ApiError, ApiResult};
-use crate::tickets::{cut_page, parse_page_token};
+use crate::paging;
 
 pub struct NotificationApi {
     state: Arc<IntakeState>,
@@ -92,12 +92,12 @@ impl NotificationService for NotificationApi {
             }
         };
         let limit = v.page_size("page_size", body.page_size);
-        let before_id = parse_page_token(&mut v, &body.page_token);
+        let before_id = paging::parse_id(&mut v, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let filter =
             DeliveryFilter { property_ids: scope(&actor, property_id)?, state, ticket_id, before_id, limit: limit + 1 };
         let mut rows = self.state.store.list_deliveries(&filter).await.map_err(ApiError::from)?;
-        let next_page_token = cut_page(&mut rows, limit, |n| &n.id);
+        let next_page_token = paging::cut_by_id(&mut rows, limit, |n| &n.id);
         let deliveries = rows.iter().map(delivery_to_wire).collect();
         Ok(Response::new(pb::ListDeliveriesResponse { deliveries, next_page_token }))
     }

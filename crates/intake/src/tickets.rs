@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route, UnitPlace};
 use propdesk_domain::search::{Query, phone_key};
@@ -29,6 +27,7 @@ use crate::auth::actor;
 use crate::convert::{event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{check_request_id, fingerprint, mismatch};
+use crate::paging;
 use crate::places::Place;
 use crate::watch::{self, EventStream};
 
@@ -93,34 +92,6 @@ fn by(actor: &Actor) -> By {
     By::staff(actor.staff_id.clone(), actor.role)
 }
 
-fn page_token_after(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-/// Keeps the first `limit` of `rows` (fetched with one extra, which tells whether another
-/// page follows) and returns the next page's token, empty on the last page.
-pub(crate) fn cut_page<T>(rows: &mut Vec<T>, limit: u64, id: impl Fn(&T) -> &str) -> String {
-    if rows.len() as u64 <= limit {
-        return String::new();
-    }
-    rows.truncate(limit as usize);
-    rows.last().map(|row| page_token_after(id(row))).unwrap_or_default()
-}
-
-pub(crate) fn parse_page_token(violations: &mut Violations, token: &str) -> Option<String> {
-    if token.is_empty() {
-        return None;
-    }
-    let decoded = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok());
-    match decoded.filter(|id| uuid::Uuid::parse_str(id).is_ok()) {
-        Some(id) => Some(id),
-        None => {
-            violations.add("page_token", "is not a token returned by this list call");
-            None
-        }
-    }
-}
-
 /// The `states` filter of a list: each a known state.
 fn states(violations: &mut Violations, states: &[i32]) -> Vec<TicketState> {
     let known = states.iter().enumerate();
@@ -138,32 +109,6 @@ fn readable_properties(actor: &Actor, property_id: Option<String>) -> ApiResult<
         None if actor.role == propdesk_domain::Role::Admin => None,
         None => Some(actor.properties.clone()),
     })
-}
-
-/// Search pages are ranked, not keyed by id: the token is the number of results skipped.
-const MAX_SEARCH_OFFSET: u64 = 10_000;
-
-fn offset_token(offset: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("skip:{offset}"))
-}
-
-fn parse_offset_token(violations: &mut Violations, token: &str) -> u64 {
-    if token.is_empty() {
-        return 0;
-    }
-    let decoded = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok());
-    match decoded.as_deref().and_then(|text| text.strip_prefix("skip:")).and_then(|n| n.parse::<u64>().ok()) {
-        Some(offset) if offset <= MAX_SEARCH_OFFSET => offset,
-        Some(_) => {
-            violations
-                .add("page_token", format!("search pages end after {MAX_SEARCH_OFFSET} results: narrow the query"));
-            0
-        }
-        None => {
-            violations.add("page_token", "is not a token returned by this search");
-            0
-        }
-    }
 }
 
 impl TicketApi {
@@ -320,7 +265,7 @@ impl TicketService for TicketApi {
             v.add("created_before", "must be later than created_after");
         }
         let limit = v.page_size("page_size", body.page_size);
-        let before_id = parse_page_token(&mut v, &body.page_token);
+        let before_id = paging::parse_id(&mut v, &body.page_token);
         let phone_key = if body.reporter_phone.is_empty() {
             None
         } else {
@@ -353,7 +298,7 @@ impl TicketService for TicketApi {
             limit: limit + 1,
         };
         let mut rows = self.state.store.list_tickets(&filter).await.map_err(ApiError::from)?;
-        let next_page_token = cut_page(&mut rows, limit, |t| &t.id);
+        let next_page_token = paging::cut_by_id(&mut rows, limit, |t| &t.id);
         let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
     }
@@ -372,7 +317,7 @@ impl TicketService for TicketApi {
         let kind = optional_enum::<TicketKind>(&mut v, "kind", body.kind);
         let unit_id = v.optional_id("unit_id", &body.unit_id);
         let limit = v.page_size("page_size", body.page_size);
-        let offset = parse_offset_token(&mut v, &body.page_token);
+        let offset = paging::parse_count(&mut v, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let query = query.ok_or(ApiError::Internal("validated query missing".into()))?;
 
@@ -386,12 +331,7 @@ impl TicketService for TicketApi {
             ..TicketFilter::default()
         };
         let mut rows = self.state.store.search_tickets(&query, &filter, offset).await.map_err(ApiError::from)?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            offset_token(offset + limit)
-        } else {
-            String::new()
-        };
+        let next_page_token = paging::cut_by_count(&mut rows, limit, offset);
         let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::SearchTicketsResponse { tickets, next_page_token }))
     }
@@ -401,12 +341,17 @@ impl TicketService for TicketApi {
         request: Request<pb::GetTicketHistoryRequest>,
     ) -> Result<Response<pb::GetTicketHistoryResponse>, Status> {
         let actor = actor(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.required_id("ticket_id", &request.get_ref().ticket_id);
-        violations.into_result().map_err(ApiError::from)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("ticket_id", &body.ticket_id);
+        let limit = v.page_size("page_size", body.page_size);
+        let after = paging::parse_sequence(&mut v, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
         let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
-        let events = self.state.store.history(&ticket.id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetTicketHistoryResponse { events: events.iter().map(event_to_wire).collect() }))
+        let mut rows = self.state.store.history_page(&ticket.id, after, limit + 1).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_sequence(&mut rows, limit, |(sequence, _)| *sequence);
+        let events = rows.iter().map(|(_, event)| event_to_wire(event)).collect();
+        Ok(Response::new(pb::GetTicketHistoryResponse { events, next_page_token }))
     }
 
     async fn assign_ticket(&self, request: Request<pb::AssignTicketRequest>) -> Result<Response<pb::Ticket>, Status> {

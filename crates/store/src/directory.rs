@@ -1,7 +1,9 @@
 //! Properties, buildings, units, residents and staff.
 
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set,
 };
 
 use crate::entity::{building, property, request_key, resident, staff, unit};
@@ -137,60 +139,118 @@ impl Store {
         Ok(staff::Entity::find().filter(staff::Column::Id.is_in(ids.iter().cloned())).all(&self.db).await?)
     }
 
-    /// Properties by id; `None` lists them all.
-    pub async fn list_properties(&self, ids: Option<&[String]>) -> Result<Vec<property::Model>, StoreError> {
-        let mut query = property::Entity::find().order_by_asc(property::Column::Name);
+    /// Properties by id (`None`: all of them), in name order.
+    pub async fn list_properties(
+        &self,
+        ids: Option<&[String]>,
+        page: &Page,
+    ) -> Result<Vec<property::Model>, StoreError> {
+        use property::Column as C;
+        let mut query = property::Entity::find();
         if let Some(ids) = ids {
-            query = query.filter(property::Column::Id.is_in(ids.iter().cloned()));
+            query = query.filter(C::Id.is_in(ids.iter().cloned()));
         }
-        Ok(query.all(&self.db).await?)
+        page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
     }
 
-    pub async fn list_buildings(&self, property_id: &str) -> Result<Vec<building::Model>, StoreError> {
-        Ok(building::Entity::find()
-            .filter(building::Column::PropertyId.eq(property_id))
-            .order_by_asc(building::Column::Name)
-            .all(&self.db)
-            .await?)
+    /// A property's buildings, in name order.
+    pub async fn list_buildings(&self, property_id: &str, page: &Page) -> Result<Vec<building::Model>, StoreError> {
+        use building::Column as C;
+        let query = building::Entity::find().filter(C::PropertyId.eq(property_id));
+        page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
     }
 
+    /// A property's units (or one building's), in label order.
     pub async fn list_units(
         &self,
         property_id: &str,
         building_id: Option<&str>,
+        page: &Page,
     ) -> Result<Vec<unit::Model>, StoreError> {
-        let mut query = unit::Entity::find().filter(unit::Column::PropertyId.eq(property_id));
+        use unit::Column as C;
+        let mut query = unit::Entity::find().filter(C::PropertyId.eq(property_id));
         if let Some(building_id) = building_id {
-            query = query.filter(unit::Column::BuildingId.eq(building_id));
+            query = query.filter(C::BuildingId.eq(building_id));
         }
-        Ok(query.order_by_asc(unit::Column::Label).all(&self.db).await?)
+        page.of(query, C::Label, C::Id).all(&self.db).await.map_err(StoreError::from)
     }
 
+    /// A property's residents matching `filter`, in name order.
     pub async fn list_residents(
         &self,
-        property_id: &str,
-        unit_id: Option<&str>,
+        filter: &ResidentFilter,
+        page: &Page,
     ) -> Result<Vec<resident::Model>, StoreError> {
-        let mut query = resident::Entity::find().filter(resident::Column::PropertyId.eq(property_id));
-        if let Some(unit_id) = unit_id {
-            query = query.filter(resident::Column::UnitId.eq(unit_id));
+        use resident::Column as C;
+        let mut query = resident::Entity::find().filter(C::PropertyId.eq(filter.property_id.as_str()));
+        if let Some(unit_id) = &filter.unit_id {
+            query = query.filter(C::UnitId.eq(unit_id.as_str()));
         }
-        Ok(query.order_by_asc(resident::Column::Id).all(&self.db).await?)
+        if let Some(key) = &filter.phone_key {
+            query = query.filter(C::PhoneKey.eq(key.as_str()));
+        }
+        if let Some(fragment) = &filter.name_contains {
+            // Matched as text, whatever `%` or `_` it holds; case-blind for Latin names.
+            let escaped = fragment.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            query = query.filter(Expr::expr(Func::lower(Expr::col(C::Name))).like(pattern));
+        }
+        page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
     }
 
+    /// A property's staff (or one department's, or those on duty), in name order.
     pub async fn list_staff(
         &self,
         property_id: &str,
         department: Option<&str>,
         on_duty_only: bool,
+        page: &Page,
     ) -> Result<Vec<staff::Model>, StoreError> {
-        let mut query = staff::Entity::find().filter(staff::Column::PropertyId.eq(property_id));
+        use staff::Column as C;
+        let mut query = staff::Entity::find().filter(C::PropertyId.eq(property_id));
         if let Some(department) = department {
-            query = query.filter(staff::Column::Department.eq(department));
+            query = query.filter(C::Department.eq(department));
         }
         if on_duty_only {
-            query = query.filter(staff::Column::OnDuty.eq(true));
+            query = query.filter(C::OnDuty.eq(true));
         }
-        Ok(query.order_by_asc(staff::Column::Name).all(&self.db).await?)
+        page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
+    }
+}
+
+/// Which residents to list.
+#[derive(Debug, Clone, Default)]
+pub struct ResidentFilter {
+    pub property_id: String,
+    pub unit_id: Option<String>,
+    /// A phone key (`propdesk_domain::search::phone_key`).
+    pub phone_key: Option<String>,
+    /// Part of the name.
+    pub name_contains: Option<String>,
+}
+
+/// One page of a list in (sort key, id) order: the rows after `after`, at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The sort key and id of the last row of the previous page.
+    pub after: Option<(String, String)>,
+    pub limit: u64,
+}
+
+impl Page {
+    fn of<E, C>(&self, query: Select<E>, key: C, id: C) -> Select<E>
+    where
+        E: EntityTrait,
+        C: ColumnTrait,
+    {
+        let mut query = query;
+        if let Some((after_key, after_id)) = &self.after {
+            query = query.filter(
+                Condition::any()
+                    .add(key.gt(after_key.as_str()))
+                    .add(Condition::all().add(key.eq(after_key.as_str())).add(id.gt(after_id.as_str()))),
+            );
+        }
+        query.order_by_asc(key).order_by_asc(id).limit(self.limit)
     }
 }

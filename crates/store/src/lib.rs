@@ -34,7 +34,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
 use sea_orm_migration::MigratorTrait;
 
-pub use directory::{CreateKey, Inserted};
+pub use directory::{CreateKey, Inserted, Page, ResidentFilter};
 pub use outbox::RelayPass;
 pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, TicketFilter};
 

@@ -321,13 +321,29 @@ impl Store {
 
     /// The whole history of a ticket, oldest first.
     pub async fn history(&self, ticket_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        ticket_event::Entity::find()
-            .filter(ticket_event::Column::TicketId.eq(ticket_id))
+        Ok(self.history_page(ticket_id, None, u64::MAX).await?.into_iter().map(|(_, event)| event).collect())
+    }
+
+    /// Up to `limit` events of a ticket's history after the one with sequence id
+    /// `after_id`, oldest first, each with its sequence id (the next page starts after the
+    /// last).
+    pub async fn history_page(
+        &self,
+        ticket_id: &str,
+        after_id: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(i64, HistoryEvent)>, StoreError> {
+        let mut query = ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(ticket_id));
+        if let Some(after_id) = after_id {
+            query = query.filter(ticket_event::Column::Id.gt(after_id));
+        }
+        query
             .order_by_asc(ticket_event::Column::Id)
+            .limit(limit)
             .all(&self.db)
             .await?
             .iter()
-            .map(history_event)
+            .map(|row| Ok((row.id, history_event(row)?)))
             .collect()
     }
 

@@ -334,7 +334,8 @@ async fn duplicate_directory_names_conflict(backend: Backend) {
     store.insert(building("2")).await.unwrap();
     let err = store.insert(building("2")).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(store.list_buildings(&property.id).await.unwrap().len(), 1);
+    let page = propdesk_store::Page { after: None, limit: 10 };
+    assert_eq!(store.list_buildings(&property.id, &page).await.unwrap().len(), 1);
 }
 
 async fn times_round_trip_exactly(backend: Backend) {

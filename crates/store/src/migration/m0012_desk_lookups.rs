@@ -1,7 +1,7 @@
-//! What the reception desk finds tickets by: the reporter's phone as one normalised key,
-//! the unit's, resident's and agent's tickets newest first, and free text (see
-//! `crate::search`). Existing tickets are indexed here, from their logged text and the
-//! notes staff wrote.
+//! What the reception desk finds tickets and residents by: the reporter's and the
+//! resident's phone as one normalised key, the unit's, resident's and agent's tickets newest
+//! first, free text (see `crate::search`), and each owner's open follow-ups by due time.
+//! Existing tickets are indexed here, from their logged text and the notes staff wrote.
 
 use propdesk_domain::search::{index_terms, phone_key};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -24,11 +24,17 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(Table::alter().table("tickets").add_column(string_len_null("reporter_phone_key", 32)).take())
             .await?;
+        manager
+            .alter_table(Table::alter().table("residents").add_column(string_len_null("phone_key", 32)).take())
+            .await?;
         let indexes = [
             index("tickets", "tickets_phone", &["reporter_phone_key", "id"]),
             index("tickets", "tickets_unit_id", &["unit_id", "id"]),
             index("tickets", "tickets_resident_id", &["resident_id", "id"]),
             index("tickets", "tickets_agent_id", &["first_contact_agent_id", "id"]),
+            index("residents", "residents_phone", &["property_id", "phone_key"]),
+            index("residents", "residents_name", &["property_id", "name", "id"]),
+            index("follow_ups", "follow_ups_owner_due", &["owner_id", "state", "due_by"]),
         ];
         for index in indexes {
             manager.create_index(index).await?;
@@ -56,8 +62,14 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Phone keys and index entries of the tickets already stored.
+/// Phone keys and index entries of the tickets and residents already stored.
 async fn backfill(db: &SchemaManagerConnection<'_>, backend: DbBackend) -> Result<(), DbErr> {
+    let residents = db.query_all_raw(Statement::from_string(backend, "SELECT id, phone FROM residents")).await?;
+    for row in residents {
+        let (id, phone): (String, String) = (row.try_get("", "id")?, row.try_get("", "phone")?);
+        let sql = placeholders(backend, "UPDATE residents SET phone_key = ? WHERE id = ?");
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, [phone_key(&phone).into(), id.into()])).await?;
+    }
     let tickets = db
         .query_all_raw(Statement::from_string(
             backend,
