@@ -15,6 +15,8 @@ crate::on_both_backends!(
     a_retried_directory_create_returns_the_first_record,
     every_directory_list_and_the_history_page_in_a_stable_order,
     residents_are_found_by_phone_and_name_fragment_and_masked_for_technicians,
+    an_agent_works_the_follow_up_list_soonest_due_first,
+    my_tickets_and_my_overdue_tickets_are_the_ones_i_own_overdue_first,
 );
 
 impl App {
@@ -515,4 +517,194 @@ async fn residents_are_found_by_phone_and_name_fragment_and_masked_for_technicia
         assert_status(result, Code::InvalidArgument, Some(field), field);
     }
     assert_eq!(app.snapshot().await, before);
+}
+
+impl App {
+    async fn follow_ups(&mut self, token: &str, request: pb::ListFollowUpsRequest) -> Vec<pb::FollowUpItem> {
+        self.tickets.list_follow_ups(authed(token, request)).await.expect("follow-ups").into_inner().items
+    }
+
+    /// Resolves `t` as the agent (an answer needs no dispatch).
+    async fn resolve(&mut self, t: &pb::Ticket) -> pb::Ticket {
+        let agent = self.world.agent.clone();
+        self.tickets.resolve_ticket(authed(&agent, App::action(t, "answered"))).await.expect("resolve").into_inner()
+    }
+}
+
+fn item_tickets(items: &[pb::FollowUpItem]) -> Vec<String> {
+    items.iter().map(|item| item.ticket.as_ref().map(|t| t.id.clone()).unwrap_or_default()).collect()
+}
+
+async fn an_agent_works_the_follow_up_list_soonest_due_first(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let _notifier = app.start_notifier().await;
+    let (agent, supervisor) = (app.world.agent.clone(), app.world.supervisor.clone());
+    let first = app.create(app.new_ticket("plumbing", "一号")).await;
+    let second = app.create(app.new_ticket("plumbing", "二号")).await;
+    let third = app.create(app.new_ticket("plumbing", "三号")).await;
+    let theirs = app
+        .tickets
+        .create_ticket(authed(&supervisor, app.new_ticket("plumbing", "主管接的")))
+        .await
+        .expect("create")
+        .into_inner();
+    // Resolved in this order, so owed in this order (48 hours after each resolution).
+    let mut resolved = Vec::new();
+    for t in [&second, &first, &third] {
+        resolved.push(app.resolve(t).await);
+    }
+    let resolved_theirs = app
+        .tickets
+        .resolve_ticket(authed(&supervisor, App::action(&theirs, "answered")))
+        .await
+        .expect("resolve")
+        .into_inner();
+    let open = pb::ListFollowUpsRequest::default();
+    let mut items = Vec::new();
+    for _ in 0..200 {
+        items = app.follow_ups(&agent, open.clone()).await;
+        if items.len() == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let order =
+        [second.id.clone(), second.id.clone(), first.id.clone(), first.id.clone(), third.id.clone(), third.id.clone()];
+    assert_eq!(item_tickets(&items), order, "soonest due first, the reply and the callback of each");
+    let due: Vec<i64> =
+        items.iter().map(|i| i.follow_up.as_ref().and_then(|f| f.due_by).map_or(0, |t| t.seconds)).collect();
+    assert!(due.windows(2).all(|w| w[0] <= w[1]), "{due:?}");
+    let ticket = items[0].ticket.as_ref().expect("the ticket comes along");
+    assert_eq!(ticket.reporter_phone, "13812345678", "the agent calls the resident back");
+
+    let callbacks = pb::ListFollowUpsRequest { kind: pb::FollowUpKind::Callback as i32, ..Default::default() };
+    let found = app.follow_ups(&agent, callbacks.clone()).await;
+    assert_eq!(item_tickets(&found), [second.id.clone(), first.id.clone(), third.id.clone()]);
+
+    // Pages of two walk the same list.
+    let mut paged = Vec::new();
+    let mut request = pb::ListFollowUpsRequest { page_size: 2, ..Default::default() };
+    loop {
+        let page = app.tickets.list_follow_ups(authed(&agent, request.clone())).await.unwrap().into_inner();
+        paged.extend(page.items);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    assert_eq!(item_tickets(&paged), order);
+
+    // The callback made leaves the list of what is owed and joins what is done.
+    let callback = pb::RecordCallbackRequest {
+        ticket_id: second.id.clone(),
+        expected_version: app.get(&second.id).await.version,
+        satisfaction: pb::Satisfaction::Satisfied as i32,
+        comment: "满意".into(),
+    };
+    app.tickets.record_callback(authed(&agent, callback)).await.expect("callback");
+    // The notifier settles the callback follow-up when it hears of the callback.
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = app.follow_ups(&agent, callbacks.clone()).await;
+        if found.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(item_tickets(&found), [first.id.clone(), third.id.clone()]);
+    let done = pb::ListFollowUpsRequest { state: pb::FollowUpState::Done as i32, ..callbacks.clone() };
+    assert_eq!(item_tickets(&app.follow_ups(&agent, done).await), [second.id.as_str()]);
+    let soon = pb::ListFollowUpsRequest {
+        due_before: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() + 3600, nanos: 0 }),
+        ..Default::default()
+    };
+    assert!(app.follow_ups(&agent, soon).await.is_empty(), "nothing is due within the hour");
+    let overdue = pb::ListFollowUpsRequest { overdue_only: true, ..Default::default() };
+    assert!(app.follow_ups(&agent, overdue).await.is_empty());
+
+    // A supervisor reads an agent's list; an agent reads only their own.
+    let agents = pb::ListFollowUpsRequest { owner_id: app.world.agent_id.clone(), ..callbacks.clone() };
+    assert_eq!(app.follow_ups(&supervisor, agents).await.len(), 2);
+    let supervisor_id = app.world.supervisor_id.clone();
+    let peeking = pb::ListFollowUpsRequest { owner_id: supervisor_id.clone(), ..Default::default() };
+    let result = app.tickets.list_follow_ups(authed(&agent, peeking)).await;
+    assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "an agent reads another's list");
+    let own = app.follow_ups(&supervisor, pb::ListFollowUpsRequest::default()).await;
+    assert_eq!(item_tickets(&own), [resolved_theirs.id.clone(), resolved_theirs.id.clone()]);
+    let outsider = app.world.outsider.clone();
+    let elsewhere = pb::ListFollowUpsRequest { property_id: app.world.property_id.clone(), ..Default::default() };
+    let result = app.tickets.list_follow_ups(authed(&outsider, elsewhere)).await;
+    assert_reason(result, Code::PermissionDenied, pb::ErrorReason::PropertyNotServed, "another property's list");
+    let bad = pb::ListFollowUpsRequest { kind: 9, ..Default::default() };
+    assert_status(
+        app.tickets.list_follow_ups(authed(&agent, bad)).await,
+        Code::InvalidArgument,
+        Some("kind"),
+        "kind 9",
+    );
+    assert_eq!(resolved.len(), 3);
+}
+
+/// Makes a ticket's acknowledge deadline a minute past.
+async fn overdue(app: &App, ticket_id: &str) {
+    use propdesk_store::entity::ticket;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let past = propdesk_store::now() - chrono::TimeDelta::minutes(1);
+    ticket::Entity::update_many()
+        .col_expr(ticket::Column::AcknowledgeBy, Expr::value(past))
+        .filter(ticket::Column::Id.eq(ticket_id))
+        .exec(app.store.connection())
+        .await
+        .expect("deadline moved");
+}
+
+async fn my_tickets_and_my_overdue_tickets_are_the_ones_i_own_overdue_first(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let (agent, supervisor, plumber) =
+        (app.world.agent.clone(), app.world.supervisor.clone(), app.world.plumber.clone());
+    let older = app.create(app.new_ticket("plumbing", "旧的")).await;
+    let late = app.create(app.new_ticket("plumbing", "超时的")).await;
+    let newer = app.create(app.new_ticket("plumbing", "新的")).await;
+    let done = app.create(app.new_ticket("plumbing", "已解决")).await;
+    app.resolve(&done).await;
+    let theirs = app
+        .tickets
+        .create_ticket(authed(&supervisor, app.new_ticket("plumbing", "主管接的")))
+        .await
+        .expect("create")
+        .into_inner();
+    let assigned = app.assign_to_plumber(&newer).await;
+    overdue(&app, &late.id).await;
+    overdue(&app, &theirs.id).await;
+
+    let mine = |token: &str| (token.to_owned(), pb::ListMyTicketsRequest::default());
+    let (token, request) = mine(&agent);
+    let found = app.tickets.list_my_tickets(authed(&token, request)).await.unwrap().into_inner().tickets;
+    assert_eq!(ids(&found), [late.id.as_str(), older.id.as_str(), newer.id.as_str()], "overdue first, then the oldest");
+    let paged = pb::ListMyTicketsRequest { page_size: 2, ..Default::default() };
+    let first_page = app.tickets.list_my_tickets(authed(&agent, paged.clone())).await.unwrap().into_inner();
+    assert_eq!(first_page.tickets.len(), 2);
+    let rest = pb::ListMyTicketsRequest { page_token: first_page.next_page_token, ..paged };
+    let rest = app.tickets.list_my_tickets(authed(&agent, rest)).await.unwrap().into_inner();
+    assert_eq!(ids(&rest.tickets), [newer.id.as_str()]);
+
+    let (token, request) = mine(&plumber);
+    let found = app.tickets.list_my_tickets(authed(&token, request)).await.unwrap().into_inner().tickets;
+    assert_eq!(ids(&found), [assigned.id.as_str()], "a technician's are the ones assigned to them");
+
+    // Agents read what is late of their own work; managers and admins read it all.
+    let late_list = pb::ListOverdueTicketsRequest { property_id: app.world.property_id.clone(), ..Default::default() };
+    let mut reports = propdesk_proto::v1::report_service_client::ReportServiceClient::new(app.server.channel().await);
+    let own = reports.list_overdue_tickets(authed(&agent, late_list.clone())).await.expect("agent").into_inner();
+    assert_eq!(ids(&own.tickets), [late.id.as_str()]);
+    let admin = app.world.admin.clone();
+    let all = reports.list_overdue_tickets(authed(&admin, late_list.clone())).await.expect("admin").into_inner();
+    let mut everyone: Vec<&str> = ids(&all.tickets);
+    everyone.sort();
+    let mut expected = [late.id.as_str(), theirs.id.as_str()];
+    expected.sort();
+    assert_eq!(everyone, expected);
+    let dispatcher = app.world.dispatcher.clone();
+    let result = reports.list_overdue_tickets(authed(&dispatcher, late_list)).await;
+    assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "a dispatcher reads reports");
 }

@@ -75,13 +75,14 @@ async fn report_permissions_and_bad_periods_are_refused_with_the_right_status(ba
     // A supervisor's own report is their department's.
     let own = reports.get_service_report(authed(&supervisor, month(&property))).await.expect("own department");
     assert!(own.into_inner().by_department.iter().all(|c| c.key == "engineering"));
+    let dispatcher = app.world.dispatcher.clone();
     let overdue = reports
         .list_overdue_tickets(authed(
-            &agent,
+            &dispatcher,
             pb::ListOverdueTicketsRequest { property_id: property, ..Default::default() },
         ))
         .await;
-    assert_status(overdue, Code::PermissionDenied, None, "an agent lists overdue tickets");
+    assert_status(overdue, Code::PermissionDenied, None, "a dispatcher lists overdue tickets");
 }
 
 /// Clocks shrunk to seconds by configuration: the month's scenario plays out in about

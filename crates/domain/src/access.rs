@@ -33,6 +33,10 @@ pub enum Operation {
     SetOnDuty {
         own: bool,
     },
+    /// Read someone's worklist: follow-ups owed, tickets owned (`own`: their own).
+    ReadWorklist {
+        own: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +74,10 @@ impl Actor {
                 (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "set on-duty")
             }
             Operation::SetOnDuty { own: false } => (&[Supervisor, Manager, Admin], "set others on duty"),
+            Operation::ReadWorklist { own: true } => {
+                (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read their worklist")
+            }
+            Operation::ReadWorklist { own: false } => (&[Supervisor, Manager, Admin], "read others' worklists"),
             Operation::Move(mv) => {
                 let field_work = matches!(
                     mv,
@@ -122,6 +130,10 @@ mod tests {
             (Technician, Operation::Move(Move::Cancel), true, false),
             (Technician, Operation::Move(Move::RecordCallback { requires_rework: false }), true, false),
             (Agent, Operation::Move(Move::Resolve), false, true),
+            (Agent, Operation::ReadWorklist { own: true }, false, true),
+            (Agent, Operation::ReadWorklist { own: false }, false, false),
+            (Technician, Operation::ReadWorklist { own: false }, false, false),
+            (Supervisor, Operation::ReadWorklist { own: false }, false, true),
             (Agent, Operation::Move(Move::Dispatch), false, false),
             (Agent, Operation::Move(Move::RecordCallback { requires_rework: true }), false, true),
             (Agent, Operation::Move(Move::Cancel), false, true),

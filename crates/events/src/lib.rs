@@ -6,6 +6,7 @@
 //! knows no database (the store hands it history events as [`HistoryEvent`]s).
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::{Cause, Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
 use propdesk_proto::v1 as pb;
 use prost::Message as _;
@@ -53,6 +54,9 @@ wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp
 });
+wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
+wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });
+wire_enum!(ReplyMethod <=> ReplyMethod { Letter, AppMessage, PhoneCall, CallOrVisit });
 wire_enum!(Cause <=> EventCause {
     Staff, CallbackSatisfied, CallbackUnsatisfied, AnsweredOnTheSpot, IncidentResolved, DeadlineMissed, DeadlineNear
 });

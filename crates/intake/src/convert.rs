@@ -2,7 +2,6 @@
 //! propdesk-events). Proto types stop here: nothing below intake sees them.
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
 use propdesk_domain::{Actor, Ticket, Violations};
 pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, timestamp, to_wire_or_unspecified};
@@ -117,32 +116,14 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
 
 /// A follow-up task on the wire.
 pub fn follow_up_to_wire(f: &follow_up::Model) -> pb::FollowUp {
-    let kind = match f.kind() {
-        Some(FollowUpKind::Reply) => pb::FollowUpKind::Reply,
-        Some(FollowUpKind::Callback) => pb::FollowUpKind::Callback,
-        None => pb::FollowUpKind::Unspecified,
-    };
-    let method = match f.method() {
-        Some(ReplyMethod::Letter) => pb::ReplyMethod::Letter,
-        Some(ReplyMethod::AppMessage) => pb::ReplyMethod::AppMessage,
-        Some(ReplyMethod::PhoneCall) => pb::ReplyMethod::PhoneCall,
-        Some(ReplyMethod::CallOrVisit) => pb::ReplyMethod::CallOrVisit,
-        None => pb::ReplyMethod::Unspecified,
-    };
-    let state = match f.state() {
-        Some(FollowUpState::Open) => pb::FollowUpState::Open,
-        Some(FollowUpState::Done) => pb::FollowUpState::Done,
-        Some(FollowUpState::Cancelled) => pb::FollowUpState::Cancelled,
-        None => pb::FollowUpState::Unspecified,
-    };
     pb::FollowUp {
         id: f.id.clone(),
-        kind: kind as i32,
-        method: method as i32,
+        kind: to_wire_or_unspecified(f.kind()),
+        method: to_wire_or_unspecified(f.method()),
         owner_id: text(&f.owner_id),
         due_by: optional_timestamp(f.due_by),
         destination: f.destination.clone(),
-        state: state as i32,
+        state: to_wire_or_unspecified(f.state()),
         created_at: Some(timestamp(f.created_at)),
         done_at: optional_timestamp(f.done_at),
         done_by: text(&f.done_by),

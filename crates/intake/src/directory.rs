@@ -214,7 +214,7 @@ impl DirectoryService for DirectoryApi {
         v.into_result().map_err(ApiError::from)?;
         let scope = (actor.role != Role::Admin).then_some(actor.properties.as_slice());
         let mut rows = self.state.store.list_properties(scope, &page).await.map_err(ApiError::from)?;
-        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |p| (&p.name, &p.id));
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |p| (p.name.clone(), p.id.clone()));
         let properties = rows.iter().map(property_to_wire).collect();
         Ok(Response::new(pb::ListPropertiesResponse { properties, next_page_token }))
     }
@@ -272,7 +272,7 @@ impl DirectoryService for DirectoryApi {
         let property_id = property_id.unwrap_or_default();
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
         let mut rows = self.state.store.list_buildings(&property_id, &page).await.map_err(ApiError::from)?;
-        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |b| (&b.name, &b.id));
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |b| (b.name.clone(), b.id.clone()));
         let buildings = rows.iter().map(building_to_wire).collect();
         Ok(Response::new(pb::ListBuildingsResponse { buildings, next_page_token }))
     }
@@ -345,7 +345,7 @@ impl DirectoryService for DirectoryApi {
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
         let store = &self.state.store;
         let mut rows = store.list_units(&property_id, building_id.as_deref(), &page).await.map_err(ApiError::from)?;
-        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |u| (&u.label, &u.id));
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |u| (u.label.clone(), u.id.clone()));
         let units = rows.iter().map(unit_to_wire).collect();
         Ok(Response::new(pb::ListUnitsResponse { units, next_page_token }))
     }
@@ -439,7 +439,7 @@ impl DirectoryService for DirectoryApi {
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
         let filter = ResidentFilter { property_id, unit_id, phone_key, name_contains };
         let mut rows = self.state.store.list_residents(&filter, &page).await.map_err(ApiError::from)?;
-        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |r| (&r.name, &r.id));
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |r| (r.name.clone(), r.id.clone()));
         let residents = rows.iter().map(|r| resident_to_wire(r, &actor)).collect();
         Ok(Response::new(pb::ListResidentsResponse { residents, next_page_token }))
     }
@@ -537,7 +537,7 @@ impl DirectoryService for DirectoryApi {
         let store = &self.state.store;
         let mut rows =
             store.list_staff(&property_id, department, body.on_duty_only, &page).await.map_err(ApiError::from)?;
-        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |s| (&s.name, &s.id));
+        let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |s| (s.name.clone(), s.id.clone()));
         Ok(Response::new(pb::ListStaffResponse { staff: rows.iter().map(staff_to_wire).collect(), next_page_token }))
     }
 

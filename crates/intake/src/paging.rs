@@ -57,7 +57,7 @@ pub fn parse_id(violations: &mut Violations, token: &str) -> Option<String> {
 }
 
 /// Lists in (sort key, id) order.
-pub fn cut_by_key<T>(rows: &mut Vec<T>, limit: u64, key: impl Fn(&T) -> (&str, &str)) -> String {
+pub fn cut_by_key<T>(rows: &mut Vec<T>, limit: u64, key: impl Fn(&T) -> (String, String)) -> String {
     cut(rows, limit, |row| {
         let (key, id) = key(row);
         encode("key", &format!("{key}{SEPARATOR}{id}"))
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_are_refused_by_other_kinds() {
         let mut rows = vec![("b", "2"), ("b", "3"), ("c", "1")];
-        let token = cut_by_key(&mut rows, 2, |row| *row);
+        let token = cut_by_key(&mut rows, 2, |(key, id)| (key.to_string(), id.to_string()));
         assert_eq!(rows.len(), 2);
         let mut v = Violations::new();
         assert_eq!(parse_key(&mut v, &token), Some(("b".to_owned(), "3".to_owned())));

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use propdesk_domain::report::{ReportPeriod, share};
 use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Ticket, Violations};
@@ -25,6 +23,8 @@ use crate::IntakeState;
 use crate::auth::actor;
 use crate::convert::{from_timestamp, optional_enum, ticket_to_wire};
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
+use crate::tickets::own_work;
 
 /// How many categories the "high-frequency problems" list holds.
 const TOP_CATEGORIES: usize = 5;
@@ -337,31 +337,31 @@ impl ReportService for ReportApi {
         let property_id = v.required_id("property_id", &body.property_id);
         let department = optional_enum::<Department>(&mut v, "department", body.department);
         let limit = v.page_size("page_size", body.page_size) as usize;
-        let offset = match body.page_token.as_str() {
-            "" => 0,
-            token => match URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()) {
-                Some(text) if text.starts_with("overdue:") => text["overdue:".len()..].parse::<usize>().unwrap_or(0),
-                _ => {
-                    v.add("page_token", "is not a token returned by ListOverdueTickets");
-                    0
-                }
-            },
-        };
+        let skip = paging::parse_count(&mut v, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let property_id = property_id.unwrap_or_default();
-        actor.authorize(&property_id, Operation::ReadReports, false).map_err(ApiError::from)?;
-        let department = self.department_for(&actor, department).await?;
+        // Agents and technicians see what is late of their own work; the others the lot.
+        let owner = matches!(actor.role, Role::Agent | Role::Technician).then(|| own_work(&actor));
+        let (department, owner) = match owner {
+            Some(owner) => {
+                actor.authorize(&property_id, Operation::ReadWorklist { own: true }, false).map_err(ApiError::from)?;
+                (department, Some(owner))
+            }
+            None => {
+                actor.authorize(&property_id, Operation::ReadReports, false).map_err(ApiError::from)?;
+                (self.department_for(&actor, department).await?, None)
+            }
+        };
         let now = propdesk_store::now();
+        let store = &self.state.store;
         let mut overdue =
-            self.state.store.overdue_tickets(&property_id, department, now).await.map_err(ApiError::from)?;
+            store.overdue_tickets(&property_id, department, owner.as_ref(), now).await.map_err(ApiError::from)?;
         // Most overdue first (earliest missed deadline), ties by id for a stable order.
         overdue.sort_by(|a, b| earliest_missed(a, now).cmp(&earliest_missed(b, now)).then_with(|| a.id.cmp(&b.id)));
-        let page: Vec<pb::Ticket> =
-            overdue.iter().skip(offset).take(limit).map(|t| ticket_to_wire(t, &actor)).collect();
-        let next = offset + page.len();
-        let next_page_token =
-            if next < overdue.len() { URL_SAFE_NO_PAD.encode(format!("overdue:{next}")) } else { String::new() };
-        Ok(Response::new(pb::ListOverdueTicketsResponse { tickets: page, next_page_token }))
+        let mut page: Vec<_> = overdue.iter().skip(skip as usize).take(limit + 1).collect();
+        let next_page_token = paging::cut_by_count(&mut page, limit as u64, skip);
+        let tickets = page.into_iter().map(|t| ticket_to_wire(t, &actor)).collect();
+        Ok(Response::new(pb::ListOverdueTicketsResponse { tickets, next_page_token }))
     }
 
     type ExportServiceReportStream = CsvStream;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route, UnitPlace};
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
 use propdesk_domain::search::{Query, phone_key};
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
@@ -19,7 +20,7 @@ use propdesk_domain::{Category, Policy};
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{resident, staff};
-use propdesk_store::{Change, Created, FollowUpDone, NewTicket, StoreError, TicketFilter};
+use propdesk_store::{Change, Created, FollowUpDone, FollowUpFilter, NewTicket, Owner, StoreError, TicketFilter};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
@@ -96,6 +97,32 @@ fn by(actor: &Actor) -> By {
 fn states(violations: &mut Violations, states: &[i32]) -> Vec<TicketState> {
     let known = states.iter().enumerate();
     known.filter_map(|(index, state)| required_enum(violations, &format!("states[{index}]"), *state)).collect()
+}
+
+/// The tickets a member of staff owns: an agent those they received first, everyone else
+/// those assigned to them.
+pub(crate) fn own_work(actor: &Actor) -> Owner {
+    match actor.role {
+        propdesk_domain::Role::Agent => Owner::FirstContact(actor.staff_id.clone()),
+        _ => Owner::Assignee(actor.staff_id.clone()),
+    }
+}
+
+/// A follow-up's due time as a page key: microseconds, empty when it has none (those
+/// sort last).
+fn due_key(due_by: Option<DateTime<Utc>>) -> String {
+    due_by.map(|at| at.timestamp_micros().to_string()).unwrap_or_default()
+}
+
+fn parse_due(violations: &mut Violations, key: &str) -> Option<Option<DateTime<Utc>>> {
+    if key.is_empty() {
+        return Some(None);
+    }
+    let at = key.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros);
+    if at.is_none() {
+        violations.add("page_token", "is not a token returned by this list call");
+    }
+    at.map(Some)
 }
 
 /// The properties a list may read: the one asked for, if the caller serves it, else all of
@@ -334,6 +361,74 @@ impl TicketService for TicketApi {
         let next_page_token = paging::cut_by_count(&mut rows, limit, offset);
         let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::SearchTicketsResponse { tickets, next_page_token }))
+    }
+
+    async fn list_follow_ups(
+        &self,
+        request: Request<pb::ListFollowUpsRequest>,
+    ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let owner_id = v.optional_id("owner_id", &body.owner_id).unwrap_or_else(|| actor.staff_id.clone());
+        let kind = optional_enum::<FollowUpKind>(&mut v, "kind", body.kind);
+        let state = optional_enum::<FollowUpState>(&mut v, "state", body.state).unwrap_or(FollowUpState::Open);
+        let due_before = from_timestamp(&mut v, "due_before", body.due_before.as_ref());
+        let property_id = v.optional_id("property_id", &body.property_id);
+        let limit = v.page_size("page_size", body.page_size);
+        let after = paging::parse_key(&mut v, &body.page_token).map(|(due, id)| (parse_due(&mut v, &due), id));
+        v.into_result().map_err(ApiError::from)?;
+        let own = owner_id == actor.staff_id;
+        actor.authorize_role(Operation::ReadWorklist { own }, false).map_err(ApiError::from)?;
+
+        let now = propdesk_store::now();
+        let filter = FollowUpFilter {
+            owner_id,
+            property_ids: readable_properties(&actor, property_id)?,
+            kind,
+            state,
+            due_before,
+            overdue_at: body.overdue_only.then_some(now),
+            after: after.map(|(due, id)| (due.flatten(), id)),
+            limit: limit + 1,
+        };
+        let store = &self.state.store;
+        let mut rows = store.list_follow_ups(&filter).await.map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_key(&mut rows, limit, |f| (due_key(f.due_by), f.id.clone()));
+        let ids: Vec<String> = rows.iter().map(|f| f.ticket_id.clone()).collect();
+        let tickets = store.get_tickets(&ids).await.map_err(ApiError::from)?;
+        let items = rows
+            .iter()
+            .map(|follow_up| pb::FollowUpItem {
+                follow_up: Some(follow_up_to_wire(follow_up)),
+                ticket: tickets.iter().find(|t| t.id == follow_up.ticket_id).map(|t| ticket_to_wire(t, &actor)),
+            })
+            .collect();
+        Ok(Response::new(pb::ListFollowUpsResponse { items, next_page_token }))
+    }
+
+    async fn list_my_tickets(
+        &self,
+        request: Request<pb::ListMyTicketsRequest>,
+    ) -> Result<Response<pb::ListMyTicketsResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let property_id = v.optional_id("property_id", &body.property_id);
+        let limit = v.page_size("page_size", body.page_size);
+        let skip = paging::parse_count(&mut v, &body.page_token);
+        v.into_result().map_err(ApiError::from)?;
+        let properties = readable_properties(&actor, property_id)?;
+        let owner = own_work(&actor);
+        let now = propdesk_store::now();
+        let store = &self.state.store;
+        let mut rows = store
+            .owned_open_tickets(&owner, properties.as_deref(), now, skip, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = paging::cut_by_count(&mut rows, limit, skip);
+        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        Ok(Response::new(pb::ListMyTicketsResponse { tickets, next_page_token }))
     }
 
     async fn get_ticket_history(

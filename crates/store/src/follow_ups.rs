@@ -2,12 +2,14 @@
 //! and the callback.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Condition, Expr, NullOrdering, Order, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 
-use crate::entity::follow_up;
+use crate::entity::{follow_up, ticket};
 use crate::{Store, StoreError};
 
 /// A follow-up to open.
@@ -142,6 +144,63 @@ impl Store {
             .filter(follow_up::Column::TicketId.is_in(ticket_ids.iter().cloned()))
             .order_by_asc(follow_up::Column::CreatedAt)
             .order_by_asc(follow_up::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+/// Which follow-ups a worklist shows.
+#[derive(Debug, Clone)]
+pub struct FollowUpFilter {
+    pub owner_id: String,
+    /// Only follow-ups of tickets of these properties (`None`: every property).
+    pub property_ids: Option<Vec<String>>,
+    pub kind: Option<FollowUpKind>,
+    pub state: FollowUpState,
+    pub due_before: Option<DateTime<Utc>>,
+    /// Only those due before this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// The (due time, id) of the last row of the previous page.
+    pub after: Option<(Option<DateTime<Utc>>, String)>,
+    pub limit: u64,
+}
+
+impl Store {
+    /// A page of an owner's follow-ups, soonest due first (those without a due time last),
+    /// then by id.
+    pub async fn list_follow_ups(&self, filter: &FollowUpFilter) -> Result<Vec<follow_up::Model>, StoreError> {
+        use follow_up::Column as C;
+        let mut query = follow_up::Entity::find()
+            .filter(C::OwnerId.eq(filter.owner_id.as_str()))
+            .filter(C::State.eq(filter.state.code()));
+        if let Some(kind) = filter.kind {
+            query = query.filter(C::Kind.eq(kind.code()));
+        }
+        if let Some(ids) = &filter.property_ids {
+            let of_properties = Query::select()
+                .column(ticket::Column::Id)
+                .from(ticket::Entity)
+                .and_where(ticket::Column::PropertyId.is_in(ids.iter().cloned()))
+                .take();
+            query = query.filter(C::TicketId.in_subquery(of_properties));
+        }
+        for before in [filter.due_before, filter.overdue_at].into_iter().flatten() {
+            query = query.filter(C::DueBy.lt(before));
+        }
+        query = match &filter.after {
+            Some((Some(due), id)) => query.filter(
+                Condition::any()
+                    .add(C::DueBy.gt(*due))
+                    .add(Condition::all().add(C::DueBy.eq(*due)).add(C::Id.gt(id.as_str())))
+                    .add(C::DueBy.is_null()),
+            ),
+            Some((None, id)) => query.filter(C::DueBy.is_null()).filter(C::Id.gt(id.as_str())),
+            None => query,
+        };
+        Ok(query
+            .order_by_with_nulls(C::DueBy, Order::Asc, NullOrdering::Last)
+            .order_by_asc(C::Id)
+            .limit(filter.limit)
             .all(&self.db)
             .await?)
     }

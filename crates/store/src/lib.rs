@@ -35,8 +35,9 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, Sq
 use sea_orm_migration::MigratorTrait;
 
 pub use directory::{CreateKey, Inserted, Page, ResidentFilter};
+pub use follow_ups::FollowUpFilter;
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, Owner, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -591,14 +591,14 @@ impl Store {
         &self,
         property_id: &str,
         department: Option<Department>,
+        owner: Option<&crate::tickets::Owner>,
         now: DateTime<Utc>,
     ) -> Result<Vec<propdesk_domain::Ticket>, StoreError> {
-        self.overdue(property_id, department, now)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(crate::tickets::readable)
-            .collect()
+        let mut query = self.overdue(property_id, department, now);
+        if let Some(owner) = owner {
+            query = query.filter(owner.condition());
+        }
+        query.all(&self.db).await?.into_iter().map(crate::tickets::readable).collect()
     }
 
     fn overdue(&self, property_id: &str, department: Option<Department>, now: DateTime<Utc>) -> Select<ticket::Entity> {

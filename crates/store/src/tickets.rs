@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
     TryInsertResult,
@@ -78,6 +78,24 @@ pub struct TicketFilter {
     /// Cursor: only ids strictly below this one (ids are time-ordered UUIDv7).
     pub before_id: Option<String>,
     pub limit: u64,
+}
+
+/// Whose work a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The agent who received the request first (首问负责制).
+    FirstContact(String),
+    /// The person it is assigned to.
+    Assignee(String),
+}
+
+impl Owner {
+    pub(crate) fn condition(&self) -> Condition {
+        match self {
+            Owner::FirstContact(id) => Condition::all().add(ticket::Column::FirstContactAgentId.eq(id.as_str())),
+            Owner::Assignee(id) => Condition::all().add(ticket::Column::AssigneeId.eq(id.as_str())),
+        }
+    }
 }
 
 impl TicketFilter {
@@ -282,6 +300,41 @@ impl Store {
         }
         self.commit(txn).await?;
         Ok(saved)
+    }
+
+    /// Tickets by id (unknown ids are left out).
+    pub async fn get_tickets(&self, ids: &[String]) -> Result<Vec<Ticket>, StoreError> {
+        let rows = ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().cloned())).all(&self.db).await?;
+        rows.into_iter().map(readable).collect()
+    }
+
+    /// A page of the open tickets `owner` owns: overdue at `now` first, then the oldest
+    /// first, after skipping `offset`.
+    pub async fn owned_open_tickets(
+        &self,
+        owner: &Owner,
+        property_ids: Option<&[String]>,
+        now: DateTime<Utc>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        use ticket::Column as C;
+        let open = TicketState::ALL.iter().filter(|s| s.is_open()).map(|s| s.code());
+        let mut query = ticket::Entity::find().filter(owner.condition()).filter(C::State.is_in(open));
+        if let Some(ids) = property_ids {
+            query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
+        }
+        let overdue_first: Expr = Expr::case(overdue_condition(now), 0).finally(1).into();
+        query
+            .order_by(overdue_first, Order::Asc)
+            .order_by_asc(C::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(readable)
+            .collect()
     }
 
     /// One page of tickets, newest first.
