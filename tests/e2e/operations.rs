@@ -7,7 +7,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::Code;
 
-use crate::helpers::{App, BINARY, SECRET, assert_status, authed};
+use crate::helpers::{App, BINARY, SECRET, assert_reason, assert_status, authed};
 
 crate::on_both_backends!(
     threads = 4;
@@ -42,7 +42,7 @@ async fn an_oversized_request_is_refused_before_it_is_read() {
     let before = app.snapshot().await;
     let request = app.new_ticket("plumbing", &"水".repeat(100_000));
     let result = app.tickets.create_ticket(authed(&app.world.agent, request)).await;
-    assert_status(result, Code::OutOfRange, None, "a 300 KB request");
+    assert_reason(result, Code::OutOfRange, pb::ErrorReason::RequestTooLarge, "a 300 KB request");
     assert_eq!(app.snapshot().await, before);
 }
 

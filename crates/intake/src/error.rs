@@ -201,6 +201,23 @@ impl From<ApiError> for Status {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A status the gRPC layer raised before any handler ran (a message over the size limit,
+/// an unknown method, an unreadable body) with the ErrorInfo every propdesk status
+/// carries; `None` when it already carries details.
+pub fn with_error_info(status: &Status) -> Option<Status> {
+    if !status.details().is_empty() || status.code() == Code::Ok {
+        return None;
+    }
+    let reason = match status.code() {
+        Code::OutOfRange | Code::ResourceExhausted => ErrorReason::RequestTooLarge,
+        Code::Unimplemented => ErrorReason::MethodNotFound,
+        _ => ErrorReason::ProtocolError,
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason.as_str_name(), ERROR_DOMAIN, HashMap::new());
+    Some(Status::with_error_details(status.code(), status.message(), details))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +260,17 @@ mod tests {
         let (reason, metadata) = info(&invalid);
         assert_eq!((reason.as_str(), metadata["fields"].as_str()), ("INVALID_FIELD", "title,kind"));
         assert_eq!(invalid.get_details_bad_request().expect("bad request").field_violations.len(), 2);
+    }
+
+    #[test]
+    fn statuses_from_the_grpc_layer_get_a_reason_too() {
+        let too_large = Status::out_of_range("decoded message length too large");
+        let enriched = with_error_info(&too_large).expect("details added");
+        assert_eq!((enriched.code(), enriched.message()), (Code::OutOfRange, too_large.message()));
+        assert_eq!(info(&enriched).0, "REQUEST_TOO_LARGE");
+        assert_eq!(info(&with_error_info(&Status::unimplemented("")).unwrap()).0, "METHOD_NOT_FOUND");
+        let ours = Status::from(ApiError::NotFound("ticket"));
+        assert!(with_error_info(&ours).is_none(), "a handler's status is left as it is");
     }
 
     #[test]

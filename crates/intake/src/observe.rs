@@ -47,6 +47,17 @@ fn status_of<B>(response: &http::Response<B>) -> tonic::Code {
         .map_or(tonic::Code::Ok, tonic::Code::from)
 }
 
+/// A trailers-only error answered by the gRPC layer itself (no handler ran) gets the
+/// ErrorInfo every propdesk error carries.
+fn give_error_info(headers: &mut http::HeaderMap) {
+    let Some(status) = tonic::Status::from_header_map(headers) else { return };
+    if let Some(enriched) = crate::error::with_error_info(&status)
+        && let Err(failed) = enriched.add_header(headers)
+    {
+        tracing::warn!(code = ?failed.code(), "could not add error details to a status");
+    }
+}
+
 impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for Observed<S>
 where
     S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
@@ -68,7 +79,10 @@ where
         let started = Instant::now();
         let response = trace.scope(self.inner.call(request)).instrument(span);
         Box::pin(async move {
-            let response = response.await;
+            let mut response = response.await;
+            if let Ok(response) = &mut response {
+                give_error_info(response.headers_mut());
+            }
             let code = response.as_ref().map_or(tonic::Code::Unknown, status_of);
             // A path we do not serve is not a method: one label for all of them, so a
             // caller cannot grow the series without bound.

@@ -443,7 +443,8 @@ impl TicketService for TicketApi {
         let after = paging::parse_sequence(&mut v, &body.page_token);
         v.into_result().map_err(ApiError::from)?;
         let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
-        let mut rows = self.state.store.history_page(&ticket.id, after, limit + 1).await.map_err(ApiError::from)?;
+        let mut rows =
+            self.state.store.history_page(&ticket.id, after, Some(limit + 1)).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_sequence(&mut rows, limit, |(sequence, _)| *sequence);
         let events = rows.iter().map(|(_, event)| event_to_wire(event)).collect();
         Ok(Response::new(pb::GetTicketHistoryResponse { events, next_page_token }))

@@ -374,17 +374,17 @@ impl Store {
 
     /// The whole history of a ticket, oldest first.
     pub async fn history(&self, ticket_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        Ok(self.history_page(ticket_id, None, u64::MAX).await?.into_iter().map(|(_, event)| event).collect())
+        Ok(self.history_page(ticket_id, None, None).await?.into_iter().map(|(_, event)| event).collect())
     }
 
-    /// Up to `limit` events of a ticket's history after the one with sequence id
-    /// `after_id`, oldest first, each with its sequence id (the next page starts after the
-    /// last).
+    /// Up to `limit` events (`None`: all) of a ticket's history after the one with sequence
+    /// id `after_id`, oldest first, each with its sequence id (the next page starts after
+    /// the last).
     pub async fn history_page(
         &self,
         ticket_id: &str,
         after_id: Option<i64>,
-        limit: u64,
+        limit: Option<u64>,
     ) -> Result<Vec<(i64, HistoryEvent)>, StoreError> {
         let mut query = ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(ticket_id));
         if let Some(after_id) = after_id {

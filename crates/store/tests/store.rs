@@ -858,6 +858,15 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
     )
     .await;
 
+    let resident = propdesk_store::entity::resident::NewResident {
+        id: new_id(),
+        property_id: "p1".into(),
+        unit_id: new_id(),
+        name: "李四".into(),
+        phone: "+86 139-0000-1111".into(),
+    };
+    store.insert(propdesk_store::entity::resident::Model::new(resident, now())).await.unwrap();
+
     // Back to the schema before the migration, the rows kept.
     let db = store.connection();
     let mut undo = vec![
@@ -867,6 +876,10 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
         "DROP INDEX tickets_agent_id",
         "DROP TABLE ticket_search",
         "ALTER TABLE tickets DROP COLUMN reporter_phone_key",
+        "DROP INDEX residents_phone",
+        "DROP INDEX residents_name",
+        "DROP INDEX follow_ups_owner_due",
+        "ALTER TABLE residents DROP COLUMN phone_key",
         "DELETE FROM seaql_migrations WHERE version = 'm0012_desk_lookups'",
     ];
     if backend == Backend::Sqlite {
@@ -885,6 +898,14 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
     let by_phone = TicketFilter { phone_key: Some("13812345678".into()), ..all.clone() };
     let ids: Vec<String> = store.list_tickets(&by_phone).await.unwrap().into_iter().map(|t| t.id.clone()).collect();
     assert_eq!(ids, [lift.id.clone(), leak.id.clone()]);
+
+    let by_phone = propdesk_store::ResidentFilter {
+        property_id: "p1".into(),
+        phone_key: Some("13900001111".into()),
+        ..Default::default()
+    };
+    let residents = store.list_residents(&by_phone, &propdesk_store::Page { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(residents.len(), 1, "residents get their phone key too");
 
     // New writes keep appending to the migrated entries.
     let mut again = store.get_ticket(&lift.id).await.unwrap().unwrap();
