@@ -7,7 +7,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::Code;
 
-use crate::helpers::{App, BINARY, SECRET, assert_reason, assert_status, authed};
+use crate::helpers::{App, BINARY, SECRET, assert_reason, authed};
 
 crate::on_both_backends!(
     threads = 4;
