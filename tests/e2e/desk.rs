@@ -17,6 +17,7 @@ crate::on_both_backends!(
     residents_are_found_by_phone_and_name_fragment_and_masked_for_technicians,
     an_agent_works_the_follow_up_list_soonest_due_first,
     my_tickets_and_my_overdue_tickets_are_the_ones_i_own_overdue_first,
+    staff_escalate_by_hand_and_the_supervisor_then_the_manager_hear_at_once,
 );
 
 impl App {
@@ -707,4 +708,86 @@ async fn my_tickets_and_my_overdue_tickets_are_the_ones_i_own_overdue_first(back
     let dispatcher = app.world.dispatcher.clone();
     let result = reports.list_overdue_tickets(authed(&dispatcher, late_list)).await;
     assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "a dispatcher reads reports");
+}
+
+/// Waits until `recipient` has a notification with `subject`; returns how long it took.
+async fn notified(app: &App, recipient: &str, subject: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let all = propdesk_store::deliveries::DeliveryFilter { limit: 1000, ..Default::default() };
+    loop {
+        let rows = app.store.list_deliveries(&all).await.expect("deliveries");
+        if rows.iter().any(|n| n.recipient_id.as_deref() == Some(recipient) && n.subject == subject) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "{recipient} never got {subject}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn staff_escalate_by_hand_and_the_supervisor_then_the_manager_hear_at_once(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let manager_id = app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
+    let _notifier = app.start_notifier().await;
+    let (agent, supervisor) = (app.world.agent.clone(), app.world.supervisor.clone());
+    let t = app.create(app.new_ticket("plumbing", "楼上漏水，邻居不开门，物业处理不了")).await;
+    // Dispatched, so the supervisor of its department is known.
+    let t = app.assign_to_plumber(&t).await;
+
+    let escalate = |t: &pb::Ticket, level: i32, reason: &str| pb::EscalateTicketRequest {
+        ticket_id: t.id.clone(),
+        expected_version: t.version,
+        level,
+        reason: reason.into(),
+    };
+    let up = app
+        .tickets
+        .escalate_ticket(authed(&agent, escalate(&t, 1, "住户情绪激动，需主管出面")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(up.escalation_level, 1);
+    let took = notified(&app, &app.world.supervisor_id, "escalation.by_staff").await;
+    assert!(took < std::time::Duration::from_secs(5), "the supervisor heard after {took:?}");
+    let history = app.history(&t.id).await;
+    let event = history.iter().find(|e| e.r#type == pb::TicketEventType::Escalated as i32).expect("escalated");
+    assert_eq!((event.cause, event.actor_id.as_str()), (pb::EventCause::Staff as i32, app.world.agent_id.as_str()));
+    assert_eq!(event.note, "住户情绪激动，需主管出面");
+    notified(&app, &app.world.plumber_id, "escalation.by_staff").await;
+
+    let before = app.snapshot().await;
+    let again = app.tickets.escalate_ticket(authed(&agent, escalate(&up, 1, "再次"))).await;
+    let refused = assert_reason(again, Code::FailedPrecondition, pb::ErrorReason::EscalationNotHigher, "level 1 twice");
+    assert_eq!(refused["current_level"], "1");
+    let cases = [(escalate(&up, 3, "x"), "level"), (escalate(&up, 0, "x"), "level"), (escalate(&up, 2, " "), "reason")];
+    for (request, field) in cases {
+        let result = app.tickets.escalate_ticket(authed(&agent, request)).await;
+        assert_status(result, Code::InvalidArgument, Some(field), field);
+    }
+    let stale = app.tickets.escalate_ticket(authed(&agent, escalate(&t, 2, "stale"))).await;
+    assert_reason(stale, Code::Aborted, pb::ErrorReason::StaleVersion, "an escalation on a stale version");
+    assert_eq!(app.snapshot().await, before);
+
+    let top =
+        app.tickets.escalate_ticket(authed(&supervisor, escalate(&up, 2, "需经理协调"))).await.unwrap().into_inner();
+    assert_eq!(top.escalation_level, 2);
+    notified(&app, &manager_id, "escalation.by_staff").await;
+    let all = propdesk_store::deliveries::DeliveryFilter { limit: 1000, ..Default::default() };
+    let rows = app.store.list_deliveries(&all).await.expect("deliveries");
+    let agent_id = app.world.agent_id.clone();
+    let told_agent = rows
+        .iter()
+        .filter(|n| n.recipient_id.as_deref() == Some(agent_id.as_str()) && n.subject == "escalation.by_staff");
+    assert_eq!(told_agent.count(), 1, "the agent is told of the supervisor's escalation, not of their own");
+
+    let cancelled = app.create(app.new_ticket("plumbing", "撤销")).await;
+    let cancelled = app
+        .tickets
+        .cancel_ticket(authed(&agent, App::action(&cancelled, "resident withdrew")))
+        .await
+        .unwrap()
+        .into_inner();
+    let result = app.tickets.escalate_ticket(authed(&agent, escalate(&cancelled, 1, "late"))).await;
+    let finished =
+        assert_reason(result, Code::FailedPrecondition, pb::ErrorReason::TicketFinished, "a cancelled ticket");
+    assert_eq!(finished["state"], "TICKET_STATE_CANCELLED");
 }

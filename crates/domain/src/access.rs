@@ -22,6 +22,8 @@ pub enum Operation {
     CreateTicket,
     ReadTickets,
     AddNote,
+    /// Push a ticket up the escalation ladder at once (上报).
+    Escalate,
     Move(Move),
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
@@ -67,6 +69,7 @@ impl Actor {
             Operation::CreateTicket => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "log tickets"),
             Operation::ReadTickets => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read tickets"),
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
+            Operation::Escalate => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "escalate tickets"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),

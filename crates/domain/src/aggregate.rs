@@ -265,6 +265,10 @@ pub enum RuleViolation {
     OnlyEnquiriesAnsweredOnTheSpot,
     #[error("a group incident cannot be linked to another incident")]
     IncidentCannotBeLinked,
+    #[error("the ticket is already escalated to level {current}; the level never goes down")]
+    NotHigherLevel { current: i32 },
+    #[error("a ticket that is {0} is finished")]
+    Finished(TicketState),
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -766,6 +770,26 @@ impl Ticket {
             self.touch(now);
         }
         vec![self.remark(EventType::Escalated, Some(cause), by, note, now)]
+    }
+
+    /// 上报: a member of staff pushes the ticket up at once (1: the supervisor, 2: the
+    /// manager), whatever its clocks say. The level only ever goes up, and a closed or
+    /// cancelled ticket has nothing left to escalate.
+    pub fn escalate_by_hand(
+        &mut self,
+        level: i32,
+        by: By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let state = self.facts.lifecycle.state;
+        if matches!(state, TicketState::Closed | TicketState::Cancelled) {
+            return Err(RuleViolation::Finished(state));
+        }
+        if level <= self.facts.escalation_level {
+            return Err(RuleViolation::NotHigherLevel { current: self.facts.escalation_level });
+        }
+        Ok(self.escalate(level, Cause::Staff, by, reason, now))
     }
 
     /// A reminder before a deadline: recorded, but the ticket is unchanged, so whoever is

@@ -232,6 +232,17 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
     alarms
 }
 
+/// Who hears of an escalation to `level` that staff asked for: the people the ladder's
+/// breach (1) and overdue (2) steps tell, but not the resident, who is told of missed
+/// deadlines only.
+pub fn escalation_recipients(level: i32) -> Vec<Recipient> {
+    if level >= 2 {
+        vec![Recipient::Manager, Recipient::Supervisor, Recipient::FirstContact]
+    } else {
+        vec![Recipient::Supervisor, Recipient::Assignee, Recipient::FirstContact]
+    }
+}
+
 /// The time the resident is told to expect after a breach: the point where the manager
 /// takes over, which is the latest the centre commits to.
 pub fn expected_after_breach(

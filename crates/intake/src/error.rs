@@ -33,7 +33,13 @@ pub enum ApiError {
     /// A rule other than the state machine forbids the change now; `subject` names the
     /// field or resource concerned.
     #[error("{message}")]
-    Precondition { reason: ErrorReason, subject: &'static str, message: String },
+    Precondition {
+        reason: ErrorReason,
+        subject: &'static str,
+        message: String,
+        /// ErrorInfo metadata beside the reason.
+        metadata: Vec<(&'static str, String)>,
+    },
     /// A unique name is taken.
     #[error("a record with the same unique name already exists")]
     AlreadyExists,
@@ -59,7 +65,7 @@ impl ApiError {
     }
 
     pub fn precondition(reason: ErrorReason, subject: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Precondition { reason, subject, message: message.into() }
+        ApiError::Precondition { reason, subject, message: message.into(), metadata: Vec::new() }
     }
 
     /// The stable reason front ends branch on.
@@ -99,6 +105,18 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::IncidentCannotBeLinked => {
                 ApiError::precondition(ErrorReason::IncidentCannotBeLinked, "ticket", err.to_string())
             }
+            RuleViolation::NotHigherLevel { current } => ApiError::Precondition {
+                reason: ErrorReason::EscalationNotHigher,
+                subject: "level",
+                message: err.to_string(),
+                metadata: vec![("current_level", current.to_string())],
+            },
+            RuleViolation::Finished(state) => ApiError::Precondition {
+                reason: ErrorReason::TicketFinished,
+                subject: "ticket",
+                message: err.to_string(),
+                metadata: vec![("state", wire_name(state, pb::TicketState::as_str_name))],
+            },
         }
     }
 }
@@ -181,7 +199,8 @@ impl From<ApiError> for Status {
                 metadata.insert("current_version".to_owned(), current.to_string());
                 (Code::Aborted, err.to_string())
             }
-            ApiError::Precondition { subject, message, .. } => {
+            ApiError::Precondition { subject, message, metadata: facts, .. } => {
+                metadata.extend(facts.into_iter().map(|(key, value)| (key.to_owned(), value)));
                 details.add_precondition_failure_violation(reason.as_str_name(), subject, message.clone());
                 (Code::FailedPrecondition, message)
             }

@@ -571,6 +571,27 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn escalate_ticket(
+        &self,
+        request: Request<pb::EscalateTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        if !(1..=2).contains(&body.level) {
+            violations.add("level", "must be 1 (the supervisor) or 2 (the manager)");
+        }
+        violations.required_text("reason", &body.reason, MAX_NOTE);
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let (level, reason) = (body.level, body.reason);
+        let ticket = self
+            .change(&actor, change, violations, Operation::Escalate, move |t, by, _note, now| {
+                Ok(t.escalate_by_hand(level, by, reason, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn complete_follow_up(
         &self,
         request: Request<pb::CompleteFollowUpRequest>,

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
-use propdesk_domain::ladder::Recipient;
+use propdesk_domain::ladder::{self, Recipient};
 use propdesk_domain::{Cause, EventType, Ticket};
 use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
@@ -38,12 +38,15 @@ pub enum Job {
 
 impl Job {
     /// Events of the notifier's own steps and notes change nothing it keeps.
+    /// (An escalation staff asked for is not the notifier's own: its people must hear of it.)
     fn needs_work(&self) -> bool {
         match self {
-            Job::Event(event) => !matches!(
-                <EventType as WireEnum>::from_wire(event.r#type).ok().flatten(),
-                Some(EventType::Reminded | EventType::Escalated | EventType::NoteAdded | EventType::FollowUp)
-            ),
+            Job::Event(event) => {
+                let said = Said::of(event);
+                let by_staff = said.cause == Some(Cause::Staff);
+                !matches!(said.event_type, Some(EventType::Reminded | EventType::NoteAdded | EventType::FollowUp))
+                    && !(said.event_type == Some(EventType::Escalated) && !by_staff)
+            }
             Job::Alert(_) => true,
         }
     }
@@ -165,6 +168,9 @@ async fn apply_event(
         | (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) => {
             callbacks_made(txn, &ticket, actor, now).await?
         }
+        (Some(EventType::Escalated), Some(Cause::Staff)) => {
+            escalated_by_staff(notifier, txn, told, &ticket, event, now).await?
+        }
         (Some(EventType::Closed), _) => {
             let note = "no callback: the ticket was closed without one";
             follow_ups::settle_open(
@@ -191,6 +197,31 @@ async fn apply_event(
     };
     tell_owners(notifier, txn, told, &ticket, said.event_type, event, now).await?;
     Ok(ticket)
+}
+
+/// 上报: staff pushed the ticket up; the people of that rung of the ladder hear of it,
+/// with the reason given (the one who asked is not told of their own action).
+async fn escalated_by_staff(
+    notifier: &Notifier,
+    txn: &Transaction,
+    told: &mut Notifications,
+    t: &Ticket,
+    event: &pb::TicketEvent,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let level = t.escalation_level;
+    let mut people = addressees(txn, t, &ladder::escalation_recipients(level)).await?;
+    people.retain(|a| a.staff_id.as_deref() != Some(event.actor_id.as_str()));
+    let message = Message {
+        subject: "escalation.by_staff",
+        ticket_id: Some(&t.id),
+        property_id: &t.property_id,
+        text: format!("escalated to level {level} by staff: {}", event.note),
+        occurred_at: now,
+        details: json!({ "escalation_level": level, "escalated_by": event.actor_id, "event_id": event.event_id }),
+    };
+    notify(told, &notifier.settings.webhooks, &people, &message, now)?;
+    Ok(())
 }
 
 /// The resident was called back: the ticket's open callbacks are done, by whoever recorded

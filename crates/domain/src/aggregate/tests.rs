@@ -424,3 +424,29 @@ fn the_reporter_never_shows_in_debug_output() {
     assert!(!shown.contains("13800000000") && !shown.contains("住户"), "{shown}");
     assert!(shown.contains("reporter: Reporter { .. }"), "the field is there, its content hidden: {shown}");
 }
+
+#[test]
+fn staff_escalate_by_hand_only_upwards_and_only_unfinished_tickets() {
+    let mut t = logged("楼上漏水，物业处理不了");
+    let events = t.escalate_by_hand(1, agent(), "needs the supervisor now".into(), at(1)).unwrap();
+    assert_eq!(t.escalation_level, 1);
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Escalated, Some(Cause::Staff)));
+    assert_eq!(events[0].note, "needs the supervisor now");
+    assert!(t.is_changed());
+    assert_eq!(
+        t.escalate_by_hand(1, agent(), "again".into(), at(2)),
+        Err(RuleViolation::NotHigherLevel { current: 1 }),
+        "the same level again is refused"
+    );
+    t.escalate_by_hand(2, agent(), "the manager".into(), at(3)).unwrap();
+    assert_eq!(t.escalation_level, 2);
+    assert_eq!(t.escalate_by_hand(1, agent(), "down".into(), at(4)), Err(RuleViolation::NotHigherLevel { current: 2 }));
+
+    let mut cancelled = logged("撤销了");
+    cancelled.cancel(agent(), "withdrawn".into(), at(1)).unwrap();
+    assert_eq!(
+        cancelled.escalate_by_hand(1, agent(), "late".into(), at(2)),
+        Err(RuleViolation::Finished(TicketState::Cancelled))
+    );
+    assert_eq!(cancelled.escalation_level, 0);
+}
