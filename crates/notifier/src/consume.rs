@@ -43,9 +43,11 @@ impl Job {
         match self {
             Job::Event(event) => {
                 let said = Said::of(event);
-                let by_staff = said.cause == Some(Cause::Staff);
-                !matches!(said.event_type, Some(EventType::Reminded | EventType::NoteAdded | EventType::FollowUp))
-                    && !(said.event_type == Some(EventType::Escalated) && !by_staff)
+                match said.event_type {
+                    Some(EventType::Reminded | EventType::NoteAdded | EventType::FollowUp) => false,
+                    Some(EventType::Escalated) => said.cause == Some(Cause::Staff),
+                    _ => true,
+                }
             }
             Job::Alert(_) => true,
         }
