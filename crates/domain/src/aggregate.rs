@@ -84,6 +84,9 @@ pub struct Milestones {
     pub closed_at: Option<DateTime<Utc>>,
     /// Set while on hold: when the clocks were paused.
     pub on_hold_since: Option<DateTime<Utc>>,
+    /// Where the current cycle's clocks count from: the report, or the last reopening,
+    /// moved on by the time spent on hold. A corrected priority re-plans them from here.
+    pub clocks_from: DateTime<Utc>,
 }
 
 impl Milestones {
@@ -98,6 +101,7 @@ impl Milestones {
             resolved_at: None,
             closed_at: None,
             on_hold_since: None,
+            clocks_from: created_at,
         }
     }
 }
@@ -252,6 +256,23 @@ pub struct Recorded {
     pub by: By,
     pub note: String,
     pub at: DateTime<Utc>,
+    /// What a correction changed, each field with its value before and after.
+    pub changes: Vec<FieldChange>,
+}
+
+/// One field a correction changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldChange {
+    /// The field's name on the wire, e.g. "category".
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl FieldChange {
+    fn new(field: &str, before: impl Into<String>, after: impl Into<String>) -> FieldChange {
+        FieldChange { field: field.to_owned(), before: before.into(), after: after.into() }
+    }
 }
 
 /// A command the rules refuse.
@@ -269,6 +290,8 @@ pub enum RuleViolation {
     NotHigherLevel { current: i32 },
     #[error("a ticket that is {0} is finished")]
     Finished(TicketState),
+    #[error("a common-area ticket needs a location")]
+    LocationRequired,
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -277,6 +300,30 @@ pub enum RuleViolation {
 pub struct Inconsistent {
     pub ticket_id: String,
     pub detail: &'static str,
+}
+
+/// A correction of what was logged (UpdateTicket); `None` leaves a part as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Correction {
+    /// A category of the catalog with its default priority.
+    pub category: Option<(CategoryCode, Priority)>,
+    /// The unit, checked against the ticket's property; `Some(None)`: a common area.
+    pub unit: Option<Option<UnitPlace>>,
+    pub location: Option<String>,
+    pub title: Option<String>,
+    /// More of the resident's words; the description keeps what was said first.
+    pub description_addendum: Option<String>,
+    /// `Some(None)` withdraws the promise.
+    pub promised_reply_at: Option<Option<DateTime<Utc>>>,
+    pub priority: Option<Priority>,
+}
+
+impl Correction {
+    /// Whether the correction makes the ticket less urgent than `current` (which needs a
+    /// supervisor and a reason).
+    pub fn lowers_priority(&self, current: Priority) -> bool {
+        self.priority.is_some_and(|asked| asked > current)
+    }
 }
 
 /// What an agent logs: the request as parsed and checked against the directory.
@@ -450,6 +497,7 @@ impl Ticket {
             by: by.clone(),
             note,
             at: now,
+            changes: Vec::new(),
         }];
         if let Some(answer) = report.answer_on_the_spot {
             ticket.facts.department = Some(Department::CustomerService);
@@ -499,6 +547,7 @@ impl Ticket {
             by: by.clone(),
             note,
             at: now,
+            changes: Vec::new(),
         };
         let events = vec![
             event(EventType::Created, None, TicketState::New, format!("incident of {units} units")),
@@ -525,7 +574,8 @@ impl Ticket {
         let from = self.facts.lifecycle.state;
         self.facts.lifecycle = self.facts.lifecycle.apply(mv)?;
         self.touch(now);
-        Ok(Recorded { event_type, cause, from: Some(from), to: self.facts.lifecycle.state, by, note, at: now })
+        let to = self.facts.lifecycle.state;
+        Ok(Recorded { event_type, cause, from: Some(from), to, by, note, at: now, changes: Vec::new() })
     }
 
     /// An event that changes no state.
@@ -538,7 +588,7 @@ impl Ticket {
         now: DateTime<Utc>,
     ) -> Recorded {
         let state = self.facts.lifecycle.state;
-        Recorded { event_type, cause, from: Some(state), to: state, by, note, at: now }
+        Recorded { event_type, cause, from: Some(state), to: state, by, note, at: now, changes: Vec::new() }
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {
@@ -621,6 +671,7 @@ impl Ticket {
         let event = self.step(Move::Resume, EventType::Resumed, None, by, note, now)?;
         if let Some(since) = self.facts.times.on_hold_since.take() {
             self.facts.deadlines = self.facts.deadlines.shifted_by(now - since);
+            self.facts.times.clocks_from += now - since;
         }
         Ok(vec![event])
     }
@@ -692,6 +743,7 @@ impl Ticket {
     fn restart_clocks(&mut self, policy: &Policy, now: DateTime<Utc>) {
         let facts = &mut self.facts;
         facts.deadlines = policy.deadlines(facts.priority, facts.kind, &facts.property_id, now);
+        facts.times.clocks_from = now;
         facts.clock_cycle += 1;
         facts.times.accepted_at = None;
         facts.times.on_site_at = None;
@@ -770,6 +822,133 @@ impl Ticket {
             self.touch(now);
         }
         vec![self.remark(EventType::Escalated, Some(cause), by, note, now)]
+    }
+
+    /// Corrects what was logged: each change is recorded with its value before and after
+    /// (the description only grows: the resident's first words stay). A new category or
+    /// added words may make the ticket more urgent (never less: only an explicit priority
+    /// lowers it); a changed priority re-plans the running clocks from where they count; a
+    /// category of another department hands routed work over to it, or re-aims a ticket
+    /// waiting to be routed.
+    pub fn correct(
+        &mut self,
+        correction: Correction,
+        reason: String,
+        by: By,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let state = self.facts.lifecycle.state;
+        if matches!(state, TicketState::Closed | TicketState::Cancelled) {
+            return Err(RuleViolation::Finished(state));
+        }
+        let mut changes = Vec::new();
+        let facts = &mut self.facts;
+        let mut urgent_text = String::new();
+        let mut category_default = None;
+        if let Some((code, default_priority)) = correction.category
+            && code != facts.category
+        {
+            changes.push(FieldChange::new("category", facts.category.as_str(), code.as_str()));
+            facts.category = code;
+            category_default = Some(default_priority);
+        }
+        if let Some(unit) = correction.unit {
+            let label = |place: &Option<UnitPlace>| place.as_ref().map(|p| p.label.clone()).unwrap_or_default();
+            let before = facts.unit_label.clone().unwrap_or_default();
+            if unit.as_ref().map(|p| &p.unit_id) != facts.unit_id.as_ref() {
+                changes.push(FieldChange::new("unit_id", before, label(&unit)));
+                (facts.unit_id, facts.building_id, facts.unit_label) = match unit {
+                    Some(place) => (Some(place.unit_id), Some(place.building_id), Some(place.label)),
+                    None => (None, None, None),
+                };
+            }
+        }
+        if let Some(location) = correction.location
+            && location != facts.location
+        {
+            changes.push(FieldChange::new("location", facts.location.as_str(), location.as_str()));
+            facts.location = location;
+        }
+        if facts.unit_id.is_none() && facts.location.trim().is_empty() {
+            return Err(RuleViolation::LocationRequired);
+        }
+        if let Some(title) = correction.title
+            && title != facts.title
+        {
+            urgent_text.push_str(&title);
+            changes.push(FieldChange::new("title", facts.title.as_str(), title.as_str()));
+            facts.title = title;
+        }
+        if let Some(words) = correction.description_addendum.filter(|w| !w.trim().is_empty()) {
+            urgent_text.push('\n');
+            urgent_text.push_str(&words);
+            changes.push(FieldChange::new("description_addendum", "", words.as_str()));
+            facts.description = format!("{}\n{words}", facts.description);
+        }
+        if let Some(promised) = correction.promised_reply_at
+            && promised != facts.promised_reply_at
+        {
+            let text = |at: Option<DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
+            changes.push(FieldChange::new("promised_reply_at", text(facts.promised_reply_at), text(promised)));
+            facts.promised_reply_at = promised;
+        }
+        // The asked priority, else the current one raised by the new category's default
+        // or by urgent words among the new text.
+        let priority = match correction.priority {
+            Some(asked) => asked,
+            None => {
+                let base = category_default.map_or(facts.priority, |d| d.most_urgent(facts.priority));
+                policy.urgency.decide(base, Some(base), &urgent_text).priority
+            }
+        };
+        if priority != facts.priority {
+            changes.push(FieldChange::new("priority", facts.priority.code(), priority.code()));
+            facts.priority = priority;
+            let planned = policy.deadlines(priority, facts.kind, &facts.property_id, facts.times.clocks_from);
+            // Only the clocks of this cycle: the callback's runs from the resolution.
+            facts.deadlines = Deadlines { callback_by: facts.deadlines.callback_by, ..planned };
+            if let Some(since) = facts.times.on_hold_since {
+                facts.deadlines = facts.deadlines.shifted_by(now - since);
+            }
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let note = if reason.trim().is_empty() {
+            changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ") + " corrected"
+        } else {
+            reason
+        };
+        self.touch(now);
+        let mut corrected = self.remark(EventType::Updated, Some(Cause::Staff), by.clone(), note.clone(), now);
+        corrected.changes = changes;
+        let rerouted = corrected.changes.iter().any(|c| c.field == "category" || c.field == "unit_id");
+        let mut events = vec![corrected];
+        if rerouted && let Some(department) = self.corrected_department(policy) {
+            match state {
+                // Routed work goes to the right department (on hold: resume it first).
+                TicketState::Dispatched | TicketState::Accepted | TicketState::OnSite | TicketState::OnHold => {
+                    let handed_over = format!("handed to {department} after a correction: {note}");
+                    events.extend(self.transfer(department, by, handed_over, now)?);
+                }
+                // Waiting for dispatch: a transfer names its department; new and reopened
+                // tickets are routed by their category when dispatch takes them.
+                TicketState::Transferred => self.facts.department = Some(department),
+                _ => {}
+            }
+        }
+        Ok(events)
+    }
+
+    /// The department the ticket's category and place route to, when it is not the one
+    /// the ticket is with.
+    fn corrected_department(&self, policy: &Policy) -> Option<Department> {
+        let facts = &self.facts;
+        let category = policy.categories.get(facts.category.as_str())?;
+        let text = format!("{}\n{}", facts.title, facts.description);
+        let department = policy.routing.route(category, &text, facts.unit_id.is_some());
+        (facts.department != Some(department)).then_some(department)
     }
 
     /// 上报: a member of staff pushes the ticket up at once (1: the supervisor, 2: the

@@ -25,7 +25,7 @@ pub mod urgency;
 pub mod validation;
 
 pub use access::{Actor, Denied, Operation};
-pub use aggregate::{By, Cause, Recorded, RuleViolation, Ticket, TicketFacts};
+pub use aggregate::{By, Cause, Correction, FieldChange, Recorded, RuleViolation, Ticket, TicketFacts};
 pub use assignment::{Candidate, choose_assignee};
 pub use calendar::WorkingHours;
 pub use category::{Category, CategoryCatalog};

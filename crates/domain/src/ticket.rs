@@ -187,6 +187,8 @@ coded_enum!(
         Reopened => "reopened",
         /// A report joined a group incident that formed after it was routed.
         LinkedToIncident => "linked_to_incident",
+        /// Staff corrected what was logged (category, place, words, promise, priority).
+        Updated => "updated",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
-use propdesk_domain::{Cause, Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
+use propdesk_domain::{
+    Cause, Channel, Department, EventType, FieldChange, Priority, Role, Satisfaction, TicketKind, TicketState,
+};
 use propdesk_proto::v1 as pb;
 use prost::Message as _;
 use prost_types::Timestamp;
@@ -52,7 +54,7 @@ wire_enum!(Role <=> StaffRole { Agent, Dispatcher, Technician, Supervisor, Manag
 wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral, Satisfied, VerySatisfied });
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
-    Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp
+    Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
 wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });
@@ -97,6 +99,8 @@ pub struct HistoryEvent {
     pub department: Option<Department>,
     pub assignee_id: Option<String>,
     pub priority: Priority,
+    /// A correction's fields, before and after.
+    pub changes: Vec<FieldChange>,
 }
 
 /// A history event on the wire (history, watch stream and bus payload alike).
@@ -118,6 +122,11 @@ pub fn event_to_wire(e: &HistoryEvent) -> pb::TicketEvent {
         assignee_id: e.assignee_id.clone().unwrap_or_default(),
         priority: e.priority.to_wire(),
         cause: to_wire_or_unspecified(e.cause),
+        changes: e
+            .changes
+            .iter()
+            .map(|c| pb::FieldChange { field: c.field.clone(), before: c.before.clone(), after: c.after.clone() })
+            .collect(),
     }
 }
 
@@ -219,11 +228,13 @@ mod tests {
             department: Some(Department::Engineering),
             assignee_id: None,
             priority: Priority::P2,
+            changes: vec![FieldChange { field: "category".into(), before: "plumbing".into(), after: "noise".into() }],
         };
         let message = event_message(&event);
         assert_eq!((message.message_id.as_str(), message.routing_key.as_str()), ("e-1", "ticket.reopened"));
         let wire = pb::TicketEvent::decode(&message.payload[..]).unwrap();
         assert_eq!(wire.cause, pb::EventCause::CallbackUnsatisfied as i32);
+        assert_eq!((wire.changes[0].field.as_str(), wire.changes[0].after.as_str()), ("category", "noise"));
         assert_eq!(wire.cursor, "7.3");
         assert_eq!(wire.occurred_at.unwrap().nanos, 5_000);
         let dispatched = HistoryEvent { event_type: EventType::Dispatched, cause: None, ..event };

@@ -105,6 +105,7 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::IncidentCannotBeLinked => {
                 ApiError::precondition(ErrorReason::IncidentCannotBeLinked, "ticket", err.to_string())
             }
+            RuleViolation::LocationRequired => ApiError::field("ticket.location", err.to_string()),
             RuleViolation::NotHigherLevel { current } => ApiError::Precondition {
                 reason: ErrorReason::EscalationNotHigher,
                 subject: "level",

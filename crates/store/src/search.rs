@@ -20,9 +20,15 @@ pub(crate) fn logged_text(t: &TicketFacts) -> String {
     [t.title.as_str(), &t.description, &t.location, t.unit_label.as_deref().unwrap_or_default()].join(" ")
 }
 
-/// What a history event adds to the index: the words of a note staff wrote.
+/// What a history event adds to the index: the words staff wrote, in a note or as the
+/// corrected value of a field (a new title, more of the resident's words, a new place).
 pub(crate) fn note_text(event: &Recorded) -> Option<String> {
-    (matches!(event.by, By::Staff { .. }) && !event.note.trim().is_empty()).then(|| event.note.clone())
+    if !matches!(event.by, By::Staff { .. }) {
+        return None;
+    }
+    let corrected = event.changes.iter().map(|change| change.after.as_str());
+    let text = std::iter::once(event.note.as_str()).chain(corrected).collect::<Vec<_>>().join(" ");
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// Appends `text`'s terms to each ticket's index entry (creating it when missing).

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use propdesk_domain::search::Query;
 use propdesk_domain::ticket::UnknownCode;
-use propdesk_domain::{Department, Priority, Recorded, Ticket, TicketFacts, TicketKind, TicketState};
+use propdesk_domain::{Department, FieldChange, Priority, Recorded, Ticket, TicketFacts, TicketKind, TicketState};
 use propdesk_events::{BusMessage, HistoryEvent};
 
 use crate::entity::ticket::UnreadableTicket;
@@ -549,6 +549,7 @@ fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
         ticket_id: ticket.id.clone(),
         event_type: event.event_type,
         cause: event.cause,
+        changes: event.changes.clone(),
         actor_id: event.by.id().to_owned(),
         actor_role: event.by.role(),
         from_state: event.from,
@@ -576,6 +577,7 @@ fn event_row(id: &str, ticket: &TicketFacts, version: i64, event: &Recorded) -> 
         ticket_id: Set(ticket.id.clone()),
         event_type: Set(event.event_type.code().to_owned()),
         cause: Set(event.cause.map(|c| c.code().to_owned())),
+        changes: Set((!event.changes.is_empty()).then(|| written_changes(&event.changes))),
         actor_id: Set(event.by.id().to_owned()),
         actor_role: Set(event.by.role().map(|r| r.code().to_owned())),
         from_state: Set(event.from.map(|s| s.code().to_owned())),
@@ -613,7 +615,22 @@ fn history_event(row: &ticket_event::Model) -> Result<HistoryEvent, StoreError> 
         department: parse_optional(row.department.as_deref()).map_err(unreadable)?,
         assignee_id: row.assignee_id.clone(),
         priority: row.priority.parse().map_err(unreadable)?,
+        changes: match &row.changes {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                StoreError::Unreadable(UnreadableTicket {
+                    ticket_id: row.ticket_id.clone(),
+                    detail: format!("changes of event {}: {e}", row.event_id),
+                })
+            })?,
+            None => Vec::new(),
+        },
     })
+}
+
+/// A correction's changes as stored: a JSON array of `{field, before, after}`.
+fn written_changes(changes: &[FieldChange]) -> String {
+    // Plain strings in a derived structure: serializing cannot fail.
+    serde_json::to_string(changes).unwrap_or_default()
 }
 
 fn parse_optional<T: std::str::FromStr<Err = UnknownCode>>(code: Option<&str>) -> Result<Option<T>, UnknownCode> {

@@ -114,6 +114,7 @@ fn created(at: DateTime<Utc>) -> Recorded {
         by: agent(),
         note: String::new(),
         at,
+        changes: Vec::new(),
     }
 }
 

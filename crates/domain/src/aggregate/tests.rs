@@ -450,3 +450,90 @@ fn staff_escalate_by_hand_only_upwards_and_only_unfinished_tickets() {
     );
     assert_eq!(cancelled.escalation_level, 0);
 }
+
+fn supervisor() -> By {
+    By::staff("supervisor-1", Role::Supervisor)
+}
+
+#[test]
+fn a_wrong_category_is_corrected_rerouted_and_its_clocks_replanned_with_before_and_after() {
+    let policy = Policy::default();
+    let mut t = dispatched("客厅插座没电");
+    assert_eq!((t.department, t.priority), (Some(Department::Engineering), Priority::P3));
+    let correction = Correction { category: Some((CategoryCode::new("noise"), Priority::P3)), ..Correction::default() };
+    let events = t.correct(correction, "it is the neighbour's drilling".into(), agent(), &policy, at(10)).unwrap();
+    assert_eq!(events[0].event_type, EventType::Updated);
+    assert_eq!(events[0].changes, [FieldChange::new("category", "plumbing", "noise")]);
+    assert_eq!(events[0].note, "it is the neighbour's drilling");
+    assert_eq!((events[0].from, events[0].to), (Some(TicketState::Dispatched), TicketState::Dispatched));
+    assert_eq!(events[1].event_type, EventType::Transferred, "routed work goes to the new department");
+    assert_eq!(
+        (t.state(), t.department, t.assignee_id.as_deref()),
+        (TicketState::Transferred, Some(Department::Security), None)
+    );
+
+    // A more urgent category raises the priority and re-plans the clocks from the report.
+    let mut t = logged("门口有点问题");
+    let before = t.deadlines;
+    let correction = Correction { category: Some((CategoryCode::new("gas"), Priority::P1)), ..Correction::default() };
+    let events = t.correct(correction, String::new(), agent(), &policy, at(10)).unwrap();
+    assert_eq!(t.priority, Priority::P1);
+    assert!(events[0].changes.contains(&FieldChange::new("priority", "p3", "p1")), "{:?}", events[0].changes);
+    assert_eq!(t.deadlines, policy.deadlines(Priority::P1, TicketKind::Repair, "p-1", at(0)), "from the report");
+    assert_ne!(t.deadlines, before);
+    assert_eq!(events.len(), 1, "a new ticket is routed by dispatch, not transferred");
+}
+
+#[test]
+fn corrections_keep_the_first_words_and_only_raise_by_themselves() {
+    let policy = Policy::default();
+    let mut t = logged("卫生间有点潮");
+    let correction = Correction {
+        description_addendum: Some("现在水管爆管了".into()),
+        title: Some("卫生间爆管".into()),
+        ..Correction::default()
+    };
+    let events = t.correct(correction, String::new(), agent(), &policy, at(5)).unwrap();
+    assert!(t.description.starts_with("卫生间有点潮"), "the resident's first words stay");
+    assert!(t.description.ends_with("现在水管爆管了"));
+    assert_eq!(t.priority, Priority::P1, "urgent words in the addendum raise it");
+    let fields: Vec<&str> = events[0].changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["title", "description_addendum", "priority"]);
+    assert_eq!(events[0].note, "title, description_addendum, priority corrected");
+
+    // Lowering is only what is asked for, and it is the caller's to authorize.
+    let lower = Correction { priority: Some(Priority::P3), ..Correction::default() };
+    assert!(lower.lowers_priority(t.priority));
+    assert!(!Correction { priority: Some(Priority::P1), ..Correction::default() }.lowers_priority(Priority::P2));
+    t.correct(lower, "contained: the valve is shut".into(), supervisor(), &policy, at(6)).unwrap();
+    assert_eq!(t.priority, Priority::P3);
+
+    // Nothing to change changes nothing; a common area needs a location; finished is finished.
+    let version_before = t.clone();
+    assert!(t.correct(Correction::default(), String::new(), agent(), &policy, at(7)).unwrap().is_empty());
+    assert_eq!(t.facts(), version_before.facts());
+    let no_place = Correction { unit: Some(None), location: Some(" ".into()), ..Correction::default() };
+    assert_eq!(t.correct(no_place, String::new(), agent(), &policy, at(8)), Err(RuleViolation::LocationRequired));
+    let mut cancelled = logged("撤销");
+    cancelled.cancel(agent(), "withdrawn".into(), at(1)).unwrap();
+    let any = Correction { title: Some("x".into()), ..Correction::default() };
+    assert_eq!(
+        cancelled.correct(any, String::new(), agent(), &policy, at(2)),
+        Err(RuleViolation::Finished(TicketState::Cancelled))
+    );
+}
+
+#[test]
+fn a_hold_moves_where_the_clocks_count_from() {
+    let policy = Policy::default();
+    let mut t = dispatched("漏水");
+    t.hold(agent(), "parts".into(), at(10)).unwrap();
+    t.resume(agent(), "parts came".into(), at(40)).unwrap();
+    assert_eq!(t.times.clocks_from, at(30));
+    let raise = Correction { priority: Some(Priority::P2), ..Correction::default() };
+    t.correct(raise, String::new(), agent(), &policy, at(41)).unwrap();
+    assert_eq!(
+        t.deadlines.acknowledge_by,
+        policy.deadlines(Priority::P2, TicketKind::Repair, "p-1", at(30)).acknowledge_by
+    );
+}

@@ -67,6 +67,9 @@ pub struct Model {
     /// The reporter's phone reduced to one key (`propdesk_domain::search::phone_key`), for
     /// look-ups however the number was written.
     pub reporter_phone_key: Option<String>,
+    /// Where the current cycle's clocks count from; unset on tickets stored before it was
+    /// kept (their report time is used).
+    pub clocks_from: Option<DateTimeUtc>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -141,6 +144,7 @@ impl Model {
             is_incident: t.is_incident(),
             clock_cycle: t.clock_cycle,
             reporter_phone_key: phone_key(&t.reporter.phone),
+            clocks_from: Some(t.times.clocks_from),
         }
     }
 
@@ -197,6 +201,7 @@ impl Model {
                 resolved_at: self.resolved_at,
                 closed_at: self.closed_at,
                 on_hold_since: self.on_hold_since,
+                clocks_from: self.clocks_from.unwrap_or(self.created_at),
             },
             deadlines: Deadlines {
                 acknowledge_by: self.acknowledge_by,

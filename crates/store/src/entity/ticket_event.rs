@@ -26,6 +26,8 @@ pub struct Model {
     /// PostgreSQL: the id of the transaction that wrote the event (set by the database);
     /// SQLite: 0. Watch cursors are ordered by (`tx_id`, `id`).
     pub tx_id: i64,
+    /// A correction's changes, as JSON `[{"field", "before", "after"}]`; empty otherwise.
+    pub changes: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

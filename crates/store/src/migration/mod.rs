@@ -15,6 +15,7 @@ mod m0009_assignee_load;
 mod m0010_event_cause;
 mod m0011_request_keys;
 mod m0012_desk_lookups;
+mod m0013_ticket_corrections;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_event_cause::Migration),
             Box::new(m0011_request_keys::Migration),
             Box::new(m0012_desk_lookups::Migration),
+            Box::new(m0013_ticket_corrections::Migration),
         ]
     }
 }
