@@ -19,7 +19,7 @@ pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
 pub mod reports;
-mod search;
+pub mod search;
 pub mod seed;
 pub mod tickets;
 pub mod work;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use propdesk_domain::search::{Query, index_terms};
 use propdesk_domain::{By, Recorded, TicketFacts};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order};
-use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Select, Statement};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query as Sql};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Select, Statement};
 
 use crate::StoreError;
 use crate::entity::ticket;
@@ -98,55 +98,72 @@ pub(crate) async fn index(txn: &Transaction, texts: Vec<(&str, String)>) -> Resu
     Ok(())
 }
 
-/// Narrows a ticket query to the tickets matching `query`, best match first, newest first
-/// among equals.
-pub(crate) fn matching(
-    mut select: Select<ticket::Entity>,
-    backend: DbBackend,
-    query: &Query,
-) -> Select<ticket::Entity> {
-    let statement = QueryTrait::query(&mut select);
+/// How many of the newest matches a search ranks. A common word matches tens of
+/// thousands of tickets; ranking them all would cost seconds, so a search ranks the
+/// newest matches of the caller's filters, which is what a desk looks for.
+pub const SEARCH_WINDOW: u64 = 1_000;
+
+/// `'漏水' & 'elev':*` (PostgreSQL) or `"漏水" AND "elev"*` (FTS5). Terms hold only letters,
+/// digits and CJK characters, so quoting them is safe.
+fn query_text(query: &Query, backend: DbBackend) -> String {
+    let postgres = backend == DbBackend::Postgres;
+    let term = |t: &propdesk_domain::search::Term| match (postgres, t.prefix) {
+        (true, prefix) => format!("'{}'{}", t.text, if prefix { ":*" } else { "" }),
+        (false, prefix) => format!("\"{}\"{}", t.text, if prefix { "*" } else { "" }),
+    };
+    query.terms.iter().map(term).collect::<Vec<_>>().join(if postgres { " & " } else { " AND " })
+}
+
+/// The tickets `filter` selects that match `query`: among the newest [`SEARCH_WINDOW`]
+/// matches, best match first, newest first among equals.
+pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> Select<ticket::Entity> {
+    let text = query_text(query, backend);
+    let hits = Alias::new("hits");
+    let hit_id = Alias::new("hit_id");
+    let search = Alias::new("ticket_search");
+    let tickets_id = Expr::col((ticket::Entity, ticket::Column::Id));
+    // The window: matches in newest-first order, so a common word stops after the first
+    // thousand and a rare one is found through the text index.
+    let mut window = Sql::select();
+    let mut select = ticket::Entity::find();
     match backend {
         DbBackend::Postgres => {
-            // `'漏水' & 'elev':*`: terms hold only letters, digits and CJK, so quoting is safe.
-            let text = query
-                .terms
-                .iter()
-                .map(|term| format!("'{}'{}", term.text, if term.prefix { ":*" } else { "" }))
-                .collect::<Vec<_>>()
-                .join(" & ");
-            statement
-                .inner_join(
-                    Alias::new("ticket_search"),
-                    Expr::col((Alias::new("ticket_search"), Alias::new("ticket_id")))
-                        .equals((ticket::Entity, ticket::Column::Id)),
-                )
+            window
+                .expr_as(Expr::col((search.clone(), Alias::new("ticket_id"))), hit_id.clone())
+                .from(search.clone())
+                .inner_join(ticket::Entity, tickets_id.clone().equals((search.clone(), Alias::new("ticket_id"))))
+                .cond_where(filter)
                 .and_where(Expr::cust_with_values("ticket_search.document @@ to_tsquery('simple', $1)", [text.clone()]))
+                .order_by((search.clone(), Alias::new("ticket_id")), Order::Desc)
+                .limit(SEARCH_WINDOW);
+            // Ranked after the window: only its rows are scored.
+            QueryTrait::query(&mut select)
+                .join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)))
+                .inner_join(search.clone(), Expr::col((search, Alias::new("ticket_id"))).equals((ticket::Entity, ticket::Column::Id)))
                 .order_by_expr(
                     Expr::cust_with_values("ts_rank(ticket_search.document, to_tsquery('simple', $1))", [text]),
                     Order::Desc,
                 );
         }
         _ => {
-            // `"漏水" "elev"*`: FTS5 requires every phrase.
-            let text = query
-                .terms
-                .iter()
-                .map(|term| format!("\"{}\"{}", term.text, if term.prefix { "*" } else { "" }))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            statement
-                .inner_join(
-                    Alias::new("ticket_search_docs"),
-                    Expr::col((Alias::new("ticket_search_docs"), Alias::new("ticket_id")))
-                        .equals((ticket::Entity, ticket::Column::Id)),
-                )
-                .inner_join(Alias::new("ticket_search"), Expr::cust("ticket_search.rowid = ticket_search_docs.doc"))
+            let docs = Alias::new("ticket_search_docs");
+            let rank = Alias::new("hit_rank");
+            window
+                .expr_as(Expr::col((docs.clone(), Alias::new("ticket_id"))), hit_id.clone())
+                .expr_as(Expr::cust("bm25(ticket_search)"), rank.clone())
+                .from(search)
+                .inner_join(docs.clone(), Expr::cust("ticket_search_docs.doc = ticket_search.rowid"))
+                .inner_join(ticket::Entity, tickets_id.clone().equals((docs, Alias::new("ticket_id"))))
+                .cond_where(filter)
                 .and_where(Expr::cust_with_values("ticket_search MATCH ?", [text]))
-                // bm25: smaller is better.
-                .order_by_expr(Expr::cust("bm25(ticket_search)"), Order::Asc);
+                .order_by_expr(Expr::cust("ticket_search.rowid"), Order::Desc)
+                .limit(SEARCH_WINDOW);
+            // bm25: smaller is better.
+            QueryTrait::query(&mut select)
+                .join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)))
+                .order_by((hits, rank), Order::Asc);
         }
     }
-    statement.order_by((ticket::Entity, ticket::Column::Id), Order::Desc);
+    QueryTrait::query(&mut select).order_by((ticket::Entity, ticket::Column::Id), Order::Desc);
     select
 }

@@ -354,17 +354,21 @@ impl Store {
     }
 
     /// One page of the tickets matching a free-text query and the filter (its `before_id`
-    /// aside), best match first and newest first among equals, after skipping `offset`.
+    /// aside), after skipping `offset`: the newest [`search::SEARCH_WINDOW`] matches, best
+    /// match first and newest first among equals.
     pub async fn search_tickets(
         &self,
         query: &Query,
         filter: &TicketFilter,
         offset: u64,
     ) -> Result<Vec<Ticket>, StoreError> {
-        let select = ticket::Entity::find().filter(filter.condition());
-        search::matching(select, self.db.get_database_backend(), query)
+        let limit = Ord::min(filter.limit, search::SEARCH_WINDOW.saturating_sub(offset));
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        search::matching(filter.condition(), self.db.get_database_backend(), query)
             .offset(offset)
-            .limit(filter.limit)
+            .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
