@@ -18,6 +18,9 @@ crate::on_both_backends!(
     an_agent_works_the_follow_up_list_soonest_due_first,
     my_tickets_and_my_overdue_tickets_are_the_ones_i_own_overdue_first,
     staff_escalate_by_hand_and_the_supervisor_then_the_manager_hear_at_once,
+    a_wrong_category_is_corrected_rerouted_with_its_clocks_replanned_and_the_history_shows_it,
+    a_priority_is_lowered_by_a_supervisor_with_a_reason_and_refused_to_an_agent,
+    bad_updates_are_refused_naming_the_field_and_write_nothing,
 );
 
 impl App {
@@ -790,4 +793,213 @@ async fn staff_escalate_by_hand_and_the_supervisor_then_the_manager_hear_at_once
     let finished =
         assert_reason(result, Code::FailedPrecondition, pb::ErrorReason::TicketFinished, "a cancelled ticket");
     assert_eq!(finished["state"], "TICKET_STATE_CANCELLED");
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+}
+
+fn update(t: &pb::Ticket, ticket: pb::TicketCorrection, paths: &[&str], reason: &str) -> pb::UpdateTicketRequest {
+    pb::UpdateTicketRequest {
+        ticket_id: t.id.clone(),
+        expected_version: t.version,
+        ticket: Some(ticket),
+        update_mask: mask(paths),
+        reason: reason.into(),
+    }
+}
+
+fn seconds_between(from: &Option<prost_types::Timestamp>, to: &Option<prost_types::Timestamp>) -> i64 {
+    to.as_ref().map_or(0, |t| t.seconds) - from.as_ref().map_or(0, |t| t.seconds)
+}
+
+async fn a_wrong_category_is_corrected_rerouted_with_its_clocks_replanned_and_the_history_shows_it(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let _dispatch = app.start_dispatch().await;
+    let agent = app.world.agent.clone();
+    let created = app.create(app.new_ticket("plumbing", "卫生间地漏返味")).await;
+    let (t, _) = app.wait_dispatched(&created.id).await;
+    assert_eq!((t.department, t.priority), (pb::Department::Engineering as i32, pb::Priority::P3 as i32));
+
+    // It is the neighbour's noise, not the plumbing: security's, not engineering's.
+    let noise = pb::TicketCorrection { category: "noise".into(), ..Default::default() };
+    let moved = app
+        .tickets
+        .update_ticket(authed(&agent, update(&t, noise, &["category"], "是楼上装修噪音")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.category, "noise");
+    assert_eq!((moved.state, moved.department), (pb::TicketState::Transferred as i32, pb::Department::Security as i32));
+    let history = app
+        .wait_history(&t.id, std::time::Duration::from_secs(10), |h| {
+            h.iter().filter(|e| e.r#type == pb::TicketEventType::Dispatched as i32).count() == 2
+        })
+        .await;
+    let updated = history.iter().find(|e| e.r#type == pb::TicketEventType::Updated as i32).expect("an UPDATED event");
+    assert_eq!(updated.note, "是楼上装修噪音");
+    assert_eq!(updated.actor_id, app.world.agent_id);
+    let change = &updated.changes[0];
+    assert_eq!(
+        (change.field.as_str(), change.before.as_str(), change.after.as_str()),
+        ("category", "plumbing", "noise")
+    );
+    assert!(history.iter().any(|e| e.r#type == pb::TicketEventType::Transferred as i32));
+    let routed = app.get(&t.id).await;
+    assert_eq!(routed.department, pb::Department::Security as i32, "dispatch routed it to security");
+
+    // A gas smell is P1: the clocks are re-planned from the report.
+    let gas = pb::TicketCorrection { category: "gas".into(), ..Default::default() };
+    let urgent =
+        app.tickets.update_ticket(authed(&agent, update(&routed, gas, &["category"], ""))).await.unwrap().into_inner();
+    assert_eq!(urgent.priority, pb::Priority::P1 as i32);
+    let deadlines = urgent.deadlines.clone().expect("deadlines");
+    assert_eq!(
+        seconds_between(&urgent.created_at, &deadlines.on_site_by),
+        15 * 60,
+        "on site within 15 minutes of the report"
+    );
+    assert_eq!(
+        (urgent.state, urgent.department),
+        (pb::TicketState::Transferred as i32, pb::Department::Engineering as i32),
+        "gas is engineering's again"
+    );
+    let history = app
+        .wait_history(&t.id, std::time::Duration::from_secs(10), |h| {
+            h.iter().filter(|e| e.r#type == pb::TicketEventType::Dispatched as i32).count() == 3
+        })
+        .await;
+    let last = history.iter().rev().find(|e| e.r#type == pb::TicketEventType::Updated as i32).expect("updated");
+    let fields: Vec<(&str, &str, &str)> =
+        last.changes.iter().map(|c| (c.field.as_str(), c.before.as_str(), c.after.as_str())).collect();
+    assert_eq!(fields, [("category", "noise", "gas"), ("priority", "p3", "p1")]);
+
+    // More words: the first ones stay, the new ones are found.
+    let words = pb::TicketCorrection {
+        description_addendum: "住户补充：晚上也有异味".into(),
+        title: "地漏异味".into(),
+        ..Default::default()
+    };
+    let latest = app.get(&t.id).await;
+    let more = app
+        .tickets
+        .update_ticket(authed(&agent, update(&latest, words, &["description_addendum", "title"], "")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(more.description.starts_with("卫生间地漏返味"), "{}", more.description);
+    assert!(more.description.ends_with("住户补充：晚上也有异味"));
+    assert_eq!(more.title, "地漏异味");
+    assert_eq!(ids(&app.search(&agent, "异味").await), [t.id.as_str()]);
+}
+
+async fn a_priority_is_lowered_by_a_supervisor_with_a_reason_and_refused_to_an_agent(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let (agent, supervisor) = (app.world.agent.clone(), app.world.supervisor.clone());
+    let t = app.create(app.new_ticket("plumbing", "2-1203 厨房爆管，水流不止")).await;
+    assert_eq!(t.priority, pb::Priority::P1 as i32, "raised by the urgent word");
+    let p3 = pb::TicketCorrection { priority: pb::Priority::P3 as i32, ..Default::default() };
+    let before = app.snapshot().await;
+    let result = app.tickets.update_ticket(authed(&agent, update(&t, p3.clone(), &["priority"], "水已关"))).await;
+    let denied = assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "an agent lowers");
+    assert_eq!(denied["action"], "lower a priority");
+    let result = app.tickets.update_ticket(authed(&supervisor, update(&t, p3.clone(), &["priority"], " "))).await;
+    assert_status(result, Code::InvalidArgument, Some("reason"), "lowering without a reason");
+    assert_eq!(app.snapshot().await, before);
+
+    let lowered = app
+        .tickets
+        .update_ticket(authed(&supervisor, update(&t, p3, &["priority"], "总阀已关，改为普通维修")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lowered.priority, pb::Priority::P3 as i32);
+    assert_ne!(lowered.deadlines, t.deadlines, "the clocks are re-planned");
+    // Raising is anyone's.
+    let p2 = pb::TicketCorrection { priority: pb::Priority::P2 as i32, ..Default::default() };
+    let raised =
+        app.tickets.update_ticket(authed(&agent, update(&lowered, p2, &["priority"], ""))).await.unwrap().into_inner();
+    assert_eq!(raised.priority, pb::Priority::P2 as i32);
+    let history = app.history(&t.id).await;
+    let priorities: Vec<(String, String)> = history
+        .iter()
+        .flat_map(|e| e.changes.iter())
+        .filter(|c| c.field == "priority")
+        .map(|c| (c.before.clone(), c.after.clone()))
+        .collect();
+    assert_eq!(priorities, [("p1".to_owned(), "p3".to_owned()), ("p3".to_owned(), "p2".to_owned())]);
+}
+
+async fn bad_updates_are_refused_naming_the_field_and_write_nothing(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let agent = app.world.agent.clone();
+    let t = app.create(app.new_ticket("plumbing", "漏水")).await;
+    let before = app.snapshot().await;
+    let none = pb::TicketCorrection::default();
+    let other_unit = pb::TicketCorrection { unit_id: app.world.other_unit_id.clone(), ..Default::default() };
+    let past = pb::TicketCorrection {
+        promised_reply_at: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 60, nanos: 0 }),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, pb::UpdateTicketRequest, &str, &str)> = vec![
+        ("no mask", update(&t, none.clone(), &[], ""), "update_mask", "INVALID_FIELD"),
+        ("an unknown field", update(&t, none.clone(), &["colour"], ""), "update_mask", "INVALID_FIELD"),
+        ("a field that cannot change", update(&t, none.clone(), &["state"], ""), "update_mask", "FIELD_NOT_UPDATABLE"),
+        (
+            "an unknown category",
+            update(&t, pb::TicketCorrection { category: "nope".into(), ..Default::default() }, &["category"], ""),
+            "ticket.category",
+            "INVALID_FIELD",
+        ),
+        ("a unit of another property", update(&t, other_unit, &["unit_id"], ""), "ticket.unit_id", "INVALID_FIELD"),
+        (
+            "no unit and no location",
+            update(&t, none.clone(), &["unit_id", "location"], ""),
+            "ticket.location",
+            "INVALID_FIELD",
+        ),
+        (
+            "an empty addendum",
+            update(&t, none.clone(), &["description_addendum"], ""),
+            "ticket.description_addendum",
+            "INVALID_FIELD",
+        ),
+        (
+            "a title too long",
+            update(&t, pb::TicketCorrection { title: "长".repeat(121), ..Default::default() }, &["title"], ""),
+            "ticket.title",
+            "INVALID_FIELD",
+        ),
+        (
+            "a promise in the past",
+            update(&t, past, &["promised_reply_at"], ""),
+            "ticket.promised_reply_at",
+            "INVALID_FIELD",
+        ),
+        ("no priority", update(&t, none.clone(), &["priority"], ""), "ticket.priority", "INVALID_FIELD"),
+    ];
+    for (case, request, field, reason) in cases {
+        let result = app.tickets.update_ticket(authed(&agent, request)).await;
+        let info = assert_status(result, Code::InvalidArgument, Some(field), case);
+        assert_eq!(info.reason, reason, "{case}");
+    }
+    let stale = pb::UpdateTicketRequest { expected_version: t.version + 1, ..update(&t, none.clone(), &["title"], "") };
+    let stale = pb::UpdateTicketRequest {
+        ticket: Some(pb::TicketCorrection { title: "新".into(), ..Default::default() }),
+        ..stale
+    };
+    assert_reason(
+        app.tickets.update_ticket(authed(&agent, stale)).await,
+        Code::Aborted,
+        pb::ErrorReason::StaleVersion,
+        "stale",
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // The same value again changes nothing and writes nothing.
+    let same = pb::TicketCorrection { category: "plumbing".into(), ..Default::default() };
+    let unchanged =
+        app.tickets.update_ticket(authed(&agent, update(&t, same, &["category"], ""))).await.unwrap().into_inner();
+    assert_eq!(unchanged.version, t.version);
+    assert_eq!(app.snapshot().await, before);
 }

@@ -24,6 +24,10 @@ pub enum Operation {
     AddNote,
     /// Push a ticket up the escalation ladder at once (上报).
     Escalate,
+    /// Correct what was logged (technicians: on their own jobs).
+    Correct,
+    /// Make a ticket less urgent than it was logged or set.
+    LowerPriority,
     Move(Move),
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
@@ -70,6 +74,9 @@ impl Actor {
             Operation::ReadTickets => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read tickets"),
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
             Operation::Escalate => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "escalate tickets"),
+            Operation::Correct if is_assignee => return Ok(()),
+            Operation::Correct => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "correct others' tickets"),
+            Operation::LowerPriority => (&[Supervisor, Manager, Admin], "lower a priority"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),
@@ -137,6 +144,10 @@ mod tests {
             (Agent, Operation::ReadWorklist { own: false }, false, false),
             (Technician, Operation::ReadWorklist { own: false }, false, false),
             (Supervisor, Operation::ReadWorklist { own: false }, false, true),
+            (Agent, Operation::LowerPriority, false, false),
+            (Supervisor, Operation::LowerPriority, false, true),
+            (Technician, Operation::Correct, false, false),
+            (Technician, Operation::Correct, true, true),
             (Agent, Operation::Move(Move::Dispatch), false, false),
             (Agent, Operation::Move(Move::RecordCallback { requires_rework: true }), false, true),
             (Agent, Operation::Move(Move::Cancel), false, true),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use propdesk_domain::aggregate::{CategoryCode, Report, Reporter, RequestKey, Route, UnitPlace};
+use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
 use propdesk_domain::search::{Query, phone_key};
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
@@ -18,6 +18,7 @@ use propdesk_domain::{
 };
 use propdesk_domain::{Category, Policy};
 use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{resident, staff};
 use propdesk_store::{Change, Created, FollowUpDone, FollowUpFilter, NewTicket, Owner, StoreError, TicketFilter};
@@ -571,6 +572,51 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn update_ticket(&self, request: Request<pb::UpdateTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let now = propdesk_store::now();
+        let (parsed, violations) = parse_update(&self.state.policy, &body, now);
+        // The unit must be of the ticket's property: read here, compared once the ticket is.
+        let unit = match &parsed.unit_id {
+            Some(Some(id)) => self.state.places.unit(&self.state.store, id).await.map_err(ApiError::from)?,
+            _ => None,
+        };
+        let mut violations = violations;
+        if matches!(&parsed.unit_id, Some(Some(_))) && unit.is_none() {
+            violations.add("ticket.unit_id", "no such unit");
+        }
+        if parsed.names_fixed_field {
+            return Err(ApiError::Invalid { reason: ErrorReason::FieldNotUpdatable, violations }.into());
+        }
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let (policy, reason) = (&self.state.policy, body.reason.clone());
+        let lowering_actor = actor.clone();
+        let ticket = self
+            .change(&actor, change, violations, Operation::Correct, move |t, by, _note, now| {
+                let mut correction = parsed.correction;
+                if let Some(unit) = unit {
+                    if unit.property_id != t.property_id {
+                        return Err(ApiError::field("ticket.unit_id", "belongs to another property"));
+                    }
+                    correction.unit = Some(Some(UnitPlace {
+                        unit_id: unit.unit_id,
+                        building_id: unit.building_id,
+                        label: unit.label,
+                    }));
+                }
+                if correction.lowers_priority(t.priority) {
+                    lowering_actor.authorize_role(Operation::LowerPriority, false)?;
+                    if reason.trim().is_empty() {
+                        return Err(ApiError::field("reason", "is required to lower the priority"));
+                    }
+                }
+                Ok(t.correct(correction, reason, by, policy, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn escalate_ticket(
         &self,
         request: Request<pb::EscalateTicketRequest>,
@@ -790,4 +836,104 @@ fn parse_create<'a>(
         promised_reply_at,
         answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
     })
+}
+
+/// An update request as parsed: the correction (the unit aside, checked against the
+/// directory) and the unit it names (`Some(None)`: a common area).
+struct ParsedUpdate {
+    correction: Correction,
+    unit_id: Option<Option<String>>,
+    /// The mask names a field that changes only through its own call.
+    names_fixed_field: bool,
+}
+
+/// The fields of Ticket that change only through their own calls.
+const NOT_UPDATABLE: &[&str] = &[
+    "id",
+    "version",
+    "property_id",
+    "building_id",
+    "unit_label",
+    "resident_id",
+    "reporter_name",
+    "reporter_phone",
+    "kind",
+    "channel",
+    "department",
+    "state",
+    "description",
+    "first_contact_agent_id",
+    "assignee_id",
+    "escalation_level",
+    "incident_id",
+    "repeat_fault",
+    "deadlines",
+    "created_at",
+    "updated_at",
+    "dispatched_at",
+    "accepted_at",
+    "on_site_at",
+    "resolved_at",
+    "closed_at",
+    "on_hold_since",
+    "callback",
+    "is_incident",
+    "follow_ups",
+];
+
+/// Checks an update's mask and every field it names; the violations list every bad one.
+fn parse_update(policy: &Policy, body: &pb::UpdateTicketRequest, now: DateTime<Utc>) -> (ParsedUpdate, Violations) {
+    let mut v = Violations::new();
+    let mut parsed = ParsedUpdate { correction: Correction::default(), unit_id: None, names_fixed_field: false };
+    v.optional_text("reason", &body.reason, MAX_NOTE);
+    let paths = body.update_mask.as_ref().map(|mask| mask.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", "is required: name the fields to change");
+    }
+    let given = body.ticket.clone().unwrap_or_default();
+    let correction = &mut parsed.correction;
+    for path in paths {
+        match path.as_str() {
+            "category" => match policy.categories.get(&given.category) {
+                Some(category) => {
+                    correction.category = Some((CategoryCode::new(category.code.clone()), category.default_priority))
+                }
+                None => v.add("ticket.category", format!("`{}` is not in the category catalog", given.category)),
+            },
+            "unit_id" => {
+                let unit_id = v.optional_id("ticket.unit_id", &given.unit_id);
+                if given.unit_id.is_empty() {
+                    // A common area: the location must then say where.
+                    correction.unit = Some(None);
+                }
+                parsed.unit_id = Some(unit_id);
+            }
+            "location" => {
+                v.optional_text("ticket.location", &given.location, MAX_LOCATION);
+                correction.location = Some(given.location.clone());
+            }
+            "title" => {
+                v.required_text("ticket.title", &given.title, MAX_TITLE);
+                correction.title = Some(given.title.trim().to_owned());
+            }
+            "description_addendum" => {
+                v.required_text("ticket.description_addendum", &given.description_addendum, MAX_DESCRIPTION);
+                correction.description_addendum = Some(given.description_addendum.clone());
+            }
+            "promised_reply_at" => {
+                let at = from_timestamp(&mut v, "ticket.promised_reply_at", given.promised_reply_at.as_ref());
+                if at.is_some_and(|at| at <= now) {
+                    v.add("ticket.promised_reply_at", "must be in the future");
+                }
+                correction.promised_reply_at = Some(at);
+            }
+            "priority" => correction.priority = required_enum::<Priority>(&mut v, "ticket.priority", given.priority),
+            other if NOT_UPDATABLE.contains(&other) => {
+                parsed.names_fixed_field = true;
+                v.add("update_mask", format!("`{other}` does not change through UpdateTicket"));
+            }
+            other => v.add("update_mask", format!("`{other}` is not a field of Ticket")),
+        }
+    }
+    (parsed, v)
 }

@@ -138,8 +138,16 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
                 .limit(SEARCH_WINDOW);
             // Ranked after the window: only its rows are scored.
             QueryTrait::query(&mut select)
-                .join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)))
-                .inner_join(search.clone(), Expr::col((search, Alias::new("ticket_id"))).equals((ticket::Entity, ticket::Column::Id)))
+                .join_subquery(
+                    JoinType::InnerJoin,
+                    window,
+                    hits.clone(),
+                    Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)),
+                )
+                .inner_join(
+                    search.clone(),
+                    Expr::col((search, Alias::new("ticket_id"))).equals((ticket::Entity, ticket::Column::Id)),
+                )
                 .order_by_expr(
                     Expr::cust_with_values("ts_rank(ticket_search.document, to_tsquery('simple', $1))", [text]),
                     Order::Desc,
@@ -160,7 +168,12 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
                 .limit(SEARCH_WINDOW);
             // bm25: smaller is better.
             QueryTrait::query(&mut select)
-                .join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)))
+                .join_subquery(
+                    JoinType::InnerJoin,
+                    window,
+                    hits.clone(),
+                    Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)),
+                )
                 .order_by((hits, rank), Order::Asc);
         }
     }
