@@ -21,6 +21,8 @@ crate::on_both_backends!(
     a_wrong_category_is_corrected_rerouted_with_its_clocks_replanned_and_the_history_shows_it,
     a_priority_is_lowered_by_a_supervisor_with_a_reason_and_refused_to_an_agent,
     bad_updates_are_refused_naming_the_field_and_write_nothing,
+    a_common_area_report_is_linked_by_hand_to_an_incident_and_resolved_with_it,
+    a_report_linked_by_mistake_is_unlinked_and_goes_its_own_way,
 );
 
 impl App {
@@ -853,7 +855,7 @@ async fn a_wrong_category_is_corrected_rerouted_with_its_clocks_replanned_and_th
     let urgent =
         app.tickets.update_ticket(authed(&agent, update(&routed, gas, &["category"], ""))).await.unwrap().into_inner();
     assert_eq!(urgent.priority, pb::Priority::P1 as i32);
-    let deadlines = urgent.deadlines.clone().expect("deadlines");
+    let deadlines = urgent.deadlines.expect("deadlines");
     assert_eq!(
         seconds_between(&urgent.created_at, &deadlines.on_site_by),
         15 * 60,
@@ -1002,4 +1004,150 @@ async fn bad_updates_are_refused_naming_the_field_and_write_nothing(backend: Bac
         app.tickets.update_ticket(authed(&agent, update(&t, same, &["category"], ""))).await.unwrap().into_inner();
     assert_eq!(unchanged.version, t.version);
     assert_eq!(app.snapshot().await, before);
+}
+
+async fn a_common_area_report_is_linked_by_hand_to_an_incident_and_resolved_with_it(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let _dispatch = app.start_dispatch().await;
+    let (agent, supervisor, dispatcher) =
+        (app.world.agent.clone(), app.world.supervisor.clone(), app.world.dispatcher.clone());
+    let mut units = vec![app.world.unit_id.clone()];
+    for room in ["1204", "1205"] {
+        units.push(app.add_unit(room).await);
+    }
+    let mut reports = Vec::new();
+    for unit in &units {
+        let request =
+            pb::CreateTicketRequest { unit_id: unit.clone(), ..app.new_ticket("water_supply", "家里停水了") };
+        reports.push(app.create(request).await.id);
+    }
+    let mut incident_id = String::new();
+    for _ in 0..200 {
+        incident_id = app.get(&reports[2]).await.incident_id;
+        if !incident_id.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!incident_id.is_empty(), "three units without water open an incident");
+    // The lobby's report has no unit: the grouping cannot see it.
+    let lobby = app.create(app.lobby_ticket(1)).await;
+    let (lobby, _) = app.wait_dispatched(&lobby.id).await;
+    assert!(lobby.incident_id.is_empty());
+
+    let link = |t: &pb::Ticket, incident_id: &str| pb::LinkToIncidentRequest {
+        ticket_id: t.id.clone(),
+        expected_version: t.version,
+        incident_id: incident_id.to_owned(),
+        reason: "大堂也停水，同一次停水".into(),
+    };
+    let result = app.tickets.link_to_incident(authed(&agent, link(&lobby, &incident_id))).await;
+    assert_reason(result, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "an agent links");
+    let linked =
+        app.tickets.link_to_incident(authed(&dispatcher, link(&lobby, &incident_id))).await.unwrap().into_inner();
+    assert_eq!(linked.incident_id, incident_id);
+    let incident = app.get(&incident_id).await;
+    assert_eq!(linked.assignee_id, incident.assignee_id, "the incident's person does the work");
+    let reports_of = pb::ListTicketsRequest { incident_id: incident_id.clone(), ..Default::default() };
+    let found = app.list(&agent, reports_of).await;
+    assert_eq!(found.len(), 4, "the incident's reports, the lobby's among them");
+    assert!(ids(&found).contains(&lobby.id.as_str()));
+
+    // Bad links change nothing.
+    let plain = app.create(app.lobby_ticket(2)).await;
+    let (plain, _) = app.wait_dispatched(&plain.id).await;
+    let before = app.snapshot().await;
+    let again = app.tickets.link_to_incident(authed(&dispatcher, link(&linked, &incident_id))).await;
+    let already = assert_reason(again, Code::FailedPrecondition, pb::ErrorReason::AlreadyLinked, "linked twice");
+    assert_eq!(already["incident_id"], incident_id);
+    let itself = app.tickets.link_to_incident(authed(&dispatcher, link(&incident, &incident_id))).await;
+    assert_reason(
+        itself,
+        Code::FailedPrecondition,
+        pb::ErrorReason::IncidentCannotBeLinked,
+        "an incident to an incident",
+    );
+    let to_plain = app.tickets.link_to_incident(authed(&dispatcher, link(&plain, &lobby.id))).await;
+    assert_reason(to_plain, Code::FailedPrecondition, pb::ErrorReason::NotAnIncident, "a ticket that is no incident");
+    let missing = pb::LinkToIncidentRequest { incident_id: String::new(), ..link(&plain, &incident_id) };
+    let result = app.tickets.link_to_incident(authed(&dispatcher, missing)).await;
+    assert_status(result, Code::InvalidArgument, Some("incident_id"), "no incident named");
+    let unlinked = pb::UnlinkFromIncidentRequest {
+        ticket_id: plain.id.clone(),
+        expected_version: plain.version,
+        reason: String::new(),
+    };
+    let result = app.tickets.unlink_from_incident(authed(&dispatcher, unlinked)).await;
+    assert_reason(result, Code::FailedPrecondition, pb::ErrorReason::NotLinked, "unlinking what is not linked");
+    assert_eq!(app.snapshot().await, before);
+
+    // Resolving the incident resolves the lobby's report with it.
+    let incident = app.get(&incident_id).await;
+    app.tickets.resolve_ticket(authed(&supervisor, App::action(&incident, "总阀修好"))).await.expect("resolve");
+    let lobby_after = app.get(&lobby.id).await;
+    assert_eq!(lobby_after.state, pb::TicketState::Resolved as i32, "resolved with the incident");
+    let history = app.history(&lobby.id).await;
+    let resolved = history.iter().find(|e| e.r#type == pb::TicketEventType::Resolved as i32).expect("resolved");
+    assert_eq!(resolved.cause, pb::EventCause::IncidentResolved as i32);
+    assert!(history.iter().any(|e| e.note.ends_with("大堂也停水，同一次停水")), "the reason is in the history");
+}
+
+async fn a_report_linked_by_mistake_is_unlinked_and_goes_its_own_way(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let dispatcher = app.world.dispatcher.clone();
+    // An incident written as dispatch opens one, for a report to join by hand.
+    let incident = {
+        use propdesk_domain::aggregate::NewIncident;
+        let new = NewIncident {
+            id: uuid::Uuid::now_v7().to_string(),
+            property_id: app.world.property_id.clone(),
+            building_id: app.world.building_id.clone(),
+            location: "2号楼".into(),
+            channel: propdesk_domain::Channel::Phone,
+            category: propdesk_domain::aggregate::CategoryCode::new("water_supply"),
+            department: propdesk_domain::Department::Engineering,
+            priority: propdesk_domain::Priority::P2,
+            assignee_id: Some(app.world.plumber_id.clone()),
+            title: "2号楼停水".into(),
+            description: "several units".into(),
+            first_contact_agent_id: app.world.agent_id.clone(),
+            deadlines: propdesk_domain::Deadlines::default(),
+        };
+        let now = propdesk_store::now();
+        let (ticket, events) =
+            propdesk_domain::Ticket::open_incident(new, 3, propdesk_domain::By::System("dispatch"), now);
+        let created = app
+            .store
+            .create_tickets(vec![propdesk_store::NewTicket { ticket, events, trace_parent: None }])
+            .await
+            .unwrap();
+        match created.into_iter().next() {
+            Some(propdesk_store::Created::New(t)) => t.id.clone(),
+            other => panic!("incident not written: {other:?}"),
+        }
+    };
+    let lobby = app.create(app.lobby_ticket(7)).await;
+    let request = pb::LinkToIncidentRequest {
+        ticket_id: lobby.id.clone(),
+        expected_version: lobby.version,
+        incident_id: incident.clone(),
+        reason: String::new(),
+    };
+    let linked = app.tickets.link_to_incident(authed(&dispatcher, request)).await.unwrap().into_inner();
+    assert_eq!((linked.state, linked.incident_id.as_str()), (pb::TicketState::Dispatched as i32, incident.as_str()));
+    let request = pb::UnlinkFromIncidentRequest {
+        ticket_id: linked.id.clone(),
+        expected_version: linked.version,
+        reason: "不是同一件事".into(),
+    };
+    let alone = app.tickets.unlink_from_incident(authed(&dispatcher, request)).await.unwrap().into_inner();
+    assert!(alone.incident_id.is_empty());
+    assert_eq!(alone.assignee_id, app.world.plumber_id, "it keeps its person");
+    let history = app.history(&lobby.id).await;
+    let updated = history.iter().find(|e| e.r#type == pb::TicketEventType::Updated as i32).expect("updated");
+    assert_eq!(
+        (updated.changes[0].field.as_str(), updated.changes[0].before.as_str()),
+        ("incident_id", incident.as_str())
+    );
+    assert_eq!(updated.note, "不是同一件事");
 }

@@ -292,6 +292,14 @@ pub enum RuleViolation {
     Finished(TicketState),
     #[error("a common-area ticket needs a location")]
     LocationRequired,
+    #[error("ticket {0} is not a group incident")]
+    NotAnIncident(String),
+    #[error("the incident belongs to another property")]
+    IncidentOfAnotherProperty,
+    #[error("the ticket is already linked to incident {0}; unlink it first")]
+    AlreadyLinked(String),
+    #[error("the ticket is not linked to an incident")]
+    NotLinked,
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -644,6 +652,53 @@ impl Ticket {
             _ => self.remark(EventType::LinkedToIncident, None, by, note, now),
         };
         self.touch(now);
+        Ok(vec![event])
+    }
+
+    /// Links a report to an incident by hand, for what the automatic grouping missed (a
+    /// common-area report, another category describing the same outage): from then on it
+    /// is worked, and resolved, with the incident.
+    pub fn link_by_hand(
+        &mut self,
+        incident: &Ticket,
+        by: By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        if !incident.is_incident() {
+            return Err(RuleViolation::NotAnIncident(incident.id.clone()));
+        }
+        if incident.property_id != self.facts.property_id {
+            return Err(RuleViolation::IncidentOfAnotherProperty);
+        }
+        if let IncidentLink::LinkedTo(current) = &self.facts.incident {
+            return Err(RuleViolation::AlreadyLinked(current.clone()));
+        }
+        let state = self.facts.lifecycle.state;
+        if matches!(state, TicketState::Resolved | TicketState::Closed | TicketState::Cancelled) {
+            return Err(RuleViolation::Finished(state));
+        }
+        let mut events = self.link_to(incident, by, now)?;
+        if let Some(event) = events.first_mut()
+            && !reason.trim().is_empty()
+        {
+            event.note = format!("{}: {reason}", event.note);
+        }
+        Ok(events)
+    }
+
+    /// Takes a report out of its incident: it keeps its department and person, and is
+    /// worked and resolved on its own again.
+    pub fn unlink(&mut self, by: By, reason: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        let IncidentLink::LinkedTo(incident_id) = &self.facts.incident else {
+            return Err(RuleViolation::NotLinked);
+        };
+        let change = FieldChange::new("incident_id", incident_id.as_str(), "");
+        self.facts.incident = IncidentLink::None;
+        self.touch(now);
+        let note = if reason.trim().is_empty() { "unlinked from the incident".to_owned() } else { reason };
+        let mut event = self.remark(EventType::Updated, Some(Cause::Staff), by, note, now);
+        event.changes = vec![change];
         Ok(vec![event])
     }
 

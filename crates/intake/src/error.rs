@@ -106,6 +106,17 @@ impl From<RuleViolation> for ApiError {
                 ApiError::precondition(ErrorReason::IncidentCannotBeLinked, "ticket", err.to_string())
             }
             RuleViolation::LocationRequired => ApiError::field("ticket.location", err.to_string()),
+            RuleViolation::NotAnIncident(_) => {
+                ApiError::precondition(ErrorReason::NotAnIncident, "incident_id", err.to_string())
+            }
+            RuleViolation::IncidentOfAnotherProperty => ApiError::field("incident_id", err.to_string()),
+            RuleViolation::AlreadyLinked(ref incident_id) => ApiError::Precondition {
+                reason: ErrorReason::AlreadyLinked,
+                subject: "ticket",
+                metadata: vec![("incident_id", incident_id.clone())],
+                message: err.to_string(),
+            },
+            RuleViolation::NotLinked => ApiError::precondition(ErrorReason::NotLinked, "ticket", err.to_string()),
             RuleViolation::NotHigherLevel { current } => ApiError::Precondition {
                 reason: ErrorReason::EscalationNotHigher,
                 subject: "level",

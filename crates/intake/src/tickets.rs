@@ -617,6 +617,48 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn link_to_incident(
+        &self,
+        request: Request<pb::LinkToIncidentRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        let incident_id = violations.required_id("incident_id", &body.incident_id);
+        violations.optional_text("reason", &body.reason, MAX_NOTE);
+        let incident = match &incident_id {
+            Some(id) if violations.is_empty() => Some(self.load(&actor, id).await?),
+            _ => None,
+        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let reason = body.reason;
+        let ticket = self
+            .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, by, _note, now| {
+                let incident = incident.ok_or(ApiError::Internal("validated incident missing".into()))?;
+                Ok(t.link_by_hand(&incident, by, reason, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn unlink_from_incident(
+        &self,
+        request: Request<pb::UnlinkFromIncidentRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        violations.optional_text("reason", &body.reason, MAX_NOTE);
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let reason = body.reason;
+        let ticket = self
+            .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, by, _note, now| {
+                Ok(t.unlink(by, reason, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn escalate_ticket(
         &self,
         request: Request<pb::EscalateTicketRequest>,

@@ -537,3 +537,55 @@ fn a_hold_moves_where_the_clocks_count_from() {
         policy.deadlines(Priority::P2, TicketKind::Repair, "p-1", at(30)).acknowledge_by
     );
 }
+
+fn incident_of(property: &str) -> Ticket {
+    let new = NewIncident {
+        id: "i-1".into(),
+        property_id: property.into(),
+        building_id: "b-1".into(),
+        location: "building 1".into(),
+        channel: Channel::Phone,
+        category: CategoryCode::new("water_supply"),
+        department: Department::Engineering,
+        priority: Priority::P2,
+        title: "No water in building 1".into(),
+        description: "several units".into(),
+        first_contact_agent_id: "agent-1".into(),
+        assignee_id: Some("plumber".into()),
+        deadlines: Deadlines::default(),
+    };
+    Ticket::open_incident(new, 3, By::System("dispatch"), at(0)).0
+}
+
+#[test]
+fn a_report_the_grouping_missed_is_linked_by_hand_and_can_be_unlinked() {
+    let incident = incident_of("p-1");
+    let mut lobby = logged("大堂没水");
+    let events = lobby.link_by_hand(&incident, supervisor(), "same outage".into(), at(5)).unwrap();
+    assert_eq!(lobby.incident_id(), Some("i-1"));
+    assert_eq!((lobby.state(), lobby.assignee_id.as_deref()), (TicketState::Dispatched, Some("plumber")));
+    assert_eq!(events[0].note, "linked to incident i-1: same outage");
+    assert_eq!(
+        lobby.link_by_hand(&incident, supervisor(), String::new(), at(6)),
+        Err(RuleViolation::AlreadyLinked("i-1".into()))
+    );
+    let events = lobby.unlink(supervisor(), "a different leak".into(), at(7)).unwrap();
+    assert_eq!(lobby.incident_id(), None);
+    assert_eq!(events[0].changes, [FieldChange::new("incident_id", "i-1", "")]);
+    assert_eq!(lobby.unlink(supervisor(), String::new(), at(8)), Err(RuleViolation::NotLinked));
+
+    let mut other = incident_of("p-1");
+    assert_eq!(
+        other.link_by_hand(&incident, supervisor(), String::new(), at(9)),
+        Err(RuleViolation::IncidentCannotBeLinked)
+    );
+    let plain = logged("not an incident");
+    assert_eq!(
+        lobby.link_by_hand(&plain, supervisor(), String::new(), at(9)),
+        Err(RuleViolation::NotAnIncident("t-1".into()))
+    );
+    assert_eq!(
+        lobby.link_by_hand(&incident_of("p-2"), supervisor(), String::new(), at(9)),
+        Err(RuleViolation::IncidentOfAnotherProperty)
+    );
+}
