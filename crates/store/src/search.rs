@@ -118,15 +118,14 @@ fn query_text(query: &Query, backend: DbBackend) -> String {
 /// matches, best match first, newest first among equals.
 pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> Select<ticket::Entity> {
     let text = query_text(query, backend);
-    let hits = Alias::new("hits");
-    let hit_id = Alias::new("hit_id");
+    let (hits, hit_id) = (Alias::new("hits"), Alias::new("hit_id"));
     let search = Alias::new("ticket_search");
-    let tickets_id = Expr::col((ticket::Entity, ticket::Column::Id));
+    let search_id = || Expr::col((search.clone(), Alias::new("ticket_id")));
+    let tickets_id = || (ticket::Entity, ticket::Column::Id);
     // The window: matches in newest-first order, so a common word stops after the first
-    // thousand and a rare one is found through the text index.
+    // thousand and a rare one is found through the text index. Only its rows are ranked.
     let mut window = Sql::select();
-    let mut select = ticket::Entity::find();
-    match backend {
+    let rank = match backend {
         DbBackend::Postgres => {
             // Written into the statement, not bound: a bound query gets a generic plan after
             // a few runs, blind to how common its words are, and then scans the whole
@@ -135,29 +134,13 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
             // all the same.
             let literal = format!("'{}'", text.replace('\'', "''"));
             window
-                .expr_as(Expr::col((search.clone(), Alias::new("ticket_id"))), hit_id.clone())
+                .expr_as(search_id(), hit_id.clone())
                 .from(search.clone())
-                .inner_join(ticket::Entity, tickets_id.clone().equals((search.clone(), Alias::new("ticket_id"))))
-                .cond_where(filter)
+                .inner_join(ticket::Entity, Expr::col(tickets_id()).equals((search.clone(), Alias::new("ticket_id"))))
                 .and_where(Expr::cust(format!("ticket_search.document @@ to_tsquery('simple', {literal})")))
-                .order_by((search.clone(), Alias::new("ticket_id")), Order::Desc)
-                .limit(SEARCH_WINDOW);
-            // Ranked after the window: only its rows are scored.
-            QueryTrait::query(&mut select)
-                .join_subquery(
-                    JoinType::InnerJoin,
-                    window,
-                    hits.clone(),
-                    Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)),
-                )
-                .inner_join(
-                    search.clone(),
-                    Expr::col((search, Alias::new("ticket_id"))).equals((ticket::Entity, ticket::Column::Id)),
-                )
-                .order_by_expr(
-                    Expr::cust(format!("ts_rank(ticket_search.document, to_tsquery('simple', {literal}))")),
-                    Order::Desc,
-                );
+                .order_by((search.clone(), Alias::new("ticket_id")), Order::Desc);
+            // Scored against the document, read again by key for the window's rows.
+            (Expr::cust(format!("ts_rank(ticket_search.document, to_tsquery('simple', {literal}))")), Order::Desc)
         }
         _ => {
             let docs = Alias::new("ticket_search_docs");
@@ -165,24 +148,22 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
             window
                 .expr_as(Expr::col((docs.clone(), Alias::new("ticket_id"))), hit_id.clone())
                 .expr_as(Expr::cust("bm25(ticket_search)"), rank.clone())
-                .from(search)
+                .from(search.clone())
                 .inner_join(docs.clone(), Expr::cust("ticket_search_docs.doc = ticket_search.rowid"))
-                .inner_join(ticket::Entity, tickets_id.clone().equals((docs, Alias::new("ticket_id"))))
-                .cond_where(filter)
+                .inner_join(ticket::Entity, Expr::col(tickets_id()).equals((docs, Alias::new("ticket_id"))))
                 .and_where(Expr::cust_with_values("ticket_search MATCH ?", [text]))
-                .order_by_expr(Expr::cust("ticket_search.rowid"), Order::Desc)
-                .limit(SEARCH_WINDOW);
+                .order_by_expr(Expr::cust("ticket_search.rowid"), Order::Desc);
             // bm25: smaller is better.
-            QueryTrait::query(&mut select)
-                .join_subquery(
-                    JoinType::InnerJoin,
-                    window,
-                    hits.clone(),
-                    Expr::col((hits.clone(), hit_id)).equals((ticket::Entity, ticket::Column::Id)),
-                )
-                .order_by((hits, rank), Order::Asc);
+            (Expr::col((hits.clone(), rank)), Order::Asc)
         }
+    };
+    window.cond_where(filter).limit(SEARCH_WINDOW);
+    let mut select = ticket::Entity::find();
+    let statement = QueryTrait::query(&mut select);
+    statement.join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits, hit_id)).equals(tickets_id()));
+    if backend == DbBackend::Postgres {
+        statement.inner_join(search.clone(), search_id().equals(tickets_id()));
     }
-    QueryTrait::query(&mut select).order_by((ticket::Entity, ticket::Column::Id), Order::Desc);
+    statement.order_by_expr(rank.0, rank.1).order_by(tickets_id(), Order::Desc);
     select
 }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
-    TryInsertResult,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, TryInsertResult,
 };
 
 use propdesk_domain::search::Query;
@@ -325,16 +325,8 @@ impl Store {
             query = query.filter(C::PropertyId.is_in(ids.iter().cloned()));
         }
         let overdue_first: Expr = Expr::case(overdue_condition(now), 0).finally(1).into();
-        query
-            .order_by(overdue_first, Order::Asc)
-            .order_by_asc(C::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(readable)
-            .collect()
+        let page = query.order_by(overdue_first, Order::Asc).order_by_asc(C::Id).offset(offset).limit(limit);
+        tickets_of(page, &self.db).await
     }
 
     /// One page of tickets, newest first.
@@ -366,14 +358,9 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        search::matching(filter.condition(), self.db.get_database_backend(), query)
-            .offset(offset)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(readable)
-            .collect()
+        let page =
+            search::matching(filter.condition(), self.db.get_database_backend(), query).offset(offset).limit(limit);
+        tickets_of(page, &self.db).await
     }
 
     /// The whole history of a ticket, oldest first.
@@ -456,6 +443,11 @@ impl Store {
         use sea_orm::PaginatorTrait;
         Ok(outbox::Entity::find().count(&self.db).await?)
     }
+}
+
+/// The tickets a query selects, as the domain reads them.
+async fn tickets_of(query: Select<ticket::Entity>, db: &impl ConnectionTrait) -> Result<Vec<Ticket>, StoreError> {
+    query.all(db).await?.into_iter().map(readable).collect()
 }
 
 /// A row as the domain reads it.
