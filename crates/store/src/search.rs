@@ -114,9 +114,36 @@ fn query_text(query: &Query, backend: DbBackend) -> String {
     query.terms.iter().map(term).collect::<Vec<_>>().join(if postgres { " & " } else { " AND " })
 }
 
-/// The tickets `filter` selects that match `query`: among the newest [`SEARCH_WINDOW`]
-/// matches, best match first, newest first among equals.
-pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> Select<ticket::Entity> {
+/// Whether more tickets than [`SEARCH_WINDOW`] match `query` (whatever the filters). On
+/// PostgreSQL this decides the shape of the search: the planner estimates how common a
+/// word is poorly enough to walk the whole window backwards for a rare word (most of a
+/// second) or fetch every match of a common one; told which it is, both take milliseconds.
+pub(crate) async fn is_common(db: &impl ConnectionTrait, query: &Query) -> Result<bool, StoreError> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM ticket_search WHERE document @@ to_tsquery('simple', {}) LIMIT {}) AS m",
+        postgres_literal(query),
+        SEARCH_WINDOW + 1
+    );
+    let row = db.query_one_raw(Statement::from_string(backend, sql)).await?;
+    let matches: i64 = row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or_default();
+    Ok(matches > SEARCH_WINDOW as i64)
+}
+
+/// The query as a PostgreSQL string literal. Written into the statement, not bound: a
+/// bound query gets a generic plan after a few runs, blind to how common its words are.
+/// The text holds only quoted terms of letters, digits and CJK; quotes are doubled all the
+/// same.
+fn postgres_literal(query: &Query) -> String {
+    format!("'{}'", query_text(query, DbBackend::Postgres).replace('\'', "''"))
+}
+
+/// The tickets `filter` selects that match `query`, best match first, newest first among
+/// equals: for a `common` query, among the newest [`SEARCH_WINDOW`] matches.
+pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query, common: bool) -> Select<ticket::Entity> {
     let text = query_text(query, backend);
     let (hits, hit_id) = (Alias::new("hits"), Alias::new("hit_id"));
     let search = Alias::new("ticket_search");
@@ -127,18 +154,15 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
     let mut window = Sql::select();
     let rank = match backend {
         DbBackend::Postgres => {
-            // Written into the statement, not bound: a bound query gets a generic plan after
-            // a few runs, blind to how common its words are, and then scans the whole
-            // window for a rare word (seconds) or the whole index for a common one. The
-            // text holds only quoted terms of letters, digits and CJK; quotes are doubled
-            // all the same.
-            let literal = format!("'{}'", text.replace('\'', "''"));
+            let literal = postgres_literal(query);
             window
                 .expr_as(search_id(), hit_id.clone())
                 .from(search.clone())
                 .inner_join(ticket::Entity, Expr::col(tickets_id()).equals((search.clone(), Alias::new("ticket_id"))))
-                .and_where(Expr::cust(format!("ticket_search.document @@ to_tsquery('simple', {literal})")))
-                .order_by((search.clone(), Alias::new("ticket_id")), Order::Desc);
+                .and_where(Expr::cust(format!("ticket_search.document @@ to_tsquery('simple', {literal})")));
+            if common {
+                window.order_by((search.clone(), Alias::new("ticket_id")), Order::Desc);
+            }
             // Scored against the document, read again by key for the window's rows.
             (Expr::cust(format!("ts_rank(ticket_search.document, to_tsquery('simple', {literal}))")), Order::Desc)
         }
@@ -157,7 +181,10 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query) -> 
             (Expr::col((hits.clone(), rank)), Order::Asc)
         }
     };
-    window.cond_where(filter).limit(SEARCH_WINDOW);
+    window.cond_where(filter);
+    if common {
+        window.limit(SEARCH_WINDOW);
+    }
     let mut select = ticket::Entity::find();
     let statement = QueryTrait::query(&mut select);
     statement.join_subquery(JoinType::InnerJoin, window, hits.clone(), Expr::col((hits, hit_id)).equals(tickets_id()));

@@ -358,8 +358,9 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let page =
-            search::matching(filter.condition(), self.db.get_database_backend(), query).offset(offset).limit(limit);
+        let common = search::is_common(&self.db, query).await?;
+        let backend = self.db.get_database_backend();
+        let page = search::matching(filter.condition(), backend, query, common).offset(offset).limit(limit);
         tickets_of(page, &self.db).await
     }
 
