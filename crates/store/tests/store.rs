@@ -874,7 +874,6 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
         "DROP INDEX tickets_phone",
         "DROP INDEX tickets_unit_id",
         "DROP INDEX tickets_resident_id",
-        "DROP INDEX tickets_agent_id",
         "DROP TABLE ticket_search",
         "ALTER TABLE tickets DROP COLUMN reporter_phone_key",
         "DROP INDEX residents_phone",
