@@ -97,6 +97,16 @@ impl Violations {
         }
     }
 
+    /// A phone number to look up by: its key (`search::phone_key`) when given, `None` when
+    /// empty; a malformed one is a violation.
+    pub fn phone_filter(&mut self, field: &str, value: &str) -> Option<String> {
+        if value.is_empty() {
+            return None;
+        }
+        self.optional_phone(field, value);
+        crate::search::phone_key(value)
+    }
+
     /// A page size: 0 means the default; above the maximum is refused rather than cut,
     /// so a client never silently gets fewer rows than it asked for.
     pub fn page_size(&mut self, field: &str, value: i32) -> u64 {

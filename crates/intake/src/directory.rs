@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
-use propdesk_domain::search::phone_key;
 use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LABEL};
 use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
@@ -421,12 +420,7 @@ impl DirectoryService for DirectoryApi {
         let mut v = Violations::new();
         let property_id = v.required_id("property_id", &body.property_id);
         let unit_id = v.optional_id("unit_id", &body.unit_id);
-        let phone_key = if body.phone.is_empty() {
-            None
-        } else {
-            v.optional_phone("phone", &body.phone);
-            phone_key(&body.phone)
-        };
+        let phone_key = v.phone_filter("phone", &body.phone);
         let name_contains = if body.name_contains.is_empty() {
             None
         } else {

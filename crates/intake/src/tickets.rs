@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
-use propdesk_domain::search::{Query, phone_key};
+use propdesk_domain::search::Query;
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
     Actor, By, Channel, Department, Move, Operation, Priority, Recorded, RuleViolation, Satisfaction, Ticket,
@@ -294,12 +294,7 @@ impl TicketService for TicketApi {
         }
         let limit = v.page_size("page_size", body.page_size);
         let before_id = paging::parse_id(&mut v, &body.page_token);
-        let phone_key = if body.reporter_phone.is_empty() {
-            None
-        } else {
-            v.optional_phone("reporter_phone", &body.reporter_phone);
-            phone_key(&body.reporter_phone)
-        };
+        let phone_key = v.phone_filter("reporter_phone", &body.reporter_phone);
         let resident_id = v.optional_id("resident_id", &body.resident_id);
         let unit_id = v.optional_id("unit_id", &body.unit_id);
         let first_contact_agent_id = v.optional_id("first_contact_agent_id", &body.first_contact_agent_id);
@@ -591,7 +586,7 @@ impl TicketService for TicketApi {
         }
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
         let (policy, reason) = (&self.state.policy, body.reason.clone());
-        let lowering_actor = actor.clone();
+        let lowering_actor = &actor;
         let ticket = self
             .change(&actor, change, violations, Operation::Correct, move |t, by, _note, now| {
                 let mut correction = parsed.correction;
