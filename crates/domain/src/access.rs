@@ -109,6 +109,8 @@ impl Actor {
                         (&[Dispatcher, Supervisor, Manager, Admin][..], "transfer tickets assigned to others")
                     }
                     Move::Cancel => (&[Agent, Dispatcher, Supervisor, Manager, Admin][..], "cancel tickets"),
+                    // The desk recognises the caller's report as one already logged.
+                    Move::CloseAsDuplicate => (&[Agent, Dispatcher, Supervisor, Manager, Admin][..], "mark duplicates"),
                     Move::Close | Move::Reopen | Move::RecordCallback { .. } => {
                         (&[Agent, Supervisor, Manager, Admin][..], "close, reopen or call back")
                     }
@@ -151,6 +153,8 @@ mod tests {
             (Agent, Operation::Move(Move::Dispatch), false, false),
             (Agent, Operation::Move(Move::RecordCallback { requires_rework: true }), false, true),
             (Agent, Operation::Move(Move::Cancel), false, true),
+            (Agent, Operation::Move(Move::CloseAsDuplicate), false, true),
+            (Technician, Operation::Move(Move::CloseAsDuplicate), true, false),
             (Dispatcher, Operation::Move(Move::Dispatch), false, true),
             (Dispatcher, Operation::Move(Move::Close), false, false),
             (Supervisor, Operation::Move(Move::Accept), false, true),

@@ -152,6 +152,8 @@ pub struct TicketFacts {
     /// Grows by one each time the clocks restart (reopen): alarms of an earlier cycle never
     /// fire again.
     pub clock_cycle: i32,
+    /// Set on a ticket closed as a duplicate: the original, which carries the work.
+    pub duplicate_of: Option<String>,
 }
 
 impl TicketFacts {
@@ -211,6 +213,8 @@ coded_enum!(
         DeadlineMissed => "deadline_missed",
         /// A deadline is near.
         DeadlineNear => "deadline_near",
+        /// It repeats another ticket, which carries the work.
+        Duplicate => "duplicate",
     }
 );
 
@@ -300,6 +304,20 @@ pub enum RuleViolation {
     AlreadyLinked(String),
     #[error("the ticket is not linked to an incident")]
     NotLinked,
+    #[error("a ticket cannot be a duplicate of itself")]
+    DuplicateOfItself,
+    #[error("the original belongs to another property")]
+    OriginalOfAnotherProperty,
+    #[error("ticket {0} is itself a duplicate: mark the duplicate of its original instead")]
+    OriginalIsDuplicate(String),
+    #[error("a group incident is never a duplicate; link reports to it instead")]
+    IncidentNotDuplicate,
+    #[error("the original is {0}: a new report of the same fault is new work, not a duplicate")]
+    OriginalFinished(TicketState),
+    #[error("other tickets are duplicates of this one: mark them of the original first")]
+    HasDuplicates,
+    #[error("the original is {0}: its duplicate's reporter is called back once it is resolved, once")]
+    CallbackNotDue(TicketState),
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -420,6 +438,9 @@ impl Ticket {
         if facts.version < 1 {
             return broken("its version is below 1");
         }
+        if facts.duplicate_of.as_deref() == Some(facts.id.as_str()) {
+            return broken("it is a duplicate of itself");
+        }
         Ok(Ticket { facts, changed: false })
     }
 
@@ -490,6 +511,7 @@ impl Ticket {
             promised_reply_at: report.promised_reply_at,
             callback: None,
             clock_cycle: 0,
+            duplicate_of: None,
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
@@ -546,6 +568,7 @@ impl Ticket {
             promised_reply_at: None,
             callback: None,
             clock_cycle: 0,
+            duplicate_of: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -788,7 +811,11 @@ impl Ticket {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Vec<Recorded>, RuleViolation> {
-        let event = self.step(Move::Reopen, EventType::Reopened, Some(Cause::Staff), by, note, now)?;
+        let mut event = self.step(Move::Reopen, EventType::Reopened, Some(Cause::Staff), by, note, now)?;
+        // A duplicate reopened by hand is its own work again (it was not the same fault).
+        if let Some(original) = self.facts.duplicate_of.take() {
+            event.changes = vec![FieldChange::new("duplicate_of_id", original, "")];
+        }
         self.restart_clocks(policy, now);
         Ok(vec![event])
     }
@@ -1004,6 +1031,97 @@ impl Ticket {
         let text = format!("{}\n{}", facts.title, facts.description);
         let department = policy.routing.route(category, &text, facts.unit_id.is_some());
         (facts.department != Some(department)).then_some(department)
+    }
+
+    /// Closes this report as a duplicate of `original`, an open ticket of the same property
+    /// that carries the same work; the original's history records it. `has_duplicates`:
+    /// other tickets are already duplicates of this one (they would be left without an
+    /// original that ever resolves). Returns the events of this ticket and of the original.
+    pub fn mark_duplicate(
+        &mut self,
+        original: &mut Ticket,
+        has_duplicates: bool,
+        by: By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Recorded>, Vec<Recorded>), RuleViolation> {
+        if original.id == self.facts.id {
+            return Err(RuleViolation::DuplicateOfItself);
+        }
+        if original.property_id != self.facts.property_id {
+            return Err(RuleViolation::OriginalOfAnotherProperty);
+        }
+        if let Some(first) = &original.duplicate_of {
+            return Err(RuleViolation::OriginalIsDuplicate(first.clone()));
+        }
+        if self.is_incident() || original.is_incident() {
+            return Err(RuleViolation::IncidentNotDuplicate);
+        }
+        let original_state = original.state();
+        if matches!(original_state, TicketState::Resolved | TicketState::Closed | TicketState::Cancelled) {
+            return Err(RuleViolation::OriginalFinished(original_state));
+        }
+        if let IncidentLink::LinkedTo(incident_id) = &self.facts.incident {
+            return Err(RuleViolation::AlreadyLinked(incident_id.clone()));
+        }
+        if has_duplicates {
+            return Err(RuleViolation::HasDuplicates);
+        }
+        let because = if reason.trim().is_empty() { String::new() } else { format!(": {reason}") };
+        let note = format!("duplicate of ticket {}{because}", original.id);
+        let closed =
+            self.step(Move::CloseAsDuplicate, EventType::Closed, Some(Cause::Duplicate), by.clone(), note, now)?;
+        self.facts.times.closed_at = Some(now);
+        self.facts.duplicate_of = Some(original.id.clone());
+        // The original changes version too: a resolve racing this mark is refused as stale,
+        // so the duplicate's reporter is never missed when the follow-ups open.
+        original.touch(now);
+        let note = format!("ticket {} closed as a duplicate of this one{because}", self.facts.id);
+        let added = original.remark(EventType::DuplicateAdded, Some(Cause::Duplicate), by, note, now);
+        Ok((vec![closed], vec![added]))
+    }
+
+    /// The callback (回访) of a duplicate's reporter, on the original's work, once the
+    /// original is resolved or closed and once per resolution. The duplicate stays closed;
+    /// an unsatisfied verdict sends the original back for rework, as its own reporter's
+    /// would. Returns the events of this ticket and of the original.
+    pub fn record_duplicate_callback(
+        &mut self,
+        original: &mut Ticket,
+        satisfaction: Satisfaction,
+        comment: String,
+        by: By,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Recorded>, Vec<Recorded>), RuleViolation> {
+        if self.facts.duplicate_of.as_deref() != Some(original.id.as_str()) {
+            return Err(RuleViolation::Transition(TransitionError {
+                from: self.state(),
+                to: None,
+                verb: Move::RecordCallback { requires_rework: false }.verb(),
+            }));
+        }
+        let original_state = original.state();
+        let resolved_at = original.times.resolved_at;
+        let done = matches!(original_state, TicketState::Resolved | TicketState::Closed);
+        let already = self.facts.callback.as_ref().is_some_and(|c| resolved_at.is_some_and(|at| c.recorded_at >= at));
+        if !done || already {
+            return Err(RuleViolation::CallbackNotDue(original_state));
+        }
+        self.touch(now);
+        let verdict = format!("{}: {comment}", satisfaction.code());
+        let recorded = self.remark(EventType::CallbackRecorded, None, by.clone(), verdict, now);
+        self.facts.callback =
+            Some(CallbackRecord { satisfaction, comment, recorded_by: by.id().to_owned(), recorded_at: now });
+        let mut original_events = Vec::new();
+        if satisfaction.requires_rework() {
+            let note = format!("unsatisfied callback of duplicate {}: sent back for rework", self.facts.id);
+            let event =
+                original.step(Move::Reopen, EventType::Reopened, Some(Cause::CallbackUnsatisfied), by, note, now)?;
+            original.restart_clocks(policy, now);
+            original_events.push(event);
+        }
+        Ok((vec![recorded], original_events))
     }
 
     /// 上报: a member of staff pushes the ticket up at once (1: the supervisor, 2: the

@@ -6,7 +6,8 @@
 //!  │                  │  └─┴─── on_hold ◀─────┴───────────────────┘ (resume returns  │   └──── reopened ◀──reopen───┘
 //!  └─resolve (on the spot)        to the state it was held in)          transferred ─┘ (dispatch again)
 //! ```
-//! Any state before `resolved` can be cancelled; `cancelled` is final. `transferred` and
+//! Any state before `resolved` can be cancelled, or closed as a duplicate of another
+//! ticket; `cancelled` is final. `transferred` and
 //! `reopened` wait for the dispatcher exactly like `new`.
 //!
 //! Invariant: `held_from` is set exactly when the state is `on_hold`, and is one of the
@@ -32,6 +33,8 @@ pub enum Move {
     RecordCallback {
         requires_rework: bool,
     },
+    /// Closed because another open ticket carries the same work.
+    CloseAsDuplicate,
 }
 
 /// The part of a ticket the state machine owns.
@@ -69,6 +72,7 @@ impl Move {
             Move::Reopen => Reopened,
             Move::RecordCallback { requires_rework: true } => Reopened,
             Move::RecordCallback { requires_rework: false } => Closed,
+            Move::CloseAsDuplicate => Closed,
         })
     }
 
@@ -86,6 +90,7 @@ impl Move {
             Move::Close => "closed",
             Move::Reopen => "reopened",
             Move::RecordCallback { .. } => "given a callback",
+            Move::CloseAsDuplicate => "closed as a duplicate",
         }
     }
 }
@@ -115,6 +120,9 @@ impl Lifecycle {
             (New | Dispatched | Accepted | OnSite, Move::Resolve) => to(Resolved),
             (Dispatched | Accepted | OnSite, Move::Transfer) => to(Transferred),
             (New | Dispatched | Accepted | OnSite | OnHold | Transferred | Reopened, Move::Cancel) => to(Cancelled),
+            (New | Dispatched | Accepted | OnSite | OnHold | Transferred | Reopened, Move::CloseAsDuplicate) => {
+                to(Closed)
+            }
             (Resolved, Move::Close) => to(Closed),
             (Resolved | Closed, Move::Reopen) => to(Reopened),
             (Resolved, Move::RecordCallback { requires_rework }) => to(if requires_rework { Reopened } else { Closed }),
@@ -150,7 +158,7 @@ mod tests {
         Lifecycle { state, held_from }
     }
 
-    const ALL_MOVES: [Move; 12] = [
+    const ALL_MOVES: [Move; 13] = [
         Move::Dispatch,
         Move::Accept,
         Move::ArriveOnSite,
@@ -163,6 +171,7 @@ mod tests {
         Move::Reopen,
         Move::RecordCallback { requires_rework: false },
         Move::RecordCallback { requires_rework: true },
+        Move::CloseAsDuplicate,
     ];
 
     #[test]
@@ -215,6 +224,13 @@ mod tests {
             (OnHold, Move::Cancel, Cancelled),
             (Transferred, Move::Cancel, Cancelled),
             (Reopened, Move::Cancel, Cancelled),
+            (New, Move::CloseAsDuplicate, Closed),
+            (Dispatched, Move::CloseAsDuplicate, Closed),
+            (Accepted, Move::CloseAsDuplicate, Closed),
+            (OnSite, Move::CloseAsDuplicate, Closed),
+            (OnHold, Move::CloseAsDuplicate, Closed),
+            (Transferred, Move::CloseAsDuplicate, Closed),
+            (Reopened, Move::CloseAsDuplicate, Closed),
             (Resolved, Move::Close, Closed),
             (Resolved, Move::Reopen, Reopened),
             (Closed, Move::Reopen, Reopened),

@@ -189,6 +189,8 @@ coded_enum!(
         LinkedToIncident => "linked_to_incident",
         /// Staff corrected what was logged (category, place, words, promise, priority).
         Updated => "updated",
+        /// On an original: another ticket was closed as its duplicate.
+        DuplicateAdded => "duplicate_added",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

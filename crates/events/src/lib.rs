@@ -54,13 +54,15 @@ wire_enum!(Role <=> StaffRole { Agent, Dispatcher, Technician, Supervisor, Manag
 wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral, Satisfied, VerySatisfied });
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
-    Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated
+    Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
+    DuplicateAdded
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
 wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });
 wire_enum!(ReplyMethod <=> ReplyMethod { Letter, AppMessage, PhoneCall, CallOrVisit });
 wire_enum!(Cause <=> EventCause {
-    Staff, CallbackSatisfied, CallbackUnsatisfied, AnsweredOnTheSpot, IncidentResolved, DeadlineMissed, DeadlineNear
+    Staff, CallbackSatisfied, CallbackUnsatisfied, AnsweredOnTheSpot, IncidentResolved, DeadlineMissed, DeadlineNear,
+    Duplicate
 });
 
 /// The wire number of an optional domain value (0, `_UNSPECIFIED`, for none).

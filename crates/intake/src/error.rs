@@ -109,7 +109,39 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::NotAnIncident(_) => {
                 ApiError::precondition(ErrorReason::NotAnIncident, "incident_id", err.to_string())
             }
-            RuleViolation::IncidentOfAnotherProperty => ApiError::field("incident_id", err.to_string()),
+            RuleViolation::IncidentOfAnotherProperty => {
+                ApiError::field_as(ErrorReason::OfAnotherProperty, "incident_id", err.to_string())
+            }
+            RuleViolation::OriginalOfAnotherProperty => {
+                ApiError::field_as(ErrorReason::OfAnotherProperty, "of_ticket_id", err.to_string())
+            }
+            RuleViolation::DuplicateOfItself => {
+                ApiError::field_as(ErrorReason::DuplicateOfItself, "of_ticket_id", err.to_string())
+            }
+            RuleViolation::OriginalIsDuplicate(ref original_id) => ApiError::Precondition {
+                reason: ErrorReason::OriginalIsDuplicate,
+                subject: "of_ticket_id",
+                metadata: vec![("duplicate_of_id", original_id.clone())],
+                message: err.to_string(),
+            },
+            RuleViolation::IncidentNotDuplicate => {
+                ApiError::precondition(ErrorReason::IncidentNotDuplicate, "ticket", err.to_string())
+            }
+            RuleViolation::OriginalFinished(state) => ApiError::Precondition {
+                reason: ErrorReason::OriginalFinished,
+                subject: "of_ticket_id",
+                message: err.to_string(),
+                metadata: vec![("state", wire_name(state, pb::TicketState::as_str_name))],
+            },
+            RuleViolation::HasDuplicates => {
+                ApiError::precondition(ErrorReason::HasDuplicates, "ticket", err.to_string())
+            }
+            RuleViolation::CallbackNotDue(state) => ApiError::Precondition {
+                reason: ErrorReason::CallbackNotDue,
+                subject: "ticket",
+                message: err.to_string(),
+                metadata: vec![("original_state", wire_name(state, pb::TicketState::as_str_name))],
+            },
             RuleViolation::AlreadyLinked(ref incident_id) => ApiError::Precondition {
                 reason: ErrorReason::AlreadyLinked,
                 subject: "ticket",

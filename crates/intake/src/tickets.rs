@@ -59,6 +59,28 @@ impl<'a> ChangeRequest<'a> {
     }
 }
 
+/// What a command did: the ticket's events, and the other tickets it changed with it
+/// (saved in the same transaction).
+struct Commanded {
+    events: Vec<Recorded>,
+    others: Vec<Change>,
+}
+
+impl From<Vec<Recorded>> for Commanded {
+    fn from(events: Vec<Recorded>) -> Self {
+        Commanded { events, others: Vec::new() }
+    }
+}
+
+impl Commanded {
+    /// This ticket's events, and `other`'s when it has any.
+    fn with(events: Vec<Recorded>, other: Ticket, other_events: Vec<Recorded>) -> Commanded {
+        let others =
+            if other_events.is_empty() { Vec::new() } else { vec![Change { ticket: other, events: other_events }] };
+        Commanded { events, others }
+    }
+}
+
 /// The requests of the plain moves: a ticket, the version the caller saw, and a note.
 trait PlainChange {
     fn parts(&self) -> (&str, i64, &str);
@@ -148,14 +170,17 @@ impl TicketApi {
 
     /// The one path of every change: parse the common fields, load, authorize, check the
     /// expected version, run the ticket's `command`, save.
-    async fn change(
+    async fn change<R>(
         &self,
         actor: &Actor,
         request: ChangeRequest<'_>,
         mut violations: Violations,
         operation: Operation,
-        command: impl FnOnce(&mut Ticket, By, String, DateTime<Utc>) -> ApiResult<Vec<Recorded>>,
-    ) -> ApiResult<pb::Ticket> {
+        command: impl FnOnce(&mut Ticket, By, String, DateTime<Utc>) -> ApiResult<R>,
+    ) -> ApiResult<pb::Ticket>
+    where
+        R: Into<Commanded>,
+    {
         let ticket_id = violations.required_id("ticket_id", request.ticket_id);
         if request.expected_version < 1 {
             violations.add("expected_version", "is required: the version of the ticket you last read");
@@ -177,7 +202,7 @@ impl TicketApi {
 
         let now = propdesk_store::now();
         let state_before = ticket.state();
-        let events = command(&mut ticket, by(actor), request.note.to_owned(), now)?;
+        let Commanded { events, others } = command(&mut ticket, by(actor), request.note.to_owned(), now)?.into();
         let resolved_incident = ticket.is_incident() && ticket.state() == TicketState::Resolved;
         let linked = if resolved_incident && state_before != TicketState::Resolved {
             self.resolve_linked_reports(&ticket, actor, now).await?
@@ -186,6 +211,7 @@ impl TicketApi {
         };
         let mut changes = vec![Change { ticket, events }];
         changes.extend(linked);
+        changes.extend(others);
         let follow_up = request.completes_follow_up.map(|id| FollowUpDone {
             id,
             by: actor.staff_id.clone(),
@@ -299,6 +325,7 @@ impl TicketService for TicketApi {
         let unit_id = v.optional_id("unit_id", &body.unit_id);
         let first_contact_agent_id = v.optional_id("first_contact_agent_id", &body.first_contact_agent_id);
         let incident_id = v.optional_id("incident_id", &body.incident_id);
+        let duplicate_of = v.optional_id("duplicate_of_id", &body.duplicate_of_id);
         v.into_result().map_err(ApiError::from)?;
 
         let filter = TicketFilter {
@@ -313,6 +340,7 @@ impl TicketService for TicketApi {
             unit_id,
             first_contact_agent_id,
             incident_id,
+            duplicate_of,
             overdue_at: body.overdue_only.then(propdesk_store::now),
             created_after,
             created_before,
@@ -554,6 +582,8 @@ impl TicketService for TicketApi {
         let satisfaction = required_enum::<Satisfaction>(&mut violations, "satisfaction", body.satisfaction);
         violations.optional_text("comment", &body.comment, MAX_NOTE);
         let requires_rework = satisfaction.is_some_and(Satisfaction::requires_rework);
+        // A duplicate's reporter is called back on its original's work.
+        let original = self.original_of(&body.ticket_id).await?;
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
         let policy = &self.state.policy;
         let comment = body.comment;
@@ -561,7 +591,14 @@ impl TicketService for TicketApi {
         let ticket = self
             .change(&actor, change, violations, Operation::Move(mv), move |t, by, _note, now| {
                 let satisfaction = satisfaction.ok_or(ApiError::Internal("validated satisfaction missing".into()))?;
-                Ok(t.record_callback(satisfaction, comment, by, policy, now)?)
+                Ok(match original {
+                    Some(mut original) => {
+                        let (events, original_events) =
+                            t.record_duplicate_callback(&mut original, satisfaction, comment, by, policy, now)?;
+                        Commanded::with(events, original, original_events)
+                    }
+                    None => t.record_callback(satisfaction, comment, by, policy, now)?.into(),
+                })
             })
             .await?;
         Ok(Response::new(ticket))
@@ -631,6 +668,31 @@ impl TicketService for TicketApi {
             .change(&actor, change, violations, Operation::Move(Move::Dispatch), move |t, by, _note, now| {
                 let incident = incident.ok_or(ApiError::Internal("validated incident missing".into()))?;
                 Ok(t.link_by_hand(&incident, by, reason, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn mark_duplicate(&self, request: Request<pb::MarkDuplicateRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        let original_id = violations.required_id("of_ticket_id", &body.of_ticket_id);
+        violations.optional_text("reason", &body.reason, MAX_NOTE);
+        let (original, has_duplicates) = match &original_id {
+            Some(id) if violations.is_empty() => {
+                let has_duplicates = self.state.store.has_duplicates(&body.ticket_id).await.map_err(ApiError::from)?;
+                (Some(self.load(&actor, id).await?), has_duplicates)
+            }
+            _ => (None, false),
+        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let reason = body.reason;
+        let ticket = self
+            .change(&actor, change, violations, Operation::Move(Move::CloseAsDuplicate), move |t, by, _note, now| {
+                let mut original = original.ok_or(ApiError::Internal("validated original missing".into()))?;
+                let (events, original_events) = t.mark_duplicate(&mut original, has_duplicates, by, reason, now)?;
+                Ok(Commanded::with(events, original, original_events))
             })
             .await?;
         Ok(Response::new(ticket))
@@ -755,6 +817,15 @@ impl TicketApi {
             }
             Created::Existing(_) => Err(mismatch()),
         }
+    }
+
+    /// The original of a duplicate (read, not locked: saving the change checks its version).
+    async fn original_of(&self, ticket_id: &str) -> ApiResult<Option<Ticket>> {
+        let store = &self.state.store;
+        let Some(original_id) = store.get_ticket(ticket_id).await?.and_then(|t| t.into_facts().duplicate_of) else {
+            return Ok(None);
+        };
+        Ok(store.get_ticket(&original_id).await?)
     }
 
     /// The unit and resident a create names, checked against its property: every one that
@@ -904,6 +975,7 @@ const NOT_UPDATABLE: &[&str] = &[
     "escalation_level",
     "incident_id",
     "repeat_fault",
+    "duplicate_of_id",
     "deadlines",
     "created_at",
     "updated_at",

@@ -162,7 +162,13 @@ async fn apply_event(
     let actor = event.actor_id.as_str();
     match (said.event_type, said.cause) {
         (Some(EventType::Resolved), _) if !ticket.is_incident() => {
-            open_follow_ups(txn, &ticket, said.occurred_at.unwrap_or(now), now).await?
+            let resolved_at = said.occurred_at.unwrap_or(now);
+            let due_by = ticket.deadlines.callback_by;
+            open_follow_ups(txn, &ticket, due_by, resolved_at, now).await?;
+            // The reporters of its duplicates are owed the reply and the callback too.
+            for duplicate in work::duplicates_of(txn, &ticket.id).await? {
+                open_follow_ups(txn, &duplicate, due_by, resolved_at, now).await?;
+            }
         }
         // The callback was made: whichever of its events comes first settles it.
         (Some(EventType::CallbackRecorded), _)
@@ -191,6 +197,19 @@ async fn apply_event(
     if let Some(ended @ (EventType::Cancelled | EventType::Reopened)) = said.event_type {
         let note = if ended == EventType::Cancelled { "ticket cancelled" } else { "ticket reopened" };
         follow_ups::settle_follow_ups(txn, &ticket.id, FollowUpState::Cancelled, actor, now, note).await?;
+        let note = if ended == EventType::Cancelled { "original cancelled" } else { "original reopened" };
+        let ended_at = said.occurred_at.unwrap_or(now);
+        for duplicate in work::duplicates_of(txn, &ticket.id).await? {
+            // A duplicate's reporter whose verdict reopened it was called back: that
+            // callback is done (its own event settles it), not cancelled.
+            let called_back = duplicate.callback.as_ref().is_some_and(|record| record.recorded_at >= ended_at);
+            if called_back {
+                let (reply, cancelled) = (FollowUpKind::Reply, FollowUpState::Cancelled);
+                follow_ups::settle_open(txn, &duplicate.id, reply, cancelled, actor, now, note).await?;
+            } else {
+                follow_ups::settle_follow_ups(txn, &duplicate.id, FollowUpState::Cancelled, actor, now, note).await?;
+            }
+        }
     }
     let ticket = if (said.event_type, said.cause) == (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) {
         escalate_rework(notifier, txn, told, ticket, now).await?
@@ -262,10 +281,12 @@ async fn escalate_rework(
 }
 
 /// The reply in the channel of origin and the callback, both owned by the first-contact
-/// agent, for the resolution at `resolved_at`.
+/// agent, for the resolution at `resolved_at` (of the ticket, or of the original `t` is a
+/// duplicate of); the callback is due by `due_by`.
 async fn open_follow_ups(
     txn: &Transaction,
     t: &Ticket,
+    due_by: Option<DateTime<Utc>>,
     resolved_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
@@ -284,7 +305,7 @@ async fn open_follow_ups(
         kind,
         method,
         owner_id: Some(t.first_contact_agent_id.clone()),
-        due_by: t.deadlines.callback_by,
+        due_by,
         destination,
         done,
     };

@@ -71,6 +71,8 @@ pub struct TicketFilter {
     pub first_contact_agent_id: Option<String>,
     /// Only the reports linked to this incident.
     pub incident_id: Option<String>,
+    /// Only the duplicates closed into this original.
+    pub duplicate_of: Option<String>,
     /// Only tickets with a deadline before this instant that was not met.
     pub overdue_at: Option<DateTime<Utc>>,
     pub created_after: Option<DateTime<Utc>>,
@@ -118,6 +120,7 @@ impl TicketFilter {
             (C::ResidentId, self.resident_id.as_deref()),
             (C::UnitId, self.unit_id.as_deref()),
             (C::FirstContactAgentId, self.first_contact_agent_id.as_deref()),
+            (C::DuplicateOf, self.duplicate_of.as_deref()),
         ];
         for (column, value) in equal {
             if let Some(value) = value {

@@ -63,6 +63,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether any ticket was closed as a duplicate of `original_id`.
+    pub async fn has_duplicates(&self, original_id: &str) -> Result<bool, StoreError> {
+        let found = ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Id)
+            .filter(ticket::Column::DuplicateOf.eq(original_id))
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Reports linked to an incident.
     pub async fn linked_tickets(&self, incident_id: &str) -> Result<Vec<Ticket>, StoreError> {
         ticket::Entity::find()
@@ -244,6 +256,18 @@ pub async fn tickets(txn: &Transaction, ids: &[&str]) -> Result<Vec<Ticket>, Sto
     }
     ticket::Entity::find()
         .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(readable)
+        .collect()
+}
+
+/// The tickets closed as duplicates of `original_id`.
+pub async fn duplicates_of(txn: &impl ConnectionTrait, original_id: &str) -> Result<Vec<Ticket>, StoreError> {
+    ticket::Entity::find()
+        .filter(ticket::Column::DuplicateOf.eq(original_id))
+        .order_by_asc(ticket::Column::Id)
         .all(txn)
         .await?
         .into_iter()

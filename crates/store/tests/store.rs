@@ -75,6 +75,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         promised_reply_at: None,
         callback: None,
         clock_cycle: 0,
+        duplicate_of: None,
     }
 }
 

@@ -589,3 +589,157 @@ fn a_report_the_grouping_missed_is_linked_by_hand_and_can_be_unlinked() {
         Err(RuleViolation::IncidentOfAnotherProperty)
     );
 }
+
+/// A report like `logged`, under its own id.
+fn logged_as(id: &str, description: &str) -> Ticket {
+    let report = Report { id: id.into(), ..report(TicketKind::Repair, "plumbing", "", description) };
+    Ticket::log(report, &Policy::default(), agent(), at(0)).unwrap().0
+}
+
+#[test]
+fn a_duplicate_is_closed_into_its_original_which_records_it() {
+    let mut original = dispatched("厨房漏水");
+    let mut duplicate = logged_as("t-2", "厨房漏水 again");
+    let (events, original_events) =
+        duplicate.mark_duplicate(&mut original, false, agent(), "same leak".into(), at(5)).unwrap();
+    assert_eq!((duplicate.state(), duplicate.duplicate_of.as_deref()), (TicketState::Closed, Some("t-1")));
+    assert_eq!(duplicate.times.closed_at, Some(at(5)));
+    assert_eq!((events[0].event_type, events[0].cause), (EventType::Closed, Some(Cause::Duplicate)));
+    assert_eq!(events[0].note, "duplicate of ticket t-1: same leak");
+    assert_eq!(original_events[0].event_type, EventType::DuplicateAdded);
+    assert_eq!(original_events[0].note, "ticket t-2 closed as a duplicate of this one: same leak");
+    assert_eq!(original.state(), TicketState::Dispatched, "the original carries on");
+    assert!(original.is_changed(), "the original's version moves, so a racing resolve is stale");
+
+    // Reopened by hand, a duplicate is its own work again.
+    let events = duplicate.reopen(agent(), "a different leak".into(), &Policy::default(), at(6)).unwrap();
+    assert_eq!(duplicate.duplicate_of, None);
+    assert_eq!(events[0].changes, [FieldChange::new("duplicate_of_id", "t-1", "")]);
+}
+
+#[test]
+fn a_duplicate_is_refused_of_itself_elsewhere_a_duplicate_an_incident_or_finished_work() {
+    let refused = |duplicate: &mut Ticket, original: &mut Ticket, has_duplicates: bool| {
+        let before = (duplicate.clone(), original.clone());
+        let err = duplicate.mark_duplicate(original, has_duplicates, agent(), String::new(), at(5)).unwrap_err();
+        assert_eq!((duplicate.clone(), original.clone()), before, "nothing changed: {err}");
+        err
+    };
+    let mut itself = logged("漏水");
+    let mut same = itself.clone();
+    assert_eq!(refused(&mut itself, &mut same, false), RuleViolation::DuplicateOfItself);
+
+    let mut elsewhere = Ticket::log(
+        Report { id: "t-9".into(), property_id: "p-2".into(), ..report(TicketKind::Repair, "plumbing", "", "漏水") },
+        &Policy::default(),
+        agent(),
+        at(0),
+    )
+    .unwrap()
+    .0;
+    assert_eq!(refused(&mut logged_as("t-2", "漏水"), &mut elsewhere, false), RuleViolation::OriginalOfAnotherProperty);
+
+    let mut first = logged("漏水");
+    let mut second = logged_as("t-2", "漏水");
+    second.mark_duplicate(&mut first, false, agent(), String::new(), at(3)).unwrap();
+    assert_eq!(
+        refused(&mut logged_as("t-3", "漏水"), &mut second, false),
+        RuleViolation::OriginalIsDuplicate("t-1".into())
+    );
+    assert_eq!(refused(&mut logged_as("t-3", "漏水"), &mut first, true), RuleViolation::HasDuplicates);
+    assert_eq!(
+        refused(&mut logged_as("t-3", "没水"), &mut incident_of("p-1"), false),
+        RuleViolation::IncidentNotDuplicate
+    );
+
+    let mut resolved = dispatched("漏水");
+    resolved.resolve(agent(), String::new(), &SlaPolicy::default(), at(4)).unwrap();
+    assert_eq!(
+        refused(&mut logged_as("t-3", "漏水"), &mut resolved, false),
+        RuleViolation::OriginalFinished(TicketState::Resolved)
+    );
+    let mut cancelled = logged_as("t-4", "漏水");
+    cancelled.cancel(agent(), "wrong number".into(), at(4)).unwrap();
+    let err = refused(&mut cancelled, &mut logged("漏水"), false);
+    assert!(matches!(err, RuleViolation::Transition(TransitionError { from: TicketState::Cancelled, .. })), "{err}");
+}
+
+#[test]
+fn a_duplicates_reporter_is_called_back_on_the_originals_work_once_per_resolution() {
+    let policy = Policy::default();
+    let mut original = dispatched("电梯停了");
+    let mut duplicate = logged_as("t-2", "电梯停了");
+    duplicate.mark_duplicate(&mut original, false, agent(), String::new(), at(2)).unwrap();
+    let early = duplicate.clone().record_duplicate_callback(
+        &mut original.clone(),
+        Satisfaction::Satisfied,
+        String::new(),
+        agent(),
+        &policy,
+        at(3),
+    );
+    assert_eq!(early.unwrap_err(), RuleViolation::CallbackNotDue(TicketState::Dispatched));
+
+    original.resolve(agent(), "repaired".into(), &policy.sla, at(10)).unwrap();
+    let satisfied = original.clone();
+    let (events, original_events) = duplicate
+        .clone()
+        .record_duplicate_callback(
+            &mut satisfied.clone(),
+            Satisfaction::Satisfied,
+            "ok".into(),
+            agent(),
+            &policy,
+            at(20),
+        )
+        .unwrap();
+    assert_eq!((events[0].event_type, events[0].to), (EventType::CallbackRecorded, TicketState::Closed));
+    assert!(original_events.is_empty(), "a satisfied verdict leaves the original alone");
+
+    let (_, original_events) = duplicate
+        .record_duplicate_callback(
+            &mut original,
+            Satisfaction::Unsatisfied,
+            "still stuck".into(),
+            agent(),
+            &policy,
+            at(20),
+        )
+        .unwrap();
+    assert_eq!(duplicate.state(), TicketState::Closed, "the duplicate stays closed");
+    assert_eq!(duplicate.callback.as_ref().map(|c| c.satisfaction), Some(Satisfaction::Unsatisfied));
+    assert_eq!(
+        (original_events[0].event_type, original_events[0].cause),
+        (EventType::Reopened, Some(Cause::CallbackUnsatisfied))
+    );
+    assert_eq!(original.state(), TicketState::Reopened);
+    assert_eq!(original.clock_cycle, 1, "the rework runs on new clocks");
+
+    original.dispatch(route(Department::Engineering, "plumber"), By::System("dispatch"), at(21)).unwrap();
+    original.resolve(agent(), "replaced the motor".into(), &policy.sla, at(30)).unwrap();
+    let again = duplicate.clone().record_duplicate_callback(
+        &mut original.clone(),
+        Satisfaction::Satisfied,
+        String::new(),
+        agent(),
+        &policy,
+        at(40),
+    );
+    assert!(again.is_ok(), "a new resolution is owed a new callback");
+    let twice = {
+        let mut called = duplicate.clone();
+        let mut resolved = original.clone();
+        called
+            .record_duplicate_callback(&mut resolved, Satisfaction::Satisfied, String::new(), agent(), &policy, at(40))
+            .unwrap();
+        called.record_duplicate_callback(
+            &mut resolved,
+            Satisfaction::Satisfied,
+            String::new(),
+            agent(),
+            &policy,
+            at(41),
+        )
+    };
+    assert_eq!(twice.unwrap_err(), RuleViolation::CallbackNotDue(TicketState::Resolved));
+}

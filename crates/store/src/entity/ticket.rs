@@ -70,6 +70,8 @@ pub struct Model {
     /// Where the current cycle's clocks count from; unset on tickets stored before it was
     /// kept (their report time is used).
     pub clocks_from: Option<DateTimeUtc>,
+    /// Set on a ticket closed as a duplicate: the original.
+    pub duplicate_of: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -145,6 +147,7 @@ impl Model {
             clock_cycle: t.clock_cycle,
             reporter_phone_key: phone_key(&t.reporter.phone),
             clocks_from: Some(t.times.clocks_from),
+            duplicate_of: t.duplicate_of.clone(),
         }
     }
 
@@ -212,6 +215,7 @@ impl Model {
             },
             promised_reply_at: self.promised_reply_at,
             clock_cycle: self.clock_cycle,
+            duplicate_of: self.duplicate_of,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

@@ -16,6 +16,7 @@ mod m0010_event_cause;
 mod m0011_request_keys;
 mod m0012_desk_lookups;
 mod m0013_ticket_corrections;
+mod m0014_duplicates;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_request_keys::Migration),
             Box::new(m0012_desk_lookups::Migration),
             Box::new(m0013_ticket_corrections::Migration),
+            Box::new(m0014_duplicates::Migration),
         ]
     }
 }
