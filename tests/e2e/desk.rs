@@ -23,6 +23,7 @@ crate::on_both_backends!(
     bad_updates_are_refused_naming_the_field_and_write_nothing,
     a_common_area_report_is_linked_by_hand_to_an_incident_and_resolved_with_it,
     a_report_linked_by_mistake_is_unlinked_and_goes_its_own_way,
+    a_duplicate_closes_into_its_original_and_its_reporter_gets_the_reply_and_callback,
 );
 
 impl App {
@@ -1150,4 +1151,186 @@ async fn a_report_linked_by_mistake_is_unlinked_and_goes_its_own_way(backend: Ba
         ("incident_id", incident.as_str())
     );
     assert_eq!(updated.note, "不是同一件事");
+}
+
+fn mark(t: &pb::Ticket, of: &str) -> pb::MarkDuplicateRequest {
+    pb::MarkDuplicateRequest {
+        ticket_id: t.id.clone(),
+        expected_version: t.version,
+        of_ticket_id: of.to_owned(),
+        reason: "同一处漏水".into(),
+    }
+}
+
+/// Polls until the ticket's follow-ups satisfy `done`; returns them.
+async fn follow_ups_until(app: &mut App, ticket_id: &str, done: impl Fn(&[pb::FollowUp]) -> bool) -> Vec<pb::FollowUp> {
+    let mut follow_ups = Vec::new();
+    for _ in 0..300 {
+        follow_ups = app.get(ticket_id).await.follow_ups;
+        if done(&follow_ups) {
+            return follow_ups;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the follow-ups of {ticket_id} never settled: {follow_ups:?}");
+}
+
+fn of_kind(follow_ups: &[pb::FollowUp], kind: pb::FollowUpKind) -> Vec<(i32, i32)> {
+    follow_ups.iter().filter(|f| f.kind == kind as i32).map(|f| (f.state, f.method)).collect()
+}
+
+async fn a_duplicate_closes_into_its_original_and_its_reporter_gets_the_reply_and_callback(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let _notifier = app.start_notifier().await;
+    let (agent, admin, dispatcher) = (app.world.agent.clone(), app.world.admin.clone(), app.world.dispatcher.clone());
+    let original = app.create(app.new_ticket("plumbing", "厨房漏水很严重")).await;
+    // The neighbour below writes about the same leak.
+    let letter = pb::CreateTicketRequest {
+        reporter_name: "李四".into(),
+        reporter_phone: "139 0000 1111".into(),
+        channel: pb::Channel::Letter as i32,
+        ..app.new_ticket("plumbing", "楼上漏水到我家厨房")
+    };
+    let duplicate = app.create(letter).await;
+
+    let marked = app.tickets.mark_duplicate(authed(&agent, mark(&duplicate, &original.id))).await.unwrap().into_inner();
+    assert_eq!(marked.state, pb::TicketState::Closed as i32);
+    assert_eq!(marked.duplicate_of_id, original.id);
+    let closed = app.history(&duplicate.id).await.pop().expect("an event");
+    assert_eq!((closed.r#type, closed.cause), (pb::TicketEventType::Closed as i32, pb::EventCause::Duplicate as i32));
+    let added = app.history(&original.id).await.pop().expect("an event");
+    assert_eq!(added.r#type, pb::TicketEventType::DuplicateAdded as i32);
+    assert!(added.note.contains(&duplicate.id) && added.note.ends_with("同一处漏水"), "{}", added.note);
+    let original = app.get(&original.id).await;
+    assert_eq!(original.state, pb::TicketState::New as i32, "the original carries the work");
+    let duplicates = pb::ListTicketsRequest { duplicate_of_id: original.id.clone(), ..Default::default() };
+    assert_eq!(ids(&app.list(&agent, duplicates).await), [duplicate.id.as_str()]);
+
+    // Bad marks write nothing.
+    let elsewhere = pb::CreateTicketRequest {
+        property_id: app.world.other_property_id.clone(),
+        unit_id: String::new(),
+        location: "东门".into(),
+        ..app.new_ticket("plumbing", "别的小区漏水")
+    };
+    let elsewhere = app.tickets.create_ticket(authed(&admin, elsewhere)).await.unwrap().into_inner();
+    let third = app.create(app.new_ticket("plumbing", "厨房又漏水")).await;
+    let before = app.snapshot().await;
+    let refused = |result, field: &str, reason: pb::ErrorReason, case: &str| {
+        let info = assert_status(result, Code::InvalidArgument, Some(field), case);
+        assert_eq!(info.reason, reason.as_str_name(), "{case}");
+    };
+    let itself = app.tickets.mark_duplicate(authed(&agent, mark(&third, &third.id))).await;
+    refused(itself, "of_ticket_id", pb::ErrorReason::DuplicateOfItself, "a duplicate of itself");
+    let other_property = app.tickets.mark_duplicate(authed(&admin, mark(&third, &elsewhere.id))).await;
+    refused(other_property, "of_ticket_id", pb::ErrorReason::OfAnotherProperty, "another property's original");
+    let unnamed = app.tickets.mark_duplicate(authed(&agent, mark(&third, ""))).await;
+    refused(unnamed, "of_ticket_id", pb::ErrorReason::InvalidField, "no original named");
+    let unseen = app.tickets.mark_duplicate(authed(&agent, mark(&third, &elsewhere.id))).await;
+    assert_reason(
+        unseen,
+        Code::PermissionDenied,
+        pb::ErrorReason::PropertyNotServed,
+        "an original the agent cannot see",
+    );
+    let chained = app.tickets.mark_duplicate(authed(&agent, mark(&third, &duplicate.id))).await;
+    let metadata =
+        assert_reason(chained, Code::FailedPrecondition, pb::ErrorReason::OriginalIsDuplicate, "of a duplicate");
+    assert_eq!(metadata["duplicate_of_id"], original.id, "names the original to use");
+    let has_duplicates = app.tickets.mark_duplicate(authed(&agent, mark(&original, &third.id))).await;
+    assert_reason(
+        has_duplicates,
+        Code::FailedPrecondition,
+        pb::ErrorReason::HasDuplicates,
+        "an original with duplicates",
+    );
+    let marked_again = app.tickets.mark_duplicate(authed(&agent, mark(&marked, &third.id))).await;
+    assert_reason(marked_again, Code::FailedPrecondition, pb::ErrorReason::TransitionNotAllowed, "closed already");
+    let plumber = app.world.plumber.clone();
+    let technician = app.tickets.mark_duplicate(authed(&plumber, mark(&third, &original.id))).await;
+    assert_reason(technician, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "a technician marks");
+    let early = pb::RecordCallbackRequest {
+        ticket_id: duplicate.id.clone(),
+        expected_version: marked.version,
+        satisfaction: pb::Satisfaction::Satisfied as i32,
+        comment: String::new(),
+    };
+    let early = app.tickets.record_callback(authed(&agent, early)).await;
+    let metadata = assert_reason(early, Code::FailedPrecondition, pb::ErrorReason::CallbackNotDue, "before the work");
+    assert_eq!(metadata["original_state"], "TICKET_STATE_NEW");
+    assert_eq!(app.snapshot().await, before);
+
+    // The original resolved, the duplicate's reporter is owed the reply in their own channel
+    // (a letter to the unit) and the callback, by the original's callback deadline.
+    let resolved = app.resolve(&original).await;
+    let owed = follow_ups_until(&mut app, &duplicate.id, |f| f.len() == 2).await;
+    let open = pb::FollowUpState::Open as i32;
+    assert_eq!(of_kind(&owed, pb::FollowUpKind::Reply), [(open, pb::ReplyMethod::Letter as i32)]);
+    assert_eq!(of_kind(&owed, pb::FollowUpKind::Callback), [(open, pb::ReplyMethod::PhoneCall as i32)]);
+    let reply = owed.iter().find(|f| f.kind == pb::FollowUpKind::Reply as i32).expect("reply");
+    assert_eq!(reply.destination, "Room 1203", "the letter goes to the unit's postal address");
+    let callback_by = resolved.deadlines.as_ref().and_then(|d| d.callback_by);
+    assert!(owed.iter().all(|f| f.due_by == callback_by && f.owner_id == app.world.agent_id));
+    let callbacks = pb::ListFollowUpsRequest { kind: pb::FollowUpKind::Callback as i32, ..Default::default() };
+    let items = app.follow_ups(&agent, callbacks).await;
+    let theirs = items.iter().filter_map(|i| i.ticket.as_ref()).find(|t| t.id == duplicate.id).expect("on the list");
+    assert_eq!(theirs.reporter_phone, "139 0000 1111", "the agent calls the duplicate's reporter");
+
+    // Unsatisfied, the duplicate's reporter sends the original back for rework.
+    let unsatisfied = pb::RecordCallbackRequest {
+        ticket_id: duplicate.id.clone(),
+        expected_version: app.get(&duplicate.id).await.version,
+        satisfaction: pb::Satisfaction::Unsatisfied as i32,
+        comment: "还在漏".into(),
+    };
+    let called = app.tickets.record_callback(authed(&agent, unsatisfied)).await.unwrap().into_inner();
+    assert_eq!(called.state, pb::TicketState::Closed as i32, "the duplicate stays closed");
+    assert_eq!(called.callback.map(|c| c.satisfaction), Some(pb::Satisfaction::Unsatisfied as i32));
+    let reopened = app.get(&original.id).await;
+    assert_eq!(reopened.state, pb::TicketState::Reopened as i32);
+    let rework = app.history(&original.id).await.pop().expect("an event");
+    assert_eq!(rework.cause, pb::EventCause::CallbackUnsatisfied as i32);
+    let (done, cancelled) = (pb::FollowUpState::Done as i32, pb::FollowUpState::Cancelled as i32);
+    let settled = follow_ups_until(&mut app, &duplicate.id, |f| f.iter().all(|f| f.state != open)).await;
+    assert_eq!(of_kind(&settled, pb::FollowUpKind::Callback), [(done, pb::ReplyMethod::PhoneCall as i32)]);
+    assert_eq!(of_kind(&settled, pb::FollowUpKind::Reply), [(cancelled, pb::ReplyMethod::Letter as i32)]);
+
+    // The rework goes to the supervisor, as the original reporter's verdict would.
+    let mut reopened = reopened;
+    for _ in 0..300 {
+        if reopened.escalation_level == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        reopened = app.get(&original.id).await;
+    }
+    assert_eq!(reopened.escalation_level, 1, "rework under the supervisor");
+
+    // Reworked and resolved again: owed again, and this time satisfied.
+    let assign = pb::AssignTicketRequest {
+        ticket_id: reopened.id.clone(),
+        expected_version: reopened.version,
+        department: pb::Department::Engineering as i32,
+        assignee_id: String::new(),
+        note: String::new(),
+    };
+    let redispatched = app.tickets.assign_ticket(authed(&dispatcher, assign)).await.unwrap().into_inner();
+    app.resolve(&redispatched).await;
+    follow_ups_until(&mut app, &duplicate.id, |f| f.len() == 4).await;
+    let satisfied = pb::RecordCallbackRequest {
+        ticket_id: duplicate.id.clone(),
+        expected_version: app.get(&duplicate.id).await.version,
+        satisfaction: pb::Satisfaction::Satisfied as i32,
+        comment: "修好了".into(),
+    };
+    app.tickets.record_callback(authed(&agent, satisfied.clone())).await.expect("callback");
+    let settled = follow_ups_until(&mut app, &duplicate.id, |f| {
+        of_kind(f, pb::FollowUpKind::Callback).iter().filter(|(state, _)| *state == done).count() == 2
+    })
+    .await;
+    assert_eq!(settled.len(), 4);
+    assert_eq!(app.get(&original.id).await.state, pb::TicketState::Resolved as i32, "a satisfied verdict leaves it");
+    let twice = pb::RecordCallbackRequest { expected_version: app.get(&duplicate.id).await.version, ..satisfied };
+    let twice = app.tickets.record_callback(authed(&agent, twice)).await;
+    assert_reason(twice, Code::FailedPrecondition, pb::ErrorReason::CallbackNotDue, "called back twice");
 }

@@ -142,6 +142,8 @@ pub struct World {
     pub other_technician: String,
     pub supervisor: String,
     pub outsider: String,
+    /// The property the outsider serves (and the test's staff do not).
+    pub other_property_id: String,
 }
 
 /// A server on a fresh database and its own exchange and queues, with a populated directory.
@@ -619,6 +621,7 @@ impl World {
             other_technician: token(&electrician_id, Role::Technician, &[p]),
             supervisor: token(&supervisor_id, Role::Supervisor, &[p]),
             outsider: token("outsider-agent", Role::Agent, &[other.id.as_str()]),
+            other_property_id: other.id.clone(),
             agent_id,
             plumber_id,
             electrician_id,
