@@ -1109,6 +1109,8 @@ impl Ticket {
             return Err(RuleViolation::CallbackNotDue(original_state));
         }
         self.touch(now);
+        // The callback was owed by the original's deadline: kept, so a late one shows.
+        self.facts.deadlines.callback_by = original.deadlines.callback_by;
         let verdict = format!("{}: {comment}", satisfaction.code());
         let recorded = self.remark(EventType::CallbackRecorded, None, by.clone(), verdict, now);
         self.facts.callback =
