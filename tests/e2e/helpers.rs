@@ -12,6 +12,7 @@ use propdesk_domain::{Actor, Role};
 use propdesk_intake::TokenKeys;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::directory_service_client::DirectoryServiceClient;
+use propdesk_proto::v1::reply_service_client::ReplyServiceClient;
 use propdesk_proto::v1::ticket_service_client::TicketServiceClient;
 use propdesk_store::Store;
 use propdesk_testkit::{Backend, TestDatabase};
@@ -158,6 +159,7 @@ pub struct App {
     pub world: World,
     pub tickets: TicketServiceClient<Channel>,
     pub directory: DirectoryServiceClient<Channel>,
+    pub replies: ReplyServiceClient<Channel>,
     /// Kept for its lifetime: the database is dropped with the app, last.
     pub _db: TestDatabase,
 }
@@ -256,9 +258,10 @@ impl App {
         let store = Store::connect(&db.url, 2).await.expect("test store");
         let channel = server.channel().await;
         let tickets = TicketServiceClient::new(channel.clone());
+        let replies = ReplyServiceClient::new(channel.clone());
         let mut directory = DirectoryServiceClient::new(channel);
         let world = World::create(&mut directory).await;
-        App { _db: db, server, store, bus, env, world, tickets, directory }
+        App { _db: db, server, store, bus, env, world, tickets, directory, replies }
     }
 
     /// Starts a `propdesk dispatch` process for this app and waits until it is ready.

@@ -12,6 +12,7 @@ mod lifecycle;
 mod metrics;
 mod notifier;
 mod operations;
+mod replies;
 mod reports;
 mod resilience;
 mod watch;

@@ -119,6 +119,7 @@ fn report_of(
         request: RequestKey { request_id: format!("desk-seed-{n}"), fingerprint: "seeded".into() },
         promised_reply_at: None,
         answer_on_the_spot: None,
+        answer_source: None,
     })
 }
 

@@ -179,6 +179,7 @@ pub async fn seed_open_deadlines(
             request: RequestKey { request_id: format!("seeded-{n}"), fingerprint: "seeded".to_owned() },
             promised_reply_at: None,
             answer_on_the_spot: None,
+            answer_source: None,
         };
         let (mut ticket, _) =
             Ticket::log(report, policy, agent.clone(), now).map_err(|e| BenchError::Setup(e.to_string()))?;

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use propdesk_domain::{Department, Role};
+use propdesk_domain::replies::{DEFAULT_LANGUAGE, Edit, ReplyContent, StandardReply};
+use propdesk_domain::{Department, Role, TicketKind};
 use propdesk_store::entity::resident::NewResident;
 use propdesk_store::entity::staff::NewStaff;
-use propdesk_store::entity::{building, property, resident, staff, unit};
+use propdesk_store::entity::{building, property, resident, staff, standard_reply, unit};
 use propdesk_store::{Page, Store, StoreError};
 
 /// The dev signing secret: read from `<database>.secret`, created on first start.
@@ -37,8 +38,103 @@ pub struct Demo {
     pub agent_id: String,
 }
 
-/// Seeds the demo property unless one exists; returns the demo's ids either way.
+/// Seeds the demo property unless one exists, and its standard replies unless it has
+/// some; returns the demo's ids either way.
 pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
+    let demo = seed_property(store).await?;
+    if store.standard_replies_for(&demo.property_id).await?.is_empty() {
+        seed_replies(store, &demo).await?;
+    }
+    Ok(demo)
+}
+
+/// A standard reply of the demo library.
+struct SeedReply {
+    code: &'static str,
+    title: &'static str,
+    categories: &'static [&'static str],
+    kinds: &'static [TicketKind],
+    keywords: &'static [&'static str],
+    body: &'static str,
+}
+
+/// A realistic handful: the questions a desk hears every week.
+const SEED_REPLIES: [SeedReply; 5] = [
+    SeedReply {
+        code: "fee.enquiry",
+        title: "物业费标准与缴费方式",
+        categories: &["fee_dispute", "general_enquiry"],
+        kinds: &[TicketKind::Enquiry, TicketKind::Complaint],
+        keywords: &["物业费", "缴费", "收费标准"],
+        body: "您好，{property}的物业费按公示标准收取，每月15日前可在客服中心或业主App缴纳，\
+            无任何公示以外的收费。如对账单有疑问，请携带缴费凭证到客服中心核对。",
+    },
+    SeedReply {
+        code: "water.cut_notice",
+        title: "停水通知与临时供水",
+        categories: &["water_supply"],
+        kinds: &[],
+        keywords: &["停水", "临时供水"],
+        body: "您好，{unit} 所在楼栋因维修暂时停水，预计 {expected_time} 恢复供水。\
+            临时供水：{interim_measure}。给您带来不便，敬请谅解。",
+    },
+    SeedReply {
+        code: "repair.standard",
+        title: "维修服务标准",
+        categories: &["plumbing", "electrical", "door_lock", "building_fabric"],
+        kinds: &[TicketKind::Repair],
+        keywords: &["维修标准", "报修", "上门时间"],
+        body: "您好，您的报修（单号 {ticket_no}）已由{department}受理，维修人员将于 {expected_time} 前处理。\
+            户内有偿维修按公示价格收费，开工前会先向您报价并经您确认。",
+    },
+    SeedReply {
+        code: "pets.rules",
+        title: "小区养犬规定",
+        categories: &["pets", "pet_mess"],
+        kinds: &[TicketKind::Enquiry, TicketKind::Complaint],
+        keywords: &["宠物", "养狗", "遛狗"],
+        body: "您好，按{property}养犬管理规定：犬只须办证并牵绳出行，及时清理粪便，大型犬不得进入电梯轿厢。\
+            如遇不文明养犬，请告知具体位置，我们将安排秩序维护员前往劝导。",
+    },
+    SeedReply {
+        code: "renovation.hours",
+        title: "装修时间规定",
+        categories: &["noise", "illegal_construction", "general_enquiry"],
+        kinds: &[TicketKind::Enquiry, TicketKind::Complaint],
+        keywords: &["装修", "施工时间", "噪音"],
+        body: "您好，装修施工时间为工作日 8:00—12:00、14:00—18:00，周末及法定节假日不得进行产生噪音的施工。\
+            装修前须到客服中心办理装修申请，严禁违章搭建。",
+    },
+];
+
+/// Seeds the demo library.
+async fn seed_replies(store: &Store, demo: &Demo) -> Result<(), StoreError> {
+    let now = propdesk_store::now();
+    for seed in &SEED_REPLIES {
+        let reply = StandardReply {
+            id: uuid::Uuid::now_v7().to_string(),
+            property_id: Some(demo.property_id.clone()),
+            code: seed.code.to_owned(),
+            content: ReplyContent {
+                title: seed.title.to_owned(),
+                body: seed.body.to_owned(),
+                category_codes: seed.categories.iter().map(|c| (*c).to_owned()).collect(),
+                kinds: seed.kinds.to_vec(),
+                keywords: seed.keywords.iter().map(|k| (*k).to_owned()).collect(),
+                language: DEFAULT_LANGUAGE.to_owned(),
+                active: true,
+            },
+            version: 1,
+            use_count: 0,
+            created_at: now,
+            edit: Edit { by: demo.admin_id.clone(), at: now, reason: "created".to_owned() },
+        };
+        store.insert(standard_reply::Model::of(&reply)).await?;
+    }
+    Ok(())
+}
+
+async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
     let first = Page { after: None, limit: 1 };
     if let Some(existing) = store.list_properties(None, &first).await?.into_iter().next() {
         // The demo's staff is a handful: one page holds them all.
@@ -129,6 +225,19 @@ pub async fn seed(store: &Store) -> Result<Demo, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_replies_are_valid_for_the_default_catalog() {
+        let catalog = propdesk_domain::CategoryCatalog::default();
+        for seed in &SEED_REPLIES {
+            let template = propdesk_domain::replies::Template::parse(seed.body);
+            assert!(template.is_ok(), "{}: {template:?}", seed.code);
+            assert!(seed.categories.iter().all(|c| catalog.get(c).is_some()), "{}", seed.code);
+            let mut v = propdesk_domain::Violations::new();
+            propdesk_domain::replies::check_code(&mut v, "code", seed.code);
+            assert!(v.is_empty(), "{}", seed.code);
+        }
+    }
 
     #[test]
     fn the_secret_lives_beside_the_database_file() {

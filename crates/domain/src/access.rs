@@ -28,6 +28,10 @@ pub enum Operation {
     Correct,
     /// Make a ticket less urgent than it was logged or set.
     LowerPriority,
+    /// Answer the resident (a public reply).
+    Reply,
+    /// Write a property's standard replies.
+    EditReplies,
     Move(Move),
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
@@ -77,6 +81,8 @@ impl Actor {
             Operation::Correct if is_assignee => return Ok(()),
             Operation::Correct => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "correct others' tickets"),
             Operation::LowerPriority => (&[Supervisor, Manager, Admin], "lower a priority"),
+            Operation::Reply => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "answer residents"),
+            Operation::EditReplies => (&[Supervisor, Manager, Admin], "edit standard replies"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),
@@ -148,6 +154,10 @@ mod tests {
             (Supervisor, Operation::ReadWorklist { own: false }, false, true),
             (Agent, Operation::LowerPriority, false, false),
             (Supervisor, Operation::LowerPriority, false, true),
+            (Agent, Operation::Reply, false, true),
+            (Technician, Operation::Reply, true, false),
+            (Agent, Operation::EditReplies, false, false),
+            (Supervisor, Operation::EditReplies, false, true),
             (Technician, Operation::Correct, false, false),
             (Technician, Operation::Correct, true, true),
             (Agent, Operation::Move(Move::Dispatch), false, false),

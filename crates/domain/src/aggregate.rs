@@ -13,8 +13,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::follow_up::ReplyMethod;
 use crate::lifecycle::{Lifecycle, Move, TransitionError};
 use crate::policy::Policy;
+use crate::replies::{ReplySent, StandardReplyRef};
 use crate::sla::{Deadlines, SlaPolicy};
 use crate::ticket::{
     Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState, coded_enum,
@@ -262,6 +264,8 @@ pub struct Recorded {
     pub at: DateTime<Utc>,
     /// What a correction changed, each field with its value before and after.
     pub changes: Vec<FieldChange>,
+    /// How the resident was answered (a reply, an on-the-spot answer).
+    pub reply: Option<ReplySent>,
 }
 
 /// One field a correction changed.
@@ -318,6 +322,8 @@ pub enum RuleViolation {
     HasDuplicates,
     #[error("the original is {0}: its duplicate's reporter is called back once it is resolved, once")]
     CallbackNotDue(TicketState),
+    #[error("the ticket gives no way to reach the resident by {0}")]
+    NoContact(ReplyMethod),
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -374,6 +380,8 @@ pub struct Report {
     pub promised_reply_at: Option<DateTime<Utc>>,
     /// An enquiry answered at the desk: it is resolved when logged.
     pub answer_on_the_spot: Option<String>,
+    /// The standard reply the answer on the spot was rendered from.
+    pub answer_source: Option<StandardReplyRef>,
 }
 
 /// Where a unit is.
@@ -528,10 +536,13 @@ impl Ticket {
             note,
             at: now,
             changes: Vec::new(),
+            reply: None,
         }];
         if let Some(answer) = report.answer_on_the_spot {
             ticket.facts.department = Some(Department::CustomerService);
-            let resolved = ticket.resolve_as(by, answer, Some(Cause::AnsweredOnTheSpot), &policy.sla, now)?;
+            let mut resolved = ticket.resolve_as(by, answer, Some(Cause::AnsweredOnTheSpot), &policy.sla, now)?;
+            resolved.reply =
+                Some(ReplySent { method: ReplyMethod::for_channel(ticket.channel), standard: report.answer_source });
             events.push(resolved);
         }
         Ok((ticket, events))
@@ -579,6 +590,7 @@ impl Ticket {
             note,
             at: now,
             changes: Vec::new(),
+            reply: None,
         };
         let events = vec![
             event(EventType::Created, None, TicketState::New, format!("incident of {units} units")),
@@ -606,7 +618,7 @@ impl Ticket {
         self.facts.lifecycle = self.facts.lifecycle.apply(mv)?;
         self.touch(now);
         let to = self.facts.lifecycle.state;
-        Ok(Recorded { event_type, cause, from: Some(from), to, by, note, at: now, changes: Vec::new() })
+        Ok(Recorded { event_type, cause, from: Some(from), to, by, note, at: now, changes: Vec::new(), reply: None })
     }
 
     /// An event that changes no state.
@@ -619,7 +631,17 @@ impl Ticket {
         now: DateTime<Utc>,
     ) -> Recorded {
         let state = self.facts.lifecycle.state;
-        Recorded { event_type, cause, from: Some(state), to: state, by, note, at: now, changes: Vec::new() }
+        Recorded {
+            event_type,
+            cause,
+            from: Some(state),
+            to: state,
+            by,
+            note,
+            at: now,
+            changes: Vec::new(),
+            reply: None,
+        }
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {
@@ -1031,6 +1053,37 @@ impl Ticket {
         let text = format!("{}\n{}", facts.title, facts.description);
         let department = policy.routing.route(category, &text, facts.unit_id.is_some());
         (facts.department != Some(department)).then_some(department)
+    }
+
+    /// Answers the resident by `sent.method` with `text`, exactly as sent: a public reply
+    /// (notes are internal). The method needs a way to reach them: a phone for a call or an
+    /// app message, `postal_address` (the unit's) for a letter, either for a call or visit.
+    pub fn reply(
+        &mut self,
+        sent: ReplySent,
+        text: String,
+        postal_address: Option<&str>,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let state = self.facts.lifecycle.state;
+        if state == TicketState::Cancelled {
+            return Err(RuleViolation::Finished(state));
+        }
+        let has_phone = !self.facts.reporter.phone.trim().is_empty();
+        let has_address = postal_address.is_some_and(|address| !address.trim().is_empty());
+        let reachable = match sent.method {
+            ReplyMethod::PhoneCall | ReplyMethod::AppMessage => has_phone,
+            ReplyMethod::Letter => has_address,
+            ReplyMethod::CallOrVisit => has_phone || self.facts.unit_id.is_some(),
+        };
+        if !reachable {
+            return Err(RuleViolation::NoContact(sent.method));
+        }
+        self.touch(now);
+        let mut event = self.remark(EventType::Replied, None, by, text, now);
+        event.reply = Some(sent);
+        Ok(vec![event])
     }
 
     /// Closes this report as a duplicate of `original`, an open ticket of the same property

@@ -16,6 +16,7 @@ pub mod ladder;
 pub mod lifecycle;
 pub mod policy;
 pub mod privacy;
+pub mod replies;
 pub mod report;
 pub mod routing;
 pub mod search;

@@ -139,6 +139,28 @@ impl Query {
     }
 }
 
+impl Query {
+    /// How well `text` matches, by the same rules as the stores' search: `None` unless
+    /// every term does, else how often the terms occur (more is better). For small sets
+    /// held in memory, such as a property's standard replies.
+    pub fn score(&self, text: &str) -> Option<usize> {
+        let indexed = index_terms(text);
+        let words: Vec<&str> = indexed.split(' ').collect();
+        let mut total = 0;
+        for term in &self.terms {
+            let hits = words
+                .iter()
+                .filter(|word| if term.prefix { word.starts_with(term.text.as_str()) } else { **word == term.text })
+                .count();
+            if hits == 0 {
+                return None;
+            }
+            total += hits;
+        }
+        Some(total)
+    }
+}
+
 /// A phone number reduced to what identifies it, so "+86 138-1234-5678", "0086 13812345678"
 /// and "138 1234 5678" are one number: its digits, without the country code 86 before an
 /// 11-digit mainland mobile number. `None` when there are no digits.

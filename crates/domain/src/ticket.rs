@@ -191,6 +191,8 @@ coded_enum!(
         Updated => "updated",
         /// On an original: another ticket was closed as its duplicate.
         DuplicateAdded => "duplicate_added",
+        /// The resident was answered (the note is the text as sent).
+        Replied => "replied",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
+use propdesk_domain::replies::ReplySent;
 use propdesk_domain::{
     Cause, Channel, Department, EventType, FieldChange, Priority, Role, Satisfaction, TicketKind, TicketState,
 };
@@ -55,7 +56,7 @@ wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
-    DuplicateAdded
+    DuplicateAdded, Replied
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
 wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });
@@ -103,6 +104,8 @@ pub struct HistoryEvent {
     pub priority: Priority,
     /// A correction's fields, before and after.
     pub changes: Vec<FieldChange>,
+    /// How the resident was answered (a reply, an on-the-spot answer).
+    pub reply: Option<ReplySent>,
 }
 
 /// A history event on the wire (history, watch stream and bus payload alike).
@@ -129,6 +132,11 @@ pub fn event_to_wire(e: &HistoryEvent) -> pb::TicketEvent {
             .iter()
             .map(|c| pb::FieldChange { field: c.field.clone(), before: c.before.clone(), after: c.after.clone() })
             .collect(),
+        reply: e.reply.as_ref().map(|sent| pb::ResidentReply {
+            method: sent.method.to_wire(),
+            standard_reply_id: sent.standard.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+            standard_reply_version: sent.standard.as_ref().map_or(0, |s| s.version),
+        }),
     }
 }
 
@@ -231,6 +239,7 @@ mod tests {
             assignee_id: None,
             priority: Priority::P2,
             changes: vec![FieldChange { field: "category".into(), before: "plumbing".into(), after: "noise".into() }],
+            reply: None,
         };
         let message = event_message(&event);
         assert_eq!((message.message_id.as_str(), message.routing_key.as_str()), ("e-1", "ticket.reopened"));

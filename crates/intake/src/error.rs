@@ -136,6 +136,12 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::HasDuplicates => {
                 ApiError::precondition(ErrorReason::HasDuplicates, "ticket", err.to_string())
             }
+            RuleViolation::NoContact(method) => ApiError::Precondition {
+                reason: ErrorReason::NoContact,
+                subject: "method",
+                message: err.to_string(),
+                metadata: vec![("method", wire_name(method, pb::ReplyMethod::as_str_name))],
+            },
             RuleViolation::CallbackNotDue(state) => ApiError::Precondition {
                 reason: ErrorReason::CallbackNotDue,
                 subject: "ticket",

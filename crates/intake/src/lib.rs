@@ -1,5 +1,5 @@
-//! The intake gRPC server: TicketService and DirectoryService, with standard health and
-//! reflection (v1 and v1alpha).
+//! The intake gRPC server: TicketService, DirectoryService, ReplyService, ReportService and
+//! NotificationService, with standard health and reflection (v1 and v1alpha).
 //!
 //! Invariants: proto types stop here (mapped in [`convert`]); every failure becomes a
 //! status through [`error::ApiError`]; no handler logs residents' names or phones; every
@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod observe;
 pub mod paging;
 pub mod places;
+pub mod replies;
 pub mod reports;
 pub mod tickets;
 pub mod watch;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use propdesk_domain::Policy;
 use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
 use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
+use propdesk_proto::v1::reply_service_server::ReplyServiceServer;
 use propdesk_proto::v1::report_service_server::ReportServiceServer;
 use propdesk_proto::v1::ticket_service_server::TicketServiceServer;
 use propdesk_store::Store;
@@ -156,6 +158,7 @@ pub async fn serve(
     health.set_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
     health.set_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
     health.set_serving::<ReportServiceServer<reports::ReportApi>>().await;
+    health.set_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
@@ -174,6 +177,8 @@ pub async fn serve(
         .max_decoding_message_size(options.max_request_bytes);
     let reports = ReportServiceServer::new(reports::ReportApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
+    let replies = ReplyServiceServer::new(replies::ReplyApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
 
     let shutdown = state.shutdown.clone();
     let server = Server::builder()
@@ -187,6 +192,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(directory, keys.interceptor()))
         .add_service(InterceptedService::new(notifications, keys.interceptor()))
         .add_service(InterceptedService::new(reports, keys.interceptor()))
+        .add_service(InterceptedService::new(replies, keys.interceptor()))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(
@@ -203,6 +209,7 @@ pub async fn serve(
     health.set_not_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
     health.set_not_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
     health.set_not_serving::<ReportServiceServer<reports::ReportApi>>().await;
+    health.set_not_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
     match tokio::time::timeout(options.drain_timeout, server).await {
         Ok(result) => Ok(result?),

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
-use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
+use propdesk_domain::replies::{Fill, ReplySent};
 use propdesk_domain::search::Query;
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
@@ -20,8 +21,10 @@ use propdesk_domain::{Category, Policy};
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::ticket_service_server::TicketService;
-use propdesk_store::entity::{resident, staff};
-use propdesk_store::{Change, Created, FollowUpDone, FollowUpFilter, NewTicket, Owner, StoreError, TicketFilter};
+use propdesk_store::entity::{resident, staff, unit};
+use propdesk_store::{
+    Change, Created, FollowUpDone, FollowUpFilter, NewTicket, Owner, ReplyFollowUp, StoreError, TicketFilter,
+};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
@@ -31,6 +34,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{check_request_id, fingerprint, mismatch};
 use crate::paging;
 use crate::places::Place;
+use crate::replies::{self, ReplyUse};
 use crate::watch::{self, EventStream};
 
 pub struct TicketApi {
@@ -50,7 +54,7 @@ struct ChangeRequest<'a> {
     note: &'a str,
     note_required: bool,
     /// A reply follow-up of the ticket this change completes.
-    completes_follow_up: Option<String>,
+    completes_follow_up: Option<ReplyFollowUp>,
 }
 
 impl<'a> ChangeRequest<'a> {
@@ -212,8 +216,8 @@ impl TicketApi {
         let mut changes = vec![Change { ticket, events }];
         changes.extend(linked);
         changes.extend(others);
-        let follow_up = request.completes_follow_up.map(|id| FollowUpDone {
-            id,
+        let follow_up = request.completes_follow_up.map(|which| FollowUpDone {
+            which,
             by: actor.staff_id.clone(),
             at: now,
             note: request.note.to_owned(),
@@ -737,6 +741,60 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn reply_to_resident(
+        &self,
+        request: Request<pb::ReplyToResidentRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        let asked_method = optional_enum::<ReplyMethod>(&mut violations, "method", body.method);
+        match (&body.standard_reply, body.text.trim().is_empty()) {
+            (Some(_), false) => violations.add("text", "give your own words or a standard reply, not both"),
+            (None, true) => violations.add("text", "is required, unless a standard reply is named"),
+            _ => violations.optional_text("text", &body.text, MAX_DESCRIPTION),
+        }
+        let id = violations.required_id("ticket_id", &body.ticket_id);
+        if !violations.is_empty() {
+            return Err(ApiError::from(violations).into());
+        }
+        // Read first: the words are rendered from the ticket, and a letter needs its unit's
+        // address. The change below checks the version the caller saw.
+        let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
+        actor.authorize(&ticket.property_id, Operation::Reply, false).map_err(ApiError::from)?;
+        let (text, standard) = match &body.standard_reply {
+            Some(used) => {
+                let fields = ReplyUse::fields("standard_reply");
+                let facts = ticket.facts();
+                let name = replies::property_name(&self.state, &facts.property_id).await?;
+                let fill = replies::ticket_fill(&self.state, facts, &name);
+                let used = ReplyUse::of(used, &fields);
+                let (text, source) = replies::render_use(&self.state, used, &facts.property_id, &fill).await?;
+                (text, Some(source))
+            }
+            None => (body.text, None),
+        };
+        let postal_address = match &ticket.unit_id {
+            Some(unit_id) => {
+                self.state.store.find::<unit::Model>(unit_id).await.map_err(ApiError::from)?.map(|u| u.postal_address)
+            }
+            None => None,
+        };
+        let method = asked_method.unwrap_or_else(|| ReplyMethod::for_channel(ticket.channel));
+        let summary = format!("replied by {method}");
+        let change = ChangeRequest {
+            completes_follow_up: Some(ReplyFollowUp::Open),
+            ..ChangeRequest::new(&body.ticket_id, body.expected_version, &summary, false)
+        };
+        let sent = ReplySent { method, standard };
+        let ticket = self
+            .change(&actor, change, Violations::new(), Operation::Reply, move |t, by, _note, now| {
+                Ok(t.reply(sent, text, postal_address.as_deref(), by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn complete_follow_up(
         &self,
         request: Request<pb::CompleteFollowUpRequest>,
@@ -746,7 +804,7 @@ impl TicketService for TicketApi {
         let mut violations = Violations::new();
         let follow_up_id = violations.required_id("follow_up_id", &body.follow_up_id);
         let change = ChangeRequest {
-            completes_follow_up: follow_up_id,
+            completes_follow_up: follow_up_id.map(ReplyFollowUp::Id),
             ..ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, true)
         };
         let ticket = self
@@ -777,13 +835,35 @@ impl TicketApi {
         let parsed = parse_create(policy, &body, now)?;
         actor.authorize(&parsed.property_id, Operation::CreateTicket, false)?;
         let (unit, resident) = self.places_of(&parsed).await?;
+        let id = new_id();
+        // An enquiry answered on the spot from a standard reply: its words, for this report.
+        let answer = match &body.answer_standard_reply {
+            Some(used) => {
+                let fields = ReplyUse::fields("answer_standard_reply");
+                let place = unit.as_ref().map_or(body.location.as_str(), |u| u.label.as_str());
+                let name = replies::property_name(&self.state, &parsed.property_id).await?;
+                let fill = Fill {
+                    unit: place,
+                    ticket_no: &id,
+                    department: Some(Department::CustomerService),
+                    expected: parsed.promised_reply_at,
+                    property_name: &name,
+                    utc_offset_minutes: policy.hours_for(&parsed.property_id).utc_offset_minutes,
+                };
+                let used = ReplyUse::of(used, &fields);
+                let (text, source) = replies::render_use(&self.state, used, &parsed.property_id, &fill).await?;
+                Some((text, Some(source)))
+            }
+            None => parsed.answer_on_the_spot.clone().map(|text| (text, None)),
+        };
 
         let fingerprint = fingerprint(&body);
         let or_resident = |given: String, known: fn(&resident::Model) -> &String| {
             if given.is_empty() { resident.as_ref().map(|r| known(r).clone()).unwrap_or_default() } else { given }
         };
+        let (answer_on_the_spot, answer_source) = answer.unzip();
         let report = Report {
-            id: new_id(),
+            id,
             property_id: parsed.property_id,
             unit: unit.map(|u| UnitPlace { unit_id: u.unit_id, building_id: u.building_id, label: u.label }),
             location: body.location,
@@ -801,7 +881,8 @@ impl TicketApi {
             description: body.description,
             request: RequestKey { request_id: body.request_id, fingerprint: fingerprint.clone() },
             promised_reply_at: parsed.promised_reply_at,
-            answer_on_the_spot: parsed.answer_on_the_spot,
+            answer_on_the_spot,
+            answer_source: answer_source.flatten(),
         };
         let (ticket, events) = Ticket::log(report, policy, by(actor), now)?;
         // Written by the group-commit writers, outside this task: the outbox messages carry
@@ -924,6 +1005,14 @@ fn parse_create<'a>(
     let answered = !body.answer_on_the_spot.trim().is_empty();
     if answered && kind.is_some_and(|k| k != TicketKind::Enquiry) {
         v.add("answer_on_the_spot", "only an enquiry can be answered on the spot");
+    }
+    if body.answer_standard_reply.is_some() {
+        if answered {
+            v.add("answer_standard_reply", "give the answer's words or a standard reply, not both");
+        }
+        if kind.is_some_and(|k| k != TicketKind::Enquiry) {
+            v.add("answer_standard_reply", "only an enquiry can be answered on the spot");
+        }
     }
     let promised_reply_at = from_timestamp(&mut v, "promised_reply_at", body.promised_reply_at.as_ref());
     if promised_reply_at.is_some_and(|at| at <= now) {

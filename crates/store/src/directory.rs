@@ -6,7 +6,7 @@ use sea_orm::{
     QuerySelect, Select, Set,
 };
 
-use crate::entity::{building, property, request_key, resident, staff, unit};
+use crate::entity::{building, property, request_key, resident, staff, standard_reply, unit};
 use crate::{Store, StoreError};
 
 /// A directory record (property, building, unit, resident, staff member): read by id,
@@ -67,7 +67,14 @@ macro_rules! directory_records {
     )+};
 }
 
-directory_records!(property: "property", building: "building", unit: "unit", resident: "resident", staff: "staff");
+directory_records!(
+    property: "property",
+    building: "building",
+    unit: "unit",
+    resident: "resident",
+    staff: "staff",
+    standard_reply: "standard reply"
+);
 
 impl Store {
     /// Inserts a directory record as given ([`StoreError::Conflict`] on a duplicate).

@@ -18,6 +18,7 @@ pub mod entity;
 pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
+pub mod replies;
 pub mod reports;
 pub mod search;
 pub mod seed;
@@ -37,7 +38,7 @@ use sea_orm_migration::MigratorTrait;
 pub use directory::{CreateKey, Inserted, Page, ResidentFilter};
 pub use follow_ups::FollowUpFilter;
 pub use outbox::RelayPass;
-pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, Owner, TicketFilter};
+pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, Owner, ReplyFollowUp, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -9,6 +9,8 @@ use sea_orm::{
     QuerySelect, Select, Set, TryInsertResult,
 };
 
+use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
+use propdesk_domain::replies::{ReplySent, StandardReplyRef};
 use propdesk_domain::search::Query;
 use propdesk_domain::ticket::UnknownCode;
 use propdesk_domain::{Department, FieldChange, Priority, Recorded, Ticket, TicketFacts, TicketKind, TicketState};
@@ -27,10 +29,19 @@ pub struct Change {
     pub events: Vec<Recorded>,
 }
 
+/// Which reply follow-up a change completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyFollowUp {
+    /// This one, which must be an open reply follow-up of the ticket.
+    Id(String),
+    /// Whichever the ticket has open (none is fine: a reply may come before any is owed).
+    Open,
+}
+
 /// A reply follow-up completed together with a ticket change.
 #[derive(Debug, Clone)]
 pub struct FollowUpDone {
-    pub id: String,
+    pub which: ReplyFollowUp,
     pub by: String,
     pub at: DateTime<Utc>,
     pub note: String,
@@ -281,8 +292,8 @@ impl Store {
         self.save_completing(changes, None).await
     }
 
-    /// [`Store::save`] that also marks an open reply follow-up of the first changed ticket
-    /// done ([`StoreError::FollowUpNotOpen`] when there is no such open follow-up).
+    /// [`Store::save`] that also marks a reply follow-up of the first changed ticket done
+    /// ([`StoreError::FollowUpNotOpen`] when the one named is not open).
     pub async fn save_completing(
         &self,
         changes: Vec<Change>,
@@ -290,11 +301,20 @@ impl Store {
     ) -> Result<Vec<Ticket>, StoreError> {
         let txn = self.begin().await?;
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
-            let completed =
-                crate::follow_ups::complete_reply(&txn, &first.ticket.id, &done.id, &done.by, done.at, &done.note)
-                    .await?;
-            if !completed {
-                return Err(StoreError::FollowUpNotOpen);
+            let ticket_id = first.ticket.id.as_str();
+            match &done.which {
+                ReplyFollowUp::Id(id) => {
+                    let completed =
+                        crate::follow_ups::complete_reply(&txn, ticket_id, id, &done.by, done.at, &done.note).await?;
+                    if !completed {
+                        return Err(StoreError::FollowUpNotOpen);
+                    }
+                }
+                ReplyFollowUp::Open => {
+                    let (reply, done_state) = (FollowUpKind::Reply, FollowUpState::Done);
+                    crate::follow_ups::settle_open(&txn, ticket_id, reply, done_state, &done.by, done.at, &done.note)
+                        .await?;
+                }
             }
         }
         let mut saved = Vec::with_capacity(changes.len());
@@ -536,6 +556,11 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
         messages.push(outbox_row(message, row.occurred_at));
     }
     outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
+    let standard_replies: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| entry.event.reply.as_ref()?.standard.as_ref().map(|s| s.id.as_str()))
+        .collect();
+    crate::replies::count_uses(txn, &standard_replies).await?;
     Ok(())
 }
 
@@ -550,6 +575,7 @@ fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
         event_type: event.event_type,
         cause: event.cause,
         changes: event.changes.clone(),
+        reply: event.reply.clone(),
         actor_id: event.by.id().to_owned(),
         actor_role: event.by.role(),
         from_state: event.from,
@@ -578,6 +604,9 @@ fn event_row(id: &str, ticket: &TicketFacts, version: i64, event: &Recorded) -> 
         event_type: Set(event.event_type.code().to_owned()),
         cause: Set(event.cause.map(|c| c.code().to_owned())),
         changes: Set((!event.changes.is_empty()).then(|| written_changes(&event.changes))),
+        reply_method: Set(event.reply.as_ref().map(|r| r.method.code().to_owned())),
+        standard_reply_id: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.id.clone())),
+        standard_reply_version: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.version)),
         actor_id: Set(event.by.id().to_owned()),
         actor_role: Set(event.by.role().map(|r| r.code().to_owned())),
         from_state: Set(event.from.map(|s| s.code().to_owned())),
@@ -623,6 +652,16 @@ fn history_event(row: &ticket_event::Model) -> Result<HistoryEvent, StoreError> 
                 })
             })?,
             None => Vec::new(),
+        },
+        reply: match &row.reply_method {
+            Some(method) => Some(ReplySent {
+                method: method.parse().map_err(unreadable)?,
+                standard: row
+                    .standard_reply_id
+                    .clone()
+                    .map(|id| StandardReplyRef { id, version: row.standard_reply_version.unwrap_or_default() }),
+            }),
+            None => None,
         },
     })
 }

@@ -116,6 +116,7 @@ fn created(at: DateTime<Utc>) -> Recorded {
         note: String::new(),
         at,
         changes: Vec::new(),
+        reply: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn report(kind: TicketKind, category: &str, title: &str, description: &str) -> R
         request: RequestKey { request_id: "r-1".into(), fingerprint: "f".into() },
         promised_reply_at: None,
         answer_on_the_spot: None,
+        answer_source: None,
     }
 }
 
@@ -742,4 +743,45 @@ fn a_duplicates_reporter_is_called_back_on_the_originals_work_once_per_resolutio
         )
     };
     assert_eq!(twice.unwrap_err(), RuleViolation::CallbackNotDue(TicketState::Resolved));
+}
+
+#[test]
+fn a_reply_is_recorded_as_sent_by_a_method_that_reaches_the_resident() {
+    use crate::follow_up::ReplyMethod;
+    use crate::replies::{ReplySent, StandardReplyRef};
+    let mut ticket = dispatched("漏水");
+    let sent = |method| ReplySent { method, standard: Some(StandardReplyRef { id: "r-1".into(), version: 2 }) };
+    let events = ticket.reply(sent(ReplyMethod::Letter), "您好".into(), Some("Room 1203"), agent(), at(3)).unwrap();
+    assert_eq!((events[0].event_type, events[0].note.as_str()), (EventType::Replied, "您好"));
+    assert_eq!(events[0].reply, Some(sent(ReplyMethod::Letter)));
+    assert!(ticket.is_changed());
+    assert_eq!(
+        ticket.reply(sent(ReplyMethod::Letter), "您好".into(), Some(" "), agent(), at(4)),
+        Err(RuleViolation::NoContact(ReplyMethod::Letter))
+    );
+    let mut anonymous = Ticket::log(
+        Report {
+            reporter: Reporter::default(),
+            unit: None,
+            location: "大堂".into(),
+            ..report(TicketKind::Complaint, "hygiene", "", "脏")
+        },
+        &Policy::default(),
+        agent(),
+        at(0),
+    )
+    .unwrap()
+    .0;
+    for method in [ReplyMethod::PhoneCall, ReplyMethod::AppMessage, ReplyMethod::CallOrVisit] {
+        assert_eq!(
+            anonymous.reply(sent(method), "您好".into(), None, agent(), at(5)),
+            Err(RuleViolation::NoContact(method)),
+            "{method}"
+        );
+    }
+    anonymous.cancel(agent(), "test".into(), at(6)).unwrap();
+    assert_eq!(
+        anonymous.reply(sent(ReplyMethod::Letter), "x".into(), Some("Room 1"), agent(), at(7)),
+        Err(RuleViolation::Finished(TicketState::Cancelled))
+    );
 }

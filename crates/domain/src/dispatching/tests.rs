@@ -31,6 +31,7 @@ fn report(id: &str, category: &str, text: &str, unit: Option<&str>) -> Ticket {
         request: RequestKey { request_id: id.into(), fingerprint: String::new() },
         promised_reply_at: None,
         answer_on_the_spot: None,
+        answer_source: None,
     };
     Ticket::log(report, &policy, By::staff("agent-1", Role::Agent), at(0)).unwrap().0
 }

@@ -11,6 +11,8 @@ pub mod property;
 pub mod request_key;
 pub mod resident;
 pub mod staff;
+pub mod standard_reply;
+pub mod standard_reply_version;
 pub mod ticket;
 pub mod ticket_event;
 pub mod unit;

@@ -28,6 +28,11 @@ pub struct Model {
     pub tx_id: i64,
     /// A correction's changes, as JSON `[{"field", "before", "after"}]`; empty otherwise.
     pub changes: Option<String>,
+    /// A reply to the resident: how (`ReplyMethod` code).
+    pub reply_method: Option<String>,
+    /// A reply from a standard reply: which, at which version.
+    pub standard_reply_id: Option<String>,
+    pub standard_reply_version: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
