@@ -81,6 +81,7 @@ async fn a_supervisors_fee_reply_is_found_by_word_answers_an_enquiry_and_stays_a
         code: "parking.rules".into(),
         title: "停车规定".into(),
         category_codes: vec!["parking".into()],
+        kinds: vec![],
         keywords: vec!["停车".into()],
         body: "您好，访客车辆请在门岗登记后停入访客车位。".into(),
         ..fee_reply("")
