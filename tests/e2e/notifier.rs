@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 
@@ -18,6 +18,8 @@ crate::on_both_backends!(
     a_missed_callback_goes_to_the_supervisor_and_an_unsatisfied_rating_reopens_and_escalates,
     a_letter_is_answered_by_a_letter_to_the_units_address,
     webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed,
+    a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the_interim_measure,
+    every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_resolve_it,
 );
 
 /// P1: acknowledge 2 s, on site 3 s; P2: acknowledge 3 s, on site 6 s; P3 counted in working
@@ -115,7 +117,7 @@ async fn a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_th
     let breach = history.iter().find(|e| e.note.starts_with("on_site breach")).expect("breach event");
     assert_eq!(breach.actor_id, "system:notifier");
     assert!(breach.note.contains("supervisor") && breach.note.contains("manager"), "P1: both told: {}", breach.note);
-    assert!(breach.note.contains("resident told to expect it by"), "客户等待管理: {}", breach.note);
+    assert!(breach.note.contains("; resident told: 您好"), "客户等待管理: {}", breach.note);
 
     let ticket = app.get(&created.id).await;
     assert_eq!(ticket.escalation_level, 2);
@@ -479,4 +481,202 @@ roles = ["assignee"]
         .into_inner()
         .deliveries;
     assert!(delivered.iter().any(|d| d.id == dead.id), "the replayed delivery is DELIVERED");
+}
+
+/// Open round the clock, in China time.
+const CHINA_ALWAYS_OPEN: &str = r#"
+[policy.working_hours]
+utc_offset_minutes = 480
+days = [1, 2, 3, 4, 5, 6, 7]
+opens = "00:00:00"
+closes = "00:00:00"
+holidays = []
+"#;
+
+/// Two resident gateways (one entitled to contact details) and a supervisors' receiver.
+fn resident_gateways(entitled: u16, plain: u16, staff: u16) -> String {
+    format!(
+        r#"
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{entitled}/sms"
+secret = "entitled-gateway-secret-0123456789"
+roles = ["resident"]
+contact_details = true
+
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{plain}/app"
+secret = "plain-gateway-secret-0123456789"
+roles = ["resident"]
+
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{staff}/ops"
+secret = "staff-receiver-secret-0123456789"
+roles = ["supervisor"]
+"#
+    )
+}
+
+/// The JSON bodies a receiver got with this subject, waiting until there are `count`.
+async fn bodies(receiver: &crate::helpers::WebhookReceiver, subject: &str, count: usize) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for _ in 0..300 {
+        found = receiver
+            .requests()
+            .iter()
+            .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
+            .filter(|body| body["subject"] == subject)
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{subject}: {} of {count} messages arrived", found.len());
+}
+
+async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the_interim_measure(backend: Backend) {
+    use crate::helpers::{WebhookReceiver, free_port};
+    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
+    let (entitled, plain, staff) = (
+        WebhookReceiver::listen(entitled_port).await,
+        WebhookReceiver::listen(plain_port).await,
+        WebhookReceiver::listen(staff_port).await,
+    );
+    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{CHINA_ALWAYS_OPEN}{hooks}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let agent = app.world.agent.clone();
+
+    let created = app.create(app.new_ticket("plumbing", "2-1203 厨房爆管，水流不止")).await;
+    let measure = pb::SetInterimMeasureRequest {
+        ticket_id: created.id.clone(),
+        expected_version: app.get(&created.id).await.version,
+        interim_measure: "已关闭总阀，2号门临时供水车".into(),
+    };
+    let measured = app.tickets.set_interim_measure(authed(&agent, measure.clone())).await;
+    let measured = match measured {
+        Ok(t) => t.into_inner(),
+        // Dispatch moved it on meanwhile: once more at the new version.
+        Err(_) => {
+            let retry =
+                pb::SetInterimMeasureRequest { expected_version: app.get(&created.id).await.version, ..measure };
+            app.tickets.set_interim_measure(authed(&agent, retry)).await.expect("interim measure").into_inner()
+        }
+    };
+    assert_eq!(measured.interim_measure, "已关闭总阀，2号门临时供水车");
+    let history = app.history(&created.id).await;
+    let set = history.iter().find(|e| e.r#type == pb::TicketEventType::InterimMeasureSet as i32).expect("kept");
+    assert_eq!(set.changes[0].after, "已关闭总阀，2号门临时供水车");
+
+    // The on-site deadline passes (3 s): both gateways hear it, in Chinese, local time.
+    let told = bodies(&entitled, "resident.breach", 1).await;
+    let without = bodies(&plain, "resident.breach", 1).await;
+    let text = told[0]["text"].as_str().expect("text");
+    assert_eq!(without[0]["text"], told[0]["text"], "the same words to every gateway");
+    assert!(text.starts_with("您好，您反映的问题（单号 "), "{text}");
+    assert!(text.ends_with("临时措施：已关闭总阀，2号门临时供水车。"), "{text}");
+    // The expected time, as the staff were told it in UTC, is told to the resident at +08:00.
+    let rows = app
+        .store
+        .list_deliveries(&propdesk_store::deliveries::DeliveryFilter { limit: 1000, ..Default::default() })
+        .await
+        .expect("deliveries");
+    let said: Vec<String> = rows
+        .iter()
+        .filter(|n| n.subject == "escalation.breach" && n.sink == "log")
+        .filter_map(|n| serde_json::from_str::<serde_json::Value>(&n.body).ok())
+        .filter_map(|b| serde_json::from_value::<DateTime<Utc>>(b["details"]["expected_by"].clone()).ok())
+        .map(|expected| {
+            let local = expected + TimeDelta::hours(8);
+            format!("预计 {}月{}日 {:02}:{:02} 前", local.month(), local.day(), local.hour(), local.minute())
+        })
+        .collect();
+    assert!(said.iter().any(|s| text.contains(s.as_str())), "one of {said:?} in {text}");
+    // Where to deliver it; the phone only to the entitled gateway.
+    assert_eq!(told[0]["resident"]["channel"], "phone_call");
+    assert_eq!(told[0]["resident"]["unit_id"], app.world.unit_id.as_str());
+    assert_eq!(told[0]["contact"]["phone"], "13812345678");
+    assert!(without.iter().all(|b| b.get("contact").is_none()), "no contact without the permission");
+    for receiver in [&plain, &staff] {
+        assert!(receiver.requests().iter().all(|r| !r.body.contains("13812345678")), "no phone anywhere");
+    }
+    assert!(rows.iter().filter(|n| n.sink == "log").all(|n| !n.body.contains("13812345678")), "no phone in logs");
+    assert!(
+        staff.requests().iter().all(|r| !r.body.contains("\"resident.")),
+        "staff receivers get no resident messages"
+    );
+
+    // A reply reaches the gateways exactly as sent.
+    let current = app.get(&created.id).await;
+    let reply = pb::ReplyToResidentRequest {
+        ticket_id: current.id.clone(),
+        expected_version: current.version,
+        text: "您好，维修人员已在路上，预计十分钟到达。".into(),
+        standard_reply: None,
+        method: pb::ReplyMethod::AppMessage as i32,
+    };
+    app.tickets.reply_to_resident(authed(&agent, reply)).await.expect("reply");
+    let replies = bodies(&entitled, "resident.reply", 1).await;
+    assert_eq!(replies[0]["text"], "您好，维修人员已在路上，预计十分钟到达。");
+    assert_eq!(replies[0]["resident"]["channel"], "app_message");
+}
+
+async fn every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_resolve_it(backend: Backend) {
+    use crate::helpers::{WebhookReceiver, free_port};
+    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
+    let gateway = WebhookReceiver::listen(entitled_port).await;
+    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let (mut app, _dir) = start(backend, &format!("{CHINA_ALWAYS_OPEN}{hooks}")).await;
+    let _dispatch = app.start_dispatch().await;
+    let _notifier = app.start_notifier().await;
+    let (plumber, supervisor) = (app.world.plumber.clone(), app.world.supervisor.clone());
+    let mut units = vec![app.world.unit_id.clone()];
+    for room in ["1204", "1205"] {
+        units.push(app.add_unit(room).await);
+    }
+    let mut reports = Vec::new();
+    for unit in &units {
+        let request =
+            pb::CreateTicketRequest { unit_id: unit.clone(), ..app.new_ticket("water_supply", "家里停水了") };
+        reports.push(app.create(request).await.id);
+    }
+    let mut incident_id = String::new();
+    for _ in 0..300 {
+        incident_id = app.get(&reports[2]).await.incident_id;
+        if !incident_id.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!incident_id.is_empty(), "three units without water open an incident");
+    let incident = app.get(&incident_id).await;
+    let measure = pb::SetInterimMeasureRequest {
+        ticket_id: incident.id.clone(),
+        expected_version: incident.version,
+        interim_measure: "2号门临时供水车".into(),
+    };
+    let incident = app.tickets.set_interim_measure(authed(&supervisor, measure)).await.expect("measure").into_inner();
+    let worker = if incident.assignee_id == app.world.plumber_id { plumber } else { supervisor.clone() };
+    let accepted = app.tickets.accept_ticket(authed(&worker, App::action(&incident, ""))).await.expect("accept");
+    let on_site =
+        app.tickets.arrive_on_site(authed(&worker, App::action(accepted.get_ref(), ""))).await.expect("on site");
+    app.tickets.resolve_ticket(authed(&worker, App::action(on_site.get_ref(), "总阀修好"))).await.expect("resolve");
+
+    let mut reporters: Vec<&str> = reports.iter().map(String::as_str).collect();
+    reporters.sort_unstable();
+    for (subject, says) in [
+        ("resident.incident.acknowledged", "已受理"),
+        ("resident.incident.on_site", "已到达现场"),
+        ("resident.incident.resolved", "已处理完毕"),
+    ] {
+        let told = bodies(&gateway, subject, 3).await;
+        let mut tickets: Vec<&str> = told.iter().filter_map(|b| b["ticket_id"].as_str()).collect();
+        tickets.sort_unstable();
+        assert_eq!(tickets, reporters, "{subject}: each reporter once");
+        for body in &told {
+            let text = body["text"].as_str().unwrap_or_default();
+            assert!(text.contains(says) && text.ends_with("临时措施：2号门临时供水车。"), "{subject}: {text}");
+        }
+    }
 }

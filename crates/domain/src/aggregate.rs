@@ -156,6 +156,9 @@ pub struct TicketFacts {
     pub clock_cycle: i32,
     /// Set on a ticket closed as a duplicate: the original, which carries the work.
     pub duplicate_of: Option<String>,
+    /// What stands in for the service meanwhile (the water tanker at gate 2): told to the
+    /// resident with every notice.
+    pub interim_measure: Option<String>,
 }
 
 impl TicketFacts {
@@ -520,6 +523,7 @@ impl Ticket {
             callback: None,
             clock_cycle: 0,
             duplicate_of: None,
+            interim_measure: None,
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
@@ -580,6 +584,7 @@ impl Ticket {
             callback: None,
             clock_cycle: 0,
             duplicate_of: None,
+            interim_measure: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -1053,6 +1058,29 @@ impl Ticket {
         let text = format!("{}\n{}", facts.title, facts.description);
         let department = policy.routing.route(category, &text, facts.unit_id.is_some());
         (facts.department != Some(department)).then_some(department)
+    }
+
+    /// Records what stands in for the service meanwhile (`None` or blank: nothing any
+    /// more); the resident is told it with every notice. Any state but closed or cancelled.
+    pub fn set_interim_measure(
+        &mut self,
+        measure: Option<String>,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let state = self.facts.lifecycle.state;
+        if matches!(state, TicketState::Closed | TicketState::Cancelled) {
+            return Err(RuleViolation::Finished(state));
+        }
+        let measure = measure.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+        let before = self.facts.interim_measure.clone().unwrap_or_default();
+        let after = measure.clone().unwrap_or_default();
+        self.facts.interim_measure = measure;
+        self.touch(now);
+        let note = if after.is_empty() { "interim measure withdrawn".to_owned() } else { after.clone() };
+        let mut event = self.remark(EventType::InterimMeasureSet, Some(Cause::Staff), by, note, now);
+        event.changes = vec![FieldChange::new("interim_measure", before, after)];
+        Ok(vec![event])
     }
 
     /// Answers the resident by `sent.method` with `text`, exactly as sent: a public reply

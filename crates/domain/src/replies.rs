@@ -373,6 +373,8 @@ pub struct Fill<'a> {
     pub property_name: &'a str,
     /// The property's local time minus UTC.
     pub utc_offset_minutes: i32,
+    /// What stands in for the service meanwhile, if anything.
+    pub interim_measure: Option<&'a str>,
 }
 
 impl<'a> Fill<'a> {
@@ -386,6 +388,7 @@ impl<'a> Fill<'a> {
             expected: ticket.promised_reply_at.or(ticket.deadlines.resolve_by),
             property_name,
             utc_offset_minutes,
+            interim_measure: ticket.interim_measure.as_deref(),
         }
     }
 
@@ -401,7 +404,92 @@ impl<'a> Fill<'a> {
         if let Some(at) = self.expected {
             values.set(Placeholder::ExpectedTime, local_time(at, self.utc_offset_minutes, language));
         }
+        if let Some(measure) = self.interim_measure {
+            values.set(Placeholder::InterimMeasure, measure);
+        }
         values
+    }
+}
+
+coded_enum!(
+    /// What residents are told without anyone writing to them: each has a standard reply
+    /// code a library may define (the property's first, then the company-wide one) and a
+    /// built-in text for when none does.
+    Notice, "notice" {
+        /// A deadline was missed: when to expect it now (客户等待管理).
+        Breach => "notice.breach",
+        /// Their report is part of an outage being handled: staff have taken it on.
+        IncidentAcknowledged => "notice.incident.acknowledged",
+        /// Staff are on site for the outage.
+        IncidentOnSite => "notice.incident.on_site",
+        /// The outage is resolved.
+        IncidentResolved => "notice.incident.resolved",
+    }
+);
+
+impl Notice {
+    /// The built-in text.
+    fn default_body(self, language: &str) -> &'static str {
+        let chinese = language.starts_with("zh");
+        match (self, chinese) {
+            (Notice::Breach, true) => {
+                "您好，您反映的问题（单号 {ticket_no}）处理时间比承诺的长，我们深表歉意。预计 {expected_time} 前处理完毕。"
+            }
+            (Notice::IncidentAcknowledged, true) => {
+                "您好，{unit} 反映的问题属于一次集中故障，{department}已受理，正在处理。"
+            }
+            (Notice::IncidentOnSite, true) => "您好，{department}维修人员已到达现场处理 {unit} 反映的故障。",
+            (Notice::IncidentResolved, true) => "您好，{unit} 反映的故障已处理完毕。如仍有问题，请随时联系客服中心。",
+            (Notice::Breach, false) => {
+                "We are sorry: your request {ticket_no} is taking longer than promised. Expect it by {expected_time}."
+            }
+            (Notice::IncidentAcknowledged, false) => {
+                "What you reported at {unit} is part of a wider outage; {department} has taken it on."
+            }
+            (Notice::IncidentOnSite, false) => "{department} is on site for the outage reported at {unit}.",
+            (Notice::IncidentResolved, false) => {
+                "The outage reported at {unit} is resolved. Call the service centre if anything is still wrong."
+            }
+        }
+    }
+
+    /// The words of this notice: the library's reply for it when it has an active one that
+    /// renders (`reply`), else the built-in text in `language`; the interim measure is added
+    /// when the words do not already say it.
+    pub fn words(
+        self,
+        reply: Option<&StandardReply>,
+        fill: &Fill<'_>,
+        language: &str,
+    ) -> (String, Option<StandardReplyRef>) {
+        let from_library = reply.filter(|r| r.content.active).and_then(|r| {
+            let template = Template::parse(&r.content.body).ok()?;
+            let text = template.render(&fill.values(&r.content.language)).ok()?;
+            let says_measure = template.placeholders().contains(&Placeholder::InterimMeasure);
+            Some((
+                text,
+                says_measure,
+                Some(StandardReplyRef { id: r.id.clone(), version: r.version }),
+                r.content.language.clone(),
+            ))
+        });
+        let (mut text, says_measure, source, language) = match from_library {
+            Some(found) => found,
+            None => {
+                let template = Template::parse(self.default_body(language));
+                let values = fill.values(language);
+                let text = template.ok().and_then(|t| t.render(&values).ok()).unwrap_or_default();
+                (text, false, None, language.to_owned())
+            }
+        };
+        if let (Some(measure), false) = (fill.interim_measure, says_measure) {
+            if language.starts_with("zh") {
+                text.push_str(&format!("临时措施：{measure}。"));
+            } else {
+                text.push_str(&format!(" Meanwhile: {measure}."));
+            }
+        }
+        (text, source)
     }
 }
 
@@ -556,6 +644,7 @@ mod tests {
             expected: Some(at),
             property_name: "阳光花园",
             utc_offset_minutes: 480,
+            interim_measure: None,
         };
         let template = Template::parse("{property} {unit} {ticket_no} {department} {expected_time}").unwrap();
         assert_eq!(template.render(&fill.values("zh-CN")).unwrap(), "阳光花园 2-1203 t-1 工程部 11月30日 08:53");
@@ -574,6 +663,40 @@ mod tests {
         assert_eq!(water.render_for("p-2", &fill, given), Err(Unusable::OtherProperty));
         let missing = water.render_for("p-1", &fill, Values::new()).unwrap_err();
         assert_eq!(missing, Unusable::Missing(MissingValues(vec![Placeholder::InterimMeasure])));
+    }
+
+    #[test]
+    fn a_notice_uses_the_librarys_reply_else_its_own_words_and_always_says_the_interim_measure() {
+        let at = DateTime::from_timestamp(1_796_000_000, 0).unwrap(); // 08:53 China time
+        let fill = Fill {
+            unit: "2-1203",
+            ticket_no: "t-1",
+            department: Some(Department::Engineering),
+            expected: Some(at),
+            property_name: "阳光花园",
+            utc_offset_minutes: 480,
+            interim_measure: Some("2号门临时供水车"),
+        };
+        for notice in Notice::ALL {
+            for language in ["zh-CN", "en"] {
+                let (text, source) = notice.words(None, &fill, language);
+                assert!(!text.contains('{') && text.len() > 20, "{notice} {language}: {text}");
+                assert_eq!(source, None);
+            }
+        }
+        let (text, _) = Notice::Breach.words(None, &fill, "zh-CN");
+        assert!(text.contains("预计 11月30日 08:53 前") && text.ends_with("临时措施：2号门临时供水车。"), "{text}");
+
+        let mut library = reply("notice.breach", &[], &[], 0);
+        library.content.body = "{unit} 预计 {expected_time}，临时：{interim_measure}".into();
+        let (text, source) = Notice::Breach.words(Some(&library), &fill, "zh-CN");
+        assert_eq!(text, "2-1203 预计 11月30日 08:53，临时：2号门临时供水车", "said once");
+        assert_eq!(source, Some(StandardReplyRef { id: "id-notice.breach".into(), version: 1 }));
+        // A library reply that cannot be filled (no interim measure now) gives way.
+        let without = Fill { interim_measure: None, ..fill };
+        let (text, source) = Notice::Breach.words(Some(&library), &without, "zh-CN");
+        assert!(text.starts_with("您好，您反映的问题（单号 t-1）"), "{text}");
+        assert_eq!(source, None);
     }
 
     #[test]

@@ -193,6 +193,8 @@ coded_enum!(
         DuplicateAdded => "duplicate_added",
         /// The resident was answered (the note is the text as sent).
         Replied => "replied",
+        /// An interim measure was recorded (or withdrawn): the resident is told it.
+        InterimMeasureSet => "interim_measure_set",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

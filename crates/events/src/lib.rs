@@ -56,7 +56,7 @@ wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
-    DuplicateAdded, Replied
+    DuplicateAdded, Replied, InterimMeasureSet
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
 wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });

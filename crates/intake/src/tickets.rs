@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
-use propdesk_domain::replies::{Fill, ReplySent};
+use propdesk_domain::replies::{Fill, ReplySent, StandardReplyRef};
 use propdesk_domain::search::Query;
 use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
@@ -110,6 +110,9 @@ plain_changes!(
     CloseTicketRequest,
     ReopenTicketRequest
 );
+
+/// Longest interim measure, in characters.
+const MAX_INTERIM_MEASURE: usize = 500;
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -741,6 +744,24 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn set_interim_measure(
+        &self,
+        request: Request<pb::SetInterimMeasureRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut violations = Violations::new();
+        violations.optional_text("interim_measure", &body.interim_measure, MAX_INTERIM_MEASURE);
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let measure = Some(body.interim_measure);
+        let ticket = self
+            .change(&actor, change, violations, Operation::Correct, move |t, by, _note, now| {
+                Ok(t.set_interim_measure(measure, by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn reply_to_resident(
         &self,
         request: Request<pb::ReplyToResidentRequest>,
@@ -836,26 +857,8 @@ impl TicketApi {
         actor.authorize(&parsed.property_id, Operation::CreateTicket, false)?;
         let (unit, resident) = self.places_of(&parsed).await?;
         let id = new_id();
-        // An enquiry answered on the spot from a standard reply: its words, for this report.
-        let answer = match &body.answer_standard_reply {
-            Some(used) => {
-                let fields = ReplyUse::fields("answer_standard_reply");
-                let place = unit.as_ref().map_or(body.location.as_str(), |u| u.label.as_str());
-                let name = replies::property_name(&self.state, &parsed.property_id).await?;
-                let fill = Fill {
-                    unit: place,
-                    ticket_no: &id,
-                    department: Some(Department::CustomerService),
-                    expected: parsed.promised_reply_at,
-                    property_name: &name,
-                    utc_offset_minutes: policy.hours_for(&parsed.property_id).utc_offset_minutes,
-                };
-                let used = ReplyUse::of(used, &fields);
-                let (text, source) = replies::render_use(&self.state, used, &parsed.property_id, &fill).await?;
-                Some((text, Some(source)))
-            }
-            None => parsed.answer_on_the_spot.clone().map(|text| (text, None)),
-        };
+        let place = unit.as_ref().map_or(body.location.as_str(), |u| u.label.as_str());
+        let answer = self.answer_on_the_spot(&body, &parsed, place, &id).await?;
 
         let fingerprint = fingerprint(&body);
         let or_resident = |given: String, known: fn(&resident::Model) -> &String| {
@@ -907,6 +910,34 @@ impl TicketApi {
             return Ok(None);
         };
         Ok(store.get_ticket(&original_id).await?)
+    }
+
+    /// An enquiry's answer on the spot: the agent's words, or a standard reply rendered for
+    /// this report (logged at `place` as ticket `id`), with the reply and version.
+    async fn answer_on_the_spot(
+        &self,
+        body: &pb::CreateTicketRequest,
+        parsed: &ParsedCreate<'_>,
+        place: &str,
+        id: &str,
+    ) -> ApiResult<Option<(String, Option<StandardReplyRef>)>> {
+        let Some(used) = &body.answer_standard_reply else {
+            return Ok(parsed.answer_on_the_spot.clone().map(|text| (text, None)));
+        };
+        let fields = ReplyUse::fields("answer_standard_reply");
+        let name = replies::property_name(&self.state, &parsed.property_id).await?;
+        let fill = Fill {
+            unit: place,
+            ticket_no: id,
+            department: Some(Department::CustomerService),
+            expected: parsed.promised_reply_at,
+            property_name: &name,
+            utc_offset_minutes: self.state.policy.hours_for(&parsed.property_id).utc_offset_minutes,
+            interim_measure: None,
+        };
+        let used = ReplyUse::of(used, &fields);
+        let (text, source) = replies::render_use(&self.state, used, &parsed.property_id, &fill).await?;
+        Ok(Some((text, Some(source))))
     }
 
     /// The unit and resident a create names, checked against its property: every one that
@@ -1077,6 +1108,7 @@ const NOT_UPDATABLE: &[&str] = &[
     "callback",
     "is_incident",
     "follow_ups",
+    "interim_measure",
 ];
 
 /// Checks an update's mask and every field it names; the violations list every bad one.

@@ -3,7 +3,9 @@
 //! date first, so a clock met or moved a moment ago never fires.
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::follow_up::ReplyMethod;
 use propdesk_domain::ladder::{self, Alarm, Recipient, Rung};
+use propdesk_domain::replies::Notice;
 use propdesk_domain::{By, Cause, Ticket};
 use propdesk_store::Store;
 use propdesk_store::alarms::{self, AlarmPlan};
@@ -14,6 +16,7 @@ use serde_json::json;
 
 use crate::clocks::planned_alarms;
 use crate::notify::{Message, Notifications, addressees, notify};
+use crate::residents::{ToResident, notice_words, tell};
 use crate::{ACTOR, Notifier, NotifierError};
 
 /// What firing a ticket's alarms did.
@@ -104,20 +107,25 @@ async fn announce(
             format!("{} {}: deadline {deadline} missed; told {}", alarm.clock, alarm.rung, names.join(", "))
         }
     };
-    // 客户等待管理: at the breach the resident is told when to expect the work.
+    // 客户等待管理: at the breach the resident is told, in their words and local time,
+    // when to expect the work and what stands in for it meanwhile.
     if alarm.rung == Rung::Breach
         && alarm.recipients.contains(&Recipient::Resident)
         && let Some(allowance) = ladder::allowance_secs(&notifier.policy.sla, t.priority, alarm.clock)
     {
         let expected = ladder::expected_after_breach(&notifier.policy.escalation, alarm.deadline, allowance);
-        note.push_str(&format!("; resident told to expect it by {}", expected.format("%Y-%m-%d %H:%M:%S UTC")));
+        let (text, source) = notice_words(notifier, txn, t, Notice::Breach, Some(expected), None).await?;
+        note.push_str(&format!("; resident told: {text}"));
         details["expected_by"] = json!(expected);
+        let method = ReplyMethod::for_channel(t.channel);
+        tell(notifier, told, t, ToResident { subject: "resident.breach", text, method, source }, now)?;
     }
     let subject = match alarm.rung {
         Rung::Reminder => "reminder".to_owned(),
         rung => format!("escalation.{rung}"),
     };
-    let people = addressees(txn, t, &alarm.recipients).await?;
+    let staff: Vec<Recipient> = alarm.recipients.iter().copied().filter(|r| *r != Recipient::Resident).collect();
+    let people = addressees(txn, t, &staff).await?;
     let message = Message {
         subject: &subject,
         ticket_id: Some(&t.id),
@@ -125,6 +133,7 @@ async fn announce(
         text: note.clone(),
         occurred_at: now,
         details,
+        resident: None,
     };
     notify(told, &notifier.settings.webhooks, &people, &message, now)?;
     Ok(note)

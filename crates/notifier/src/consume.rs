@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::ladder::{self, Recipient};
+use propdesk_domain::replies::{Notice, StandardReplyRef};
 use propdesk_domain::{Cause, EventType, Ticket};
 use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
@@ -19,6 +20,7 @@ use serde_json::json;
 
 use crate::alarms::{resync_all, system};
 use crate::notify::{Addressee, Message, Notifications, addressees, notify};
+use crate::residents::{self, ToResident};
 use crate::{CONSUMER, Notifier, NotifierError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +219,45 @@ async fn apply_event(
         ticket
     };
     tell_owners(notifier, txn, told, &ticket, said.event_type, event, now).await?;
+    tell_residents(notifier, txn, told, &ticket, said.event_type, event, now).await?;
     Ok(ticket)
+}
+
+/// Every reporter of an outage hears of its progress; a resident hears the reply staff
+/// sent them, exactly as sent.
+async fn tell_residents(
+    notifier: &Notifier,
+    txn: &Transaction,
+    told: &mut Notifications,
+    t: &Ticket,
+    event_type: Option<EventType>,
+    event: &pb::TicketEvent,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let progress = match event_type {
+        Some(EventType::Accepted) => Some(Notice::IncidentAcknowledged),
+        Some(EventType::ArrivedOnSite) => Some(Notice::IncidentOnSite),
+        Some(EventType::Resolved) => Some(Notice::IncidentResolved),
+        _ => None,
+    };
+    if let (true, Some(notice)) = (t.is_incident(), progress) {
+        residents::tell_incident_reporters(notifier, txn, told, t, notice, now).await?;
+    }
+    if event_type == Some(EventType::Replied)
+        && let Some(reply) = &event.reply
+    {
+        let method = <ReplyMethod as WireEnum>::from_wire(reply.method).ok().flatten();
+        let source = (!reply.standard_reply_id.is_empty())
+            .then(|| StandardReplyRef { id: reply.standard_reply_id.clone(), version: reply.standard_reply_version });
+        let message = ToResident {
+            subject: "resident.reply",
+            text: event.note.clone(),
+            method: method.unwrap_or_else(|| ReplyMethod::for_channel(t.channel)),
+            source,
+        };
+        residents::tell(notifier, told, t, message, now)?;
+    }
+    Ok(())
 }
 
 /// 上报: staff pushed the ticket up; the people of that rung of the ladder hear of it,
@@ -240,6 +280,7 @@ async fn escalated_by_staff(
         text: format!("escalated to level {level} by staff: {}", event.note),
         occurred_at: now,
         details: json!({ "escalation_level": level, "escalated_by": event.actor_id, "event_id": event.event_id }),
+        resident: None,
     };
     notify(told, &notifier.settings.webhooks, &people, &message, now)?;
     Ok(())
@@ -275,6 +316,7 @@ async fn escalate_rework(
         text: note,
         occurred_at: now,
         details: json!({ "escalation_level": ticket.escalation_level }),
+        resident: None,
     };
     notify(told, &notifier.settings.webhooks, &who, &message, now)?;
     Ok(tickets::save(txn, ticket, &events).await?)
@@ -364,6 +406,7 @@ async fn tell_owners(
         text: format!("ticket {} is now {state}", t.id),
         occurred_at: now,
         details: json!({ "event_id": event.event_id, "state": state, "priority": t.priority }),
+        resident: None,
     };
     notify(told, &notifier.settings.webhooks, &people, &message, now)?;
     Ok(())
@@ -389,6 +432,7 @@ fn apply_alert(
         text: alert.message.clone(),
         occurred_at: now,
         details: json!({ "alert_id": alert.alert_id }),
+        resident: None,
     };
     notify(told, &notifier.settings.webhooks, &people, &message, now)
 }

@@ -18,6 +18,7 @@ pub mod clocks;
 pub mod consume;
 pub mod deliver;
 pub mod notify;
+mod residents;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -22,6 +22,10 @@ pub struct WebhookTarget {
     /// Recipient role codes (assignee, first_contact, supervisor, manager, resident).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A resident gateway entitled to residents' contact details: its resident messages
+    /// carry the phone to deliver them to. Every other receiver never sees one.
+    #[serde(default)]
+    pub contact_details: bool,
 }
 
 impl WebhookTarget {
@@ -81,6 +85,28 @@ pub struct Message<'a> {
     pub occurred_at: DateTime<Utc>,
     /// Extra facts (clock, rung, deadline, expected time, ...).
     pub details: serde_json::Value,
+    /// For a message to a resident: whom, and how to reach them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident: Option<ResidentAddress<'a>>,
+}
+
+/// Where a resident message goes. The phone is personal data: it is written only into the
+/// bodies for receivers entitled to it (`contact_details`), never into logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResidentAddress<'a> {
+    /// The resident in the directory, if known.
+    pub resident_id: Option<&'a str>,
+    /// How to deliver it: a `ReplyMethod` code (letter, app_message, phone_call, ...).
+    pub channel: &'a str,
+    pub unit_id: Option<&'a str>,
+    #[serde(skip)]
+    pub phone: &'a str,
+}
+
+/// What only an entitled resident gateway gets.
+#[derive(Serialize)]
+struct Contact<'a> {
+    phone: &'a str,
 }
 
 #[derive(Serialize)]
@@ -91,6 +117,8 @@ struct Body<'a> {
     recipient_id: Option<&'a str>,
     #[serde(flatten)]
     message: &'a Message<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact: Option<Contact<'a>>,
 }
 
 /// The notifications of one transaction, written together at its end (one statement for
@@ -115,20 +143,25 @@ pub fn notify(
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
     for addressee in addressees {
-        let mut sinks = vec![(LOG_SINK, String::new())];
+        let mut sinks = vec![(LOG_SINK, String::new(), false)];
         sinks.extend(
             webhooks
                 .iter()
                 .filter(|w| w.wants(message.property_id, addressee.role))
-                .map(|w| (WEBHOOK_SINK, w.url.clone())),
+                .map(|w| (WEBHOOK_SINK, w.url.clone(), w.contact_details)),
         );
-        for (sink, target) in sinks {
+        for (sink, target, entitled) in sinks {
             let id = uuid::Uuid::now_v7().to_string();
+            let contact = match (&message.resident, entitled) {
+                (Some(address), true) if !address.phone.is_empty() => Some(Contact { phone: address.phone }),
+                _ => None,
+            };
             let body = Body {
                 id: &id,
                 recipient_role: addressee.role.code(),
                 recipient_id: addressee.staff_id.as_deref(),
                 message,
+                contact,
             };
             let body = serde_json::to_string(&body).map_err(|e| NotifierError::Encode(e.to_string()))?;
             let logged = sink == LOG_SINK;

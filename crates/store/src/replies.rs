@@ -2,9 +2,11 @@
 //! versions, and how often it was sent (counted as the reply events are appended).
 
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
 
-use propdesk_domain::replies::StandardReply;
+use propdesk_domain::replies::{DEFAULT_LANGUAGE, StandardReply};
 
 use crate::entity::{standard_reply, standard_reply_version};
 use crate::work::Transaction;
@@ -106,6 +108,24 @@ impl Store {
         self.commit(txn).await?;
         Ok(saved.into_reply())
     }
+}
+
+/// The reply a library defines under `code` for `property_id`: the property's own before
+/// the company-wide one, the default language before others.
+pub async fn reply_by_code(
+    txn: &impl ConnectionTrait,
+    property_id: &str,
+    code: &str,
+) -> Result<Option<StandardReply>, StoreError> {
+    use standard_reply::Column as C;
+    let rows = standard_reply::Entity::find()
+        .filter(Condition::any().add(C::PropertyId.eq(property_id)).add(C::PropertyId.eq("")))
+        .filter(C::Code.eq(code))
+        .filter(C::Active.eq(true))
+        .all(txn)
+        .await?;
+    let rank = |row: &standard_reply::Model| (row.property_id.is_empty(), row.language != DEFAULT_LANGUAGE);
+    Ok(rows.into_iter().min_by_key(rank).map(standard_reply::Model::into_reply))
 }
 
 /// Counts the replies sent from standard replies, in the sending transaction.

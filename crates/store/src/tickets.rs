@@ -470,7 +470,10 @@ impl Store {
 }
 
 /// The tickets a query selects, as the domain reads them.
-async fn tickets_of(query: Select<ticket::Entity>, db: &impl ConnectionTrait) -> Result<Vec<Ticket>, StoreError> {
+pub(crate) async fn tickets_of(
+    query: Select<ticket::Entity>,
+    db: &impl ConnectionTrait,
+) -> Result<Vec<Ticket>, StoreError> {
     query.all(db).await?.into_iter().map(readable).collect()
 }
 

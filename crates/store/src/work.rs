@@ -17,8 +17,8 @@ use propdesk_domain::aggregate::CategoryCode;
 use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{inbox, staff, ticket, unit};
-use crate::tickets::readable;
+use crate::entity::{inbox, property, staff, ticket, unit};
+use crate::tickets::{readable, tickets_of};
 use crate::{Store, StoreError};
 use propdesk_domain::Ticket;
 
@@ -77,15 +77,7 @@ impl Store {
 
     /// Reports linked to an incident.
     pub async fn linked_tickets(&self, incident_id: &str) -> Result<Vec<Ticket>, StoreError> {
-        ticket::Entity::find()
-            .filter(ticket::Column::IncidentId.eq(incident_id))
-            .filter(ticket::Column::Id.ne(incident_id))
-            .order_by_asc(ticket::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(readable)
-            .collect()
+        reports_of(&self.db, incident_id).await
     }
 }
 
@@ -265,14 +257,21 @@ pub async fn tickets(txn: &Transaction, ids: &[&str]) -> Result<Vec<Ticket>, Sto
 
 /// The tickets closed as duplicates of `original_id`.
 pub async fn duplicates_of(txn: &impl ConnectionTrait, original_id: &str) -> Result<Vec<Ticket>, StoreError> {
-    ticket::Entity::find()
-        .filter(ticket::Column::DuplicateOf.eq(original_id))
-        .order_by_asc(ticket::Column::Id)
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(readable)
-        .collect()
+    let query = ticket::Entity::find().filter(ticket::Column::DuplicateOf.eq(original_id));
+    tickets_of(query.order_by_asc(ticket::Column::Id), txn).await
+}
+
+/// The reports linked to a group incident (not the incident itself).
+pub async fn reports_of(txn: &impl ConnectionTrait, incident_id: &str) -> Result<Vec<Ticket>, StoreError> {
+    let query = ticket::Entity::find()
+        .filter(ticket::Column::IncidentId.eq(incident_id))
+        .filter(ticket::Column::Id.ne(incident_id));
+    tickets_of(query.order_by_asc(ticket::Column::Id), txn).await
+}
+
+/// A property's name (empty when there is no such property).
+pub async fn property_name(txn: &impl ConnectionTrait, id: &str) -> Result<String, StoreError> {
+    Ok(property::Entity::find_by_id(id.to_owned()).one(txn).await?.map(|p| p.name).unwrap_or_default())
 }
 
 pub async fn unit(txn: &Transaction, id: &str) -> Result<Option<unit::Model>, StoreError> {

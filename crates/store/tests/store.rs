@@ -76,6 +76,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         callback: None,
         clock_cycle: 0,
         duplicate_of: None,
+        interim_measure: None,
     }
 }
 

@@ -56,6 +56,25 @@ pub(crate) fn write_kinds(kinds: &[TicketKind]) -> String {
     write_list(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>())
 }
 
+/// The list columns of a stored reply or version.
+struct Stored<'a> {
+    category_codes: &'a str,
+    kinds: &'a str,
+    keywords: &'a str,
+}
+
+fn read_content(lists: Stored<'_>, title: String, body: String, language: String, active: bool) -> ReplyContent {
+    ReplyContent {
+        title,
+        body,
+        category_codes: read_list(lists.category_codes),
+        kinds: read_kinds(lists.kinds),
+        keywords: read_list(lists.keywords),
+        language,
+        active,
+    }
+}
+
 impl Model {
     pub fn of(reply: &StandardReply) -> Model {
         let content = &reply.content;
@@ -82,15 +101,13 @@ impl Model {
     pub fn into_reply(self) -> StandardReply {
         StandardReply {
             property_id: (!self.property_id.is_empty()).then_some(self.property_id),
-            content: ReplyContent {
-                title: self.title,
-                body: self.body,
-                category_codes: read_list(&self.category_codes),
-                kinds: read_kinds(&self.kinds),
-                keywords: read_list(&self.keywords),
-                language: self.language,
-                active: self.active,
-            },
+            content: read_content(
+                Stored { category_codes: &self.category_codes, kinds: &self.kinds, keywords: &self.keywords },
+                self.title,
+                self.body,
+                self.language,
+                self.active,
+            ),
             edit: Edit { by: self.edited_by, at: self.edited_at, reason: self.edit_reason },
             id: self.id,
             code: self.code,
@@ -104,15 +121,13 @@ impl Model {
     pub fn at_version(&self, old: standard_reply_version::Model) -> StandardReply {
         let current = self.clone().into_reply();
         StandardReply {
-            content: ReplyContent {
-                title: old.title,
-                body: old.body,
-                category_codes: read_list(&old.category_codes),
-                kinds: read_kinds(&old.kinds),
-                keywords: read_list(&old.keywords),
-                language: old.language,
-                active: old.active,
-            },
+            content: read_content(
+                Stored { category_codes: &old.category_codes, kinds: &old.kinds, keywords: &old.keywords },
+                old.title,
+                old.body,
+                old.language,
+                old.active,
+            ),
             version: old.version,
             edit: Edit { by: old.edited_by, at: old.edited_at, reason: old.edit_reason },
             ..current

@@ -72,6 +72,8 @@ pub struct Model {
     pub clocks_from: Option<DateTimeUtc>,
     /// Set on a ticket closed as a duplicate: the original.
     pub duplicate_of: Option<String>,
+    /// What stands in for the service meanwhile, told to the resident.
+    pub interim_measure: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -148,6 +150,7 @@ impl Model {
             reporter_phone_key: phone_key(&t.reporter.phone),
             clocks_from: Some(t.times.clocks_from),
             duplicate_of: t.duplicate_of.clone(),
+            interim_measure: t.interim_measure.clone(),
         }
     }
 
@@ -216,6 +219,7 @@ impl Model {
             promised_reply_at: self.promised_reply_at,
             clock_cycle: self.clock_cycle,
             duplicate_of: self.duplicate_of,
+            interim_measure: self.interim_measure,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

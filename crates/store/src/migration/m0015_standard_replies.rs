@@ -1,5 +1,6 @@
-//! Standard replies (统一口径) with their earlier versions, and what each reply to a
-//! resident was: its method and the standard reply and version it came from.
+//! Standard replies (统一口径) with their earlier versions; what each reply to a resident
+//! was (its method, the standard reply and version it came from); and a ticket's interim
+//! measure, told to the resident with every notice.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -79,7 +80,8 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter().table("ticket_events").add_column(big_integer_null("standard_reply_version")).take(),
             )
-            .await
+            .await?;
+        manager.alter_table(Table::alter().table("tickets").add_column(text_null("interim_measure")).take()).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

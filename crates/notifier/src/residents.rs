@@ -1,0 +1,100 @@
+//! What residents are told, through the resident gateways (webhook receivers of the
+//! `resident` role): notices nobody writes by hand (a missed deadline and when to expect
+//! the work now; an outage's progress, to every reporter linked to it) and the replies
+//! staff send. The words come from the property's standard replies, in the property's
+//! local time, with any interim measure; the phone goes only to gateways entitled to it.
+
+use chrono::{DateTime, Utc};
+use propdesk_domain::Ticket;
+use propdesk_domain::follow_up::ReplyMethod;
+use propdesk_domain::ladder::Recipient;
+use propdesk_domain::replies::{DEFAULT_LANGUAGE, Fill, Notice, StandardReplyRef};
+use propdesk_store::replies::reply_by_code;
+use propdesk_store::work::{self, Transaction};
+use serde_json::json;
+
+use crate::notify::{Addressee, Message, Notifications, ResidentAddress, notify};
+use crate::{Notifier, NotifierError};
+
+/// A message for a ticket's reporter.
+pub(crate) struct ToResident<'a> {
+    /// E.g. "resident.breach".
+    pub subject: &'a str,
+    pub text: String,
+    pub method: ReplyMethod,
+    /// The standard reply the words came from.
+    pub source: Option<StandardReplyRef>,
+}
+
+/// The words of `notice` for ticket `t`: the library's reply for it or the built-in text,
+/// filled from the ticket (`expected` and `interim_measure` standing in for its own when
+/// given).
+pub(crate) async fn notice_words(
+    notifier: &Notifier,
+    txn: &Transaction,
+    t: &Ticket,
+    notice: Notice,
+    expected: Option<DateTime<Utc>>,
+    interim_measure: Option<&str>,
+) -> Result<(String, Option<StandardReplyRef>), NotifierError> {
+    let property_name = work::property_name(txn, &t.property_id).await?;
+    let reply = reply_by_code(txn, &t.property_id, notice.code()).await?;
+    let offset = notifier.policy.hours_for(&t.property_id).utc_offset_minutes;
+    let mut fill = Fill::of_ticket(t, &property_name, offset);
+    fill.expected = expected.or(fill.expected);
+    fill.interim_measure = fill.interim_measure.or(interim_measure);
+    Ok(notice.words(reply.as_ref(), &fill, DEFAULT_LANGUAGE))
+}
+
+/// Tells the reporter of `t`, unless nothing identifies them (an anonymous report).
+pub(crate) fn tell(
+    notifier: &Notifier,
+    told: &mut Notifications,
+    t: &Ticket,
+    message: ToResident<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let phone = t.reporter.phone.trim();
+    if t.resident_id.is_none() && phone.is_empty() {
+        return Ok(());
+    }
+    let source = message.source.as_ref();
+    let message = Message {
+        subject: message.subject,
+        ticket_id: Some(&t.id),
+        property_id: &t.property_id,
+        text: message.text,
+        occurred_at: now,
+        details: json!({
+            "standard_reply_id": source.map(|s| s.id.as_str()),
+            "standard_reply_version": source.map(|s| s.version),
+        }),
+        resident: Some(ResidentAddress {
+            resident_id: t.resident_id.as_deref(),
+            channel: message.method.code(),
+            unit_id: t.unit_id.as_deref(),
+            phone,
+        }),
+    };
+    let resident = Addressee { role: Recipient::Resident, staff_id: None };
+    notify(told, &notifier.settings.webhooks, &[resident], &message, now)
+}
+
+/// An outage's progress, told to the reporter of every report linked to the incident.
+pub(crate) async fn tell_incident_reporters(
+    notifier: &Notifier,
+    txn: &Transaction,
+    told: &mut Notifications,
+    incident: &Ticket,
+    notice: Notice,
+    now: DateTime<Utc>,
+) -> Result<(), NotifierError> {
+    let subject = format!("resident.{}", notice.code().trim_start_matches("notice."));
+    for report in work::reports_of(txn, &incident.id).await? {
+        let measure = incident.interim_measure.as_deref();
+        let (text, source) = notice_words(notifier, txn, &report, notice, None, measure).await?;
+        let method = ReplyMethod::for_channel(report.channel);
+        tell(notifier, told, &report, ToResident { subject: &subject, text, method, source }, now)?;
+    }
+    Ok(())
+}
