@@ -247,6 +247,7 @@ async fn an_enquiry_answered_on_the_spot_is_created_resolved(backend: Backend) {
     request.kind = pb::TicketKind::Enquiry as i32;
     request.channel = pb::Channel::WalkIn as i32;
     request.answer_on_the_spot = "By the 15th of each month, at the service centre or in the app.".into();
+    request.callback_wanted = true;
     let t = app.create(request).await;
     assert_eq!(t.state, pb::TicketState::Resolved as i32);
     assert!(t.deadlines.and_then(|d| d.callback_by).is_some());

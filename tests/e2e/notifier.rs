@@ -325,6 +325,7 @@ async fn a_letter_is_answered_by_a_letter_to_the_units_address(backend: Backend)
     enquiry.kind = pb::TicketKind::Enquiry as i32;
     enquiry.channel = pb::Channel::WalkIn as i32;
     enquiry.answer_on_the_spot = "By the 15th of each month.".into();
+    enquiry.callback_wanted = true;
     let answered = app.create(enquiry).await;
     let mut follow_ups = Vec::new();
     for _ in 0..100 {

@@ -112,7 +112,8 @@ async fn a_supervisors_fee_reply_is_found_by_word_answers_an_enquiry_and_stays_a
         ..app.new_ticket("general_enquiry", "物业费怎么交？")
     };
     let answered = app.create(enquiry).await;
-    assert_eq!(answered.state, pb::TicketState::Resolved as i32);
+    assert_eq!(answered.state, pb::TicketState::Closed as i32, "answered there and then: nothing more owed");
+    assert_eq!(answered.deadlines.as_ref().and_then(|d| d.callback_by), None, "no callback owed");
     let history = app.history(&answered.id).await;
     let resolved = history.iter().find(|e| e.r#type == pb::TicketEventType::Resolved as i32).expect("resolved");
     assert_eq!(resolved.cause, pb::EventCause::AnsweredOnTheSpot as i32);
@@ -260,6 +261,32 @@ async fn a_letter_complaint_is_answered_by_letter_and_the_reply_follow_up_is_don
         event.reply.map(|r| (r.method, r.standard_reply_id)),
         Some((pb::ReplyMethod::Letter as i32, String::new()))
     );
+
+    // An enquiry answered on the spot is closed at once: its reply is done, no callback is
+    // owed (unless one is asked for).
+    let template = app.new_ticket("general_enquiry", "物业费什么时候交？");
+    let enquiry = |callback_wanted| pb::CreateTicketRequest {
+        request_id: new_request_id(),
+        kind: pb::TicketKind::Enquiry as i32,
+        answer_on_the_spot: "每月15日前缴纳。".into(),
+        callback_wanted,
+        ..template.clone()
+    };
+    let plain = app.create(enquiry(false)).await;
+    let wanted = app.create(enquiry(true)).await;
+    assert_eq!((plain.state, wanted.state), (pb::TicketState::Closed as i32, pb::TicketState::Resolved as i32));
+    let mut owed = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        owed = (app.get(&plain.id).await.follow_ups, app.get(&wanted.id).await.follow_ups);
+        if !owed.0.is_empty() && owed.1.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let kinds = |tasks: &[pb::FollowUp]| tasks.iter().map(|f| (f.kind, f.state)).collect::<Vec<_>>();
+    let done_reply = (pb::FollowUpKind::Reply as i32, pb::FollowUpState::Done as i32);
+    assert_eq!(kinds(&owed.0), [done_reply], "no callback owed");
+    assert_eq!(kinds(&owed.1), [done_reply, (pb::FollowUpKind::Callback as i32, pb::FollowUpState::Open as i32)]);
 }
 
 async fn bad_standard_replies_and_replies_are_refused_naming_the_field_and_write_nothing(backend: Backend) {

@@ -381,6 +381,7 @@ async fn a_month_of_known_tickets_gives_exactly_the_figures_its_history_gives(ba
     let mut enquiry = ticket_in(&app, "general_enquiry", &units[5], pb::Channel::WalkIn);
     enquiry.kind = pb::TicketKind::Enquiry as i32;
     enquiry.answer_on_the_spot = "By the 15th.".into();
+    enquiry.callback_wanted = true;
     let enquiry = app.create(enquiry).await;
     // The repeat fault's callback, after its 3-second deadline passed.
     let resolved_at = seconds(&app.get(&repeat.id).await.resolved_at);

@@ -120,6 +120,7 @@ fn report_of(
         promised_reply_at: None,
         answer_on_the_spot: None,
         answer_source: None,
+        callback_wanted: false,
     })
 }
 

@@ -180,6 +180,7 @@ pub async fn seed_open_deadlines(
             promised_reply_at: None,
             answer_on_the_spot: None,
             answer_source: None,
+            callback_wanted: false,
         };
         let (mut ticket, _) =
             Ticket::log(report, policy, agent.clone(), now).map_err(|e| BenchError::Setup(e.to_string()))?;

@@ -385,6 +385,8 @@ pub struct Report {
     pub answer_on_the_spot: Option<String>,
     /// The standard reply the answer on the spot was rendered from.
     pub answer_source: Option<StandardReplyRef>,
+    /// An answer on the spot is followed by a callback (else it is closed at once).
+    pub callback_wanted: bool,
 }
 
 /// Where a unit is.
@@ -544,10 +546,25 @@ impl Ticket {
         }];
         if let Some(answer) = report.answer_on_the_spot {
             ticket.facts.department = Some(Department::CustomerService);
-            let mut resolved = ticket.resolve_as(by, answer, Some(Cause::AnsweredOnTheSpot), &policy.sla, now)?;
+            let mut resolved =
+                ticket.resolve_as(by.clone(), answer, Some(Cause::AnsweredOnTheSpot), &policy.sla, now)?;
             resolved.reply =
                 Some(ReplySent { method: ReplyMethod::for_channel(ticket.channel), standard: report.answer_source });
             events.push(resolved);
+            // Answered there and then: nothing more is owed unless a callback is asked for.
+            if !report.callback_wanted {
+                let note = "answered on the spot; no callback asked for".to_owned();
+                events.push(ticket.step(
+                    Move::Close,
+                    EventType::Closed,
+                    Some(Cause::AnsweredOnTheSpot),
+                    by.clone(),
+                    note,
+                    now,
+                )?);
+                ticket.facts.times.closed_at = Some(now);
+                ticket.facts.deadlines.callback_by = None;
+            }
         }
         Ok((ticket, events))
     }

@@ -886,6 +886,7 @@ impl TicketApi {
             promised_reply_at: parsed.promised_reply_at,
             answer_on_the_spot,
             answer_source: answer_source.flatten(),
+            callback_wanted: body.callback_wanted,
         };
         let (ticket, events) = Ticket::log(report, policy, by(actor), now)?;
         // Written by the group-commit writers, outside this task: the outbox messages carry

@@ -364,6 +364,10 @@ async fn open_follow_ups(
         note: format!("callback recorded: {}", record.satisfaction),
     });
     follow_ups::insert_follow_up(txn, task(FollowUpKind::Reply, method, destination, answered), now).await?;
+    // Closed when it was logged (answered there, no callback asked for): none is owed.
+    if t.times.closed_at == Some(t.times.created_at) {
+        return Ok(());
+    }
     let callback = task(FollowUpKind::Callback, ReplyMethod::PhoneCall, place, called_back);
     follow_ups::insert_follow_up(txn, callback, now).await?;
     Ok(())

@@ -29,6 +29,7 @@ fn report(kind: TicketKind, category: &str, title: &str, description: &str) -> R
         promised_reply_at: None,
         answer_on_the_spot: None,
         answer_source: None,
+        callback_wanted: false,
     }
 }
 
@@ -81,10 +82,24 @@ fn logging_decides_priority_clocks_and_title_from_the_report() {
 }
 
 #[test]
-fn an_enquiry_answered_at_the_desk_is_resolved_when_logged() {
+fn an_enquiry_answered_at_the_desk_is_closed_at_once_unless_a_callback_is_wanted() {
     let policy = Policy::default();
     let mut enquiry = report(TicketKind::Enquiry, "fee_enquiry", "", "物业费多少");
     enquiry.answer_on_the_spot = Some("2.5 元/平方米".into());
+    let (closed, events) = Ticket::log(enquiry.clone(), &policy, agent(), at(0)).unwrap();
+    assert_eq!((closed.state(), closed.times.closed_at), (TicketState::Closed, Some(at(0))));
+    assert_eq!(closed.deadlines.callback_by, None, "no callback owed");
+    let kinds: Vec<_> = events.iter().map(|e| (e.event_type, e.cause)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::Created, None),
+            (EventType::Resolved, Some(Cause::AnsweredOnTheSpot)),
+            (EventType::Closed, Some(Cause::AnsweredOnTheSpot))
+        ]
+    );
+
+    enquiry.callback_wanted = true;
     let (ticket, events) = Ticket::log(enquiry, &policy, agent(), at(0)).unwrap();
     assert_eq!(ticket.state(), TicketState::Resolved);
     assert_eq!(ticket.department, Some(Department::CustomerService));
