@@ -181,6 +181,45 @@ async fn a_supervisors_fee_reply_is_found_by_word_answers_an_enquiry_and_stays_a
     assert_eq!(resolved.note, sent);
     assert_eq!(resolved.reply.as_ref().map(|r| r.standard_reply_version), Some(1));
 
+    // The month's review counts what residents were told from the library: the answer
+    // above, then a reply in the agent's own words and one more from the fee reply.
+    let asked = app.create(app.new_ticket("fee_dispute", "物业费账单不对")).await;
+    let own_words = pb::ReplyToResidentRequest {
+        ticket_id: asked.id.clone(),
+        expected_version: asked.version,
+        text: "您好，账单已核对无误。".into(),
+        standard_reply: None,
+        method: 0,
+    };
+    let asked = app.tickets.reply_to_resident(authed(&agent, own_words)).await.unwrap().into_inner();
+    let enquiry_again = pb::CreateTicketRequest {
+        kind: pb::TicketKind::Enquiry as i32,
+        answer_standard_reply: Some(using(&edited, &[])),
+        ..app.new_ticket("general_enquiry", "物业费多少？")
+    };
+    app.create(enquiry_again).await;
+    let unanswered = pb::CreateTicketRequest {
+        kind: pb::TicketKind::Enquiry as i32,
+        ..app.new_ticket("general_enquiry", "停车费多少？")
+    };
+    app.create(unanswered).await;
+    let now = chrono::Utc::now().timestamp();
+    let month = pb::GetServiceReportRequest {
+        property_id: property_id.clone(),
+        period_start: Some(prost_types::Timestamp { seconds: now - 3600, nanos: 0 }),
+        period_end: Some(prost_types::Timestamp { seconds: now + 3600, nanos: 0 }),
+        department: 0,
+    };
+    let mut reports =
+        propdesk_proto::v1::report_service_client::ReportServiceClient::new(app.server.channel().await);
+    let report = reports.get_service_report(authed(&admin, month)).await.expect("report").into_inner();
+    assert_eq!(report.replies_sent, 3);
+    assert!((report.standard_reply_share - 2.0 / 3.0).abs() < 1e-9, "{}", report.standard_reply_share);
+    let used: Vec<(&str, i64)> = report.standard_replies_used.iter().map(|c| (c.key.as_str(), c.count)).collect();
+    assert_eq!(used, [("fee.enquiry", 2)], "by code, every version together");
+    assert!((report.answered_on_the_spot_share - 2.0 / 3.0).abs() < 1e-9, "{}", report.answered_on_the_spot_share);
+    assert_eq!(asked.state, pb::TicketState::New as i32, "a reply changes no state");
+
     // Taken out of use, it leaves the agents' list but not the library.
     let retire = pb::UpdateStandardReplyRequest {
         expected_version: 2,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::report::{ReportPeriod, share};
-use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Ticket, Violations};
+use propdesk_domain::{Actor, Department, Operation, Role, Satisfaction, Ticket, TicketKind, Violations};
 use propdesk_events::timestamp;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ErrorReason;
@@ -139,7 +139,7 @@ impl ReportApi {
         let now = propdesk_store::now();
         let previous = ReportScope { start: period.previous().start, end: period.previous().end, ..scope.clone() };
         // Independent passes, run side by side on the pool.
-        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue) = tokio::try_join!(
+        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue, replies) = tokio::try_join!(
             store.request_figures(scope, now),
             store.categories(&previous),
             store.clock_percentiles(scope, ReportClock::Acknowledge),
@@ -148,7 +148,10 @@ impl ReportApi {
             store.staff_counts(scope, now),
             store.escalations_by_level(scope),
             store.overdue_open_by_department(&scope.property_id, scope.department, now),
+            store.replies_sent(scope),
         )?;
+        let enquiries =
+            figures.by_kind.iter().find(|(kind, _)| kind == TicketKind::Enquiry.code()).map_or(0, |(_, n)| *n);
         let percentiles = [acknowledge, on_site, resolve];
         let top_categories = figures
             .by_category
@@ -192,6 +195,10 @@ impl ReportApi {
             incidents: wide(figures.incidents),
             incident_tickets: wide(figures.incident_tickets),
             staff,
+            replies_sent: wide(replies.total),
+            standard_reply_share: share(replies.standard, replies.total),
+            standard_replies_used: counts(replies.by_code),
+            answered_on_the_spot_share: share(figures.answered_on_the_spot, u64::try_from(enquiries).unwrap_or(0)),
         })
     }
 
@@ -277,6 +284,7 @@ pub fn report_csv(report: &pb::ServiceReport) -> Vec<String> {
     sections.push(count_rows("breached_by_department", &report.breached_by_department, false));
     sections.push(count_rows("escalations_by_level", &report.escalations_by_level, false));
     sections.push(count_rows("satisfaction_distribution", &report.satisfaction_distribution, false));
+    sections.push(count_rows("standard_replies_used", &report.standard_replies_used, false));
     let totals = [
         ("callback_coverage", report.callback_coverage.to_string()),
         ("callbacks_late", report.callbacks_late.to_string()),
@@ -286,6 +294,9 @@ pub fn report_csv(report: &pb::ServiceReport) -> Vec<String> {
         ("repeat_faults", report.repeat_faults.to_string()),
         ("incidents", report.incidents.to_string()),
         ("incident_tickets", report.incident_tickets.to_string()),
+        ("replies_sent", report.replies_sent.to_string()),
+        ("standard_reply_share", report.standard_reply_share.to_string()),
+        ("answered_on_the_spot_share", report.answered_on_the_spot_share.to_string()),
     ];
     sections.push(totals.iter().map(|(key, value)| line("totals", key, value.clone(), String::new())).collect());
     sections.push(

@@ -23,7 +23,7 @@ use sea_orm::{
     QueryTrait, Select,
 };
 
-use crate::entity::{alarm, ticket};
+use crate::entity::{alarm, standard_reply, ticket, ticket_event};
 use crate::tickets::{MILESTONES, missed_open, overdue_condition};
 use crate::{Store, StoreError};
 
@@ -137,6 +137,18 @@ pub struct RequestFigures {
     pub incidents: u64,
     /// Requests linked to an incident.
     pub incident_tickets: u64,
+    /// Enquiries answered at the desk when they were logged.
+    pub answered_on_the_spot: u64,
+}
+
+/// Replies sent to residents over a scope.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepliesSent {
+    pub total: u64,
+    /// Of those, from a standard reply.
+    pub standard: u64,
+    /// By standard reply code, most used first.
+    pub by_code: Vec<(String, i64)>,
 }
 
 /// One staff member's figures over the requests assigned to them.
@@ -195,6 +207,7 @@ enum Tally {
     Reopened,
     RepeatFault,
     Linked,
+    AnsweredOnTheSpot,
     Rated(Satisfaction),
 }
 
@@ -251,6 +264,8 @@ impl Tally {
             (Tally::Reopened, Condition::all().add(C::ClockCycle.gt(0))),
             (Tally::RepeatFault, Condition::all().add(C::RepeatFault.eq(true))),
             (Tally::Linked, Condition::all().add(C::IncidentId.is_not_null())),
+            // Resolved the moment it was logged: an enquiry answered at the desk.
+            (Tally::AnsweredOnTheSpot, Condition::all().add(Expr::col(C::ResolvedAt).eq(Expr::col(C::CreatedAt)))),
         ]);
         tallies
     }
@@ -383,6 +398,7 @@ impl Store {
             },
             repeat_faults: total.get(Tally::RepeatFault),
             incident_tickets: total.get(Tally::Linked),
+            answered_on_the_spot: total.get(Tally::AnsweredOnTheSpot),
             ..figures
         })
     }
@@ -608,6 +624,44 @@ impl Store {
             query = query.filter(ticket::Column::Department.eq(department.code()));
         }
         query
+    }
+
+    /// Replies sent to residents in the period on the scope's property (and department):
+    /// how many, and how many of each standard reply (by its code, most used first).
+    pub async fn replies_sent(&self, scope: &ReportScope) -> Result<RepliesSent, StoreError> {
+        use ticket_event::Column as C;
+        let mut query = ticket_event::Entity::find()
+            .select_only()
+            .column(C::StandardReplyId)
+            .column_as(C::Id.count(), "n")
+            .filter(C::PropertyId.eq(scope.property_id.as_str()))
+            .filter(C::ReplyMethod.is_not_null())
+            .filter(C::OccurredAt.gte(scope.start))
+            .filter(C::OccurredAt.lt(scope.end));
+        if let Some(department) = &scope.department {
+            query = query.filter(C::Department.eq(department.code()));
+        }
+        let rows: Vec<(Option<String>, i64)> = query.group_by(C::StandardReplyId).into_tuple().all(&self.db).await?;
+        let total = rows.iter().map(|(_, n)| *n).sum::<i64>();
+        let used: Vec<(String, i64)> = rows.into_iter().filter_map(|(id, n)| Some((id?, n))).collect();
+        let ids: Vec<String> = used.iter().map(|(id, _)| id.clone()).collect();
+        let codes: HashMap<String, String> = standard_reply::Entity::find()
+            .filter(standard_reply::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.code))
+            .collect();
+        let mut by_code: HashMap<String, i64> = HashMap::new();
+        for (id, n) in used {
+            *by_code.entry(codes.get(&id).cloned().unwrap_or(id)).or_default() += n;
+        }
+        let standard = by_code.values().sum::<i64>();
+        Ok(RepliesSent {
+            total: u64::try_from(total).unwrap_or(0),
+            standard: u64::try_from(standard).unwrap_or(0),
+            by_code: ranked(by_code),
+        })
     }
 
     /// Escalation-ladder steps (breach and overdue) fired in the period on the scope's
