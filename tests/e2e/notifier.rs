@@ -20,6 +20,7 @@ crate::on_both_backends!(
     webhooks_are_signed_retried_until_the_receiver_is_back_and_dead_ones_can_be_replayed,
     a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the_interim_measure,
     every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_resolve_it,
+    a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_keeps_it,
 );
 
 /// P1: acknowledge 2 s, on site 3 s; P2: acknowledge 3 s, on site 6 s; P3 counted in working
@@ -680,4 +681,70 @@ async fn every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_reso
             assert!(text.contains(says) && text.ends_with("临时措施：2号门临时供水车。"), "{subject}: {text}");
         }
     }
+}
+
+async fn a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_keeps_it(backend: Backend) {
+    use crate::helpers::{WebhookReceiver, free_port};
+    let (gateway_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
+    let gateway = WebhookReceiver::listen(gateway_port).await;
+    let hooks = resident_gateways(gateway_port, plain_port, staff_port);
+    let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}{hooks}")).await;
+    let _notifier = app.start_notifier().await;
+    let agent = app.world.agent.clone();
+    let in_seconds = |s: i64| Some(prost_types::Timestamp { seconds: Utc::now().timestamp() + s, nanos: 0 });
+
+    // A fee complaint that needs research: the agent promises an answer in 3 seconds.
+    let complaint = pb::CreateTicketRequest {
+        kind: pb::TicketKind::Complaint as i32,
+        promised_reply_at: in_seconds(3),
+        ..app.new_ticket("fee_dispute", "这个月的物业费多收了")
+    };
+    let complaint = app.create(complaint).await;
+    let history =
+        app.wait_history(&complaint.id, Duration::from_secs(15), |h| count(h, "promised_reply breach") == 1).await;
+    assert_eq!(count(&history, "promised_reply reminder"), 1, "the agent was reminded first");
+    let promised = time(&complaint.promised_reply_at);
+    assert_fired_within(&history, "promised_reply breach", promised, TimeDelta::seconds(1));
+    let ticket = app.get(&complaint.id).await;
+    assert!(ticket.escalation_level >= 1, "a missed promise goes to the supervisor");
+
+    // Moving the promise needs a reason, and the resident is told both.
+    let correction = |reason: &str, version: i64| pb::UpdateTicketRequest {
+        ticket_id: complaint.id.clone(),
+        expected_version: version,
+        ticket: Some(pb::TicketCorrection { promised_reply_at: in_seconds(3600), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["promised_reply_at".into()] }),
+        reason: reason.into(),
+    };
+    let unexplained = app.tickets.update_ticket(authed(&agent, correction("", ticket.version))).await;
+    crate::helpers::assert_status(unexplained, tonic::Code::InvalidArgument, Some("reason"), "moved without a reason");
+    let moved = app
+        .tickets
+        .update_ticket(authed(&agent, correction("需等待财务核对账单", ticket.version)))
+        .await
+        .expect("moved")
+        .into_inner();
+    let told = bodies(&gateway, "resident.promise_moved", 1).await;
+    let text = told[0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("您好，我们答复您的时间调整为 ") && text.ends_with("原因：需等待财务核对账单"), "{text}");
+
+    // The agent answers: the promise is kept, nothing more fires for it.
+    let reply = pb::ReplyToResidentRequest {
+        ticket_id: moved.id.clone(),
+        expected_version: moved.version,
+        text: "您好，经核对多收的30元将在下月账单中退还。".into(),
+        standard_reply: None,
+        method: 0,
+    };
+    app.tickets.reply_to_resident(authed(&agent, reply)).await.expect("reply");
+    let mut pending = Vec::new();
+    for _ in 0..100 {
+        let alarms = app.store.alarms_of(&complaint.id).await.expect("alarms");
+        pending = alarms.into_iter().filter(|a| a.pending && a.clock == "promised_reply").collect();
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pending.is_empty(), "the reply kept the promise: {pending:?}");
 }

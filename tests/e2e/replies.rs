@@ -210,8 +210,7 @@ async fn a_supervisors_fee_reply_is_found_by_word_answers_an_enquiry_and_stays_a
         period_end: Some(prost_types::Timestamp { seconds: now + 3600, nanos: 0 }),
         department: 0,
     };
-    let mut reports =
-        propdesk_proto::v1::report_service_client::ReportServiceClient::new(app.server.channel().await);
+    let mut reports = propdesk_proto::v1::report_service_client::ReportServiceClient::new(app.server.channel().await);
     let report = reports.get_service_report(authed(&admin, month)).await.expect("report").into_inner();
     assert_eq!(report.replies_sent, 3);
     assert!((report.standard_reply_share - 2.0 / 3.0).abs() < 1e-9, "{}", report.standard_reply_share);

@@ -86,6 +86,8 @@ pub struct Milestones {
     pub closed_at: Option<DateTime<Utc>>,
     /// Set while on hold: when the clocks were paused.
     pub on_hold_since: Option<DateTime<Utc>>,
+    /// When the resident was last answered (a reply sent); cleared by a new promise.
+    pub replied_at: Option<DateTime<Utc>>,
     /// Where the current cycle's clocks count from: the report, or the last reopening,
     /// moved on by the time spent on hold. A corrected priority re-plans them from here.
     pub clocks_from: DateTime<Utc>,
@@ -103,6 +105,7 @@ impl Milestones {
             resolved_at: None,
             closed_at: None,
             on_hold_since: None,
+            replied_at: None,
             clocks_from: created_at,
         }
     }
@@ -327,6 +330,8 @@ pub enum RuleViolation {
     CallbackNotDue(TicketState),
     #[error("the ticket gives no way to reach the resident by {0}")]
     NoContact(ReplyMethod),
+    #[error("moving a promised reply time needs a reason: the resident is told it")]
+    PromiseMovedWithoutReason,
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -1015,9 +1020,15 @@ impl Ticket {
         if let Some(promised) = correction.promised_reply_at
             && promised != facts.promised_reply_at
         {
+            // The resident was given a time: moving it needs a reason they can be told.
+            if facts.promised_reply_at.is_some() && reason.trim().is_empty() {
+                return Err(RuleViolation::PromiseMovedWithoutReason);
+            }
             let text = |at: Option<DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
             changes.push(FieldChange::new("promised_reply_at", text(facts.promised_reply_at), text(promised)));
             facts.promised_reply_at = promised;
+            // A new promise is owed a new reply.
+            facts.times.replied_at = None;
         }
         // The asked priority, else the current one raised by the new category's default
         // or by urgent words among the new text.
@@ -1126,6 +1137,7 @@ impl Ticket {
             return Err(RuleViolation::NoContact(sent.method));
         }
         self.touch(now);
+        self.facts.times.replied_at = Some(now);
         let mut event = self.remark(EventType::Replied, None, by, text, now);
         event.reply = Some(sent);
         Ok(vec![event])

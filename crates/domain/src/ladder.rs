@@ -24,6 +24,8 @@ coded_enum!(
         Resolve => "resolve",
         FirstReply => "first_reply",
         Callback => "callback",
+        /// The reply time an agent promised the resident (a complex request).
+        PromisedReply => "promised_reply",
     }
 );
 
@@ -108,6 +110,22 @@ pub struct ClockFacts {
     pub is_incident: bool,
     /// The deadlines still unmet while the clocks run (met or paused ones left out).
     pub running: Deadlines,
+    /// The reply promised to the resident, while it is owed.
+    pub promise: Option<Promise>,
+}
+
+/// A reply time promised to the resident: its own allowance, from when its clocks started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promise {
+    pub due: DateTime<Utc>,
+    pub allowance_secs: i64,
+}
+
+impl Promise {
+    /// The promise of `due`, counted from `from` (at least a second).
+    pub fn new(due: DateTime<Utc>, from: DateTime<Utc>) -> Promise {
+        Promise { due, allowance_secs: (due - from).num_seconds().max(1) }
+    }
 }
 
 /// The allowance of a clock at a priority, in seconds (`None`: the clock does not apply).
@@ -119,6 +137,8 @@ pub fn allowance_secs(sla: &SlaPolicy, priority: Priority, clock: Clock) -> Opti
         Clock::Resolve => Some(level.resolve_secs),
         Clock::FirstReply => Some(sla.complaint_first_reply_secs),
         Clock::Callback => Some(sla.callback_secs),
+        // Each promise has its own (see `Promise`).
+        Clock::PromisedReply => None,
     }
 }
 
@@ -133,6 +153,16 @@ pub struct Progress {
     /// A group incident: its reports carry the callbacks (it has no resident of its own).
     pub is_incident: bool,
     pub deadlines: Deadlines,
+    pub promised_reply_at: Option<DateTime<Utc>>,
+    /// A reply was sent since the promise was given.
+    pub replied: bool,
+}
+
+/// The promised reply still owed: while the ticket is open (and not on hold), until a
+/// reply is sent.
+pub fn running_promise(progress: &Progress) -> Option<DateTime<Utc>> {
+    let owed = progress.state.is_open() && progress.state != TicketState::OnHold && !progress.replied;
+    progress.promised_reply_at.filter(|_| owed)
 }
 
 /// The deadlines still running: met clocks are cleared, and nothing runs on hold (the
@@ -169,10 +199,15 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
         (Clock::FirstReply, r.first_reply_by),
         (Clock::Callback, r.callback_by),
     ]
-    .map(|(clock, deadline)| (clock, deadline, allowance_secs(sla, ticket.priority, clock)));
+    .map(|(clock, deadline)| (clock, deadline, allowance_secs(sla, ticket.priority, clock)))
+    .into_iter()
+    .chain(ticket.promise.map(|p| (Clock::PromisedReply, Some(p.due), Some(p.allowance_secs))));
     // Working-hours tickets are not chased outside working hours; callbacks never are
-    // (they are made by the desk, in its hours).
-    let held = |clock: Clock| level.working_hours_only || clock == Clock::Callback;
+    // (they are made by the desk, in its hours). A promise is a time the resident was
+    // given: it runs on the wall clock.
+    let held = |clock: Clock| (level.working_hours_only && clock != Clock::PromisedReply) || clock == Clock::Callback;
+    // The desk's own commitments: its agent is reminded, the resident is not told again.
+    let desk = |clock: Clock| matches!(clock, Clock::Callback | Clock::PromisedReply);
     let manager_at_breach = (ladder.manager_at_breach_for_p1 && ticket.priority == Priority::P1)
         || (ladder.manager_at_breach_for_incidents && ticket.is_incident);
     let mut alarms = Vec::new();
@@ -183,24 +218,21 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
             |percent: u32| TimeDelta::milliseconds(allowance.saturating_mul(10).saturating_mul(i64::from(percent)));
         let allowance = TimeDelta::seconds(allowance);
         // Shares of a working-hours allowance are counted in working time.
-        let before = |span: TimeDelta| {
-            if level.working_hours_only { hours.sub_working(deadline, span) } else { deadline - span }
-        };
-        let after = |span: TimeDelta| {
-            if level.working_hours_only { hours.add_working(deadline, span) } else { deadline + span }
-        };
+        let working = level.working_hours_only && clock != Clock::PromisedReply;
+        let before = |span: TimeDelta| if working { hours.sub_working(deadline, span) } else { deadline - span };
+        let after = |span: TimeDelta| if working { hours.add_working(deadline, span) } else { deadline + span };
         let when = |at: DateTime<Utc>| if held(clock) { hours.next_opening(at) } else { at };
-        let owners = if clock == Clock::Callback {
+        let owners = if desk(clock) {
             vec![Recipient::FirstContact]
         } else {
             vec![Recipient::Assignee, Recipient::FirstContact]
         };
         let mut at_breach = vec![Recipient::Supervisor];
-        if manager_at_breach && clock != Clock::Callback {
+        if manager_at_breach && !desk(clock) {
             at_breach.push(Recipient::Manager);
         }
         at_breach.extend(owners.iter().copied());
-        if clock != Clock::Callback {
+        if !desk(clock) {
             at_breach.push(Recipient::Resident);
         }
         alarms.push(Alarm {
@@ -264,7 +296,7 @@ mod tests {
     }
 
     fn facts(priority: Priority, running: Deadlines) -> ClockFacts {
-        ClockFacts { priority, is_incident: false, running }
+        ClockFacts { priority, is_incident: false, running, promise: None }
     }
 
     #[test]
@@ -358,7 +390,14 @@ mod tests {
             linked_to_incident: false,
             is_incident: false,
             deadlines: all,
+            promised_reply_at: Some(at(6, 0, 0)),
+            replied: false,
         };
+        assert_eq!(running_promise(&progress(TicketState::Dispatched, false, false)), Some(at(6, 0, 0)));
+        assert_eq!(running_promise(&progress(TicketState::OnHold, true, false)), None);
+        assert_eq!(running_promise(&progress(TicketState::Resolved, true, true)), None);
+        let answered = Progress { replied: true, ..progress(TicketState::Accepted, true, false) };
+        assert_eq!(running_promise(&answered), None, "a reply keeps the promise");
         let dispatched = running(&progress(TicketState::Dispatched, false, false));
         assert_eq!((dispatched.acknowledge_by, dispatched.callback_by), (all.acknowledge_by, None));
         let on_site = running(&progress(TicketState::OnSite, true, true));
@@ -385,5 +424,27 @@ mod tests {
         assert!(ladder.validate().is_err());
         let ladder = EscalationPolicy { manager_percent: 100, ..EscalationPolicy::default() };
         assert!(ladder.validate().is_err());
+    }
+
+    #[test]
+    fn a_promise_reminds_the_desk_and_escalates_on_the_wall_clock_without_telling_the_resident_again() {
+        let sla = SlaPolicy::default();
+        let hours = WorkingHours::default();
+        // Promised for 20:00 China time (12:00 UTC), given at 08:00 UTC: after hours.
+        let promise = Promise::new(at(12, 0, 0), at(8, 0, 0));
+        assert_eq!(promise.allowance_secs, 4 * 3600);
+        let ticket = ClockFacts { promise: Some(promise), ..facts(Priority::P3, Deadlines::default()) };
+        let alarms = plan(&sla, &EscalationPolicy::default(), &hours, &ticket);
+        let steps: Vec<_> = alarms.iter().map(|a| (a.clock, a.rung, a.fire_at)).collect();
+        assert_eq!(
+            steps,
+            [
+                (Clock::PromisedReply, Rung::Reminder, at(11, 12, 0)),
+                (Clock::PromisedReply, Rung::Breach, at(12, 0, 0)),
+                (Clock::PromisedReply, Rung::Overdue, at(16, 0, 0)),
+            ]
+        );
+        assert_eq!(alarms[0].recipients, [Recipient::FirstContact]);
+        assert_eq!(alarms[1].recipients, [Recipient::Supervisor, Recipient::FirstContact]);
     }
 }

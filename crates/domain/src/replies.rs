@@ -424,10 +424,17 @@ coded_enum!(
         IncidentOnSite => "notice.incident.on_site",
         /// The outage is resolved.
         IncidentResolved => "notice.incident.resolved",
+        /// The reply time promised to them moved (with why, which is added to the words).
+        PromiseMoved => "notice.promise_moved",
     }
 );
 
 impl Notice {
+    /// Why the notice was sent, as it is added to its words.
+    pub fn because(language: &str, reason: &str) -> String {
+        if language.starts_with("zh") { format!("原因：{reason}") } else { format!(" Why: {reason}") }
+    }
+
     /// The built-in text.
     fn default_body(self, language: &str) -> &'static str {
         let chinese = language.starts_with("zh");
@@ -440,6 +447,7 @@ impl Notice {
             }
             (Notice::IncidentOnSite, true) => "您好，{department}维修人员已到达现场处理 {unit} 反映的故障。",
             (Notice::IncidentResolved, true) => "您好，{unit} 反映的故障已处理完毕。如仍有问题，请随时联系客服中心。",
+            (Notice::PromiseMoved, true) => "您好，我们答复您的时间调整为 {expected_time}（单号 {ticket_no}）。",
             (Notice::Breach, false) => {
                 "We are sorry: your request {ticket_no} is taking longer than promised. Expect it by {expected_time}."
             }
@@ -450,6 +458,7 @@ impl Notice {
             (Notice::IncidentResolved, false) => {
                 "The outage reported at {unit} is resolved. Call the service centre if anything is still wrong."
             }
+            (Notice::PromiseMoved, false) => "We will now answer you by {expected_time} (request {ticket_no}).",
         }
     }
 

@@ -136,6 +136,7 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::HasDuplicates => {
                 ApiError::precondition(ErrorReason::HasDuplicates, "ticket", err.to_string())
             }
+            RuleViolation::PromiseMovedWithoutReason => ApiError::field("reason", err.to_string()),
             RuleViolation::NoContact(method) => ApiError::Precondition {
                 reason: ErrorReason::NoContact,
                 subject: "method",

@@ -2,7 +2,7 @@
 
 use propdesk_domain::Policy;
 use propdesk_domain::Ticket;
-use propdesk_domain::ladder::{self, Alarm, ClockFacts, Progress};
+use propdesk_domain::ladder::{self, Alarm, ClockFacts, Progress, Promise};
 
 /// The alarms the ladder plans for `t` as it stands.
 pub fn planned_alarms(policy: &Policy, t: &Ticket) -> Vec<Alarm> {
@@ -13,7 +13,11 @@ pub fn planned_alarms(policy: &Policy, t: &Ticket) -> Vec<Alarm> {
         linked_to_incident: t.is_linked_report(),
         is_incident: t.is_incident(),
         deadlines: t.deadlines,
+        promised_reply_at: t.promised_reply_at,
+        replied: t.times.replied_at.is_some(),
     };
-    let facts = ClockFacts { priority: t.priority, is_incident: t.is_incident(), running: ladder::running(&progress) };
+    let promise = ladder::running_promise(&progress).map(|due| Promise::new(due, t.times.clocks_from));
+    let running = ladder::running(&progress);
+    let facts = ClockFacts { priority: t.priority, is_incident: t.is_incident(), running, promise };
     ladder::plan(&policy.sla, &policy.escalation, policy.hours_for(&t.property_id), &facts)
 }

@@ -800,3 +800,26 @@ fn a_reply_is_recorded_as_sent_by_a_method_that_reaches_the_resident() {
         Err(RuleViolation::Finished(TicketState::Cancelled))
     );
 }
+
+#[test]
+fn a_promised_reply_time_moves_only_with_a_reason_and_a_reply_keeps_it() {
+    use crate::follow_up::ReplyMethod;
+    use crate::replies::ReplySent;
+    let policy = Policy::default();
+    let mut ticket = dispatched("物业费争议");
+    let promise = |at| Correction { promised_reply_at: Some(Some(at)), ..Correction::default() };
+    ticket.correct(promise(at(60)), String::new(), agent(), &policy, at(2)).unwrap();
+    assert_eq!(ticket.promised_reply_at, Some(at(60)), "a first promise needs no reason");
+    let sent = ReplySent { method: ReplyMethod::PhoneCall, standard: None };
+    ticket.reply(sent, "稍后答复".into(), None, agent(), at(3)).unwrap();
+    assert_eq!(ticket.times.replied_at, Some(at(3)));
+    let before = ticket.clone();
+    assert_eq!(
+        ticket.correct(promise(at(90)), " ".into(), agent(), &policy, at(4)),
+        Err(RuleViolation::PromiseMovedWithoutReason)
+    );
+    assert_eq!(ticket, before, "nothing changed");
+    let events = ticket.correct(promise(at(90)), "等待开发商回复".into(), agent(), &policy, at(5)).unwrap();
+    assert_eq!(events[0].changes[0].field, "promised_reply_at");
+    assert_eq!(ticket.times.replied_at, None, "a new promise is owed a new reply");
+}

@@ -74,6 +74,8 @@ pub struct Model {
     pub duplicate_of: Option<String>,
     /// What stands in for the service meanwhile, told to the resident.
     pub interim_measure: Option<String>,
+    /// When the resident was last answered (cleared by a new promise).
+    pub replied_at: Option<DateTimeUtc>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -151,6 +153,7 @@ impl Model {
             clocks_from: Some(t.times.clocks_from),
             duplicate_of: t.duplicate_of.clone(),
             interim_measure: t.interim_measure.clone(),
+            replied_at: t.times.replied_at,
         }
     }
 
@@ -207,6 +210,7 @@ impl Model {
                 resolved_at: self.resolved_at,
                 closed_at: self.closed_at,
                 on_hold_since: self.on_hold_since,
+                replied_at: self.replied_at,
                 clocks_from: self.clocks_from.unwrap_or(self.created_at),
             },
             deadlines: Deadlines {

@@ -1,6 +1,7 @@
 //! Standard replies (统一口径) with their earlier versions; what each reply to a resident
 //! was (its method, the standard reply and version it came from); and a ticket's interim
-//! measure, told to the resident with every notice.
+//! measure, told to the resident with every notice, and when the resident was last
+//! answered (a promised reply is kept by a reply).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -81,7 +82,11 @@ impl MigrationTrait for Migration {
                 Table::alter().table("ticket_events").add_column(big_integer_null("standard_reply_version")).take(),
             )
             .await?;
-        manager.alter_table(Table::alter().table("tickets").add_column(text_null("interim_measure")).take()).await
+        manager.alter_table(Table::alter().table("tickets").add_column(text_null("interim_measure")).take()).await?;
+        // When the resident was last answered: a promised reply is kept by a reply.
+        manager
+            .alter_table(Table::alter().table("tickets").add_column(timestamp_with_time_zone_null("replied_at")).take())
+            .await
     }
 
     fn use_transaction(&self) -> Option<bool> {
