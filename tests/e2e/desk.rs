@@ -299,6 +299,7 @@ async fn a_retried_directory_create_returns_the_first_record(backend: Backend) {
         name: "王五".into(),
         phone: "13700001111".into(),
         request_id: unit.request_id.clone(),
+        language: String::new(),
     };
     let result = app.directory.create_resident(authed(&admin, resident.clone())).await;
     assert_reason(
@@ -476,6 +477,7 @@ async fn residents_are_found_by_phone_and_name_fragment_and_masked_for_technicia
             name: name.into(),
             phone: phone.into(),
             request_id: new_request_id(),
+            language: String::new(),
         };
         app.directory.create_resident(authed(&admin, request)).await.expect("resident");
     }

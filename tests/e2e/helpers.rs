@@ -584,6 +584,7 @@ impl World {
                     name: "李四".into(),
                     phone: "13900001111".into(),
                     request_id: new_request_id(),
+                    language: String::new(),
                 },
             ))
             .await

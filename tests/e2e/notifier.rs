@@ -550,6 +550,22 @@ async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the
     let _notifier = app.start_notifier().await;
     let agent = app.world.agent.clone();
 
+    // The world's resident reads English: their own burst pipe is told in English.
+    let english = pb::UpdateResidentRequest {
+        resident_id: app.world.resident_id.clone(),
+        name: None,
+        phone: None,
+        language: Some("en".into()),
+    };
+    let admin = app.world.admin.clone();
+    app.directory.update_resident(authed(&admin, english)).await.expect("language");
+    let theirs = pb::CreateTicketRequest {
+        resident_id: app.world.resident_id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", "burst pipe in the bathroom")
+    };
+    let theirs = app.create(theirs).await;
     let created = app.create(app.new_ticket("plumbing", "2-1203 厨房爆管，水流不止")).await;
     let measure = pb::SetInterimMeasureRequest {
         ticket_id: created.id.clone(),
@@ -572,8 +588,18 @@ async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the
     assert_eq!(set.changes[0].after, "已关闭总阀，2号门临时供水车");
 
     // The on-site deadline passes (3 s): both gateways hear it, in Chinese, local time.
-    let told = bodies(&entitled, "resident.breach", 1).await;
-    let without = bodies(&plain, "resident.breach", 1).await;
+    let for_ticket = |bodies: Vec<serde_json::Value>, id: &str| -> Vec<serde_json::Value> {
+        bodies.into_iter().filter(|b| b["ticket_id"] == id).collect()
+    };
+    let mut told = Vec::new();
+    for _ in 0..300 {
+        told = for_ticket(bodies(&entitled, "resident.breach", 1).await, &created.id);
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let without = for_ticket(bodies(&plain, "resident.breach", 1).await, &created.id);
     let text = told[0]["text"].as_str().expect("text");
     assert_eq!(without[0]["text"], told[0]["text"], "the same words to every gateway");
     assert!(text.starts_with("您好，您反映的问题（单号 "), "{text}");
@@ -608,6 +634,22 @@ async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the
         staff.requests().iter().all(|r| !r.body.contains("\"resident.")),
         "staff receivers get no resident messages"
     );
+
+    // The English reader is told in English, with their directory phone to the entitled
+    // gateway only.
+    let mut english = Vec::new();
+    for _ in 0..300 {
+        english = for_ticket(bodies(&entitled, "resident.breach", 1).await, &theirs.id);
+        if !english.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = english.first().and_then(|b| b["text"].as_str()).unwrap_or_default();
+    assert!(text.starts_with("We are sorry: your request "), "{text}");
+    assert_eq!(english[0]["resident"]["resident_id"], app.world.resident_id.as_str());
+    assert_eq!(english[0]["contact"]["phone"], "13900001111");
+    assert!(plain.requests().iter().all(|r| !r.body.contains("13900001111")));
 
     // A reply reaches the gateways exactly as sent.
     let current = app.get(&created.id).await;

@@ -177,6 +177,7 @@ async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
                         unit_id: unit.id.clone(),
                         name: format!("住户 {building_name}-{room}"),
                         phone: format!("1380000{building_name}{room}"),
+                        language: DEFAULT_LANGUAGE.to_owned(),
                     },
                     now,
                 ))

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
+use propdesk_domain::replies::{DEFAULT_LANGUAGE, check_language};
 use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LABEL};
 use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
@@ -87,6 +88,7 @@ fn resident_to_wire(r: &resident::Model, viewer: &Actor) -> pb::Resident {
         name: if clear { r.name.clone() } else { mask_name(&r.name) },
         phone: if clear { r.phone.clone() } else { mask_phone(&r.phone) },
         created_at: Some(timestamp(r.created_at)),
+        language: r.language.clone().unwrap_or_else(|| DEFAULT_LANGUAGE.to_owned()),
     }
 }
 
@@ -364,6 +366,8 @@ impl DirectoryService for DirectoryApi {
             v.add("phone", "is required");
         }
         v.optional_phone("phone", &body.phone);
+        let language = if body.language.is_empty() { DEFAULT_LANGUAGE } else { body.language.as_str() };
+        check_language(&mut v, "language", language);
         v.into_result().map_err(ApiError::from)?;
         let unit = self.unit(&unit_id.unwrap_or_default()).await?;
         actor.authorize(&unit.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
@@ -374,6 +378,7 @@ impl DirectoryService for DirectoryApi {
             unit_id: unit.id,
             name: body.name,
             phone: body.phone,
+            language: language.to_owned(),
         };
         let model = resident::Model::new(new, now);
         let stored = insert_once(&self.state.store, key, model).await?;
@@ -397,6 +402,9 @@ impl DirectoryService for DirectoryApi {
             }
             v.optional_phone("phone", phone);
         }
+        if let Some(language) = &body.language {
+            check_language(&mut v, "language", language);
+        }
         v.into_result().map_err(ApiError::from)?;
         let mut model = self.resident(&id.unwrap_or_default()).await?;
         actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
@@ -405,6 +413,9 @@ impl DirectoryService for DirectoryApi {
         }
         if let Some(phone) = body.phone {
             model.phone = phone;
+        }
+        if let Some(language) = body.language {
+            model.language = Some(language);
         }
         model.updated_at = propdesk_store::now();
         let stored = self.state.store.update(model).await.map_err(ApiError::from)?;

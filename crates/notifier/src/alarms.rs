@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::clocks::planned_alarms;
 use crate::notify::{Message, Notifications, addressees, notify};
-use crate::residents::{ToResident, notice_words, tell};
+use crate::residents::{Given, ToResident, notice_words, tell};
 use crate::{ACTOR, Notifier, NotifierError};
 
 /// What firing a ticket's alarms did.
@@ -114,7 +114,8 @@ async fn announce(
         && let Some(allowance) = ladder::allowance_secs(&notifier.policy.sla, t.priority, alarm.clock)
     {
         let expected = ladder::expected_after_breach(&notifier.policy.escalation, alarm.deadline, allowance);
-        let (text, source) = notice_words(notifier, txn, t, Notice::Breach, Some(expected), None).await?;
+        let given = Given { expected: Some(expected), ..Given::default() };
+        let (text, source) = notice_words(notifier, txn, t, Notice::Breach, given).await?;
         note.push_str(&format!("; resident told: {text}"));
         details["expected_by"] = json!(expected);
         let method = ReplyMethod::for_channel(t.channel);

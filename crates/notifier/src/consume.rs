@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use propdesk_bus::{Delivery, WorkerRole};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::ladder::{self, Recipient};
-use propdesk_domain::replies::{DEFAULT_LANGUAGE, Notice, StandardReplyRef};
+use propdesk_domain::replies::{Notice, StandardReplyRef};
 use propdesk_domain::{Cause, EventType, Ticket};
 use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::alarms::{resync_all, system};
 use crate::notify::{Addressee, Message, Notifications, addressees, notify};
-use crate::residents::{self, ToResident};
+use crate::residents::{self, Given, ToResident};
 use crate::{CONSUMER, Notifier, NotifierError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,8 +246,8 @@ async fn tell_residents(
     // A promised reply time moved: the resident hears the new time and why.
     let promise_moved = event.changes.iter().any(|c| c.field == "promised_reply_at" && !c.before.is_empty());
     if event_type == Some(EventType::Updated) && promise_moved && t.promised_reply_at.is_some() {
-        let (mut text, source) = residents::notice_words(notifier, txn, t, Notice::PromiseMoved, None, None).await?;
-        text.push_str(&Notice::because(DEFAULT_LANGUAGE, &event.note));
+        let given = Given { reason: Some(&event.note), ..Given::default() };
+        let (text, source) = residents::notice_words(notifier, txn, t, Notice::PromiseMoved, given).await?;
         let method = ReplyMethod::for_channel(t.channel);
         let message = ToResident { subject: "resident.promise_moved", text, method, source };
         residents::tell(notifier, told, t, message, now)?;

@@ -26,24 +26,43 @@ pub(crate) struct ToResident<'a> {
     pub source: Option<StandardReplyRef>,
 }
 
-/// The words of `notice` for ticket `t`: the library's reply for it or the built-in text,
-/// filled from the ticket (`expected` and `interim_measure` standing in for its own when
+/// The words of `notice` for ticket `t`, in its resident's language: the library's reply
+/// for it or the built-in text, filled from the ticket (`expected` and `interim_measure` standing in for its own when
 /// given).
 pub(crate) async fn notice_words(
     notifier: &Notifier,
     txn: &Transaction,
     t: &Ticket,
     notice: Notice,
-    expected: Option<DateTime<Utc>>,
-    interim_measure: Option<&str>,
+    given: Given<'_>,
 ) -> Result<(String, Option<StandardReplyRef>), NotifierError> {
     let property_name = work::property_name(txn, &t.property_id).await?;
-    let reply = reply_by_code(txn, &t.property_id, notice.code()).await?;
+    let language = match &t.resident_id {
+        Some(id) => work::resident_language(txn, id).await?,
+        None => None,
+    };
+    let language = language.as_deref().unwrap_or(DEFAULT_LANGUAGE);
+    let reply = reply_by_code(txn, &t.property_id, notice.code(), language).await?;
     let offset = notifier.policy.hours_for(&t.property_id).utc_offset_minutes;
     let mut fill = Fill::of_ticket(t, &property_name, offset);
-    fill.expected = expected.or(fill.expected);
-    fill.interim_measure = fill.interim_measure.or(interim_measure);
-    Ok(notice.words(reply.as_ref(), &fill, DEFAULT_LANGUAGE))
+    fill.expected = given.expected.or(fill.expected);
+    fill.interim_measure = fill.interim_measure.or(given.interim_measure);
+    let (mut text, source) = notice.words(reply.as_ref(), &fill, language);
+    if let Some(reason) = given.reason {
+        text.push_str(&Notice::because(language, reason));
+    }
+    Ok((text, source))
+}
+
+/// What a notice says beyond the ticket's own facts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Given<'a> {
+    /// When to expect it, instead of the ticket's promise or deadline.
+    pub expected: Option<DateTime<Utc>>,
+    /// An interim measure, when the ticket has none of its own (its incident's).
+    pub interim_measure: Option<&'a str>,
+    /// Why, added to the words.
+    pub reason: Option<&'a str>,
 }
 
 /// Tells the reporter of `t`, unless nothing identifies them (an anonymous report).
@@ -91,8 +110,8 @@ pub(crate) async fn tell_incident_reporters(
 ) -> Result<(), NotifierError> {
     let subject = format!("resident.{}", notice.code().trim_start_matches("notice."));
     for report in work::reports_of(txn, &incident.id).await? {
-        let measure = incident.interim_measure.as_deref();
-        let (text, source) = notice_words(notifier, txn, &report, notice, None, measure).await?;
+        let given = Given { interim_measure: incident.interim_measure.as_deref(), ..Given::default() };
+        let (text, source) = notice_words(notifier, txn, &report, notice, given).await?;
         let method = ReplyMethod::for_channel(report.channel);
         tell(notifier, told, &report, ToResident { subject: &subject, text, method, source }, now)?;
     }

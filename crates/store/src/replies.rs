@@ -110,12 +110,14 @@ impl Store {
     }
 }
 
-/// The reply a library defines under `code` for `property_id`: the property's own before
-/// the company-wide one, the default language before others.
+/// The reply a library defines under `code` for `property_id`, for a resident who reads
+/// `language`: in that language before others (then the default one), the property's own
+/// before the company-wide one.
 pub async fn reply_by_code(
     txn: &impl ConnectionTrait,
     property_id: &str,
     code: &str,
+    language: &str,
 ) -> Result<Option<StandardReply>, StoreError> {
     use standard_reply::Column as C;
     let rows = standard_reply::Entity::find()
@@ -124,7 +126,9 @@ pub async fn reply_by_code(
         .filter(C::Active.eq(true))
         .all(txn)
         .await?;
-    let rank = |row: &standard_reply::Model| (row.property_id.is_empty(), row.language != DEFAULT_LANGUAGE);
+    let rank = |row: &standard_reply::Model| {
+        (row.language != language, row.language != DEFAULT_LANGUAGE, row.property_id.is_empty())
+    };
     Ok(rows.into_iter().min_by_key(rank).map(standard_reply::Model::into_reply))
 }
 

@@ -17,7 +17,7 @@ use propdesk_domain::aggregate::CategoryCode;
 use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{inbox, property, staff, ticket, unit};
+use crate::entity::{inbox, property, resident, staff, ticket, unit};
 use crate::tickets::{readable, tickets_of};
 use crate::{Store, StoreError};
 use propdesk_domain::Ticket;
@@ -267,6 +267,11 @@ pub async fn reports_of(txn: &impl ConnectionTrait, incident_id: &str) -> Result
         .filter(ticket::Column::IncidentId.eq(incident_id))
         .filter(ticket::Column::Id.ne(incident_id));
     tickets_of(query.order_by_asc(ticket::Column::Id), txn).await
+}
+
+/// The language a resident reads (`None`: unknown resident, or none recorded).
+pub async fn resident_language(txn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(resident::Entity::find_by_id(id.to_owned()).one(txn).await?.and_then(|r| r.language))
 }
 
 /// A property's name (empty when there is no such property).

@@ -868,6 +868,7 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
         unit_id: new_id(),
         name: "李四".into(),
         phone: "+86 139-0000-1111".into(),
+        language: propdesk_domain::replies::DEFAULT_LANGUAGE.to_owned(),
     };
     store.insert(propdesk_store::entity::resident::Model::new(resident, now())).await.unwrap();
 

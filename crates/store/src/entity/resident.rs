@@ -16,6 +16,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// `phone` reduced to one key for look-ups; computed from `phone` on every save.
     pub phone_key: Option<String>,
+    /// The language they are told things in; unset reads as the default (zh-CN).
+    pub language: Option<String>,
 }
 
 /// A resident to add to the directory.
@@ -25,6 +27,7 @@ pub struct NewResident {
     pub unit_id: String,
     pub name: String,
     pub phone: String,
+    pub language: String,
 }
 
 impl Model {
@@ -36,6 +39,7 @@ impl Model {
             unit_id: new.unit_id,
             name: new.name,
             phone: new.phone,
+            language: Some(new.language),
             created_at: at,
             updated_at: at,
         }

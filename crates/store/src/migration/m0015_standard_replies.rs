@@ -1,7 +1,8 @@
 //! Standard replies (统一口径) with their earlier versions; what each reply to a resident
 //! was (its method, the standard reply and version it came from); and a ticket's interim
 //! measure, told to the resident with every notice, and when the resident was last
-//! answered (a promised reply is kept by a reply).
+//! answered (a promised reply is kept by a reply); the language residents are told things
+//! in.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -86,7 +87,9 @@ impl MigrationTrait for Migration {
         // When the resident was last answered: a promised reply is kept by a reply.
         manager
             .alter_table(Table::alter().table("tickets").add_column(timestamp_with_time_zone_null("replied_at")).take())
-            .await
+            .await?;
+        // The language a resident is told things in (unset: the default).
+        manager.alter_table(Table::alter().table("residents").add_column(string_len_null("language", 16)).take()).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
