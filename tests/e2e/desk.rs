@@ -1014,25 +1014,7 @@ async fn a_common_area_report_is_linked_by_hand_to_an_incident_and_resolved_with
     let _dispatch = app.start_dispatch().await;
     let (agent, supervisor, dispatcher) =
         (app.world.agent.clone(), app.world.supervisor.clone(), app.world.dispatcher.clone());
-    let mut units = vec![app.world.unit_id.clone()];
-    for room in ["1204", "1205"] {
-        units.push(app.add_unit(room).await);
-    }
-    let mut reports = Vec::new();
-    for unit in &units {
-        let request =
-            pb::CreateTicketRequest { unit_id: unit.clone(), ..app.new_ticket("water_supply", "家里停水了") };
-        reports.push(app.create(request).await.id);
-    }
-    let mut incident_id = String::new();
-    for _ in 0..200 {
-        incident_id = app.get(&reports[2]).await.incident_id;
-        if !incident_id.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(!incident_id.is_empty(), "three units without water open an incident");
+    let (_, incident_id) = app.outage().await;
     // The lobby's report has no unit: the grouping cannot see it.
     let lobby = app.create(app.lobby_ticket(1)).await;
     let (lobby, _) = app.wait_dispatched(&lobby.id).await;

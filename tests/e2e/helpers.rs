@@ -368,6 +368,29 @@ impl App {
         self.directory.create_unit(authed(&token, request)).await.expect("add unit").into_inner().id
     }
 
+    /// Three units report no water: their reports, and the group incident dispatch opens
+    /// for them (a dispatch worker must be running).
+    pub async fn outage(&mut self) -> (Vec<String>, String) {
+        let mut units = vec![self.world.unit_id.clone()];
+        for room in ["1204", "1205"] {
+            units.push(self.add_unit(room).await);
+        }
+        let mut reports = Vec::new();
+        for unit in &units {
+            let request =
+                pb::CreateTicketRequest { unit_id: unit.clone(), ..self.new_ticket("water_supply", "家里停水了") };
+            reports.push(self.create(request).await.id);
+        }
+        for _ in 0..300 {
+            let incident_id = self.get(&reports[2]).await.incident_id;
+            if !incident_id.is_empty() {
+                return (reports, incident_id);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("three units without water opened no incident");
+    }
+
     /// Takes someone off duty.
     pub async fn off_duty(&mut self, staff_id: &str) {
         let token = self.world.admin.clone();

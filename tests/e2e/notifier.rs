@@ -675,25 +675,7 @@ async fn every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_reso
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
     let (plumber, supervisor) = (app.world.plumber.clone(), app.world.supervisor.clone());
-    let mut units = vec![app.world.unit_id.clone()];
-    for room in ["1204", "1205"] {
-        units.push(app.add_unit(room).await);
-    }
-    let mut reports = Vec::new();
-    for unit in &units {
-        let request =
-            pb::CreateTicketRequest { unit_id: unit.clone(), ..app.new_ticket("water_supply", "家里停水了") };
-        reports.push(app.create(request).await.id);
-    }
-    let mut incident_id = String::new();
-    for _ in 0..300 {
-        incident_id = app.get(&reports[2]).await.incident_id;
-        if !incident_id.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!incident_id.is_empty(), "three units without water open an incident");
+    let (reports, incident_id) = app.outage().await;
     let incident = app.get(&incident_id).await;
     let measure = pb::SetInterimMeasureRequest {
         ticket_id: incident.id.clone(),

@@ -643,18 +643,22 @@ mod tests {
         assert_eq!(find(&retired, &ReplySearch::default()).len(), 2);
     }
 
-    #[test]
-    fn a_ticket_fills_its_unit_number_department_and_local_expected_time() {
-        let at = DateTime::from_timestamp(1_796_000_000, 0).unwrap(); // 2026-11-30 00:53:20 UTC
-        let fill = Fill {
+    /// Unit 2-1203's ticket t-1, expected at 2026-11-30 00:53:20 UTC (08:53 China time).
+    fn fill(interim_measure: Option<&str>) -> Fill<'_> {
+        Fill {
             unit: "2-1203",
             ticket_no: "t-1",
             department: Some(Department::Engineering),
-            expected: Some(at),
+            expected: DateTime::from_timestamp(1_796_000_000, 0),
             property_name: "阳光花园",
             utc_offset_minutes: 480,
-            interim_measure: None,
-        };
+            interim_measure,
+        }
+    }
+
+    #[test]
+    fn a_ticket_fills_its_unit_number_department_and_local_expected_time() {
+        let fill = fill(None);
         let template = Template::parse("{property} {unit} {ticket_no} {department} {expected_time}").unwrap();
         assert_eq!(template.render(&fill.values("zh-CN")).unwrap(), "阳光花园 2-1203 t-1 工程部 11月30日 08:53");
         assert_eq!(
@@ -676,16 +680,7 @@ mod tests {
 
     #[test]
     fn a_notice_uses_the_librarys_reply_else_its_own_words_and_always_says_the_interim_measure() {
-        let at = DateTime::from_timestamp(1_796_000_000, 0).unwrap(); // 08:53 China time
-        let fill = Fill {
-            unit: "2-1203",
-            ticket_no: "t-1",
-            department: Some(Department::Engineering),
-            expected: Some(at),
-            property_name: "阳光花园",
-            utc_offset_minutes: 480,
-            interim_measure: Some("2号门临时供水车"),
-        };
+        let fill = fill(Some("2号门临时供水车"));
         for notice in Notice::ALL {
             for language in ["zh-CN", "en"] {
                 let (text, source) = notice.words(None, &fill, language);
