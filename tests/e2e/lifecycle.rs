@@ -72,6 +72,7 @@ async fn a_burst_pipe_is_p1_with_a_15_minute_on_site_deadline(backend: Backend) 
         "taken from the resident"
     );
     assert_eq!(ticket.priority, pb::Priority::P1 as i32);
+    assert_eq!(ticket.urgency_rule, "burst_pipe", "the rule that raised it is recorded");
     assert_eq!(ticket.state, pb::TicketState::New as i32);
     assert_eq!(ticket.unit_label, app.world.unit_label);
     let deadlines = ticket.deadlines.expect("deadlines");
@@ -85,6 +86,11 @@ async fn a_burst_pipe_is_p1_with_a_15_minute_on_site_deadline(backend: Backend) 
         .unwrap()
         .into_inner();
     assert_eq!(fetched, ticket);
+    // Words are read as words: a guard losing his temper (发火) is no fire.
+    let temper = app.create(app.new_ticket("service_attitude", "保安对我发火")).await;
+    assert_eq!((temper.priority, temper.urgency_rule.as_str()), (pb::Priority::P3 as i32, ""));
+    let burst = app.create(app.new_ticket("plumbing", "厨房水管爆了")).await;
+    assert_eq!((burst.priority, burst.urgency_rule.as_str()), (pb::Priority::P1 as i32, "burst_pipe"));
 }
 
 async fn list_walks_every_page_once_in_a_stable_order(backend: Backend) {

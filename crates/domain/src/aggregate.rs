@@ -162,6 +162,8 @@ pub struct TicketFacts {
     /// What stands in for the service meanwhile (the water tanker at gate 2): told to the
     /// resident with every notice.
     pub interim_measure: Option<String>,
+    /// The urgent-word rule that raised the priority, if one did (e.g. "fire").
+    pub urgency_rule: Option<String>,
 }
 
 impl TicketFacts {
@@ -490,7 +492,8 @@ impl Ticket {
             return Err(RuleViolation::OnlyEnquiriesAnsweredOnTheSpot);
         }
         let text = format!("{}\n{}", report.title, report.description);
-        let decided = policy.urgency.decide(report.category_default, report.requested_priority, &text);
+        let rules = policy.urgency_for(&report.property_id);
+        let decided = rules.decide(report.category_default, report.requested_priority, &text);
         let title = if report.title.trim().is_empty() {
             report.description.lines().next().unwrap_or_default().chars().take(DEFAULT_TITLE_CHARS).collect()
         } else {
@@ -531,11 +534,14 @@ impl Ticket {
             clock_cycle: 0,
             duplicate_of: None,
             interim_measure: None,
+            urgency_rule: decided.raised_by.as_ref().map(|r| r.rule.clone()),
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
-        let note = match &decided.raised_by_keyword {
-            Some(keyword) => format!("priority {} (urgent keyword \"{keyword}\")", decided.priority),
+        let note = match &decided.raised_by {
+            Some(raised) => {
+                format!("priority {} (urgent rule {}: \"{}\")", decided.priority, raised.rule, raised.keyword)
+            }
             None => format!("priority {}", decided.priority),
         };
         let mut events = vec![Recorded {
@@ -607,6 +613,7 @@ impl Ticket {
             clock_cycle: 0,
             duplicate_of: None,
             interim_measure: None,
+            urgency_rule: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -1036,7 +1043,11 @@ impl Ticket {
             Some(asked) => asked,
             None => {
                 let base = category_default.map_or(facts.priority, |d| d.most_urgent(facts.priority));
-                policy.urgency.decide(base, Some(base), &urgent_text).priority
+                let decided = policy.urgency_for(&facts.property_id).decide(base, Some(base), &urgent_text);
+                if let Some(raised) = decided.raised_by {
+                    facts.urgency_rule = Some(raised.rule);
+                }
+                decided.priority
             }
         };
         if priority != facts.priority {

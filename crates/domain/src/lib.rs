@@ -37,5 +37,5 @@ pub use policy::Policy;
 pub use routing::RoutingRules;
 pub use sla::{Deadlines, ServiceLevel, SlaPolicy};
 pub use ticket::{Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState};
-pub use urgency::{KeywordRule, UrgencyRules};
+pub use urgency::{KeywordRule, Raised, UrgencyRules};
 pub use validation::{FieldViolation, Violations};

@@ -30,6 +30,9 @@ pub struct Policy {
     /// Working hours by property id.
     #[serde(default)]
     pub property_working_hours: BTreeMap<String, WorkingHours>,
+    /// Urgent-word rules by property id (replacing `urgency` there).
+    #[serde(default)]
+    pub property_urgency: BTreeMap<String, UrgencyRules>,
 }
 
 impl Policy {
@@ -45,12 +48,21 @@ impl Policy {
         for (property, hours) in &self.property_working_hours {
             hours.validate().map_err(|e| format!("property_working_hours.{property}.{e}"))?;
         }
+        self.urgency.validate().map_err(|e| format!("urgency.{e}"))?;
+        for (property, rules) in &self.property_urgency {
+            rules.validate().map_err(|e| format!("property_urgency.{property}.{e}"))?;
+        }
         for (index, rule) in self.routing.overrides.iter().enumerate() {
             if let Some(code) = rule.categories.iter().find(|c| self.categories.get(c).is_none()) {
                 return Err(format!("routing.overrides[{index}]: unknown category `{code}`"));
             }
         }
         Ok(())
+    }
+
+    /// The urgent-word rules of a property.
+    pub fn urgency_for(&self, property_id: &str) -> &UrgencyRules {
+        self.property_urgency.get(property_id).unwrap_or(&self.urgency)
     }
 
     /// The working hours of a property.
@@ -111,6 +123,20 @@ mod tests {
         let mut ladder = Policy::default();
         ladder.escalation.reminder_percent = 0;
         assert!(ladder.validate().is_err_and(|e| e.starts_with("escalation.")));
+
+        // A property may read urgency its own way; its rules are checked like the others.
+        let mut urgency = Policy::default();
+        let mut own = crate::urgency::UrgencyRules::default();
+        own.rules.retain(|r| r.name != "fire");
+        urgency.property_urgency.insert("p-9".into(), own);
+        assert_eq!(urgency.validate(), Ok(()));
+        let fire = "厨房着火了";
+        assert_eq!(urgency.urgency_for("p-1").decide(Priority::P3, None, fire).priority, Priority::P1);
+        assert_eq!(urgency.urgency_for("p-9").decide(Priority::P3, None, fire).priority, Priority::P3);
+        if let Some(rules) = urgency.property_urgency.get_mut("p-9") {
+            rules.rules[0].keywords.push("火".into());
+        }
+        assert!(urgency.validate().is_err_and(|e| e.starts_with("property_urgency.p-9.")));
         let mut catalog = Policy::default();
         catalog.categories.categories.clear();
         assert!(catalog.validate().is_err_and(|e| e.starts_with("categories")));

@@ -93,6 +93,7 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
         repeat_fault: t.repeat_fault,
         duplicate_of_id: t.duplicate_of.clone().unwrap_or_default(),
         interim_measure: t.interim_measure.clone().unwrap_or_default(),
+        urgency_rule: t.urgency_rule.clone().unwrap_or_default(),
         deadlines: Some(pb::Deadlines {
             acknowledge_by: optional_timestamp(t.deadlines.acknowledge_by),
             on_site_by: optional_timestamp(t.deadlines.on_site_by),

@@ -1110,6 +1110,7 @@ const NOT_UPDATABLE: &[&str] = &[
     "is_incident",
     "follow_ups",
     "interim_measure",
+    "urgency_rule",
 ];
 
 /// Checks an update's mask and every field it names; the violations list every bad one.

@@ -77,6 +77,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         clock_cycle: 0,
         duplicate_of: None,
         interim_measure: None,
+        urgency_rule: None,
     }
 }
 

@@ -73,7 +73,8 @@ fn logging_decides_priority_clocks_and_title_from_the_report() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, EventType::Created);
     assert_eq!((events[0].from, events[0].to), (None, TicketState::New));
-    assert_eq!(events[0].note, "priority p1 (urgent keyword \"爆管\")");
+    assert_eq!(events[0].note, "priority p1 (urgent rule burst_pipe: \"爆管\")");
+    assert_eq!(ticket.urgency_rule.as_deref(), Some("burst_pipe"));
 
     let (plain, events) =
         Ticket::log(report(TicketKind::Repair, "plumbing", "Tap", "drips"), &policy, agent(), at(0)).unwrap();

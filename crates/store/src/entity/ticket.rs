@@ -76,6 +76,8 @@ pub struct Model {
     pub interim_measure: Option<String>,
     /// When the resident was last answered (cleared by a new promise).
     pub replied_at: Option<DateTimeUtc>,
+    /// The urgent-word rule that raised the priority, if one did.
+    pub urgency_rule: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -154,6 +156,7 @@ impl Model {
             duplicate_of: t.duplicate_of.clone(),
             interim_measure: t.interim_measure.clone(),
             replied_at: t.times.replied_at,
+            urgency_rule: t.urgency_rule.clone(),
         }
     }
 
@@ -224,6 +227,7 @@ impl Model {
             clock_cycle: self.clock_cycle,
             duplicate_of: self.duplicate_of,
             interim_measure: self.interim_measure,
+            urgency_rule: self.urgency_rule,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

@@ -2,7 +2,7 @@
 //! was (its method, the standard reply and version it came from); and a ticket's interim
 //! measure, told to the resident with every notice, and when the resident was last
 //! answered (a promised reply is kept by a reply); the language residents are told things
-//! in.
+//! in; the urgent-word rule that raised a ticket.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -89,7 +89,13 @@ impl MigrationTrait for Migration {
             .alter_table(Table::alter().table("tickets").add_column(timestamp_with_time_zone_null("replied_at")).take())
             .await?;
         // The language a resident is told things in (unset: the default).
-        manager.alter_table(Table::alter().table("residents").add_column(string_len_null("language", 16)).take()).await
+        manager
+            .alter_table(Table::alter().table("residents").add_column(string_len_null("language", 16)).take())
+            .await?;
+        // The urgent-word rule that raised a ticket's priority.
+        manager
+            .alter_table(Table::alter().table("tickets").add_column(string_len_null("urgency_rule", 64)).take())
+            .await
     }
 
     fn use_transaction(&self) -> Option<bool> {
