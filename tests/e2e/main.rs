@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod cases;
 mod desk;
 mod dev_mode;
 mod dispatching;

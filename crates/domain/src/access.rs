@@ -30,6 +30,8 @@ pub enum Operation {
     LowerPriority,
     /// Answer the resident (a public reply).
     Reply,
+    /// Keep a case record: parties, steps, waiting on an outside party (the assignee too).
+    ManageCase,
     /// Write a property's standard replies.
     EditReplies,
     Move(Move),
@@ -82,6 +84,8 @@ impl Actor {
             Operation::Correct => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "correct others' tickets"),
             Operation::LowerPriority => (&[Supervisor, Manager, Admin], "lower a priority"),
             Operation::Reply => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "answer residents"),
+            Operation::ManageCase if is_assignee => return Ok(()),
+            Operation::ManageCase => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "keep case records"),
             Operation::EditReplies => (&[Supervisor, Manager, Admin], "edit standard replies"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::case::{Case, CaseError, CaseStep, Party, Waiting, check_review};
 use crate::follow_up::ReplyMethod;
 use crate::lifecycle::{Lifecycle, Move, TransitionError};
 use crate::policy::Policy;
@@ -164,6 +165,8 @@ pub struct TicketFacts {
     pub interim_measure: Option<String>,
     /// The urgent-word rule that raised the priority, if one did (e.g. "fire").
     pub urgency_rule: Option<String>,
+    /// The case record of a long matter, once it has one.
+    pub case: Option<Case>,
 }
 
 impl TicketFacts {
@@ -225,6 +228,8 @@ coded_enum!(
         DeadlineNear => "deadline_near",
         /// It repeats another ticket, which carries the work.
         Duplicate => "duplicate",
+        /// Put on hold to wait on an outside party (居委会, police, the developer...).
+        WaitingOnOutsideParty => "waiting_on_outside_party",
     }
 );
 
@@ -274,6 +279,8 @@ pub struct Recorded {
     pub changes: Vec<FieldChange>,
     /// How the resident was answered (a reply, an on-the-spot answer).
     pub reply: Option<ReplySent>,
+    /// A step of the ticket's case.
+    pub step: Option<CaseStep>,
 }
 
 /// One field a correction changed.
@@ -334,6 +341,10 @@ pub enum RuleViolation {
     NoContact(ReplyMethod),
     #[error("moving a promised reply time needs a reason: the resident is told it")]
     PromiseMovedWithoutReason,
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error("the ticket has no case yet: add a party first")]
+    NoCase,
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -535,6 +546,7 @@ impl Ticket {
             duplicate_of: None,
             interim_measure: None,
             urgency_rule: decided.raised_by.as_ref().map(|r| r.rule.clone()),
+            case: None,
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
@@ -554,6 +566,7 @@ impl Ticket {
             at: now,
             changes: Vec::new(),
             reply: None,
+            step: None,
         }];
         if let Some(answer) = report.answer_on_the_spot {
             ticket.facts.department = Some(Department::CustomerService);
@@ -614,6 +627,7 @@ impl Ticket {
             duplicate_of: None,
             interim_measure: None,
             urgency_rule: None,
+            case: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -625,6 +639,7 @@ impl Ticket {
             at: now,
             changes: Vec::new(),
             reply: None,
+            step: None,
         };
         let events = vec![
             event(EventType::Created, None, TicketState::New, format!("incident of {units} units")),
@@ -652,7 +667,18 @@ impl Ticket {
         self.facts.lifecycle = self.facts.lifecycle.apply(mv)?;
         self.touch(now);
         let to = self.facts.lifecycle.state;
-        Ok(Recorded { event_type, cause, from: Some(from), to, by, note, at: now, changes: Vec::new(), reply: None })
+        Ok(Recorded {
+            event_type,
+            cause,
+            from: Some(from),
+            to,
+            by,
+            note,
+            at: now,
+            changes: Vec::new(),
+            reply: None,
+            step: None,
+        })
     }
 
     /// An event that changes no state.
@@ -675,6 +701,7 @@ impl Ticket {
             at: now,
             changes: Vec::new(),
             reply: None,
+            step: None,
         }
     }
 
@@ -807,6 +834,83 @@ impl Ticket {
             self.facts.deadlines = self.facts.deadlines.shifted_by(now - since);
             self.facts.times.clocks_from += now - since;
         }
+        self.stop_waiting(now);
+        Ok(vec![event])
+    }
+
+    /// Ends a wait on an outside party: its time is counted apart.
+    fn stop_waiting(&mut self, now: DateTime<Utc>) {
+        if let Some(case) = &mut self.facts.case
+            && let Some(waiting) = case.waiting.take()
+        {
+            case.waited_secs += (now - waiting.since).num_seconds().max(0);
+        }
+    }
+
+    /// Adds a party to the ticket's case (opening the case with its first party).
+    pub fn add_case_party(&mut self, party: Party, by: By, now: DateTime<Utc>) -> Vec<Recorded> {
+        // Ids only: a resident party's name is personal data.
+        let note = format!("{} joined the case as party {}", party.kind, party.id);
+        self.facts.case.get_or_insert_with(Case::default).parties.push(party);
+        self.touch(now);
+        vec![self.remark(EventType::CaseUpdated, Some(Cause::Staff), by, note, now)]
+    }
+
+    /// Records a step of the case (it happened at `step.at`, not after now) with the parties
+    /// of the case it involved, and what is to happen next.
+    pub fn record_case_step(
+        &mut self,
+        step: CaseStep,
+        next: Option<(String, Option<DateTime<Utc>>)>,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let case = self.facts.case.as_mut().ok_or(RuleViolation::NoCase)?;
+        if step.at > now {
+            return Err(CaseError::StepInFuture.into());
+        }
+        if let Some(unknown) = step.party_ids.iter().find(|id| case.party(id).is_none()) {
+            return Err(CaseError::UnknownParty(unknown.clone()).into());
+        }
+        if let Some((_, Some(due))) = &next
+            && *due <= now
+        {
+            return Err(CaseError::NextStepDueInPast.into());
+        }
+        if let Some((next_step, due)) = next {
+            case.next_step = next_step;
+            case.next_step_due = due;
+        }
+        self.touch(now);
+        let mut event = self.remark(EventType::CaseStep, Some(Cause::Staff), by, step.what.clone(), now);
+        event.step = Some(step);
+        Ok(vec![event])
+    }
+
+    /// Waits on an outside party of the case: the work goes on hold (its clocks pause), for
+    /// `reason`, until the owner reviews it by `review_by` (within 90 days).
+    pub fn wait_on(
+        &mut self,
+        party_id: &str,
+        reason: String,
+        review_by: DateTime<Utc>,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let case = self.facts.case.as_ref().ok_or(RuleViolation::NoCase)?;
+        let party = case.party(party_id).ok_or_else(|| CaseError::UnknownParty(party_id.to_owned()))?;
+        if !party.kind.is_outside() {
+            return Err(CaseError::NotOutside(party_id.to_owned()).into());
+        }
+        check_review(review_by, now)?;
+        let note =
+            format!("waiting on {} ({}): {reason}; review by {}", party.name, party.kind, review_by.to_rfc3339());
+        let event =
+            self.step(Move::PutOnHold, EventType::PutOnHold, Some(Cause::WaitingOnOutsideParty), by, note, now)?;
+        self.facts.times.on_hold_since = Some(now);
+        if let Some(case) = &mut self.facts.case {
+            case.waiting = Some(Waiting { party_id: party_id.to_owned(), reason, review_by, since: now });
+        }
         Ok(vec![event])
     }
 
@@ -856,7 +960,9 @@ impl Ticket {
     }
 
     pub fn cancel(&mut self, by: By, note: String, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
-        Ok(vec![self.step(Move::Cancel, EventType::Cancelled, None, by, note, now)?])
+        let event = self.step(Move::Cancel, EventType::Cancelled, None, by, note, now)?;
+        self.stop_waiting(now);
+        Ok(vec![event])
     }
 
     /// Reopens resolved or closed work by hand: new work, its clocks start again.

@@ -26,6 +26,8 @@ coded_enum!(
         Callback => "callback",
         /// The reply time an agent promised the resident (a complex request).
         PromisedReply => "promised_reply",
+        /// The date the owner reviews a wait on an outside party.
+        Review => "review",
     }
 );
 
@@ -112,9 +114,12 @@ pub struct ClockFacts {
     pub running: Deadlines,
     /// The reply promised to the resident, while it is owed.
     pub promise: Option<Promise>,
+    /// The review date of a wait on an outside party, while it waits.
+    pub review: Option<Promise>,
 }
 
-/// A reply time promised to the resident: its own allowance, from when its clocks started.
+/// A time set by hand (a reply promised to the resident, a review date): its own
+/// allowance, from when it was set or the ticket's clocks started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promise {
     pub due: DateTime<Utc>,
@@ -137,8 +142,8 @@ pub fn allowance_secs(sla: &SlaPolicy, priority: Priority, clock: Clock) -> Opti
         Clock::Resolve => Some(level.resolve_secs),
         Clock::FirstReply => Some(sla.complaint_first_reply_secs),
         Clock::Callback => Some(sla.callback_secs),
-        // Each promise has its own (see `Promise`).
-        Clock::PromisedReply => None,
+        // Each promise and review date has its own (see `Promise`).
+        Clock::PromisedReply | Clock::Review => None,
     }
 }
 
@@ -156,6 +161,13 @@ pub struct Progress {
     pub promised_reply_at: Option<DateTime<Utc>>,
     /// A reply was sent since the promise was given.
     pub replied: bool,
+    /// The review date of a wait on an outside party, while it waits.
+    pub review_by: Option<DateTime<Utc>>,
+}
+
+/// The review date still owed: while the ticket waits (on hold) on an outside party.
+pub fn running_review(progress: &Progress) -> Option<DateTime<Utc>> {
+    progress.review_by.filter(|_| progress.state == TicketState::OnHold)
 }
 
 /// The promised reply still owed: while the ticket is open (and not on hold), until a
@@ -201,13 +213,15 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
     ]
     .map(|(clock, deadline)| (clock, deadline, allowance_secs(sla, ticket.priority, clock)))
     .into_iter()
-    .chain(ticket.promise.map(|p| (Clock::PromisedReply, Some(p.due), Some(p.allowance_secs))));
+    .chain(ticket.promise.map(|p| (Clock::PromisedReply, Some(p.due), Some(p.allowance_secs))))
+    .chain(ticket.review.map(|p| (Clock::Review, Some(p.due), Some(p.allowance_secs))));
     // Working-hours tickets are not chased outside working hours; callbacks never are
     // (they are made by the desk, in its hours). A promise is a time the resident was
     // given: it runs on the wall clock.
-    let held = |clock: Clock| (level.working_hours_only && clock != Clock::PromisedReply) || clock == Clock::Callback;
+    let set_by_hand = |clock: Clock| matches!(clock, Clock::PromisedReply | Clock::Review);
+    let held = |clock: Clock| (level.working_hours_only && !set_by_hand(clock)) || clock == Clock::Callback;
     // The desk's own commitments: its agent is reminded, the resident is not told again.
-    let desk = |clock: Clock| matches!(clock, Clock::Callback | Clock::PromisedReply);
+    let desk = |clock: Clock| matches!(clock, Clock::Callback | Clock::PromisedReply | Clock::Review);
     let manager_at_breach = (ladder.manager_at_breach_for_p1 && ticket.priority == Priority::P1)
         || (ladder.manager_at_breach_for_incidents && ticket.is_incident);
     let mut alarms = Vec::new();
@@ -218,7 +232,7 @@ pub fn plan(sla: &SlaPolicy, ladder: &EscalationPolicy, hours: &WorkingHours, ti
             |percent: u32| TimeDelta::milliseconds(allowance.saturating_mul(10).saturating_mul(i64::from(percent)));
         let allowance = TimeDelta::seconds(allowance);
         // Shares of a working-hours allowance are counted in working time.
-        let working = level.working_hours_only && clock != Clock::PromisedReply;
+        let working = level.working_hours_only && !set_by_hand(clock);
         let before = |span: TimeDelta| if working { hours.sub_working(deadline, span) } else { deadline - span };
         let after = |span: TimeDelta| if working { hours.add_working(deadline, span) } else { deadline + span };
         let when = |at: DateTime<Utc>| if held(clock) { hours.next_opening(at) } else { at };
@@ -296,7 +310,7 @@ mod tests {
     }
 
     fn facts(priority: Priority, running: Deadlines) -> ClockFacts {
-        ClockFacts { priority, is_incident: false, running, promise: None }
+        ClockFacts { priority, is_incident: false, running, promise: None, review: None }
     }
 
     #[test]
@@ -392,7 +406,10 @@ mod tests {
             deadlines: all,
             promised_reply_at: Some(at(6, 0, 0)),
             replied: false,
+            review_by: Some(at(7, 0, 0)),
         };
+        assert_eq!(running_review(&progress(TicketState::OnHold, true, false)), Some(at(7, 0, 0)));
+        assert_eq!(running_review(&progress(TicketState::Accepted, true, false)), None, "runs only while waiting");
         assert_eq!(running_promise(&progress(TicketState::Dispatched, false, false)), Some(at(6, 0, 0)));
         assert_eq!(running_promise(&progress(TicketState::OnHold, true, false)), None);
         assert_eq!(running_promise(&progress(TicketState::Resolved, true, true)), None);

@@ -8,6 +8,7 @@ pub mod access;
 pub mod aggregate;
 pub mod assignment;
 pub mod calendar;
+pub mod case;
 pub mod category;
 pub mod dispatching;
 pub mod follow_up;

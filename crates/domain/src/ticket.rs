@@ -195,6 +195,10 @@ coded_enum!(
         Replied => "replied",
         /// An interim measure was recorded (or withdrawn): the resident is told it.
         InterimMeasureSet => "interim_measure_set",
+        /// A party joined the ticket's case.
+        CaseUpdated => "case_updated",
+        /// A step of the case's timeline: what was done, with whom, what came of it.
+        CaseStep => "case_step",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -6,6 +6,7 @@
 //! knows no database (the store hands it history events as [`HistoryEvent`]s).
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::case::{CaseStep, PartyKind};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::replies::ReplySent;
 use propdesk_domain::{
@@ -56,14 +57,17 @@ wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
-    DuplicateAdded, Replied, InterimMeasureSet
+    DuplicateAdded, Replied, InterimMeasureSet, CaseUpdated, CaseStep
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
+wire_enum!(PartyKind <=> CasePartyKind {
+    Resident, ResidentsCommittee, OwnersCommittee, Police, UrbanManagement, Developer, Other
+});
 wire_enum!(FollowUpState <=> FollowUpState { Open, Done, Cancelled });
 wire_enum!(ReplyMethod <=> ReplyMethod { Letter, AppMessage, PhoneCall, CallOrVisit });
 wire_enum!(Cause <=> EventCause {
     Staff, CallbackSatisfied, CallbackUnsatisfied, AnsweredOnTheSpot, IncidentResolved, DeadlineMissed, DeadlineNear,
-    Duplicate
+    Duplicate, WaitingOnOutsideParty
 });
 
 /// The wire number of an optional domain value (0, `_UNSPECIFIED`, for none).
@@ -106,6 +110,8 @@ pub struct HistoryEvent {
     pub changes: Vec<FieldChange>,
     /// How the resident was answered (a reply, an on-the-spot answer).
     pub reply: Option<ReplySent>,
+    /// A step of the ticket's case.
+    pub step: Option<CaseStep>,
 }
 
 /// A history event on the wire (history, watch stream and bus payload alike).
@@ -137,6 +143,18 @@ pub fn event_to_wire(e: &HistoryEvent) -> pb::TicketEvent {
             standard_reply_id: sent.standard.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
             standard_reply_version: sent.standard.as_ref().map_or(0, |s| s.version),
         }),
+        case_step: e.step.as_ref().map(|step| case_step_to_wire(step, &e.actor_id)),
+    }
+}
+
+/// A case step on the wire.
+pub fn case_step_to_wire(step: &CaseStep, recorded_by: &str) -> pb::CaseStep {
+    pb::CaseStep {
+        at: Some(timestamp(step.at)),
+        what: step.what.clone(),
+        party_ids: step.party_ids.clone(),
+        outcome: step.outcome.clone(),
+        recorded_by: recorded_by.to_owned(),
     }
 }
 
@@ -240,6 +258,7 @@ mod tests {
             priority: Priority::P2,
             changes: vec![FieldChange { field: "category".into(), before: "plumbing".into(), after: "noise".into() }],
             reply: None,
+            step: None,
         };
         let message = event_message(&event);
         assert_eq!((message.message_id.as_str(), message.routing_key.as_str()), ("e-1", "ticket.reopened"));

@@ -2,9 +2,12 @@
 //! propdesk-events). Proto types stop here: nothing below intake sees them.
 
 use chrono::{DateTime, Utc};
+use propdesk_domain::case::Case;
 use propdesk_domain::privacy::{mask_name, mask_phone, may_see_contact_details};
 use propdesk_domain::{Actor, Ticket, Violations};
-pub use propdesk_events::{UnknownWireValue, WireEnum, code_to_wire, event_to_wire, timestamp, to_wire_or_unspecified};
+pub use propdesk_events::{
+    UnknownWireValue, WireEnum, case_step_to_wire, code_to_wire, event_to_wire, timestamp, to_wire_or_unspecified,
+};
 use propdesk_proto::v1 as pb;
 use propdesk_store::entity::follow_up;
 use prost_types::Timestamp;
@@ -55,6 +58,40 @@ fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
 }
 
+/// A case as a viewer may see it (`clear`: they see contact details): a resident party's
+/// name and contact masked otherwise; an organisation's are not personal data.
+pub fn case_to_wire(case: &Case, clear: bool) -> pb::Case {
+    let parties = case
+        .parties
+        .iter()
+        .map(|p| {
+            let shown = clear || p.kind.is_outside();
+            pb::CaseParty {
+                id: p.id.clone(),
+                kind: p.kind.to_wire(),
+                side: p.side.clone(),
+                unit_id: text(&p.unit_id),
+                resident_id: text(&p.resident_id),
+                name: if shown { p.name.clone() } else { mask_name(&p.name) },
+                contact: if shown { p.contact.clone() } else { mask_phone(&p.contact) },
+            }
+        })
+        .collect();
+    pb::Case {
+        parties,
+        next_step: case.next_step.clone(),
+        next_step_due: optional_timestamp(case.next_step_due),
+        waiting: case.waiting.as_ref().map(|w| pb::CaseWaiting {
+            party_id: w.party_id.clone(),
+            reason: w.reason.clone(),
+            review_by: Some(timestamp(w.review_by)),
+            since: Some(timestamp(w.since)),
+        }),
+        waited_seconds: case.waited_secs,
+        steps: Vec::new(),
+    }
+}
+
 /// A ticket as `viewer` may see it: contact details masked unless their role needs them.
 pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
     let is_assignee = t.assignee_id.as_deref() == Some(viewer.staff_id.as_str());
@@ -94,6 +131,7 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
         duplicate_of_id: t.duplicate_of.clone().unwrap_or_default(),
         interim_measure: t.interim_measure.clone().unwrap_or_default(),
         urgency_rule: t.urgency_rule.clone().unwrap_or_default(),
+        case: t.case.as_ref().map(|case| case_to_wire(case, clear)),
         deadlines: Some(pb::Deadlines {
             acknowledge_by: optional_timestamp(t.deadlines.acknowledge_by),
             on_site_by: optional_timestamp(t.deadlines.on_site_by),

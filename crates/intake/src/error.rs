@@ -137,6 +137,8 @@ impl From<RuleViolation> for ApiError {
                 ApiError::precondition(ErrorReason::HasDuplicates, "ticket", err.to_string())
             }
             RuleViolation::PromiseMovedWithoutReason => ApiError::field("reason", err.to_string()),
+            RuleViolation::Case(ref refused) => ApiError::field(refused.field(), err.to_string()),
+            RuleViolation::NoCase => ApiError::precondition(ErrorReason::NoCase, "ticket", err.to_string()),
             RuleViolation::NoContact(method) => ApiError::Precondition {
                 reason: ErrorReason::NoContact,
                 subject: "method",

@@ -139,7 +139,7 @@ impl ReportApi {
         let now = propdesk_store::now();
         let previous = ReportScope { start: period.previous().start, end: period.previous().end, ..scope.clone() };
         // Independent passes, run side by side on the pool.
-        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue, replies) = tokio::try_join!(
+        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue, replies, waited) = tokio::try_join!(
             store.request_figures(scope, now),
             store.categories(&previous),
             store.clock_percentiles(scope, ReportClock::Acknowledge),
@@ -149,6 +149,7 @@ impl ReportApi {
             store.escalations_by_level(scope),
             store.overdue_open_by_department(&scope.property_id, scope.department, now),
             store.replies_sent(scope),
+            store.waited_on_outside_parties(scope),
         )?;
         let enquiries =
             figures.by_kind.iter().find(|(kind, _)| kind == TicketKind::Enquiry.code()).map_or(0, |(_, n)| *n);
@@ -199,6 +200,8 @@ impl ReportApi {
             standard_reply_share: share(replies.standard, replies.total),
             standard_replies_used: counts(replies.by_code),
             answered_on_the_spot_share: share(figures.answered_on_the_spot, u64::try_from(enquiries).unwrap_or(0)),
+            tickets_waited_on_outside_parties: wide(waited.0),
+            waited_on_outside_parties_seconds: wide(waited.1),
         })
     }
 
@@ -297,6 +300,8 @@ pub fn report_csv(report: &pb::ServiceReport) -> Vec<String> {
         ("replies_sent", report.replies_sent.to_string()),
         ("standard_reply_share", report.standard_reply_share.to_string()),
         ("answered_on_the_spot_share", report.answered_on_the_spot_share.to_string()),
+        ("tickets_waited_on_outside_parties", report.tickets_waited_on_outside_parties.to_string()),
+        ("waited_on_outside_parties_seconds", report.waited_on_outside_parties_seconds.to_string()),
     ];
     sections.push(totals.iter().map(|(key, value)| line("totals", key, value.clone(), String::new())).collect());
     sections.push(

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
+use propdesk_domain::case::{CaseStep, Party, PartyKind};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
+use propdesk_domain::privacy::may_see_contact_details;
 use propdesk_domain::replies::{Fill, ReplySent, StandardReplyRef};
 use propdesk_domain::search::Query;
-use propdesk_domain::validation::{MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
+use propdesk_domain::validation::{MAX_ADDRESS, MAX_DESCRIPTION, MAX_LOCATION, MAX_NAME, MAX_NOTE, MAX_TITLE};
 use propdesk_domain::{
     Actor, By, Channel, Department, Move, Operation, Priority, Recorded, RuleViolation, Satisfaction, Ticket,
     TicketKind, TicketState, Violations,
@@ -29,7 +31,10 @@ use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
-use crate::convert::{event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum, ticket_to_wire};
+use crate::convert::{
+    case_step_to_wire, case_to_wire, event_to_wire, follow_up_to_wire, from_timestamp, optional_enum, required_enum,
+    ticket_to_wire,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{check_request_id, fingerprint, mismatch};
 use crate::paging;
@@ -744,6 +749,140 @@ impl TicketService for TicketApi {
         Ok(Response::new(ticket))
     }
 
+    async fn add_case_party(&self, request: Request<pb::AddCasePartyRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let given = body.party.unwrap_or_default();
+        let kind = required_enum::<PartyKind>(&mut v, "party.kind", given.kind);
+        v.required_text("party.name", &given.name, MAX_NAME);
+        v.optional_text("party.contact", &given.contact, MAX_ADDRESS);
+        let resident = kind == Some(PartyKind::Resident);
+        if resident && !matches!(given.side.as_str(), "a" | "b") {
+            v.add("party.side", "is required for a resident: \"a\" or \"b\", the side of the matter");
+        }
+        if !resident && !given.side.is_empty() {
+            v.add("party.side", "is only for residents");
+        }
+        let unit_id = v.optional_id("party.unit_id", &given.unit_id);
+        let resident_id = v.optional_id("party.resident_id", &given.resident_id);
+        // The unit and resident must be of the ticket's property: read here, compared once
+        // the ticket is.
+        let unit = match &unit_id {
+            Some(id) => self.state.places.unit(&self.state.store, id).await.map_err(ApiError::from)?,
+            None => None,
+        };
+        if unit_id.is_some() && unit.is_none() {
+            v.add("party.unit_id", "no such unit");
+        }
+        let known = match &resident_id {
+            Some(id) => self.state.store.find::<resident::Model>(id).await.map_err(ApiError::from)?,
+            None => None,
+        };
+        if resident_id.is_some() && known.is_none() {
+            v.add("party.resident_id", "no such resident");
+        }
+        let party = Party {
+            id: new_id(),
+            kind: kind.unwrap_or(PartyKind::Other),
+            side: given.side,
+            unit_id,
+            resident_id,
+            name: given.name,
+            contact: given.contact,
+        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let ticket = self
+            .change(&actor, change, v, Operation::ManageCase, move |t, by, _note, now| {
+                if unit.is_some_and(|u| u.property_id != t.property_id) {
+                    return Err(ApiError::field("party.unit_id", "belongs to another property"));
+                }
+                if known.is_some_and(|r| r.property_id != t.property_id) {
+                    return Err(ApiError::field("party.resident_id", "belongs to another property"));
+                }
+                Ok(t.add_case_party(party, by, now))
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn record_case_step(
+        &self,
+        request: Request<pb::RecordCaseStepRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let step = body.step.unwrap_or_default();
+        let at = from_timestamp(&mut v, "step.at", step.at.as_ref());
+        if step.at.is_none() {
+            v.add("step.at", "is required: when it happened");
+        }
+        v.required_text("step.what", &step.what, MAX_NOTE);
+        v.optional_text("step.outcome", &step.outcome, MAX_NOTE);
+        v.optional_text("next_step", &body.next_step, MAX_NOTE);
+        let due = from_timestamp(&mut v, "next_step_due", body.next_step_due.as_ref());
+        if due.is_some() && body.next_step.trim().is_empty() {
+            v.add("next_step", "is required with a due date");
+        }
+        for (index, id) in step.party_ids.iter().enumerate() {
+            v.required_id(&format!("step.party_ids[{index}]"), id);
+        }
+        let next = (!body.next_step.trim().is_empty()).then(|| (body.next_step.clone(), due));
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let ticket = self
+            .change(&actor, change, v, Operation::ManageCase, move |t, by, _note, now| {
+                let at = at.ok_or(ApiError::Internal("validated step time missing".into()))?;
+                let step = CaseStep { at, what: step.what, party_ids: step.party_ids, outcome: step.outcome };
+                Ok(t.record_case_step(step, next, by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("ticket_id", &body.ticket_id);
+        v.into_result().map_err(ApiError::from)?;
+        let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
+        let case = ticket.case.as_ref().ok_or(ApiError::NotFound("case"))?;
+        let is_assignee = ticket.assignee_id.as_deref() == Some(actor.staff_id.as_str());
+        let mut wire = case_to_wire(case, may_see_contact_details(actor.role, is_assignee));
+        let history = self.state.store.history(&ticket.id).await.map_err(ApiError::from)?;
+        // In the order the steps happened (the history keeps the order they were recorded).
+        let mut steps: Vec<_> =
+            history.iter().filter_map(|e| e.step.as_ref().map(|step| (step, &e.actor_id))).collect();
+        steps.sort_by_key(|(step, _)| step.at);
+        wire.steps = steps.into_iter().map(|(step, by)| case_step_to_wire(step, by)).collect();
+        Ok(Response::new(wire))
+    }
+
+    async fn wait_on_outside_party(
+        &self,
+        request: Request<pb::WaitOnOutsidePartyRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let party_id = v.required_id("party_id", &body.party_id).unwrap_or_default();
+        v.required_text("reason", &body.reason, MAX_NOTE);
+        let review_by = from_timestamp(&mut v, "review_by", body.review_by.as_ref());
+        if body.review_by.is_none() {
+            v.add("review_by", "is required: when the owner looks again (within 90 days)");
+        }
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let reason = body.reason;
+        let ticket = self
+            .change(&actor, change, v, Operation::ManageCase, move |t, by, _note, now| {
+                let review_by = review_by.ok_or(ApiError::Internal("validated review date missing".into()))?;
+                Ok(t.wait_on(&party_id, reason, review_by, by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
     async fn set_interim_measure(
         &self,
         request: Request<pb::SetInterimMeasureRequest>,
@@ -1111,6 +1250,7 @@ const NOT_UPDATABLE: &[&str] = &[
     "follow_ups",
     "interim_measure",
     "urgency_rule",
+    "case",
 ];
 
 /// Checks an update's mask and every field it names; the violations list every bad one.

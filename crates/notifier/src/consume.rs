@@ -34,7 +34,7 @@ pub enum Outcome {
 /// A decoded bus message.
 #[derive(Debug, Clone)]
 pub enum Job {
-    Event(pb::TicketEvent),
+    Event(Box<pb::TicketEvent>),
     Alert(pb::Alert),
 }
 

@@ -50,7 +50,7 @@ async fn handle(notifier: &Notifier, deliveries: Vec<Delivery>) {
     for delivery in deliveries {
         let payload = &delivery.envelope.payload[..];
         let job = if delivery.envelope.routing_key.starts_with("ticket.") {
-            pb::TicketEvent::decode(payload).map(Job::Event)
+            pb::TicketEvent::decode(payload).map(|event| Job::Event(Box::new(event)))
         } else {
             pb::Alert::decode(payload).map(Job::Alert)
         };

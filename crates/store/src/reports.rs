@@ -626,6 +626,27 @@ impl Store {
         query
     }
 
+    /// The scope's requests that waited on outside parties, and the seconds they waited
+    /// (in waits that ended): time the centre rightly waited, apart from time worked.
+    pub async fn waited_on_outside_parties(&self, scope: &ReportScope) -> Result<(u64, u64), StoreError> {
+        use ticket::Column as C;
+        let row: Option<(i64, Option<i64>)> = ticket::Entity::find()
+            .select_only()
+            .column_as(C::Id.count(), "n")
+            // PostgreSQL sums a BIGINT as NUMERIC: back to BIGINT for both backends.
+            .column_as(
+                SimpleExpr::from(Func::cast_as(Func::sum(Expr::col(C::WaitedSecs)), Alias::new("BIGINT"))),
+                "waited",
+            )
+            .filter(scope.requests())
+            .filter(C::WaitedSecs.gt(0))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (count, waited) = row.map_or((0, 0), |(n, waited)| (n, waited.unwrap_or(0)));
+        Ok((u64::try_from(count).unwrap_or(0), u64::try_from(waited).unwrap_or(0)))
+    }
+
     /// Replies sent to residents in the period on the scope's property (and department):
     /// how many, and how many of each standard reply (by its code, most used first).
     pub async fn replies_sent(&self, scope: &ReportScope) -> Result<RepliesSent, StoreError> {

@@ -579,6 +579,7 @@ fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
         cause: event.cause,
         changes: event.changes.clone(),
         reply: event.reply.clone(),
+        step: event.step.clone(),
         actor_id: event.by.id().to_owned(),
         actor_role: event.by.role(),
         from_state: event.from,
@@ -610,6 +611,7 @@ fn event_row(id: &str, ticket: &TicketFacts, version: i64, event: &Recorded) -> 
         reply_method: Set(event.reply.as_ref().map(|r| r.method.code().to_owned())),
         standard_reply_id: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.id.clone())),
         standard_reply_version: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.version)),
+        case_step: Set(event.step.as_ref().map(|step| serde_json::to_string(step).unwrap_or_default())),
         actor_id: Set(event.by.id().to_owned()),
         actor_role: Set(event.by.role().map(|r| r.code().to_owned())),
         from_state: Set(event.from.map(|s| s.code().to_owned())),
@@ -655,6 +657,15 @@ fn history_event(row: &ticket_event::Model) -> Result<HistoryEvent, StoreError> 
                 })
             })?,
             None => Vec::new(),
+        },
+        step: match &row.case_step {
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+                StoreError::Unreadable(UnreadableTicket {
+                    ticket_id: row.ticket_id.clone(),
+                    detail: format!("case step of event {}: {e}", row.event_id),
+                })
+            })?),
+            None => None,
         },
         reply: match &row.reply_method {
             Some(method) => Some(ReplySent {

@@ -78,6 +78,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         duplicate_of: None,
         interim_measure: None,
         urgency_rule: None,
+        case: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn created(at: DateTime<Utc>) -> Recorded {
         at,
         changes: Vec::new(),
         reply: None,
+        step: None,
     }
 }
 

@@ -824,3 +824,56 @@ fn a_promised_reply_time_moves_only_with_a_reason_and_a_reply_keeps_it() {
     assert_eq!(events[0].changes[0].field, "promised_reply_at");
     assert_eq!(ticket.times.replied_at, None, "a new promise is owed a new reply");
 }
+
+#[test]
+fn a_case_keeps_its_parties_and_steps_and_waits_on_an_outside_party_apart() {
+    use crate::case::{CaseError, CaseStep, Party, PartyKind};
+    let party = |id: &str, kind| Party {
+        id: id.into(),
+        kind,
+        side: if kind == PartyKind::Resident { "a".into() } else { String::new() },
+        unit_id: None,
+        resident_id: None,
+        name: "阳光社区居委会".into(),
+        contact: String::new(),
+    };
+    let mut ticket = dispatched("楼上的狗每天夜里叫");
+    let step = |at, ids: &[&str]| CaseStep {
+        at,
+        what: "约双方协调".into(),
+        party_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        outcome: String::new(),
+    };
+    assert_eq!(ticket.record_case_step(step(at(1), &[]), None, agent(), at(2)), Err(RuleViolation::NoCase));
+    ticket.add_case_party(party("a", PartyKind::Resident), agent(), at(2));
+    ticket.add_case_party(party("jwh", PartyKind::ResidentsCommittee), agent(), at(2));
+    let events = ticket
+        .record_case_step(step(at(1), &["a", "jwh"]), Some(("居委会上门".into(), Some(at(60)))), agent(), at(3))
+        .unwrap();
+    assert_eq!((events[0].event_type, events[0].step.as_ref().map(|s| s.at)), (EventType::CaseStep, Some(at(1))));
+    let case = ticket.case.clone().unwrap();
+    assert_eq!((case.next_step.as_str(), case.next_step_due), ("居委会上门", Some(at(60))));
+    let field_of = |result: Result<Vec<Recorded>, RuleViolation>| match result {
+        Err(RuleViolation::Case(err)) => err.field(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field_of(ticket.record_case_step(step(at(9), &[]), None, agent(), at(4))), "step.at");
+    assert_eq!(field_of(ticket.record_case_step(step(at(1), &["police"]), None, agent(), at(4))), "step.party_ids");
+    assert_eq!(
+        ticket.wait_on("a", "等待".into(), at(3 * 60), agent(), at(4)),
+        Err(RuleViolation::Case(CaseError::NotOutside("a".into())))
+    );
+    assert_eq!(
+        ticket.wait_on("jwh", "等待".into(), at(4), agent(), at(4)),
+        Err(RuleViolation::Case(CaseError::ReviewInPast))
+    );
+
+    let resolve_by = ticket.deadlines.resolve_by.unwrap();
+    let events = ticket.wait_on("jwh", "等待社区工作站调解".into(), at(2 * 24 * 60), agent(), at(10)).unwrap();
+    assert_eq!((events[0].to, events[0].cause), (TicketState::OnHold, Some(Cause::WaitingOnOutsideParty)));
+    assert!(ticket.case.as_ref().unwrap().waiting.is_some());
+    ticket.resume(agent(), String::new(), at(70)).unwrap();
+    let case = ticket.case.as_ref().unwrap();
+    assert_eq!((case.waiting.clone(), case.waited_secs), (None, 3600), "an hour waited, counted apart");
+    assert_eq!(ticket.deadlines.resolve_by, Some(resolve_by + TimeDelta::hours(1)), "the resolve clock paused");
+}

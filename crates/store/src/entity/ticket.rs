@@ -78,6 +78,10 @@ pub struct Model {
     pub replied_at: Option<DateTimeUtc>,
     /// The urgent-word rule that raised the priority, if one did.
     pub urgency_rule: Option<String>,
+    /// The case record of a long matter, as JSON (`propdesk_domain::case::Case`).
+    pub case_record: Option<String>,
+    /// Seconds waited on outside parties (from the case, for the monthly review).
+    pub waited_secs: Option<i64>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -157,6 +161,9 @@ impl Model {
             interim_measure: t.interim_measure.clone(),
             replied_at: t.times.replied_at,
             urgency_rule: t.urgency_rule.clone(),
+            // Plain strings, times and numbers in a derived structure: serializing cannot fail.
+            case_record: t.case.as_ref().map(|case| serde_json::to_string(case).unwrap_or_default()),
+            waited_secs: t.case.as_ref().map(|case| case.waited_secs),
         }
     }
 
@@ -176,6 +183,14 @@ impl Model {
             }),
             _ => None,
         };
+        let case =
+            match &self.case_record {
+                Some(json) => Some(serde_json::from_str(json).map_err(|e| UnreadableTicket {
+                    ticket_id: self.id.clone(),
+                    detail: format!("case record: {e}"),
+                })?),
+                None => None,
+            };
         let facts = TicketFacts {
             kind: self.parse(&self.kind)?,
             channel: self.parse(&self.channel)?,
@@ -228,6 +243,7 @@ impl Model {
             duplicate_of: self.duplicate_of,
             interim_measure: self.interim_measure,
             urgency_rule: self.urgency_rule,
+            case,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

@@ -33,6 +33,8 @@ pub struct Model {
     /// A reply from a standard reply: which, at which version.
     pub standard_reply_id: Option<String>,
     pub standard_reply_version: Option<i64>,
+    /// A case step, as JSON (`propdesk_domain::case::CaseStep`).
+    pub case_step: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,7 +2,7 @@
 //! was (its method, the standard reply and version it came from); and a ticket's interim
 //! measure, told to the resident with every notice, and when the resident was last
 //! answered (a promised reply is kept by a reply); the language residents are told things
-//! in; the urgent-word rule that raised a ticket.
+//! in; the urgent-word rule that raised a ticket; case records and their steps.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -95,7 +95,12 @@ impl MigrationTrait for Migration {
         // The urgent-word rule that raised a ticket's priority.
         manager
             .alter_table(Table::alter().table("tickets").add_column(string_len_null("urgency_rule", 64)).take())
-            .await
+            .await?;
+        // Case records of long matters, the time they waited on outside parties, and the
+        // steps of their timelines.
+        manager.alter_table(Table::alter().table("tickets").add_column(text_null("case_record")).take()).await?;
+        manager.alter_table(Table::alter().table("tickets").add_column(big_integer_null("waited_secs")).take()).await?;
+        manager.alter_table(Table::alter().table("ticket_events").add_column(text_null("case_step")).take()).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
