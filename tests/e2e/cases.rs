@@ -11,7 +11,10 @@ use tonic::Code;
 
 use crate::helpers::{App, assert_reason, assert_status, authed};
 
-crate::on_both_backends!(a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_without_breaching);
+crate::on_both_backends!(
+    a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_without_breaching,
+    a_referral_is_answered_to_whoever_referred_it_and_one_referred_out_is_chased_and_told,
+);
 
 /// Complaints resolve in 6 s and nothing else fires during the test; open round the clock.
 const SETTINGS: &str = r#"
@@ -223,4 +226,136 @@ async fn a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_wi
     let report = reports.get_service_report(authed(&admin, month)).await.expect("report").into_inner();
     assert_eq!(report.tickets_waited_on_outside_parties, 1);
     assert_eq!(report.waited_on_outside_parties_seconds, waited);
+}
+
+async fn a_referral_is_answered_to_whoever_referred_it_and_one_referred_out_is_chased_and_told(backend: Backend) {
+    use crate::helpers::{WebhookReceiver, free_port};
+    let port = free_port();
+    let gateway = WebhookReceiver::listen(port).await;
+    let hooks = format!(
+        r#"
+[[notifier.webhooks]]
+url = "http://127.0.0.1:{port}/residents"
+secret = "resident-gateway-secret-0123456789"
+roles = ["resident"]
+"#
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("propdesk.toml");
+    std::fs::write(&file, format!("{SETTINGS}{hooks}")).expect("write settings");
+    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let _notifier = app.start_notifier().await;
+    let agent = app.world.agent.clone();
+
+    // Head office refers a resident's complaint: it wants its answer by letter.
+    let template = app.new_ticket("fee_dispute", "业主向集团投诉物业费多收");
+    let referral = |referred_by| pb::CreateTicketRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        kind: pb::TicketKind::Complaint as i32,
+        channel: pb::Channel::Referral as i32,
+        referred_by,
+        ..template.clone()
+    };
+    let missing = app.tickets.create_ticket(authed(&agent, referral(None))).await;
+    assert_status(missing, Code::InvalidArgument, Some("referred_by"), "a referral without its referrer");
+    let head_office = pb::Referrer {
+        organisation: "阳光物业集团总部客服部".into(),
+        reference: "HQ-2026-118".into(),
+        reply_method: pb::ReplyMethod::Letter as i32,
+        reply_to: "集团总部12楼客服部".into(),
+    };
+    let referred = app.create(referral(Some(head_office))).await;
+    assert_eq!(referred.referred_by.as_ref().map(|r| r.reference.as_str()), Some("HQ-2026-118"));
+    let resolved = app.tickets.resolve_ticket(authed(&agent, App::action(&referred, "已核对退费"))).await;
+    let resolved = resolved.expect("resolve").into_inner();
+    let mut owed = Vec::new();
+    for _ in 0..300 {
+        owed = app.get(&resolved.id).await.follow_ups;
+        if owed.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let of = |kind: pb::FollowUpKind| owed.iter().find(|f| f.kind == kind as i32).cloned().expect("owed");
+    let to_head_office = of(pb::FollowUpKind::ReferrerReply);
+    assert_eq!(to_head_office.method, pb::ReplyMethod::Letter as i32, "by the channel head office asked for");
+    assert!(to_head_office.destination.contains("HQ-2026-118") && to_head_office.destination.contains("集团总部12楼"));
+    assert_eq!(of(pb::FollowUpKind::Reply).method, pb::ReplyMethod::PhoneCall as i32, "the resident apart");
+    // The resident's answer does not answer head office.
+    let current = app.get(&resolved.id).await;
+    let reply = pb::ReplyToResidentRequest {
+        ticket_id: current.id.clone(),
+        expected_version: current.version,
+        text: "您好，多收的物业费将于下月退还。".into(),
+        standard_reply: None,
+        method: 0,
+    };
+    let replied = app.tickets.reply_to_resident(authed(&agent, reply)).await.expect("reply").into_inner();
+    let state_of = |t: &pb::Ticket, kind: pb::FollowUpKind| {
+        t.follow_ups.iter().find(|f| f.kind == kind as i32).map(|f| f.state).unwrap_or_default()
+    };
+    assert_eq!(state_of(&replied, pb::FollowUpKind::Reply), pb::FollowUpState::Done as i32);
+    assert_eq!(state_of(&replied, pb::FollowUpKind::ReferrerReply), pb::FollowUpState::Open as i32);
+    let letter = pb::CompleteFollowUpRequest {
+        ticket_id: replied.id.clone(),
+        expected_version: replied.version,
+        follow_up_id: to_head_office.id.clone(),
+        note: "已函复总部".into(),
+    };
+    let answered = app.tickets.complete_follow_up(authed(&agent, letter)).await.expect("letter").into_inner();
+    assert_eq!(state_of(&answered, pb::FollowUpKind::ReferrerReply), pb::FollowUpState::Done as i32);
+
+    // Something thrown from a high floor: referred to the police, chased, the resident told.
+    let thrown = app.create(app.new_ticket("high_altitude_throwing", "楼上扔下一个花盆，砸坏了车")).await;
+    let police = pb::CaseParty {
+        kind: pb::CasePartyKind::Police as i32,
+        name: "城西派出所".into(),
+        contact: "0571-87000110".into(),
+        reference: "JQ-2026-0113".into(),
+        ..Default::default()
+    };
+    let refer = |party: pb::CaseParty, chase_by| pb::ReferOutRequest {
+        ticket_id: thrown.id.clone(),
+        expected_version: thrown.version,
+        party: Some(party),
+        chase_by,
+    };
+    let no_chase = app.tickets.refer_out(authed(&agent, refer(police.clone(), None))).await;
+    assert_status(no_chase, Code::InvalidArgument, Some("chase_by"), "no chase date");
+    let resident = pb::CaseParty { kind: pb::CasePartyKind::Resident as i32, ..police.clone() };
+    let to_resident = app.tickets.refer_out(authed(&agent, refer(resident, ts(Utc::now() + TimeDelta::days(3))))).await;
+    assert_status(to_resident, Code::InvalidArgument, Some("party.kind"), "referred to a resident");
+    let referred = app.tickets.refer_out(authed(&agent, refer(police, ts(Utc::now() + TimeDelta::days(3))))).await;
+    let referred = referred.expect("referred").into_inner();
+    let party = referred.case.as_ref().map(|c| c.parties[0].clone()).expect("the police on the case");
+    assert_eq!((party.reference.as_str(), party.result.as_str()), ("JQ-2026-0113", ""));
+    assert_eq!(state_of(&referred, pb::FollowUpKind::Chase), pb::FollowUpState::Open as i32, "the chase is owed");
+    let result = pb::RecordReferralResultRequest {
+        ticket_id: referred.id.clone(),
+        expected_version: referred.version,
+        party_id: party.id.clone(),
+        result: "已立案，找到抛物住户，责令赔偿".into(),
+    };
+    let done = app.tickets.record_referral_result(authed(&agent, result.clone())).await.expect("result").into_inner();
+    assert_eq!(state_of(&done, pb::FollowUpKind::Chase), pb::FollowUpState::Done as i32);
+    assert_eq!(done.case.as_ref().map(|c| c.parties[0].result.as_str()), Some("已立案，找到抛物住户，责令赔偿"));
+    let again = pb::RecordReferralResultRequest { expected_version: done.version, ..result };
+    let again = app.tickets.record_referral_result(authed(&agent, again)).await;
+    assert_status(again, Code::InvalidArgument, Some("party_id"), "answered twice");
+    let mut told = Vec::new();
+    for _ in 0..300 {
+        told = gateway
+            .requests()
+            .iter()
+            .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
+            .filter(|b| b["subject"] == "resident.referral_result")
+            .collect();
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = told.first().and_then(|b| b["text"].as_str()).unwrap_or_default();
+    assert!(text.ends_with("处理结果：已立案，找到抛物住户，责令赔偿"), "{text}");
+    assert_eq!(told[0]["ticket_id"], thrown.id.as_str());
 }

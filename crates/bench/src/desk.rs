@@ -121,6 +121,7 @@ fn report_of(
         answer_on_the_spot: None,
         answer_source: None,
         callback_wanted: false,
+        referred_by: None,
     })
 }
 

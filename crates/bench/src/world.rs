@@ -181,6 +181,7 @@ pub async fn seed_open_deadlines(
             answer_on_the_spot: None,
             answer_source: None,
             callback_wanted: false,
+            referred_by: None,
         };
         let (mut ticket, _) =
             Ticket::log(report, policy, agent.clone(), now).map_err(|e| BenchError::Setup(e.to_string()))?;

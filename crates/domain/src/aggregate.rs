@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::case::{Case, CaseError, CaseStep, Party, Waiting, check_review};
+use crate::case::{Case, CaseError, CaseStep, MAX_REVIEW_DAYS, Party, Referrer, Waiting, check_review};
 use crate::follow_up::ReplyMethod;
 use crate::lifecycle::{Lifecycle, Move, TransitionError};
 use crate::policy::Policy;
@@ -167,6 +167,8 @@ pub struct TicketFacts {
     pub urgency_rule: Option<String>,
     /// The case record of a long matter, once it has one.
     pub case: Option<Case>,
+    /// Who referred the request (a REFERRAL), and how they want the answer.
+    pub referred_by: Option<Referrer>,
 }
 
 impl TicketFacts {
@@ -405,6 +407,8 @@ pub struct Report {
     pub answer_source: Option<StandardReplyRef>,
     /// An answer on the spot is followed by a callback (else it is closed at once).
     pub callback_wanted: bool,
+    /// Who referred it, for a REFERRAL.
+    pub referred_by: Option<Referrer>,
 }
 
 /// Where a unit is.
@@ -547,6 +551,7 @@ impl Ticket {
             interim_measure: None,
             urgency_rule: decided.raised_by.as_ref().map(|r| r.rule.clone()),
             case: None,
+            referred_by: report.referred_by,
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
@@ -628,6 +633,7 @@ impl Ticket {
             interim_measure: None,
             urgency_rule: None,
             case: None,
+            referred_by: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -885,6 +891,43 @@ impl Ticket {
         let mut event = self.remark(EventType::CaseStep, Some(Cause::Staff), by, step.what.clone(), now);
         event.step = Some(step);
         Ok(vec![event])
+    }
+
+    /// Refers the matter out to an outside party (police, 城管, the developer), who joins the
+    /// case with the reference it gave; the owner chases its result by `party.chase_by`.
+    pub fn refer_out(&mut self, party: Party, by: By, now: DateTime<Utc>) -> Result<Vec<Recorded>, RuleViolation> {
+        if !party.kind.is_outside() {
+            return Err(CaseError::NotOutside(party.id).into());
+        }
+        let chase_ok =
+            party.chase_by.is_some_and(|at| at > now && at <= now + chrono::TimeDelta::days(MAX_REVIEW_DAYS));
+        if !chase_ok {
+            return Err(CaseError::BadChaseDate.into());
+        }
+        let chase = party.chase_by.map(|at| at.to_rfc3339()).unwrap_or_default();
+        let note =
+            format!("referred to {} {} (reference {}); chase by {chase}", party.kind, party.name, party.reference);
+        self.facts.case.get_or_insert_with(Case::default).parties.push(party);
+        self.touch(now);
+        Ok(vec![self.remark(EventType::ReferredOut, Some(Cause::Staff), by, note, now)])
+    }
+
+    /// Records what a party the matter was referred to answered: the resident is told.
+    pub fn record_referral_result(
+        &mut self,
+        party_id: &str,
+        result: String,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let case = self.facts.case.as_mut().ok_or(RuleViolation::NoCase)?;
+        let awaiting = |p: &&mut Party| p.id == party_id && p.chase_by.is_some() && p.result.is_none();
+        let Some(party) = case.parties.iter_mut().find(awaiting) else {
+            return Err(CaseError::NotAwaitingResult(party_id.to_owned()).into());
+        };
+        party.result = Some(result.clone());
+        self.touch(now);
+        Ok(vec![self.remark(EventType::ReferralResult, Some(Cause::Staff), by, result, now)])
     }
 
     /// Waits on an outside party of the case: the work goes on hold (its clocks pause), for

@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::follow_up::ReplyMethod;
 use crate::ticket::coded_enum;
 
 /// The longest a ticket may wait on an outside party before its review date.
@@ -51,6 +52,14 @@ pub struct Party {
     /// A phone or address: a resident's is personal data.
     #[serde(default)]
     pub contact: String,
+    /// For a party the matter was referred to: the reference it gave, when to chase it,
+    /// and what it answered.
+    #[serde(default)]
+    pub reference: String,
+    #[serde(default)]
+    pub chase_by: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub result: Option<String>,
 }
 
 impl std::fmt::Debug for Party {
@@ -117,6 +126,10 @@ pub enum CaseError {
     ReviewTooFar,
     #[error("the next step's due date must be in the future")]
     NextStepDueInPast,
+    #[error("the chase date must be in the future, within {MAX_REVIEW_DAYS} days")]
+    BadChaseDate,
+    #[error("party {0} was not referred the matter, or has answered already")]
+    NotAwaitingResult(String),
 }
 
 impl CaseError {
@@ -129,8 +142,22 @@ impl CaseError {
             CaseError::NotOutside(_) => "party_id",
             CaseError::ReviewInPast | CaseError::ReviewTooFar => "review_by",
             CaseError::NextStepDueInPast => "next_step_due",
+            CaseError::BadChaseDate => "chase_by",
+            CaseError::NotAwaitingResult(_) => "party_id",
         }
     }
+}
+
+/// Who referred a request to the centre (head office, an authority) and how they want the
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub organisation: String,
+    #[serde(default)]
+    pub reference: String,
+    pub reply_method: ReplyMethod,
+    /// Where the answer goes: an address, a phone, a mailbox.
+    pub reply_to: String,
 }
 
 /// Checks a review date set at `now`.
@@ -164,6 +191,9 @@ mod tests {
             resident_id: None,
             name: "张三".into(),
             contact: "13800000000".into(),
+            reference: String::new(),
+            chase_by: None,
+            result: None,
         };
         let shown = format!("{party:?}");
         assert!(!shown.contains("张三") && !shown.contains("13800000000"), "{shown}");

@@ -10,6 +10,11 @@ coded_enum!(
         Reply => "reply",
         /// The call after resolution that asks how it went (回访).
         Callback => "callback",
+        /// The answer owed to the party that referred the request (head office, an authority),
+        /// by the channel it asked for.
+        ReferrerReply => "referrer_reply",
+        /// Chasing an outside party the matter was referred to for its result.
+        Chase => "chase",
     }
 );
 

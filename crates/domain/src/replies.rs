@@ -426,6 +426,8 @@ coded_enum!(
         IncidentResolved => "notice.incident.resolved",
         /// The reply time promised to them moved (with why, which is added to the words).
         PromiseMoved => "notice.promise_moved",
+        /// An outside party the matter was referred to answered (its result is added).
+        ReferralResult => "notice.referral_result",
     }
 );
 
@@ -433,6 +435,11 @@ impl Notice {
     /// Why the notice was sent, as it is added to its words.
     pub fn because(language: &str, reason: &str) -> String {
         if language.starts_with("zh") { format!("原因：{reason}") } else { format!(" Why: {reason}") }
+    }
+
+    /// What came of it, as it is added to its words.
+    pub fn result(language: &str, result: &str) -> String {
+        if language.starts_with("zh") { format!("处理结果：{result}") } else { format!(" Result: {result}") }
     }
 
     /// The built-in text.
@@ -448,6 +455,9 @@ impl Notice {
             (Notice::IncidentOnSite, true) => "您好，{department}维修人员已到达现场处理 {unit} 反映的故障。",
             (Notice::IncidentResolved, true) => "您好，{unit} 反映的故障已处理完毕。如仍有问题，请随时联系客服中心。",
             (Notice::PromiseMoved, true) => "您好，我们答复您的时间调整为 {expected_time}（单号 {ticket_no}）。",
+            (Notice::ReferralResult, true) => {
+                "您好，您反映的问题（单号 {ticket_no}）已转交相关部门处理，现将结果告知。"
+            }
             (Notice::Breach, false) => {
                 "We are sorry: your request {ticket_no} is taking longer than promised. Expect it by {expected_time}."
             }
@@ -459,6 +469,7 @@ impl Notice {
                 "The outage reported at {unit} is resolved. Call the service centre if anything is still wrong."
             }
             (Notice::PromiseMoved, false) => "We will now answer you by {expected_time} (request {ticket_no}).",
+            (Notice::ReferralResult, false) => "Your request {ticket_no} was referred on; here is what came of it.",
         }
     }
 

@@ -199,6 +199,10 @@ coded_enum!(
         CaseUpdated => "case_updated",
         /// A step of the case's timeline: what was done, with whom, what came of it.
         CaseStep => "case_step",
+        /// The matter was referred to an outside party (police, 城管, the developer).
+        ReferredOut => "referred_out",
+        /// A party the matter was referred to answered (the note is its result).
+        ReferralResult => "referral_result",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -57,9 +57,10 @@ wire_enum!(Satisfaction <=> Satisfaction { VeryUnsatisfied, Unsatisfied, Neutral
 wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
-    DuplicateAdded, Replied, InterimMeasureSet, CaseUpdated, CaseStep
+    DuplicateAdded, Replied, InterimMeasureSet, CaseUpdated, CaseStep, ReferredOut,
+    ReferralResult
 });
-wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback });
+wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback, ReferrerReply, Chase });
 wire_enum!(PartyKind <=> CasePartyKind {
     Resident, ResidentsCommittee, OwnersCommittee, Police, UrbanManagement, Developer, Other
 });

@@ -74,6 +74,9 @@ pub fn case_to_wire(case: &Case, clear: bool) -> pb::Case {
                 resident_id: text(&p.resident_id),
                 name: if shown { p.name.clone() } else { mask_name(&p.name) },
                 contact: if shown { p.contact.clone() } else { mask_phone(&p.contact) },
+                reference: p.reference.clone(),
+                chase_by: optional_timestamp(p.chase_by),
+                result: p.result.clone().unwrap_or_default(),
             }
         })
         .collect();
@@ -132,6 +135,12 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
         interim_measure: t.interim_measure.clone().unwrap_or_default(),
         urgency_rule: t.urgency_rule.clone().unwrap_or_default(),
         case: t.case.as_ref().map(|case| case_to_wire(case, clear)),
+        referred_by: t.referred_by.as_ref().map(|r| pb::Referrer {
+            organisation: r.organisation.clone(),
+            reference: r.reference.clone(),
+            reply_method: r.reply_method.to_wire(),
+            reply_to: r.reply_to.clone(),
+        }),
         deadlines: Some(pb::Deadlines {
             acknowledge_by: optional_timestamp(t.deadlines.acknowledge_by),
             on_site_by: optional_timestamp(t.deadlines.on_site_by),

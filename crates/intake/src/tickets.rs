@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::aggregate::{CategoryCode, Correction, Report, Reporter, RequestKey, Route, UnitPlace};
-use propdesk_domain::case::{CaseStep, Party, PartyKind};
+use propdesk_domain::case::{CaseStep, Party, PartyKind, Referrer};
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState, ReplyMethod};
 use propdesk_domain::privacy::may_see_contact_details;
 use propdesk_domain::replies::{Fill, ReplySent, StandardReplyRef};
@@ -24,6 +24,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::ticket_service_server::TicketService;
 use propdesk_store::entity::{resident, staff, unit};
+use propdesk_store::follow_ups::NewFollowUp;
 use propdesk_store::{
     Change, Created, FollowUpDone, FollowUpFilter, NewTicket, Owner, ReplyFollowUp, StoreError, TicketFilter,
 };
@@ -73,11 +74,13 @@ impl<'a> ChangeRequest<'a> {
 struct Commanded {
     events: Vec<Recorded>,
     others: Vec<Change>,
+    /// Follow-ups the change makes owed (a chase of a party the matter was referred to).
+    opens: Vec<NewFollowUp>,
 }
 
 impl From<Vec<Recorded>> for Commanded {
     fn from(events: Vec<Recorded>) -> Self {
-        Commanded { events, others: Vec::new() }
+        Commanded { events, others: Vec::new(), opens: Vec::new() }
     }
 }
 
@@ -86,7 +89,7 @@ impl Commanded {
     fn with(events: Vec<Recorded>, other: Ticket, other_events: Vec<Recorded>) -> Commanded {
         let others =
             if other_events.is_empty() { Vec::new() } else { vec![Change { ticket: other, events: other_events }] };
-        Commanded { events, others }
+        Commanded { events, others, opens: Vec::new() }
     }
 }
 
@@ -214,7 +217,7 @@ impl TicketApi {
 
         let now = propdesk_store::now();
         let state_before = ticket.state();
-        let Commanded { events, others } = command(&mut ticket, by(actor), request.note.to_owned(), now)?.into();
+        let Commanded { events, others, opens } = command(&mut ticket, by(actor), request.note.to_owned(), now)?.into();
         let resolved_incident = ticket.is_incident() && ticket.state() == TicketState::Resolved;
         let linked = if resolved_incident && state_before != TicketState::Resolved {
             self.resolve_linked_reports(&ticket, actor, now).await?
@@ -230,7 +233,7 @@ impl TicketApi {
             at: now,
             note: request.note.to_owned(),
         });
-        let saved = match self.state.store.save_completing(changes, follow_up).await {
+        let saved = match self.state.store.save_completing(changes, follow_up, opens).await {
             Ok(saved) => saved,
             // The ticket (or, for an incident, a linked report) changed meanwhile.
             Err(StoreError::StaleVersion { current: latest }) => {
@@ -790,6 +793,9 @@ impl TicketService for TicketApi {
             resident_id,
             name: given.name,
             contact: given.contact,
+            reference: String::new(),
+            chase_by: None,
+            result: None,
         };
         let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
         let ticket = self
@@ -857,6 +863,76 @@ impl TicketService for TicketApi {
         steps.sort_by_key(|(step, _)| step.at);
         wire.steps = steps.into_iter().map(|(step, by)| case_step_to_wire(step, by)).collect();
         Ok(Response::new(wire))
+    }
+
+    async fn refer_out(&self, request: Request<pb::ReferOutRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let given = body.party.unwrap_or_default();
+        let kind = required_enum::<PartyKind>(&mut v, "party.kind", given.kind);
+        if kind == Some(PartyKind::Resident) {
+            v.add("party.kind", "must be an outside party (police, 城管, the developer...), not a resident");
+        }
+        v.required_text("party.name", &given.name, MAX_NAME);
+        v.optional_text("party.contact", &given.contact, MAX_ADDRESS);
+        v.optional_text("party.reference", &given.reference, MAX_NAME);
+        let chase_by = from_timestamp(&mut v, "chase_by", body.chase_by.as_ref());
+        if body.chase_by.is_none() {
+            v.add("chase_by", "is required: when to chase the result (within 90 days)");
+        }
+        let party = Party {
+            id: new_id(),
+            kind: kind.unwrap_or(PartyKind::Other),
+            side: String::new(),
+            unit_id: None,
+            resident_id: None,
+            name: given.name,
+            contact: given.contact,
+            reference: given.reference,
+            chase_by,
+            result: None,
+        };
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let ticket = self
+            .change(&actor, change, v, Operation::ManageCase, move |t, by, _note, now| {
+                let chase = NewFollowUp {
+                    ticket_id: t.id.clone(),
+                    kind: FollowUpKind::Chase,
+                    method: ReplyMethod::PhoneCall,
+                    owner_id: Some(t.first_contact_agent_id.clone()),
+                    due_by: party.chase_by,
+                    destination: format!("{} {} ({}): {}", party.kind, party.name, party.reference, party.contact),
+                    done: None,
+                    subject_id: Some(party.id.clone()),
+                };
+                let events = t.refer_out(party, by, now)?;
+                Ok(Commanded { events, others: Vec::new(), opens: vec![chase] })
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn record_referral_result(
+        &self,
+        request: Request<pb::RecordReferralResultRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let party_id = v.required_id("party_id", &body.party_id).unwrap_or_default();
+        v.required_text("result", &body.result, MAX_NOTE);
+        let change = ChangeRequest {
+            completes_follow_up: Some(ReplyFollowUp::Chase(party_id.clone())),
+            ..ChangeRequest::new(&body.ticket_id, body.expected_version, &body.result, false)
+        };
+        let result = body.result.clone();
+        let ticket = self
+            .change(&actor, change, v, Operation::ManageCase, move |t, by, _note, now| {
+                Ok(t.record_referral_result(&party_id, result, by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
     }
 
     async fn wait_on_outside_party(
@@ -1026,6 +1102,7 @@ impl TicketApi {
             answer_on_the_spot,
             answer_source: answer_source.flatten(),
             callback_wanted: body.callback_wanted,
+            referred_by: parsed.referred_by.clone(),
         };
         let (ticket, events) = Ticket::log(report, policy, by(actor), now)?;
         // Written by the group-commit writers, outside this task: the outbox messages carry
@@ -1138,6 +1215,7 @@ struct ParsedCreate<'a> {
     requested_priority: Option<Priority>,
     promised_reply_at: Option<DateTime<Utc>>,
     answer_on_the_spot: Option<String>,
+    referred_by: Option<Referrer>,
 }
 
 /// Checks every field of a create; the error lists every bad one.
@@ -1185,6 +1263,7 @@ fn parse_create<'a>(
             v.add("answer_standard_reply", "only an enquiry can be answered on the spot");
         }
     }
+    let referred_by = parse_referrer(&mut v, body.referred_by.as_ref(), channel);
     let promised_reply_at = from_timestamp(&mut v, "promised_reply_at", body.promised_reply_at.as_ref());
     if promised_reply_at.is_some_and(|at| at <= now) {
         v.add("promised_reply_at", "must be in the future");
@@ -1203,6 +1282,31 @@ fn parse_create<'a>(
         requested_priority,
         promised_reply_at,
         answer_on_the_spot: answered.then(|| body.answer_on_the_spot.clone()),
+        referred_by,
+    })
+}
+
+/// Who referred a request: required for a REFERRAL, refused for any other channel.
+fn parse_referrer(v: &mut Violations, given: Option<&pb::Referrer>, channel: Option<Channel>) -> Option<Referrer> {
+    let referral = channel == Some(Channel::Referral);
+    let Some(given) = given else {
+        if referral {
+            v.add("referred_by", "is required for a referral: who referred it and how they want the answer");
+        }
+        return None;
+    };
+    if !referral && channel.is_some() {
+        v.add("referred_by", "is only for channel REFERRAL");
+    }
+    v.required_text("referred_by.organisation", &given.organisation, MAX_NAME);
+    v.optional_text("referred_by.reference", &given.reference, MAX_NAME);
+    v.required_text("referred_by.reply_to", &given.reply_to, MAX_ADDRESS);
+    let reply_method = required_enum::<ReplyMethod>(v, "referred_by.reply_method", given.reply_method);
+    Some(Referrer {
+        organisation: given.organisation.clone(),
+        reference: given.reference.clone(),
+        reply_method: reply_method.unwrap_or(ReplyMethod::Letter),
+        reply_to: given.reply_to.clone(),
     })
 }
 

@@ -252,6 +252,13 @@ async fn tell_residents(
         let message = ToResident { subject: "resident.promise_moved", text, method, source };
         residents::tell(notifier, told, t, message, now)?;
     }
+    if event_type == Some(EventType::ReferralResult) {
+        let given = Given { result: Some(&event.note), ..Given::default() };
+        let (text, source) = residents::notice_words(notifier, txn, t, Notice::ReferralResult, given).await?;
+        let method = ReplyMethod::for_channel(t.channel);
+        let message = ToResident { subject: "resident.referral_result", text, method, source };
+        residents::tell(notifier, told, t, message, now)?;
+    }
     if event_type == Some(EventType::Replied)
         && let Some(reply) = &event.reply
     {
@@ -359,6 +366,7 @@ async fn open_follow_ups(
         due_by,
         destination,
         done,
+        subject_id: None,
     };
     // An enquiry answered at the desk was answered in its own channel, there and then.
     let answered = (t.times.resolved_at == Some(t.times.created_at)).then(|| Settled {
@@ -372,7 +380,25 @@ async fn open_follow_ups(
         at: record.recorded_at,
         note: format!("callback recorded: {}", record.satisfaction),
     });
-    follow_ups::insert_follow_up(txn, task(FollowUpKind::Reply, method, destination, answered), now).await?;
+    // A referral is answered to whoever referred it, by the channel they asked for; the
+    // resident, when the ticket names one, hears separately, by phone or at the unit.
+    let resident_reachable = t.resident_id.is_some() || !t.reporter.phone.trim().is_empty() || unit.is_some();
+    if let Some(referrer) = &t.referred_by {
+        let to = format!("{} ({}): {}", referrer.organisation, referrer.reference, referrer.reply_to);
+        let reply = task(FollowUpKind::ReferrerReply, referrer.reply_method, to, None);
+        follow_ups::insert_follow_up(txn, reply, now).await?;
+        if !resident_reachable {
+            return Ok(());
+        }
+        let (method, destination) = match (&unit, t.reporter.phone.trim().is_empty()) {
+            (_, false) => (ReplyMethod::PhoneCall, place.clone()),
+            (Some(unit), true) => (ReplyMethod::Letter, unit.postal_address.clone()),
+            (None, true) => (ReplyMethod::CallOrVisit, place.clone()),
+        };
+        follow_ups::insert_follow_up(txn, task(FollowUpKind::Reply, method, destination, None), now).await?;
+    } else {
+        follow_ups::insert_follow_up(txn, task(FollowUpKind::Reply, method, destination, answered), now).await?;
+    }
     // Closed when it was logged (answered there, no callback asked for): none is owed.
     if t.times.closed_at == Some(t.times.created_at) {
         return Ok(());

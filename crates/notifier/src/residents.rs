@@ -51,6 +51,9 @@ pub(crate) async fn notice_words(
     if let Some(reason) = given.reason {
         text.push_str(&Notice::because(language, reason));
     }
+    if let Some(result) = given.result {
+        text.push_str(&Notice::result(language, result));
+    }
     Ok((text, source))
 }
 
@@ -63,6 +66,8 @@ pub(crate) struct Given<'a> {
     pub interim_measure: Option<&'a str>,
     /// Why, added to the words.
     pub reason: Option<&'a str>,
+    /// What an outside party answered, added to the words.
+    pub result: Option<&'a str>,
 }
 
 /// Tells the reporter of `t`, unless nothing identifies them (an anonymous report).

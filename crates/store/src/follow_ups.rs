@@ -25,6 +25,8 @@ pub struct NewFollowUp {
     pub destination: String,
     /// Already done when opened (e.g. an enquiry answered at the desk).
     pub done: Option<Settled>,
+    /// For a chase: the case party chased.
+    pub subject_id: Option<String>,
 }
 
 /// Who settled a follow-up, when, and what they said.
@@ -55,6 +57,7 @@ pub async fn insert_follow_up(
         done_at: task.done.as_ref().map(|d| d.at),
         done_by: task.done.as_ref().map(|d| d.by.clone()),
         note: task.done.map(|d| d.note).unwrap_or_default(),
+        subject_id: task.subject_id,
     };
     row.into_active_model().reset_all().insert(txn).await.map_err(StoreError::from_write)?;
     Ok(())
@@ -108,6 +111,22 @@ pub async fn settle_open(
     settle_where(txn, which, state, by, at, note).await
 }
 
+/// Marks the open chase of a case party done; false when there is none.
+pub async fn complete_chase(
+    txn: &impl ConnectionTrait,
+    ticket_id: &str,
+    party_id: &str,
+    by: &str,
+    at: DateTime<Utc>,
+    note: &str,
+) -> Result<bool, StoreError> {
+    let which = Condition::all()
+        .add(follow_up::Column::TicketId.eq(ticket_id))
+        .add(follow_up::Column::Kind.eq(FollowUpKind::Chase.code()))
+        .add(follow_up::Column::SubjectId.eq(party_id));
+    Ok(settle_where(txn, which, FollowUpState::Done, by, at, note).await? == 1)
+}
+
 /// Marks one open reply follow-up of a ticket done; false when there is no such task.
 pub async fn complete_reply(
     txn: &impl ConnectionTrait,
@@ -120,7 +139,7 @@ pub async fn complete_reply(
     let which = Condition::all()
         .add(follow_up::Column::Id.eq(id))
         .add(follow_up::Column::TicketId.eq(ticket_id))
-        .add(follow_up::Column::Kind.eq(FollowUpKind::Reply.code()));
+        .add(follow_up::Column::Kind.is_in([FollowUpKind::Reply.code(), FollowUpKind::ReferrerReply.code()]));
     Ok(settle_where(txn, which, FollowUpState::Done, by, at, note).await? == 1)
 }
 

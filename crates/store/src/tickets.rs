@@ -36,6 +36,8 @@ pub enum ReplyFollowUp {
     Id(String),
     /// Whichever the ticket has open (none is fine: a reply may come before any is owed).
     Open,
+    /// The chase of this case party, which must be open.
+    Chase(String),
 }
 
 /// A reply follow-up completed together with a ticket change.
@@ -289,23 +291,36 @@ impl Store {
     /// all of them, or none if any ticket changed meanwhile ([`StoreError::StaleVersion`]).
     /// Returns the tickets as saved.
     pub async fn save(&self, changes: Vec<Change>) -> Result<Vec<Ticket>, StoreError> {
-        self.save_completing(changes, None).await
+        self.save_completing(changes, None, Vec::new()).await
     }
 
-    /// [`Store::save`] that also marks a reply follow-up of the first changed ticket done
-    /// ([`StoreError::FollowUpNotOpen`] when the one named is not open).
+    /// [`Store::save`] that also marks a follow-up of the first changed ticket done
+    /// ([`StoreError::FollowUpNotOpen`] when the one named is not open) and opens `opens`.
     pub async fn save_completing(
         &self,
         changes: Vec<Change>,
         follow_up: Option<FollowUpDone>,
+        opens: Vec<crate::follow_ups::NewFollowUp>,
     ) -> Result<Vec<Ticket>, StoreError> {
         let txn = self.begin().await?;
+        let now = crate::now();
+        for task in opens {
+            crate::follow_ups::insert_follow_up(&txn, task, now).await?;
+        }
         if let (Some(done), Some(first)) = (&follow_up, changes.first()) {
             let ticket_id = first.ticket.id.as_str();
             match &done.which {
                 ReplyFollowUp::Id(id) => {
                     let completed =
                         crate::follow_ups::complete_reply(&txn, ticket_id, id, &done.by, done.at, &done.note).await?;
+                    if !completed {
+                        return Err(StoreError::FollowUpNotOpen);
+                    }
+                }
+                ReplyFollowUp::Chase(party_id) => {
+                    let completed =
+                        crate::follow_ups::complete_chase(&txn, ticket_id, party_id, &done.by, done.at, &done.note)
+                            .await?;
                     if !completed {
                         return Err(StoreError::FollowUpNotOpen);
                     }

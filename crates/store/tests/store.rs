@@ -79,6 +79,7 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         interim_measure: None,
         urgency_rule: None,
         case: None,
+        referred_by: None,
     }
 }
 

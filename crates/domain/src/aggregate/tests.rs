@@ -30,6 +30,7 @@ fn report(kind: TicketKind, category: &str, title: &str, description: &str) -> R
         answer_on_the_spot: None,
         answer_source: None,
         callback_wanted: false,
+        referred_by: None,
     }
 }
 
@@ -836,6 +837,9 @@ fn a_case_keeps_its_parties_and_steps_and_waits_on_an_outside_party_apart() {
         resident_id: None,
         name: "阳光社区居委会".into(),
         contact: String::new(),
+        reference: String::new(),
+        chase_by: None,
+        result: None,
     };
     let mut ticket = dispatched("楼上的狗每天夜里叫");
     let step = |at, ids: &[&str]| CaseStep {
@@ -876,4 +880,36 @@ fn a_case_keeps_its_parties_and_steps_and_waits_on_an_outside_party_apart() {
     let case = ticket.case.as_ref().unwrap();
     assert_eq!((case.waiting.clone(), case.waited_secs), (None, 3600), "an hour waited, counted apart");
     assert_eq!(ticket.deadlines.resolve_by, Some(resolve_by + TimeDelta::hours(1)), "the resolve clock paused");
+}
+
+#[test]
+fn a_matter_referred_out_is_chased_and_its_result_recorded_once() {
+    use crate::case::{CaseError, Party, PartyKind};
+    let police = |chase_by| Party {
+        id: "police".into(),
+        kind: PartyKind::Police,
+        side: String::new(),
+        unit_id: None,
+        resident_id: None,
+        name: "城西派出所".into(),
+        contact: "110".into(),
+        reference: "JQ-2026-0113".into(),
+        chase_by,
+        result: None,
+    };
+    let mut ticket = dispatched("高空抛物，砸坏了车");
+    assert_eq!(
+        ticket.refer_out(police(Some(at(1))), agent(), at(2)),
+        Err(RuleViolation::Case(CaseError::BadChaseDate)),
+        "the chase is in the future"
+    );
+    let events = ticket.refer_out(police(Some(at(3 * 24 * 60))), agent(), at(2)).unwrap();
+    assert_eq!(events[0].event_type, EventType::ReferredOut);
+    assert!(events[0].note.contains("JQ-2026-0113"), "{}", events[0].note);
+    let events = ticket.record_referral_result("police", "已立案调查".into(), agent(), at(5)).unwrap();
+    assert_eq!((events[0].event_type, events[0].note.as_str()), (EventType::ReferralResult, "已立案调查"));
+    assert_eq!(
+        ticket.record_referral_result("police", "again".into(), agent(), at(6)),
+        Err(RuleViolation::Case(CaseError::NotAwaitingResult("police".into())))
+    );
 }

@@ -33,6 +33,7 @@ fn report(id: &str, category: &str, text: &str, unit: Option<&str>) -> Ticket {
         answer_on_the_spot: None,
         answer_source: None,
         callback_wanted: false,
+        referred_by: None,
     };
     Ticket::log(report, &policy, By::staff("agent-1", Role::Agent), at(0)).unwrap().0
 }

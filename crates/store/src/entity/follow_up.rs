@@ -24,6 +24,8 @@ pub struct Model {
     pub done_at: Option<DateTimeUtc>,
     pub done_by: Option<String>,
     pub note: String,
+    /// What it is about within the ticket: for a chase, the case party chased.
+    pub subject_id: Option<String>,
 }
 
 impl Model {

@@ -82,6 +82,8 @@ pub struct Model {
     pub case_record: Option<String>,
     /// Seconds waited on outside parties (from the case, for the monthly review).
     pub waited_secs: Option<i64>,
+    /// Who referred it, as JSON (`propdesk_domain::case::Referrer`).
+    pub referral: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -164,6 +166,7 @@ impl Model {
             // Plain strings, times and numbers in a derived structure: serializing cannot fail.
             case_record: t.case.as_ref().map(|case| serde_json::to_string(case).unwrap_or_default()),
             waited_secs: t.case.as_ref().map(|case| case.waited_secs),
+            referral: t.referred_by.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
         }
     }
 
@@ -191,6 +194,13 @@ impl Model {
                 })?),
                 None => None,
             };
+        let referred_by = match &self.referral {
+            Some(json) => Some(
+                serde_json::from_str(json)
+                    .map_err(|e| UnreadableTicket { ticket_id: self.id.clone(), detail: format!("referral: {e}") })?,
+            ),
+            None => None,
+        };
         let facts = TicketFacts {
             kind: self.parse(&self.kind)?,
             channel: self.parse(&self.channel)?,
@@ -244,6 +254,7 @@ impl Model {
             interim_measure: self.interim_measure,
             urgency_rule: self.urgency_rule,
             case,
+            referred_by,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

@@ -2,7 +2,8 @@
 //! was (its method, the standard reply and version it came from); and a ticket's interim
 //! measure, told to the resident with every notice, and when the resident was last
 //! answered (a promised reply is kept by a reply); the language residents are told things
-//! in; the urgent-word rule that raised a ticket; case records and their steps.
+//! in; the urgent-word rule that raised a ticket; case records and their steps; referrals
+//! in and out.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -100,7 +101,12 @@ impl MigrationTrait for Migration {
         // steps of their timelines.
         manager.alter_table(Table::alter().table("tickets").add_column(text_null("case_record")).take()).await?;
         manager.alter_table(Table::alter().table("tickets").add_column(big_integer_null("waited_secs")).take()).await?;
-        manager.alter_table(Table::alter().table("ticket_events").add_column(text_null("case_step")).take()).await
+        manager.alter_table(Table::alter().table("ticket_events").add_column(text_null("case_step")).take()).await?;
+        // Who referred a ticket; what a follow-up is about (a chased party).
+        manager.alter_table(Table::alter().table("tickets").add_column(text_null("referral")).take()).await?;
+        manager
+            .alter_table(Table::alter().table("follow_ups").add_column(string_len_null("subject_id", 36)).take())
+            .await
     }
 
     fn use_transaction(&self) -> Option<bool> {
