@@ -206,6 +206,7 @@ async fn embedded_mode_routes_groups_escalates_and_follows_up_like_production() 
         ticket_id: incident.id.clone(),
         expected_version: incident.version,
         note: "fixed".into(),
+        delay_cause: String::new(),
     };
     tickets.resolve_ticket(authed(&token, action)).await.unwrap();
     for id in &reports {

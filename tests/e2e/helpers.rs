@@ -209,12 +209,17 @@ action_requests!(
     ArriveOnSiteRequest,
     PutOnHoldRequest,
     ResumeTicketRequest,
-    ResolveTicketRequest,
     CancelTicketRequest,
     CloseTicketRequest,
     ReopenTicketRequest,
     AddNoteRequest
 );
+
+impl ActionRequest for pb::ResolveTicketRequest {
+    fn of(ticket_id: String, expected_version: i64, note: String) -> Self {
+        pb::ResolveTicketRequest { ticket_id, expected_version, note, delay_cause: String::new() }
+    }
+}
 
 pub fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);

@@ -32,6 +32,8 @@ pub enum Operation {
     Reply,
     /// Keep a case record: parties, steps, waiting on an outside party (the assignee too).
     ManageCase,
+    /// Complete a serious-complaint review.
+    CompleteReview,
     /// Write a property's standard replies.
     EditReplies,
     Move(Move),
@@ -86,6 +88,7 @@ impl Actor {
             Operation::Reply => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "answer residents"),
             Operation::ManageCase if is_assignee => return Ok(()),
             Operation::ManageCase => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "keep case records"),
+            Operation::CompleteReview => (&[Manager, Admin], "complete reviews"),
             Operation::EditReplies => (&[Supervisor, Manager, Admin], "edit standard replies"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),

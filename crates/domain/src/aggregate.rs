@@ -18,6 +18,7 @@ use crate::follow_up::ReplyMethod;
 use crate::lifecycle::{Lifecycle, Move, TransitionError};
 use crate::policy::Policy;
 use crate::replies::{ReplySent, StandardReplyRef};
+use crate::review::{Review, ReviewTrigger};
 use crate::sla::{Deadlines, SlaPolicy};
 use crate::ticket::{
     Channel, Department, EventType, Priority, Role, Satisfaction, TicketKind, TicketState, coded_enum,
@@ -169,6 +170,12 @@ pub struct TicketFacts {
     pub case: Option<Case>,
     /// Who referred the request (a REFERRAL), and how they want the answer.
     pub referred_by: Option<Referrer>,
+    /// Callbacks at which the resident was unsatisfied (a second one opens a review).
+    pub unsatisfied_callbacks: i32,
+    /// The serious-complaint review, once one opened.
+    pub review: Option<Review>,
+    /// Why overdue work was late, given when it was resolved (a review cause code).
+    pub delay_cause: Option<String>,
 }
 
 impl TicketFacts {
@@ -347,6 +354,12 @@ pub enum RuleViolation {
     Case(#[from] CaseError),
     #[error("the ticket has no case yet: add a party first")]
     NoCase,
+    #[error("`{cause}` is not one of the configured causes")]
+    UnknownCause { field: &'static str, cause: String },
+    #[error("the ticket has no open review")]
+    NoOpenReview,
+    #[error("the work is overdue: give the cause of the delay")]
+    DelayCauseRequired,
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -552,6 +565,9 @@ impl Ticket {
             urgency_rule: decided.raised_by.as_ref().map(|r| r.rule.clone()),
             case: None,
             referred_by: report.referred_by,
+            unsatisfied_callbacks: 0,
+            review: None,
+            delay_cause: None,
         };
         let mut ticket = Ticket { facts, changed: true };
         ticket.facts.deadlines = policy.deadlines(decided.priority, report.kind, &ticket.property_id, now);
@@ -634,6 +650,10 @@ impl Ticket {
             urgency_rule: None,
             case: None,
             referred_by: None,
+            unsatisfied_callbacks: 0,
+            // A group incident is reviewed by the manager (a serious matter by its size).
+            review: Some(Review::open(ReviewTrigger::Incident, now)),
+            delay_cause: None,
         };
         let event = |event_type, from, to, note: String| Recorded {
             event_type,
@@ -654,6 +674,12 @@ impl Ticket {
                 Some(TicketState::New),
                 TicketState::Dispatched,
                 format!("routed to {}", new.department),
+            ),
+            event(
+                EventType::ReviewOpened,
+                Some(TicketState::Dispatched),
+                TicketState::Dispatched,
+                format!("review opened: {}", ReviewTrigger::Incident),
             ),
         ];
         (Ticket { facts, changed: true }, events)
@@ -968,6 +994,31 @@ impl Ticket {
         Ok(vec![self.resolve_as(by, note, Some(Cause::Staff), sla, now)?])
     }
 
+    /// Resolves the work from the API: work resolved after its resolve deadline needs the
+    /// cause of the delay (one of the policy's causes), kept for the monthly review.
+    pub fn resolve_reporting_delay(
+        &mut self,
+        by: By,
+        note: String,
+        delay_cause: Option<String>,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        let late = self.facts.deadlines.resolve_by.is_some_and(|due| due < now);
+        match &delay_cause {
+            None if late => return Err(RuleViolation::DelayCauseRequired),
+            Some(cause) if !policy.review_causes.contains(cause) => {
+                return Err(RuleViolation::UnknownCause { field: "delay_cause", cause: cause.clone() });
+            }
+            _ => {}
+        }
+        let events = self.resolve(by, note, &policy.sla, now)?;
+        if delay_cause.is_some() {
+            self.facts.delay_cause = delay_cause;
+        }
+        Ok(events)
+    }
+
     /// Resolves a report with its group incident. `Ok(None)`: the report keeps its own
     /// course (already resolved, on hold or cancelled).
     pub fn resolve_with_incident(
@@ -1073,11 +1124,16 @@ impl Ticket {
             format!("{}: {comment}", satisfaction.code()),
             now,
         );
+        let mut reviewed = Vec::new();
         let outcome = if rework {
             let note = "unsatisfied callback: sent back for rework".to_owned();
             let mv = Move::RecordCallback { requires_rework: true };
             let event = self.step(mv, EventType::Reopened, Some(Cause::CallbackUnsatisfied), by.clone(), note, now)?;
             self.restart_clocks(policy, now);
+            self.facts.unsatisfied_callbacks += 1;
+            if self.facts.unsatisfied_callbacks >= 2 {
+                reviewed = self.open_review(ReviewTrigger::RepeatedUnsatisfied, by.clone(), now);
+            }
             event
         } else {
             let mv = Move::RecordCallback { requires_rework: false };
@@ -1088,7 +1144,45 @@ impl Ticket {
         };
         self.facts.callback =
             Some(CallbackRecord { satisfaction, comment, recorded_by: by.id().to_owned(), recorded_at: now });
-        Ok(vec![recorded, outcome])
+        let mut events = vec![recorded, outcome];
+        events.extend(reviewed);
+        Ok(events)
+    }
+
+    /// Opens a serious-complaint review, unless one is open already.
+    fn open_review(&mut self, trigger: ReviewTrigger, by: By, now: DateTime<Utc>) -> Vec<Recorded> {
+        if self.facts.review.as_ref().is_some_and(Review::is_open) {
+            return Vec::new();
+        }
+        self.facts.review = Some(Review::open(trigger, now));
+        self.touch(now);
+        vec![self.remark(EventType::ReviewOpened, None, by, format!("review opened: {trigger}"), now)]
+    }
+
+    /// The manager completes the open review with its cause (one of `causes`) and the
+    /// corrective action.
+    pub fn complete_review(
+        &mut self,
+        cause: String,
+        action: String,
+        causes: &[String],
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        if !causes.contains(&cause) {
+            return Err(RuleViolation::UnknownCause { field: "cause", cause });
+        }
+        let reviewer = by.id().to_owned();
+        let Some(review) = self.facts.review.as_mut().filter(|r| r.is_open()) else {
+            return Err(RuleViolation::NoOpenReview);
+        };
+        review.cause = Some(cause.clone());
+        review.action = Some(action.clone());
+        review.reviewer = Some(reviewer);
+        review.completed_at = Some(now);
+        self.touch(now);
+        let note = format!("review completed: {cause}; action: {action}");
+        Ok(vec![self.remark(EventType::ReviewCompleted, Some(Cause::Staff), by, note, now)])
     }
 
     pub fn add_note(&mut self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
@@ -1108,7 +1202,12 @@ impl Ticket {
             self.facts.escalation_level = level;
             self.touch(now);
         }
-        vec![self.remark(EventType::Escalated, Some(cause), by, note, now)]
+        let mut events = vec![self.remark(EventType::Escalated, Some(cause), by.clone(), note, now)];
+        // A complaint the manager must see is a serious one: it is reviewed.
+        if level >= 2 && self.facts.kind == TicketKind::Complaint {
+            events.extend(self.open_review(ReviewTrigger::ManagerEscalation, by, now));
+        }
+        events
     }
 
     /// Corrects what was logged: each change is recorded with its value before and after

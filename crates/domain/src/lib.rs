@@ -19,6 +19,7 @@ pub mod policy;
 pub mod privacy;
 pub mod replies;
 pub mod report;
+pub mod review;
 pub mod routing;
 pub mod search;
 pub mod sla;

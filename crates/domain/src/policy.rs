@@ -17,7 +17,7 @@ use crate::routing::RoutingRules;
 use crate::sla::SlaPolicy;
 use crate::urgency::UrgencyRules;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub categories: CategoryCatalog,
     pub sla: SlaPolicy,
@@ -33,6 +33,26 @@ pub struct Policy {
     /// Urgent-word rules by property id (replacing `urgency` there).
     #[serde(default)]
     pub property_urgency: BTreeMap<String, UrgencyRules>,
+    /// The causes a serious-complaint review or a delay is put down to (codes).
+    #[serde(default = "crate::review::default_causes")]
+    pub review_causes: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            categories: CategoryCatalog::default(),
+            sla: SlaPolicy::default(),
+            urgency: UrgencyRules::default(),
+            routing: RoutingRules::default(),
+            grouping: GroupingPolicy::default(),
+            escalation: EscalationPolicy::default(),
+            working_hours: WorkingHours::default(),
+            property_working_hours: BTreeMap::new(),
+            property_urgency: BTreeMap::new(),
+            review_causes: crate::review::default_causes(),
+        }
+    }
 }
 
 impl Policy {
@@ -49,6 +69,10 @@ impl Policy {
             hours.validate().map_err(|e| format!("property_working_hours.{property}.{e}"))?;
         }
         self.urgency.validate().map_err(|e| format!("urgency.{e}"))?;
+        let well_formed = |c: &String| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if self.review_causes.is_empty() || !self.review_causes.iter().all(well_formed) {
+            return Err("review_causes: a list of codes of a-z and _".to_owned());
+        }
         for (property, rules) in &self.property_urgency {
             rules.validate().map_err(|e| format!("property_urgency.{property}.{e}"))?;
         }

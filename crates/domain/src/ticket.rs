@@ -203,6 +203,10 @@ coded_enum!(
         ReferredOut => "referred_out",
         /// A party the matter was referred to answered (the note is its result).
         ReferralResult => "referral_result",
+        /// A serious-complaint review opened (the note says why).
+        ReviewOpened => "review_opened",
+        /// The manager completed the review: its cause and the corrective action.
+        ReviewCompleted => "review_completed",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -135,6 +135,15 @@ pub fn ticket_to_wire(t: &Ticket, viewer: &Actor) -> pb::Ticket {
         interim_measure: t.interim_measure.clone().unwrap_or_default(),
         urgency_rule: t.urgency_rule.clone().unwrap_or_default(),
         case: t.case.as_ref().map(|case| case_to_wire(case, clear)),
+        review: t.review.as_ref().map(|r| pb::Review {
+            trigger: r.trigger.code().to_owned(),
+            opened_at: Some(timestamp(r.opened_at)),
+            cause: r.cause.clone().unwrap_or_default(),
+            action: r.action.clone().unwrap_or_default(),
+            reviewer: r.reviewer.clone().unwrap_or_default(),
+            completed_at: optional_timestamp(r.completed_at),
+        }),
+        delay_cause: t.delay_cause.clone().unwrap_or_default(),
         referred_by: t.referred_by.as_ref().map(|r| pb::Referrer {
             organisation: r.organisation.clone(),
             reference: r.reference.clone(),

@@ -139,6 +139,9 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::PromiseMovedWithoutReason => ApiError::field("reason", err.to_string()),
             RuleViolation::Case(ref refused) => ApiError::field(refused.field(), err.to_string()),
             RuleViolation::NoCase => ApiError::precondition(ErrorReason::NoCase, "ticket", err.to_string()),
+            RuleViolation::UnknownCause { field, .. } => ApiError::field(field, err.to_string()),
+            RuleViolation::NoOpenReview => ApiError::precondition(ErrorReason::NoOpenReview, "ticket", err.to_string()),
+            RuleViolation::DelayCauseRequired => ApiError::field("delay_cause", err.to_string()),
             RuleViolation::NoContact(method) => ApiError::Precondition {
                 reason: ErrorReason::NoContact,
                 subject: "method",

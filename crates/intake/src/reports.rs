@@ -139,7 +139,7 @@ impl ReportApi {
         let now = propdesk_store::now();
         let previous = ReportScope { start: period.previous().start, end: period.previous().end, ..scope.clone() };
         // Independent passes, run side by side on the pool.
-        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue, replies, waited) = tokio::try_join!(
+        let (figures, before, acknowledge, on_site, resolve, people, escalations, overdue, replies, waited, causes) = tokio::try_join!(
             store.request_figures(scope, now),
             store.categories(&previous),
             store.clock_percentiles(scope, ReportClock::Acknowledge),
@@ -150,7 +150,9 @@ impl ReportApi {
             store.overdue_open_by_department(&scope.property_id, scope.department, now),
             store.replies_sent(scope),
             store.waited_on_outside_parties(scope),
+            store.by_cause(scope),
         )?;
+        let (overdue_by_cause, reviews_by_cause) = causes;
         let enquiries =
             figures.by_kind.iter().find(|(kind, _)| kind == TicketKind::Enquiry.code()).map_or(0, |(_, n)| *n);
         let percentiles = [acknowledge, on_site, resolve];
@@ -202,6 +204,8 @@ impl ReportApi {
             answered_on_the_spot_share: share(figures.answered_on_the_spot, u64::try_from(enquiries).unwrap_or(0)),
             tickets_waited_on_outside_parties: wide(waited.0),
             waited_on_outside_parties_seconds: wide(waited.1),
+            overdue_by_cause: counts(overdue_by_cause),
+            reviews_by_cause: counts(reviews_by_cause),
         })
     }
 
@@ -288,6 +292,8 @@ pub fn report_csv(report: &pb::ServiceReport) -> Vec<String> {
     sections.push(count_rows("escalations_by_level", &report.escalations_by_level, false));
     sections.push(count_rows("satisfaction_distribution", &report.satisfaction_distribution, false));
     sections.push(count_rows("standard_replies_used", &report.standard_replies_used, false));
+    sections.push(count_rows("overdue_by_cause", &report.overdue_by_cause, false));
+    sections.push(count_rows("reviews_by_cause", &report.reviews_by_cause, false));
     let totals = [
         ("callback_coverage", report.callback_coverage.to_string()),
         ("callbacks_late", report.callbacks_late.to_string()),

@@ -113,7 +113,6 @@ plain_changes!(
     ArriveOnSiteRequest,
     PutOnHoldRequest,
     ResumeTicketRequest,
-    ResolveTicketRequest,
     CancelTicketRequest,
     CloseTicketRequest,
     ReopenTicketRequest
@@ -342,6 +341,7 @@ impl TicketService for TicketApi {
         let incident_id = v.optional_id("incident_id", &body.incident_id);
         let duplicate_of = v.optional_id("duplicate_of_id", &body.duplicate_of_id);
         v.into_result().map_err(ApiError::from)?;
+        let review_open = body.review_open;
 
         let filter = TicketFilter {
             property_ids: readable_properties(&actor, property_id)?,
@@ -356,6 +356,7 @@ impl TicketService for TicketApi {
             first_contact_agent_id,
             incident_id,
             duplicate_of,
+            review_open,
             overdue_at: body.overdue_only.then(propdesk_store::now),
             created_after,
             created_before,
@@ -540,8 +541,39 @@ impl TicketService for TicketApi {
     }
 
     async fn resolve_ticket(&self, request: Request<pb::ResolveTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
-        let sla = &self.state.policy.sla;
-        self.act(request, Move::Resolve, false, |t, by, note, now| t.resolve(by, note, sla, now)).await
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        v.optional_text("delay_cause", &body.delay_cause, MAX_NAME);
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, &body.note, false);
+        let delay_cause = (!body.delay_cause.trim().is_empty()).then(|| body.delay_cause.trim().to_owned());
+        let policy = &self.state.policy;
+        let ticket = self
+            .change(&actor, change, v, Operation::Move(Move::Resolve), move |t, by, note, now| {
+                Ok(t.resolve_reporting_delay(by, note, delay_cause, policy, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
+    }
+
+    async fn complete_review(
+        &self,
+        request: Request<pb::CompleteReviewRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        v.required_text("cause", &body.cause, MAX_NAME);
+        v.required_text("action", &body.action, MAX_NOTE);
+        let change = ChangeRequest::new(&body.ticket_id, body.expected_version, "", false);
+        let (cause, action) = (body.cause, body.action);
+        let causes = &self.state.policy.review_causes;
+        let ticket = self
+            .change(&actor, change, v, Operation::CompleteReview, move |t, by, _note, now| {
+                Ok(t.complete_review(cause, action, causes, by, now)?)
+            })
+            .await?;
+        Ok(Response::new(ticket))
     }
 
     async fn transfer_ticket(
@@ -1355,6 +1387,9 @@ const NOT_UPDATABLE: &[&str] = &[
     "interim_measure",
     "urgency_rule",
     "case",
+    "referred_by",
+    "review",
+    "delay_cause",
 ];
 
 /// Checks an update's mask and every field it names; the violations list every bad one.

@@ -428,6 +428,8 @@ async fn tell_owners(
             | EventType::Reopened
             | EventType::Closed,
         ) => &[Recipient::FirstContact],
+        // A serious complaint is the manager's to review.
+        Some(EventType::ReviewOpened) => &[Recipient::Manager],
         _ => return Ok(()),
     };
     let mut people: Vec<Addressee> = addressees(txn, t, recipients).await?;

@@ -647,6 +647,37 @@ impl Store {
         Ok((u64::try_from(count).unwrap_or(0), u64::try_from(waited).unwrap_or(0)))
     }
 
+    /// The scope's requests resolved after their resolve deadline, by the cause of the
+    /// delay given ("unstated" when none was), and the reviews of its requests and
+    /// incidents by cause ("open" while not completed).
+    pub async fn by_cause(&self, scope: &ReportScope) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        use ticket::Column as C;
+        let late: Vec<(Option<String>, i64)> = ticket::Entity::find()
+            .select_only()
+            .column(C::DelayCause)
+            .column_as(C::Id.count(), "n")
+            .filter(scope.requests())
+            .filter(Expr::col(C::ResolvedAt).gt(Expr::col(C::ResolveBy)))
+            .group_by(C::DelayCause)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let reviews: Vec<(Option<String>, i64)> = ticket::Entity::find()
+            .select_only()
+            .column(C::ReviewCause)
+            .column_as(C::Id.count(), "n")
+            .filter(scope.logged())
+            .filter(C::ReviewRecord.is_not_null())
+            .group_by(C::ReviewCause)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let keyed = |rows: Vec<(Option<String>, i64)>, none: &str| {
+            ranked(rows.into_iter().map(|(key, n)| (key.unwrap_or_else(|| none.to_owned()), n)).collect())
+        };
+        Ok((keyed(late, "unstated"), keyed(reviews, "open")))
+    }
+
     /// Replies sent to residents in the period on the scope's property (and department):
     /// how many, and how many of each standard reply (by its code, most used first).
     pub async fn replies_sent(&self, scope: &ReportScope) -> Result<RepliesSent, StoreError> {

@@ -86,6 +86,8 @@ pub struct TicketFilter {
     pub incident_id: Option<String>,
     /// Only the duplicates closed into this original.
     pub duplicate_of: Option<String>,
+    /// Only tickets whose serious-complaint review is open.
+    pub review_open: bool,
     /// Only tickets with a deadline before this instant that was not met.
     pub overdue_at: Option<DateTime<Utc>>,
     pub created_after: Option<DateTime<Utc>>,
@@ -145,6 +147,9 @@ impl TicketFilter {
         }
         if let Some(now) = self.overdue_at {
             condition = condition.add(overdue_condition(now));
+        }
+        if self.review_open {
+            condition = condition.add(C::ReviewRecord.is_not_null()).add(C::ReviewCause.is_null());
         }
         if let Some(after) = self.created_after {
             condition = condition.add(C::CreatedAt.gte(after));

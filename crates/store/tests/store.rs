@@ -80,6 +80,9 @@ fn facts(property_id: &str, request_id: &str, created_at: DateTime<Utc>) -> Tick
         urgency_rule: None,
         case: None,
         referred_by: None,
+        unsatisfied_callbacks: 0,
+        review: None,
+        delay_cause: None,
     }
 }
 

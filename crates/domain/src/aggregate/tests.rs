@@ -196,7 +196,8 @@ fn incident() -> Ticket {
         kinds,
         [
             (EventType::Created, None, TicketState::New),
-            (EventType::Dispatched, Some(TicketState::New), TicketState::Dispatched)
+            (EventType::Dispatched, Some(TicketState::New), TicketState::Dispatched),
+            (EventType::ReviewOpened, Some(TicketState::Dispatched), TicketState::Dispatched)
         ]
     );
     assert_eq!(events[0].note, "incident of 3 units");
@@ -912,4 +913,54 @@ fn a_matter_referred_out_is_chased_and_its_result_recorded_once() {
         ticket.record_referral_result("police", "again".into(), agent(), at(6)),
         Err(RuleViolation::Case(CaseError::NotAwaitingResult("police".into())))
     );
+}
+
+#[test]
+fn serious_complaints_open_a_review_the_manager_completes_with_a_listed_cause() {
+    use crate::review::ReviewTrigger;
+    let policy = Policy::default();
+    let manager = By::staff("manager-1", Role::Manager);
+    // A complaint pushed up to the manager.
+    let mut complaint =
+        Ticket::log(report(TicketKind::Complaint, "service_attitude", "", "保安态度恶劣"), &policy, agent(), at(0))
+            .unwrap()
+            .0;
+    let events = complaint.escalate(2, Cause::DeadlineMissed, By::System("notifier"), "overdue".into(), at(5));
+    assert_eq!(events.last().map(|e| e.event_type), Some(EventType::ReviewOpened));
+    assert_eq!(complaint.review.as_ref().map(|r| r.trigger), Some(ReviewTrigger::ManagerEscalation));
+    let causes = policy.review_causes.clone();
+    assert_eq!(
+        complaint.complete_review("bad_luck".into(), "培训".into(), &causes, manager.clone(), at(6)),
+        Err(RuleViolation::UnknownCause { field: "cause", cause: "bad_luck".into() })
+    );
+    complaint
+        .complete_review("staff_attitude".into(), "保安培训并道歉".into(), &causes, manager.clone(), at(6))
+        .unwrap();
+    let review = complaint.review.clone().unwrap();
+    assert_eq!((review.cause.as_deref(), review.reviewer.as_deref()), (Some("staff_attitude"), Some("manager-1")));
+    assert_eq!(
+        complaint.complete_review("other".into(), "x".into(), &causes, manager, at(7)),
+        Err(RuleViolation::NoOpenReview)
+    );
+
+    // A second unsatisfied callback.
+    let mut repair = dispatched("漏水");
+    for round in 0..2 {
+        repair.dispatch(route(Department::Engineering, "plumber"), By::System("dispatch"), at(10 + round)).ok();
+        repair.resolve(agent(), String::new(), &policy.sla, at(20 + round)).unwrap();
+        let events =
+            repair.record_callback(Satisfaction::Unsatisfied, "还漏".into(), agent(), &policy, at(30 + round)).unwrap();
+        let opened = events.iter().any(|e| e.event_type == EventType::ReviewOpened);
+        assert_eq!(opened, round == 1, "the second unsatisfied callback opens the review");
+    }
+
+    // Late work needs the cause of its delay.
+    let mut late = dispatched("漏水");
+    let after = late.deadlines.resolve_by.unwrap() + TimeDelta::minutes(1);
+    assert_eq!(
+        late.resolve_reporting_delay(agent(), String::new(), None, &policy, after),
+        Err(RuleViolation::DelayCauseRequired)
+    );
+    late.resolve_reporting_delay(agent(), String::new(), Some("materials".into()), &policy, after).unwrap();
+    assert_eq!(late.delay_cause.as_deref(), Some("materials"));
 }

@@ -84,6 +84,14 @@ pub struct Model {
     pub waited_secs: Option<i64>,
     /// Who referred it, as JSON (`propdesk_domain::case::Referrer`).
     pub referral: Option<String>,
+    /// Unsatisfied callbacks so far (unset reads as none).
+    pub unsatisfied_callbacks: Option<i32>,
+    /// The serious-complaint review, as JSON (`propdesk_domain::review::Review`).
+    pub review_record: Option<String>,
+    /// The completed review's cause (from the review, for the monthly review).
+    pub review_cause: Option<String>,
+    /// Why overdue work was late (a review cause code).
+    pub delay_cause: Option<String>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -167,6 +175,10 @@ impl Model {
             case_record: t.case.as_ref().map(|case| serde_json::to_string(case).unwrap_or_default()),
             waited_secs: t.case.as_ref().map(|case| case.waited_secs),
             referral: t.referred_by.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
+            unsatisfied_callbacks: Some(t.unsatisfied_callbacks),
+            review_record: t.review.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
+            review_cause: t.review.as_ref().and_then(|r| r.cause.clone()),
+            delay_cause: t.delay_cause.clone(),
         }
     }
 
@@ -198,6 +210,13 @@ impl Model {
             Some(json) => Some(
                 serde_json::from_str(json)
                     .map_err(|e| UnreadableTicket { ticket_id: self.id.clone(), detail: format!("referral: {e}") })?,
+            ),
+            None => None,
+        };
+        let review = match &self.review_record {
+            Some(json) => Some(
+                serde_json::from_str(json)
+                    .map_err(|e| UnreadableTicket { ticket_id: self.id.clone(), detail: format!("review: {e}") })?,
             ),
             None => None,
         };
@@ -255,6 +274,9 @@ impl Model {
             urgency_rule: self.urgency_rule,
             case,
             referred_by,
+            unsatisfied_callbacks: self.unsatisfied_callbacks.unwrap_or(0),
+            review,
+            delay_cause: self.delay_cause,
         };
         Ticket::restore(facts).map_err(|e| UnreadableTicket { ticket_id: e.ticket_id.clone(), detail: e.to_string() })
     }

@@ -3,7 +3,7 @@
 //! measure, told to the resident with every notice, and when the resident was last
 //! answered (a promised reply is kept by a reply); the language residents are told things
 //! in; the urgent-word rule that raised a ticket; case records and their steps; referrals
-//! in and out.
+//! in and out; serious-complaint reviews and causes of delay.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -106,7 +106,16 @@ impl MigrationTrait for Migration {
         manager.alter_table(Table::alter().table("tickets").add_column(text_null("referral")).take()).await?;
         manager
             .alter_table(Table::alter().table("follow_ups").add_column(string_len_null("subject_id", 36)).take())
-            .await
+            .await?;
+        // Serious-complaint reviews and causes of delay.
+        manager
+            .alter_table(Table::alter().table("tickets").add_column(integer_null("unsatisfied_callbacks")).take())
+            .await?;
+        manager.alter_table(Table::alter().table("tickets").add_column(text_null("review_record")).take()).await?;
+        manager
+            .alter_table(Table::alter().table("tickets").add_column(string_len_null("review_cause", 64)).take())
+            .await?;
+        manager.alter_table(Table::alter().table("tickets").add_column(string_len_null("delay_cause", 64)).take()).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
