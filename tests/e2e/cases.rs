@@ -14,6 +14,7 @@ use crate::helpers::{App, assert_reason, assert_status, authed};
 crate::on_both_backends!(
     a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_without_breaching,
     a_referral_is_answered_to_whoever_referred_it_and_one_referred_out_is_chased_and_told,
+    a_second_unsatisfied_callback_opens_a_review_and_late_work_states_its_cause,
 );
 
 /// Complaints resolve in 6 s and nothing else fires during the test; open round the clock.
@@ -358,4 +359,119 @@ roles = ["resident"]
     let text = told.first().and_then(|b| b["text"].as_str()).unwrap_or_default();
     assert!(text.ends_with("处理结果：已立案，找到抛物住户，责令赔偿"), "{text}");
     assert_eq!(told[0]["ticket_id"], thrown.id.as_str());
+}
+
+async fn a_second_unsatisfied_callback_opens_a_review_and_late_work_states_its_cause(backend: Backend) {
+    use crate::helpers::token;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("propdesk.toml");
+    std::fs::write(&file, SETTINGS).expect("write settings");
+    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let manager_id = app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
+    let manager = token(&manager_id, propdesk_domain::Role::Manager, &[app.world.property_id.as_str()]);
+    let _notifier = app.start_notifier().await;
+    let (agent, dispatcher) = (app.world.agent.clone(), app.world.dispatcher.clone());
+
+    // A complaint resolved late must say why; then called back unsatisfied twice.
+    let complaint = pb::CreateTicketRequest {
+        kind: pb::TicketKind::Complaint as i32,
+        ..app.new_ticket("hygiene", "楼道一周没人打扫")
+    };
+    let complaint = app.create(complaint).await;
+    tokio::time::sleep(Duration::from_secs(7)).await; // past its 6-second resolve deadline
+    let current = app.get(&complaint.id).await;
+    let silent = app.tickets.resolve_ticket(authed(&agent, App::action(&current, "已安排打扫"))).await;
+    assert_status(silent, Code::InvalidArgument, Some("delay_cause"), "late without a cause");
+    let unknown =
+        pb::ResolveTicketRequest { delay_cause: "bad_luck".into(), ..App::action(&current, "已安排打扫") };
+    let unknown = app.tickets.resolve_ticket(authed(&agent, unknown)).await;
+    assert_status(unknown, Code::InvalidArgument, Some("delay_cause"), "a cause not on the list");
+    let stated =
+        pb::ResolveTicketRequest { delay_cause: "workmanship".into(), ..App::action(&current, "已安排打扫") };
+    let mut ticket = app.tickets.resolve_ticket(authed(&agent, stated)).await.expect("resolve").into_inner();
+    assert_eq!(ticket.delay_cause, "workmanship");
+    for round in 0..2 {
+        let unsatisfied = pb::RecordCallbackRequest {
+            ticket_id: ticket.id.clone(),
+            expected_version: app.get(&ticket.id).await.version,
+            satisfaction: pb::Satisfaction::Unsatisfied as i32,
+            comment: "还是很脏".into(),
+        };
+        ticket = app.tickets.record_callback(authed(&agent, unsatisfied)).await.expect("callback").into_inner();
+        assert_eq!(ticket.review.is_some(), round == 1, "only the second opens a review");
+        if round == 0 {
+            // Reworked: routed again and resolved (late again: its cause stated again).
+            let mut reopened = app.get(&ticket.id).await;
+            for _ in 0..100 {
+                if reopened.escalation_level == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                reopened = app.get(&ticket.id).await;
+            }
+            let assign = pb::AssignTicketRequest {
+                ticket_id: reopened.id.clone(),
+                expected_version: reopened.version,
+                department: pb::Department::Cleaning as i32,
+                assignee_id: String::new(),
+                note: String::new(),
+            };
+            let routed = app.tickets.assign_ticket(authed(&dispatcher, assign)).await.expect("assign").into_inner();
+            let resolve =
+                pb::ResolveTicketRequest { delay_cause: "workmanship".into(), ..App::action(&routed, "重新打扫") };
+            app.tickets.resolve_ticket(authed(&agent, resolve)).await.expect("resolved again");
+        }
+    }
+    assert_eq!(ticket.review.as_ref().map(|r| r.trigger.as_str()), Some("repeated_unsatisfied"));
+
+    // The manager finds it on their list, and completes it; an agent may not.
+    let open = pb::ListTicketsRequest { review_open: true, ..Default::default() };
+    let listed = app.tickets.list_tickets(authed(&manager, open.clone())).await.expect("list").into_inner().tickets;
+    assert_eq!(listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [ticket.id.as_str()]);
+    let review = |t: &pb::Ticket, cause: &str, action: &str| pb::CompleteReviewRequest {
+        ticket_id: t.id.clone(),
+        expected_version: t.version,
+        cause: cause.into(),
+        action: action.into(),
+    };
+    let by_agent = app.tickets.complete_review(authed(&agent, review(&ticket, "workmanship", "返工"))).await;
+    assert_reason(by_agent, Code::PermissionDenied, pb::ErrorReason::RoleNotAllowed, "an agent reviews");
+    let no_action = app.tickets.complete_review(authed(&manager, review(&ticket, "workmanship", ""))).await;
+    assert_status(no_action, Code::InvalidArgument, Some("action"), "a review without an action");
+    let no_cause = app.tickets.complete_review(authed(&manager, review(&ticket, "", "返工"))).await;
+    assert_status(no_cause, Code::InvalidArgument, Some("cause"), "a review without a cause");
+    let done = app.tickets.complete_review(authed(&manager, review(&ticket, "workmanship", "保洁返工并加强检查")));
+    let done = done.await.expect("reviewed").into_inner();
+    let completed = done.review.expect("the review");
+    assert_eq!((completed.cause.as_str(), completed.reviewer.as_str()), ("workmanship", manager_id.as_str()));
+    let listed = app.tickets.list_tickets(authed(&manager, open)).await.expect("list").into_inner().tickets;
+    assert!(listed.is_empty(), "no longer open");
+    // The manager heard of the review when it opened.
+    let mut heard = false;
+    for _ in 0..100 {
+        let all = propdesk_store::deliveries::DeliveryFilter { limit: 1000, ..Default::default() };
+        let rows = app.store.list_deliveries(&all).await.expect("deliveries");
+        heard = rows
+            .iter()
+            .any(|n| n.recipient_id.as_deref() == Some(manager_id.as_str()) && n.subject == "ticket.review_opened");
+        if heard {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(heard, "the manager is told of the review");
+
+    // The month's review: overdue cases and reviews by cause.
+    let now = Utc::now().timestamp();
+    let month = pb::GetServiceReportRequest {
+        property_id: app.world.property_id.clone(),
+        period_start: Some(prost_types::Timestamp { seconds: now - 3600, nanos: 0 }),
+        period_end: Some(prost_types::Timestamp { seconds: now + 3600, nanos: 0 }),
+        department: 0,
+    };
+    let mut reports = propdesk_proto::v1::report_service_client::ReportServiceClient::new(app.server.channel().await);
+    let report = reports.get_service_report(authed(&manager, month)).await.expect("report").into_inner();
+    let by = |rows: &[pb::CountBy]| rows.iter().map(|c| (c.key.clone(), c.count)).collect::<Vec<_>>();
+    assert_eq!(by(&report.overdue_by_cause), [("workmanship".to_owned(), 1)]);
+    assert_eq!(by(&report.reviews_by_cause), [("workmanship".to_owned(), 1)]);
 }

@@ -647,8 +647,8 @@ impl Store {
         Ok((u64::try_from(count).unwrap_or(0), u64::try_from(waited).unwrap_or(0)))
     }
 
-    /// The scope's requests resolved after their resolve deadline, by the cause of the
-    /// delay given ("unstated" when none was), and the reviews of its requests and
+    /// The scope's requests resolved after their resolve deadline (now or before a reopening),
+    /// by the cause of the delay given ("unstated" when none was), and the reviews of its requests and
     /// incidents by cause ("open" while not completed).
     pub async fn by_cause(&self, scope: &ReportScope) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
         use ticket::Column as C;
@@ -657,7 +657,12 @@ impl Store {
             .column(C::DelayCause)
             .column_as(C::Id.count(), "n")
             .filter(scope.requests())
-            .filter(Expr::col(C::ResolvedAt).gt(Expr::col(C::ResolveBy)))
+            // A cause stays once given, even if the work was reopened since.
+            .filter(
+                Condition::any()
+                    .add(C::DelayCause.is_not_null())
+                    .add(Expr::col(C::ResolvedAt).gt(Expr::col(C::ResolveBy))),
+            )
             .group_by(C::DelayCause)
             .into_tuple()
             .all(&self.db)
