@@ -9,7 +9,7 @@ use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 use tonic::Code;
 
-use crate::helpers::{App, assert_reason, assert_status, authed};
+use crate::helpers::{App, assert_reason, assert_status, authed, start_configured};
 
 crate::on_both_backends!(
     a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_without_breaching,
@@ -45,10 +45,7 @@ fn ts(at: chrono::DateTime<Utc>) -> Option<prost_types::Timestamp> {
 }
 
 async fn a_pet_dispute_is_recorded_step_by_step_and_waits_on_the_work_station_without_breaching(backend: Backend) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("propdesk.toml");
-    std::fs::write(&file, SETTINGS).expect("write settings");
-    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let (mut app, _dir) = start_configured(backend, SETTINGS).await;
     let cs_supervisor =
         app.hire("CS Supervisor Li", pb::StaffRole::Supervisor, pb::Department::CustomerService, true).await;
     let _dispatch = app.start_dispatch().await;
@@ -241,10 +238,7 @@ secret = "resident-gateway-secret-0123456789"
 roles = ["resident"]
 "#
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("propdesk.toml");
-    std::fs::write(&file, format!("{SETTINGS}{hooks}")).expect("write settings");
-    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let (mut app, _dir) = start_configured(backend, &format!("{SETTINGS}{hooks}")).await;
     let _notifier = app.start_notifier().await;
     let agent = app.world.agent.clone();
 
@@ -363,10 +357,7 @@ roles = ["resident"]
 
 async fn a_second_unsatisfied_callback_opens_a_review_and_late_work_states_its_cause(backend: Backend) {
     use crate::helpers::token;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("propdesk.toml");
-    std::fs::write(&file, SETTINGS).expect("write settings");
-    let mut app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    let (mut app, _dir) = start_configured(backend, SETTINGS).await;
     let manager_id = app.hire("Manager Wang", pb::StaffRole::Manager, pb::Department::Unspecified, true).await;
     let manager = token(&manager_id, propdesk_domain::Role::Manager, &[app.world.property_id.as_str()]);
     let _notifier = app.start_notifier().await;

@@ -221,6 +221,16 @@ impl ActionRequest for pb::ResolveTicketRequest {
     }
 }
 
+/// Starts an app whose processes all read `settings` (a TOML file kept in the directory
+/// returned, which must outlive the app).
+pub async fn start_configured(backend: Backend, settings: &str) -> (App, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("propdesk.toml");
+    std::fs::write(&file, settings).expect("write settings");
+    let app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
+    (app, dir)
+}
+
 pub fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));

@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use propdesk_proto::v1 as pb;
 use propdesk_testkit::Backend;
 
-use crate::helpers::{App, authed};
+use crate::helpers::{App, authed, start_configured as start};
 
 crate::on_both_backends!(
     a_burst_pipe_nobody_reaches_goes_to_the_supervisor_at_the_breach_and_the_manager_at_twice,
@@ -60,15 +60,6 @@ opens = "00:00:00"
 closes = "00:00:00"
 holidays = []
 "#;
-
-/// Starts an app whose processes all read `settings` (a TOML file).
-async fn start(backend: Backend, settings: &str) -> (App, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("propdesk.toml");
-    std::fs::write(&file, settings).expect("write settings");
-    let app = App::start_with(backend, &[("PROPDESK_CONFIG", file.display().to_string())]).await;
-    (app, dir)
-}
 
 fn time(ts: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
     let ts = ts.as_ref().expect("a timestamp");

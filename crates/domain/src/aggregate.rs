@@ -292,6 +292,21 @@ pub struct Recorded {
     pub step: Option<CaseStep>,
 }
 
+impl Recorded {
+    /// An event with nothing beyond its type, cause, states, actor, note and time.
+    pub fn new(
+        event_type: EventType,
+        cause: Option<Cause>,
+        from: Option<TicketState>,
+        to: TicketState,
+        by: By,
+        note: String,
+        at: DateTime<Utc>,
+    ) -> Recorded {
+        Recorded { event_type, cause, from, to, by, note, at, changes: Vec::new(), reply: None, step: None }
+    }
+}
+
 /// One field a correction changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldChange {
@@ -577,18 +592,7 @@ impl Ticket {
             }
             None => format!("priority {}", decided.priority),
         };
-        let mut events = vec![Recorded {
-            event_type: EventType::Created,
-            cause: None,
-            from: None,
-            to: TicketState::New,
-            by: by.clone(),
-            note,
-            at: now,
-            changes: Vec::new(),
-            reply: None,
-            step: None,
-        }];
+        let mut events = vec![Recorded::new(EventType::Created, None, None, TicketState::New, by.clone(), note, now)];
         if let Some(answer) = report.answer_on_the_spot {
             ticket.facts.department = Some(Department::CustomerService);
             let mut resolved =
@@ -655,18 +659,8 @@ impl Ticket {
             review: Some(Review::open(ReviewTrigger::Incident, now)),
             delay_cause: None,
         };
-        let event = |event_type, from, to, note: String| Recorded {
-            event_type,
-            cause: None,
-            from,
-            to,
-            by: by.clone(),
-            note,
-            at: now,
-            changes: Vec::new(),
-            reply: None,
-            step: None,
-        };
+        let event =
+            |event_type, from, to, note: String| Recorded::new(event_type, None, from, to, by.clone(), note, now);
         let events = vec![
             event(EventType::Created, None, TicketState::New, format!("incident of {units} units")),
             event(
@@ -699,18 +693,7 @@ impl Ticket {
         self.facts.lifecycle = self.facts.lifecycle.apply(mv)?;
         self.touch(now);
         let to = self.facts.lifecycle.state;
-        Ok(Recorded {
-            event_type,
-            cause,
-            from: Some(from),
-            to,
-            by,
-            note,
-            at: now,
-            changes: Vec::new(),
-            reply: None,
-            step: None,
-        })
+        Ok(Recorded::new(event_type, cause, Some(from), to, by, note, now))
     }
 
     /// An event that changes no state.
@@ -723,18 +706,7 @@ impl Ticket {
         now: DateTime<Utc>,
     ) -> Recorded {
         let state = self.facts.lifecycle.state;
-        Recorded {
-            event_type,
-            cause,
-            from: Some(state),
-            to: state,
-            by,
-            note,
-            at: now,
-            changes: Vec::new(),
-            reply: None,
-            step: None,
-        }
+        Recorded::new(event_type, cause, Some(state), state, by, note, now)
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {

@@ -114,18 +114,7 @@ fn agent() -> By {
 }
 
 fn created(at: DateTime<Utc>) -> Recorded {
-    Recorded {
-        event_type: EventType::Created,
-        cause: None,
-        from: None,
-        to: TicketState::New,
-        by: agent(),
-        note: String::new(),
-        at,
-        changes: Vec::new(),
-        reply: None,
-        step: None,
-    }
+    Recorded::new(EventType::Created, None, None, TicketState::New, agent(), String::new(), at)
 }
 
 fn new_ticket(t: Ticket) -> NewTicket {
