@@ -13,6 +13,8 @@
 //! - not excused: no exclusion term of the rule in the same clause (烧烤 excuses 冒烟:
 //!   smoke from a barbecue downstairs is a nuisance, not a fire).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ticket::Priority;
@@ -269,15 +271,25 @@ fn negated(clause: &str, at: usize, term: &str) -> bool {
     }
 }
 
+/// A term as the lowercased text holds it (most terms are lowercase already: no copy).
+fn lowercase(term: &str) -> Cow<'_, str> {
+    if term.chars().any(char::is_uppercase) { Cow::Owned(term.to_lowercase()) } else { Cow::Borrowed(term) }
+}
+
 impl KeywordRule {
     /// The first of its terms the text means, if any.
     fn reads(&self, clauses: &[String]) -> Option<&str> {
         for clause in clauses {
-            if self.exclusions.iter().any(|e| !occurrences(clause, &e.to_lowercase()).is_empty()) {
+            // Cheap test first: most clauses hold none of the rule's terms.
+            let held: Vec<&String> = self.keywords.iter().filter(|k| clause.contains(lowercase(k).as_ref())).collect();
+            if held.is_empty() {
                 continue;
             }
-            for keyword in &self.keywords {
-                let term = keyword.to_lowercase();
+            if self.exclusions.iter().any(|e| !occurrences(clause, &lowercase(e)).is_empty()) {
+                continue;
+            }
+            for keyword in held {
+                let term = lowercase(keyword);
                 if occurrences(clause, &term).into_iter().any(|at| !negated(clause, at, &term)) {
                     return Some(keyword);
                 }
