@@ -590,9 +590,18 @@ async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let without = for_ticket(bodies(&plain, "resident.breach", 1).await, &created.id);
+    // Each gateway gets its own delivery of the same notice, each in its own time.
+    let mut without = Vec::new();
+    for _ in 0..300 {
+        without = for_ticket(bodies(&plain, "resident.breach", 1).await, &created.id);
+        if without.iter().any(|b| b["text"] == told[0]["text"]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let text = told[0]["text"].as_str().expect("text");
-    assert_eq!(without[0]["text"], told[0]["text"], "the same words to every gateway");
+    let same = without.iter().find(|b| b["text"] == told[0]["text"]).unwrap_or(&serde_json::Value::Null);
+    assert_eq!(same["text"], told[0]["text"], "the same words to every gateway");
     assert!(text.starts_with("您好，您反映的问题（单号 "), "{text}");
     assert!(text.ends_with("临时措施：已关闭总阀，2号门临时供水车。"), "{text}");
     // The expected time, as the staff were told it in UTC, is told to the resident at +08:00.
