@@ -335,6 +335,21 @@ pub fn find<'a>(replies: &'a [StandardReply], search: &ReplySearch) -> Vec<&'a S
     found.into_iter().map(|(_, r)| r).collect()
 }
 
+/// The reply of `replies` (one code's, of a property and company-wide) for a resident who
+/// reads `language`: in that language before others (then the default one), the
+/// property's own before the company-wide one.
+pub fn for_language<'a>(replies: &'a [StandardReply], language: &str) -> Option<&'a StandardReply> {
+    replies.iter().min_by_key(|r| {
+        (r.content.language != language, r.content.language != DEFAULT_LANGUAGE, r.property_id.is_none())
+    })
+}
+
+/// `text` after its label, Chinese or English.
+fn labelled(language: &str, (chinese, english): (&str, &str), text: &str) -> String {
+    let label = if language.starts_with("zh") { chinese } else { english };
+    format!("{label}{text}")
+}
+
 /// A department as residents are told it.
 pub fn department_name(department: Department, language: &str) -> &'static str {
     let chinese = language.starts_with("zh");
@@ -434,12 +449,12 @@ coded_enum!(
 impl Notice {
     /// Why the notice was sent, as it is added to its words.
     pub fn because(language: &str, reason: &str) -> String {
-        if language.starts_with("zh") { format!("原因：{reason}") } else { format!(" Why: {reason}") }
+        labelled(language, ("原因：", " Why: "), reason)
     }
 
     /// What came of it, as it is added to its words.
     pub fn result(language: &str, result: &str) -> String {
-        if language.starts_with("zh") { format!("处理结果：{result}") } else { format!(" Result: {result}") }
+        labelled(language, ("处理结果：", " Result: "), result)
     }
 
     /// The built-in text.

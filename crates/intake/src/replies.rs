@@ -145,11 +145,7 @@ impl ContentFields<'_> {
             .filter_map(|(index, kind)| required_enum(v, &field(&format!("kinds[{index}]")), *kind))
             .collect();
         replies::check_keywords(v, &field("keywords"), self.keywords);
-        let template = replies::Template::parse(self.body);
-        if let Err(err) = &template {
-            v.add(&field("body"), err.to_string());
-        }
-        v.required_text(&field("body"), self.body, replies::MAX_BODY);
+        let template = replies::check_body(v, &field("body"), self.body);
         let language = if self.language.is_empty() { DEFAULT_LANGUAGE } else { self.language };
         replies::check_language(v, &field("language"), language);
         let content = ReplyContent {
@@ -161,7 +157,7 @@ impl ContentFields<'_> {
             language: language.to_owned(),
             active,
         };
-        Checked { content, violations: std::mem::take(v), bad_template: template.is_err() }
+        Checked { content, violations: std::mem::take(v), bad_template: template.is_none() }
     }
 }
 
@@ -170,24 +166,19 @@ impl ContentFields<'_> {
 pub(crate) struct ReplyUse<'a> {
     pub reply_id: &'a str,
     pub values: &'a HashMap<String, String>,
-    pub id_field: &'a str,
-    pub values_field: &'a str,
+    pub id_field: String,
+    pub values_field: String,
 }
 
 impl<'a> ReplyUse<'a> {
     /// A `StandardReplyUse` in the request field `field`.
-    pub fn of(used: &'a pb::StandardReplyUse, fields: &'a (String, String)) -> ReplyUse<'a> {
+    pub fn in_field(used: &'a pb::StandardReplyUse, field: &str) -> ReplyUse<'a> {
         ReplyUse {
             reply_id: &used.standard_reply_id,
             values: &used.values,
-            id_field: &fields.0,
-            values_field: &fields.1,
+            id_field: format!("{field}.standard_reply_id"),
+            values_field: format!("{field}.values"),
         }
-    }
-
-    /// The field names of a `StandardReplyUse` in the request field `field`.
-    pub fn fields(field: &str) -> (String, String) {
-        (format!("{field}.standard_reply_id"), format!("{field}.values"))
     }
 }
 
@@ -205,16 +196,16 @@ pub(crate) async fn render_use(
     fill: &Fill<'_>,
 ) -> ApiResult<(String, StandardReplyRef)> {
     let mut v = Violations::new();
-    let id = v.required_id(used.id_field, used.reply_id);
-    let given = replies::named_values(&mut v, used.values_field, used.values);
+    let id = v.required_id(&used.id_field, used.reply_id);
+    let given = replies::named_values(&mut v, &used.values_field, used.values);
     v.into_result()?;
     let reply =
         state.store.standard_reply(&id.unwrap_or_default()).await?.ok_or(ApiError::NotFound("standard reply"))?;
     reply.render_for(property_id, fill, given).map_err(|err| {
         let (reason, field) = match &err {
-            Unusable::OtherProperty => (ErrorReason::OfAnotherProperty, used.id_field),
-            Unusable::Inactive | Unusable::Body(_) => (ErrorReason::InvalidField, used.id_field),
-            Unusable::Missing(_) => (ErrorReason::MissingPlaceholderValues, used.values_field),
+            Unusable::OtherProperty => (ErrorReason::OfAnotherProperty, &used.id_field),
+            Unusable::Inactive | Unusable::Body(_) => (ErrorReason::InvalidField, &used.id_field),
+            Unusable::Missing(_) => (ErrorReason::MissingPlaceholderValues, &used.values_field),
         };
         ApiError::field_as(reason, field, err.to_string())
     })
@@ -441,8 +432,12 @@ impl ReplyService for ReplyApi {
             .map_err(ApiError::from)?
             .ok_or(ApiError::NotFound("ticket"))?;
         actor.authorize(&ticket.property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
-        let used =
-            ReplyUse { reply_id: &body.reply_id, values: &body.values, id_field: "reply_id", values_field: "values" };
+        let used = ReplyUse {
+            reply_id: &body.reply_id,
+            values: &body.values,
+            id_field: "reply_id".into(),
+            values_field: "values".into(),
+        };
         let facts = ticket.facts();
         let name = property_name(&self.state, &facts.property_id).await?;
         let (text, source) =

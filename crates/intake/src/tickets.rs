@@ -1032,11 +1032,10 @@ impl TicketService for TicketApi {
         actor.authorize(&ticket.property_id, Operation::Reply, false).map_err(ApiError::from)?;
         let (text, standard) = match &body.standard_reply {
             Some(used) => {
-                let fields = ReplyUse::fields("standard_reply");
                 let facts = ticket.facts();
                 let name = replies::property_name(&self.state, &facts.property_id).await?;
                 let fill = replies::ticket_fill(&self.state, facts, &name);
-                let used = ReplyUse::of(used, &fields);
+                let used = ReplyUse::in_field(used, "standard_reply");
                 let (text, source) = replies::render_use(&self.state, used, &facts.property_id, &fill).await?;
                 (text, Some(source))
             }
@@ -1173,7 +1172,6 @@ impl TicketApi {
         let Some(used) = &body.answer_standard_reply else {
             return Ok(parsed.answer_on_the_spot.clone().map(|text| (text, None)));
         };
-        let fields = ReplyUse::fields("answer_standard_reply");
         let name = replies::property_name(&self.state, &parsed.property_id).await?;
         let fill = Fill {
             unit: place,
@@ -1184,7 +1182,7 @@ impl TicketApi {
             utc_offset_minutes: self.state.policy.hours_for(&parsed.property_id).utc_offset_minutes,
             interim_measure: None,
         };
-        let used = ReplyUse::of(used, &fields);
+        let used = ReplyUse::in_field(used, "answer_standard_reply");
         let (text, source) = replies::render_use(&self.state, used, &parsed.property_id, &fill).await?;
         Ok(Some((text, Some(source))))
     }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use propdesk_domain::Ticket;
 use propdesk_domain::follow_up::ReplyMethod;
 use propdesk_domain::ladder::Recipient;
-use propdesk_domain::replies::{DEFAULT_LANGUAGE, Fill, Notice, StandardReplyRef};
-use propdesk_store::replies::reply_by_code;
+use propdesk_domain::replies::{DEFAULT_LANGUAGE, Fill, Notice, StandardReply, StandardReplyRef, for_language};
+use propdesk_store::replies::replies_by_code;
 use propdesk_store::work::{self, Transaction};
 use serde_json::json;
 
@@ -26,9 +26,60 @@ pub(crate) struct ToResident<'a> {
     pub source: Option<StandardReplyRef>,
 }
 
-/// The words of `notice` for ticket `t`, in its resident's language: the library's reply
-/// for it or the built-in text, filled from the ticket (`expected` and `interim_measure` standing in for its own when
-/// given).
+/// What every notice of one kind at one property shares, read once whether one resident
+/// is told or every reporter of an outage: the property's name and the library's replies
+/// for the notice (every language).
+pub(crate) struct NoticeSource {
+    notice: Notice,
+    property_name: String,
+    replies: Vec<StandardReply>,
+    utc_offset_minutes: i32,
+}
+
+impl NoticeSource {
+    pub(crate) async fn load(
+        notifier: &Notifier,
+        txn: &Transaction,
+        property_id: &str,
+        notice: Notice,
+    ) -> Result<NoticeSource, NotifierError> {
+        Ok(NoticeSource {
+            notice,
+            property_name: work::property_name(txn, property_id).await?,
+            replies: replies_by_code(txn, property_id, notice.code()).await?,
+            utc_offset_minutes: notifier.policy.hours_for(property_id).utc_offset_minutes,
+        })
+    }
+
+    /// The words for ticket `t`, in its resident's language: the library's reply or the
+    /// built-in text, filled from the ticket (`given` standing in where it says).
+    pub(crate) async fn words(
+        &self,
+        txn: &Transaction,
+        t: &Ticket,
+        given: Given<'_>,
+    ) -> Result<(String, Option<StandardReplyRef>), NotifierError> {
+        let language = match &t.resident_id {
+            Some(id) => work::resident_language(txn, id).await?,
+            None => None,
+        };
+        let language = language.as_deref().unwrap_or(DEFAULT_LANGUAGE);
+        let mut fill = Fill::of_ticket(t, &self.property_name, self.utc_offset_minutes);
+        fill.expected = given.expected.or(fill.expected);
+        fill.interim_measure = fill.interim_measure.or(given.interim_measure);
+        let reply = for_language(&self.replies, language);
+        let (mut text, source) = self.notice.words(reply, &fill, language);
+        if let Some(reason) = given.reason {
+            text.push_str(&Notice::because(language, reason));
+        }
+        if let Some(result) = given.result {
+            text.push_str(&Notice::result(language, result));
+        }
+        Ok((text, source))
+    }
+}
+
+/// The words of `notice` for the one ticket `t` (see [`NoticeSource::words`]).
 pub(crate) async fn notice_words(
     notifier: &Notifier,
     txn: &Transaction,
@@ -36,25 +87,7 @@ pub(crate) async fn notice_words(
     notice: Notice,
     given: Given<'_>,
 ) -> Result<(String, Option<StandardReplyRef>), NotifierError> {
-    let property_name = work::property_name(txn, &t.property_id).await?;
-    let language = match &t.resident_id {
-        Some(id) => work::resident_language(txn, id).await?,
-        None => None,
-    };
-    let language = language.as_deref().unwrap_or(DEFAULT_LANGUAGE);
-    let reply = reply_by_code(txn, &t.property_id, notice.code(), language).await?;
-    let offset = notifier.policy.hours_for(&t.property_id).utc_offset_minutes;
-    let mut fill = Fill::of_ticket(t, &property_name, offset);
-    fill.expected = given.expected.or(fill.expected);
-    fill.interim_measure = fill.interim_measure.or(given.interim_measure);
-    let (mut text, source) = notice.words(reply.as_ref(), &fill, language);
-    if let Some(reason) = given.reason {
-        text.push_str(&Notice::because(language, reason));
-    }
-    if let Some(result) = given.result {
-        text.push_str(&Notice::result(language, result));
-    }
-    Ok((text, source))
+    NoticeSource::load(notifier, txn, &t.property_id, notice).await?.words(txn, t, given).await
 }
 
 /// What a notice says beyond the ticket's own facts.
@@ -114,9 +147,10 @@ pub(crate) async fn tell_incident_reporters(
     now: DateTime<Utc>,
 ) -> Result<(), NotifierError> {
     let subject = format!("resident.{}", notice.code().trim_start_matches("notice."));
+    let source = NoticeSource::load(notifier, txn, &incident.property_id, notice).await?;
+    let given = Given { interim_measure: incident.interim_measure.as_deref(), ..Given::default() };
     for report in work::reports_of(txn, &incident.id).await? {
-        let given = Given { interim_measure: incident.interim_measure.as_deref(), ..Given::default() };
-        let (text, source) = notice_words(notifier, txn, &report, notice, given).await?;
+        let (text, source) = source.words(txn, &report, given).await?;
         let method = ReplyMethod::for_channel(report.channel);
         tell(notifier, told, &report, ToResident { subject: &subject, text, method, source }, now)?;
     }

@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use propdesk_domain::replies::{DEFAULT_LANGUAGE, StandardReply};
+use propdesk_domain::replies::StandardReply;
 
 use crate::entity::{standard_reply, standard_reply_version};
 use crate::work::Transaction;
@@ -110,15 +110,13 @@ impl Store {
     }
 }
 
-/// The reply a library defines under `code` for `property_id`, for a resident who reads
-/// `language`: in that language before others (then the default one), the property's own
-/// before the company-wide one.
-pub async fn reply_by_code(
+/// The active replies a library defines under `code` for `property_id` (its own and the
+/// company-wide ones, every language): `propdesk_domain::replies::for_language` picks one.
+pub async fn replies_by_code(
     txn: &impl ConnectionTrait,
     property_id: &str,
     code: &str,
-    language: &str,
-) -> Result<Option<StandardReply>, StoreError> {
+) -> Result<Vec<StandardReply>, StoreError> {
     use standard_reply::Column as C;
     let rows = standard_reply::Entity::find()
         .filter(Condition::any().add(C::PropertyId.eq(property_id)).add(C::PropertyId.eq("")))
@@ -126,10 +124,7 @@ pub async fn reply_by_code(
         .filter(C::Active.eq(true))
         .all(txn)
         .await?;
-    let rank = |row: &standard_reply::Model| {
-        (row.language != language, row.language != DEFAULT_LANGUAGE, row.property_id.is_empty())
-    };
-    Ok(rows.into_iter().min_by_key(rank).map(standard_reply::Model::into_reply))
+    Ok(rows.into_iter().map(standard_reply::Model::into_reply).collect())
 }
 
 /// Counts the replies sent from standard replies, in the sending transaction.
