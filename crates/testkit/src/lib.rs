@@ -23,6 +23,8 @@ pub struct TestDatabase {
     _dir: Option<tempfile::TempDir>,
 }
 
+pub mod photos;
+
 pub fn postgres_server_url() -> String {
     std::env::var("PROPDESK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
