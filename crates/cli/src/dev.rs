@@ -1,7 +1,7 @@
 //! Embedded mode helpers: a signing secret kept beside the SQLite file, and a small demo
 //! property seeded on first start so a newcomer has something to work with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use propdesk_domain::replies::{DEFAULT_LANGUAGE, Edit, ReplyContent, StandardReply};
 use propdesk_domain::{Department, Role, TicketKind};
@@ -24,11 +24,23 @@ pub fn signing_secret(database_url: &str) -> std::io::Result<String> {
 }
 
 fn secret_path(database_url: &str) -> PathBuf {
+    database_file(database_url).with_extension("secret")
+}
+
+/// Where embedded mode keeps attachments: a folder beside the database file
+/// (`propdesk-dev.db` → `propdesk-dev-files/`).
+pub fn files_url(database_url: &str) -> String {
+    let file = database_file(database_url);
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "propdesk-dev".into());
+    format!("file://{}", file.with_file_name(format!("{stem}-files")).display())
+}
+
+fn database_file(database_url: &str) -> PathBuf {
     let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")).unwrap_or("");
     let file = rest.split('?').next().unwrap_or_default();
-    // In-memory SQLite or a server database: keep the secret in the working directory.
+    // In-memory SQLite or a server database: keep files in the working directory.
     let file = if file.is_empty() || file.starts_with(':') { "propdesk-dev.db" } else { file };
-    Path::new(file).with_extension("secret")
+    PathBuf::from(file)
 }
 
 /// Who the demo tokens are for.
@@ -225,6 +237,8 @@ async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -244,6 +258,8 @@ mod tests {
     fn the_secret_lives_beside_the_database_file() {
         assert_eq!(secret_path("sqlite://data/propdesk.db?mode=rwc"), Path::new("data/propdesk.secret"));
         assert_eq!(secret_path("sqlite::memory:"), Path::new("propdesk-dev.secret"));
+        assert_eq!(files_url("sqlite://data/propdesk.db?mode=rwc"), "file://data/propdesk-files");
+        assert_eq!(files_url("sqlite::memory:"), "file://propdesk-dev-files");
         assert_eq!(secret_path("postgres://db/propdesk"), Path::new("propdesk-dev.secret"));
     }
 }

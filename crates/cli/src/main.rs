@@ -17,7 +17,9 @@ use propdesk_bus::rabbit::RabbitBus;
 use propdesk_bus::{Bus, OutboxRelay, WorkerRole};
 use propdesk_dispatch::WorkerSettings;
 use propdesk_domain::{Actor, Role};
+use propdesk_intake::attachments::Attachments;
 use propdesk_intake::{IntakeState, ServerOptions, TokenKeys};
+use propdesk_store::blobs::Blobs;
 use propdesk_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -113,6 +115,9 @@ fn run_error(context: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // ring is the one TLS provider compiled in; rustls wants it named before first use
+    // (object storage over https, webhooks). An error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(err) => {
@@ -231,6 +236,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 let secret = dev::signing_secret(&settings.database.url.0).map_err(|e| run_error("dev secret")(&e))?;
                 settings.auth.signing_secret.0 = secret;
             }
+            if settings.attachments.store.is_empty() {
+                settings.attachments.store = dev::files_url(&settings.database.url.0);
+            }
             let keys = token_keys(&settings)?;
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
@@ -284,8 +292,14 @@ async fn serve_intake(
     let address = listener.local_addr().map_err(|e| run_error("intake.listen")(&e))?;
     let mut state = IntakeState::new(store, settings.policy.clone(), shutdown);
     state.watch_poll = Duration::from_millis(settings.intake.watch_poll_ms.max(10));
+    let files = &settings.attachments;
+    if !files.store.is_empty() {
+        let blobs = Blobs::open(&files.store, &files.s3_access()).map_err(|e| Failure::Config(e.to_string()))?;
+        state.attachments = Some(Attachments::new(blobs, files.limits()));
+    }
     let state = Arc::new(state);
     let listening = state.follow_bus(bus);
+    let sweeping = spawn_orphan_sweep(&state, files);
     let options = ServerOptions {
         max_request_bytes: settings.intake.max_request_bytes,
         max_connection_age: Duration::from_secs(settings.intake.max_connection_age_secs),
@@ -294,8 +308,37 @@ async fn serve_intake(
     tracing::info!(%address, "intake serving");
     propdesk_intake::serve(listener, state, keys, options).await.map_err(|e| run_error("intake")(&e))?;
     listening.abort();
+    if let Some(sweeping) = sweeping {
+        sweeping.abort();
+    }
     tracing::info!("intake stopped");
     Ok(())
+}
+
+/// Every `sweep_interval_secs`, removes stored bytes no attachment names that are older
+/// than `orphan_grace_secs` (an upload that died between writing its bytes and saving).
+fn spawn_orphan_sweep(
+    state: &Arc<IntakeState>,
+    files: &settings::AttachmentSettings,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let state = state.clone();
+    state.attachments.as_ref()?;
+    let interval = Duration::from_secs(files.sweep_interval_secs);
+    let grace = chrono::TimeDelta::seconds(i64::try_from(files.orphan_grace_secs).unwrap_or(i64::MAX));
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let Some(attachments) = state.attachments.as_ref() else { return };
+            match attachments.blobs.sweep_orphans(&state.store, chrono::Utc::now() - grace).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed stored files no attachment names"),
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed; trying again later"),
+            }
+        }
+    }))
 }
 
 /// The RabbitMQ bus named by `bus.url`; required outside embedded mode.

@@ -29,9 +29,44 @@ pub struct Settings {
     pub bus: BusSettings,
     pub dispatch: DispatchSettings,
     pub notifier: NotifierSettings,
+    pub attachments: AttachmentSettings,
     pub metrics: MetricsSettings,
     pub trace: TraceSettings,
     pub policy: Policy,
+}
+
+/// Files on tickets (AttachmentService).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentSettings {
+    /// `file:///folder` or `s3://bucket/prefix`; empty: no file storage (`propdesk dev`
+    /// then keeps files in a folder beside its database).
+    pub store: String,
+    pub s3: S3Settings,
+    /// The largest file accepted, in bytes (the upload call's message limit follows it).
+    pub max_bytes: usize,
+    pub max_per_ticket: u32,
+    /// Uploads per minute per staff member, `upload_burst` of them at once.
+    pub uploads_per_minute: u32,
+    pub upload_burst: u32,
+    /// The longer side of a thumbnail, in pixels.
+    pub thumbnail_edge: u32,
+    /// The most pixels an image may have (it is decoded for its thumbnail).
+    pub max_pixels: u64,
+    /// Stored bytes no attachment names are removed once this old (an upload in flight is
+    /// younger), in seconds.
+    pub orphan_grace_secs: u64,
+    /// How often the intake looks for such bytes, in seconds.
+    pub sweep_interval_secs: u64,
+}
+
+/// An S3-compatible service: the Secret's keys in production.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Settings {
+    /// e.g. `http://minio:9000` or `https://oss-cn-hangzhou.aliyuncs.com`; empty: AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +182,23 @@ impl Default for Settings {
                 drain_timeout_secs: 20,
             },
             notifier: NotifierSettings::default(),
+            attachments: AttachmentSettings {
+                store: String::new(),
+                s3: S3Settings {
+                    endpoint: String::new(),
+                    region: String::new(),
+                    access_key_id: Secret::default(),
+                    secret_access_key: Secret::default(),
+                },
+                max_bytes: 10 * 1024 * 1024,
+                max_per_ticket: 20,
+                uploads_per_minute: 30,
+                upload_burst: 10,
+                thumbnail_edge: 320,
+                max_pixels: 50_000_000,
+                orphan_grace_secs: 3_600,
+                sweep_interval_secs: 600,
+            },
             metrics: MetricsSettings { listen: String::new() },
             trace: TraceSettings { otlp_endpoint: String::new() },
             policy: Policy::default(),
@@ -177,6 +229,27 @@ impl BusSettings {
             batch: self.relay_batch,
             poll: std::time::Duration::from_millis(self.relay_poll_ms),
             ..Default::default()
+        }
+    }
+}
+
+impl AttachmentSettings {
+    pub fn limits(&self) -> propdesk_intake::attachments::AttachmentLimits {
+        propdesk_intake::attachments::AttachmentLimits {
+            max_bytes: self.max_bytes,
+            max_per_ticket: self.max_per_ticket,
+            uploads_per_minute: self.uploads_per_minute,
+            upload_burst: self.upload_burst,
+            files: propdesk_files::Limits { max_pixels: self.max_pixels, thumbnail_edge: self.thumbnail_edge },
+        }
+    }
+
+    pub fn s3_access(&self) -> propdesk_store::blobs::S3Access {
+        propdesk_store::blobs::S3Access {
+            endpoint: self.s3.endpoint.clone(),
+            region: self.s3.region.clone(),
+            access_key_id: self.s3.access_key_id.0.clone(),
+            secret_access_key: self.s3.secret_access_key.0.clone(),
         }
     }
 }
@@ -212,6 +285,15 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "bus.retry_delays_ms and bus.max_attempts must not be empty or zero".into(),
             ));
+        }
+        let files = &self.attachments;
+        if files.max_bytes == 0 || files.max_per_ticket == 0 || files.thumbnail_edge == 0 || files.max_pixels == 0 {
+            return Err(SettingsError::Invalid(
+                "attachments.max_bytes, max_per_ticket, thumbnail_edge and max_pixels must be at least 1".into(),
+            ));
+        }
+        if files.sweep_interval_secs == 0 {
+            return Err(SettingsError::Invalid("attachments.sweep_interval_secs must be at least 1".into()));
         }
         if self.dispatch.concurrency == 0 || self.dispatch.prefetch == 0 || self.dispatch.batch == 0 {
             return Err(SettingsError::Invalid(

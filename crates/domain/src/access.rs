@@ -22,6 +22,8 @@ pub enum Operation {
     CreateTicket,
     ReadTickets,
     AddNote,
+    /// Add a file (a photo, a scanned letter) to a ticket.
+    Attach,
     /// Push a ticket up the escalation ladder at once (上报).
     Escalate,
     /// Correct what was logged (technicians: on their own jobs).
@@ -81,6 +83,7 @@ impl Actor {
             Operation::CreateTicket => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "log tickets"),
             Operation::ReadTickets => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "read tickets"),
             Operation::AddNote => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "add notes"),
+            Operation::Attach => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "attach files"),
             Operation::Escalate => (&[Agent, Dispatcher, Technician, Supervisor, Manager, Admin], "escalate tickets"),
             Operation::Correct if is_assignee => return Ok(()),
             Operation::Correct => (&[Agent, Dispatcher, Supervisor, Manager, Admin], "correct others' tickets"),

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::attachment::Attachment;
 use crate::case::{Case, CaseError, CaseStep, MAX_REVIEW_DAYS, Party, Referrer, Waiting, check_review};
 use crate::follow_up::ReplyMethod;
 use crate::lifecycle::{Lifecycle, Move, TransitionError};
@@ -290,6 +291,8 @@ pub struct Recorded {
     pub reply: Option<ReplySent>,
     /// A step of the ticket's case.
     pub step: Option<CaseStep>,
+    /// The file an ATTACHMENT_ADDED event adds (saved with the event).
+    pub attachment: Option<Box<Attachment>>,
 }
 
 impl Recorded {
@@ -303,7 +306,7 @@ impl Recorded {
         note: String,
         at: DateTime<Utc>,
     ) -> Recorded {
-        Recorded { event_type, cause, from, to, by, note, at, changes: Vec::new(), reply: None, step: None }
+        Recorded { event_type, cause, from, to, by, note, at, changes: Vec::new(), reply: None, step: None, attachment: None }
     }
 }
 
@@ -375,6 +378,8 @@ pub enum RuleViolation {
     NoOpenReview,
     #[error("the work is overdue: give the cause of the delay")]
     DelayCauseRequired,
+    #[error("the ticket already has {max} attachments, the most it may have")]
+    TooManyAttachments { max: u32 },
 }
 
 /// A stored ticket whose facts break an invariant of this module.
@@ -1155,6 +1160,28 @@ impl Ticket {
         self.touch(now);
         let note = format!("review completed: {cause}; action: {action}");
         Ok(vec![self.remark(EventType::ReviewCompleted, Some(Cause::Staff), by, note, now)])
+    }
+
+    /// Adds a file (already stored) to the ticket, in any state: evidence may come after
+    /// the work is closed. `attached` is how many files the ticket has; at most
+    /// `max_per_ticket`. The file is recorded as this ticket's, of its property.
+    pub fn attach(
+        &mut self,
+        mut attachment: Attachment,
+        attached: u32,
+        max_per_ticket: u32,
+        by: By,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, RuleViolation> {
+        if attached >= max_per_ticket {
+            return Err(RuleViolation::TooManyAttachments { max: max_per_ticket });
+        }
+        attachment.ticket_id = self.facts.id.clone();
+        attachment.property_id = self.facts.property_id.clone();
+        self.touch(now);
+        let mut event = self.remark(EventType::AttachmentAdded, None, by, attachment.note(), now);
+        event.attachment = Some(Box::new(attachment));
+        Ok(vec![event])
     }
 
     pub fn add_note(&mut self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod aggregate;
 pub mod assignment;
+pub mod attachment;
 pub mod calendar;
 pub mod case;
 pub mod category;

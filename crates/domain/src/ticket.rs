@@ -207,6 +207,8 @@ coded_enum!(
         ReviewOpened => "review_opened",
         /// The manager completed the review: its cause and the corrective action.
         ReviewCompleted => "review_completed",
+        /// A file (a photo, a scanned letter) was attached.
+        AttachmentAdded => "attachment_added",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

@@ -58,7 +58,7 @@ wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
     DuplicateAdded, Replied, InterimMeasureSet, CaseUpdated, CaseStep, ReferredOut,
-    ReferralResult, ReviewOpened, ReviewCompleted
+    ReferralResult, ReviewOpened, ReviewCompleted, AttachmentAdded
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback, ReferrerReply, Chase });
 wire_enum!(PartyKind <=> CasePartyKind {
@@ -113,6 +113,8 @@ pub struct HistoryEvent {
     pub reply: Option<ReplySent>,
     /// A step of the ticket's case.
     pub step: Option<CaseStep>,
+    /// The file an ATTACHMENT_ADDED event added.
+    pub attachment_id: Option<String>,
 }
 
 /// A history event on the wire (history, watch stream and bus payload alike).
@@ -145,6 +147,7 @@ pub fn event_to_wire(e: &HistoryEvent) -> pb::TicketEvent {
             standard_reply_version: sent.standard.as_ref().map_or(0, |s| s.version),
         }),
         case_step: e.step.as_ref().map(|step| case_step_to_wire(step, &e.actor_id)),
+        attachment_id: e.attachment_id.clone().unwrap_or_default(),
     }
 }
 
@@ -260,6 +263,7 @@ mod tests {
             changes: vec![FieldChange { field: "category".into(), before: "plumbing".into(), after: "noise".into() }],
             reply: None,
             step: None,
+            attachment_id: None,
         };
         let message = event_message(&event);
         assert_eq!((message.message_id.as_str(), message.routing_key.as_str()), ("e-1", "ticket.reopened"));

@@ -47,6 +47,12 @@ pub enum ApiError {
     Unauthenticated { reason: ErrorReason, message: &'static str },
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A dependency the call needs (file storage) cannot be reached now; nothing was kept.
+    #[error("{message}")]
+    Unavailable { reason: ErrorReason, message: String },
+    /// The caller goes faster than its limit; they may try again after `retry_after`.
+    #[error("{message}")]
+    RateLimited { reason: ErrorReason, message: String, retry_after: std::time::Duration },
     #[error("internal error")]
     Internal(String),
 }
@@ -73,7 +79,9 @@ impl ApiError {
         match self {
             ApiError::Invalid { reason, .. }
             | ApiError::Precondition { reason, .. }
-            | ApiError::Unauthenticated { reason, .. } => *reason,
+            | ApiError::Unauthenticated { reason, .. }
+            | ApiError::Unavailable { reason, .. }
+            | ApiError::RateLimited { reason, .. } => *reason,
             ApiError::NotFound(_) => ErrorReason::ResourceNotFound,
             ApiError::Denied(Denied::OutsideProperties(_)) => ErrorReason::PropertyNotServed,
             ApiError::Denied(Denied::Role { .. }) => ErrorReason::RoleNotAllowed,
@@ -142,6 +150,12 @@ impl From<RuleViolation> for ApiError {
             RuleViolation::UnknownCause { field, .. } => ApiError::field(field, err.to_string()),
             RuleViolation::NoOpenReview => ApiError::precondition(ErrorReason::NoOpenReview, "ticket", err.to_string()),
             RuleViolation::DelayCauseRequired => ApiError::field("delay_cause", err.to_string()),
+            RuleViolation::TooManyAttachments { max } => ApiError::Precondition {
+                reason: ErrorReason::TooManyAttachments,
+                subject: "ticket",
+                message: err.to_string(),
+                metadata: vec![("max", max.to_string())],
+            },
             RuleViolation::NoContact(method) => ApiError::Precondition {
                 reason: ErrorReason::NoContact,
                 subject: "method",
@@ -263,6 +277,11 @@ impl From<ApiError> for Status {
             err @ ApiError::AlreadyExists => (Code::AlreadyExists, err.to_string()),
             ApiError::Unauthenticated { message, .. } => (Code::Unauthenticated, message.to_owned()),
             err @ ApiError::ShuttingDown => (Code::Unavailable, err.to_string()),
+            ApiError::Unavailable { message, .. } => (Code::Unavailable, message),
+            ApiError::RateLimited { message, retry_after, .. } => {
+                details.set_retry_info(Some(retry_after));
+                (Code::ResourceExhausted, message)
+            }
             ApiError::Internal(detail) => {
                 // The detail may name tables and values: log it, do not send it.
                 tracing::error!(error = %detail, "internal error");

@@ -5,6 +5,7 @@
 //! status through [`error::ApiError`]; no handler logs residents' names or phones; every
 //! propdesk call is authenticated by the interceptor in [`auth`].
 
+pub mod attachments;
 pub mod auth;
 pub mod convert;
 pub mod directory;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use propdesk_domain::Policy;
+use propdesk_proto::v1::attachment_service_server::AttachmentServiceServer;
 use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
 use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
 use propdesk_proto::v1::reply_service_server::ReplyServiceServer;
@@ -56,6 +58,9 @@ pub struct IntakeState {
     pub creates: group_commit::GroupCommit,
     /// The properties and units CreateTicket names, as far as they never change.
     pub places: places::Places,
+    /// File storage for attachments; `None`: not configured (AttachmentService answers
+    /// UNAVAILABLE).
+    pub attachments: Option<attachments::Attachments>,
 }
 
 impl IntakeState {
@@ -72,6 +77,7 @@ impl IntakeState {
             bus_events: signal::Sender::new(0),
             watchers: tokio::sync::Notify::new(),
             places: places::Places::default(),
+            attachments: None,
         }
     }
 
@@ -159,6 +165,7 @@ pub async fn serve(
     health.set_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
     health.set_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
+    health.set_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
@@ -179,6 +186,10 @@ pub async fn serve(
         .max_decoding_message_size(options.max_request_bytes);
     let replies = ReplyServiceServer::new(replies::ReplyApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
+    // Uploads carry the file itself: this service alone takes messages as large as a file.
+    let upload_bytes = state.attachments.as_ref().map_or(0, |a| a.limits.max_bytes) + attachments::REQUEST_OVERHEAD;
+    let files = AttachmentServiceServer::new(attachments::AttachmentApi::new(state.clone()))
+        .max_decoding_message_size(upload_bytes.max(options.max_request_bytes));
 
     let shutdown = state.shutdown.clone();
     let server = Server::builder()
@@ -193,6 +204,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(notifications, keys.interceptor()))
         .add_service(InterceptedService::new(reports, keys.interceptor()))
         .add_service(InterceptedService::new(replies, keys.interceptor()))
+        .add_service(InterceptedService::new(files, keys.interceptor()))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(
@@ -210,6 +222,7 @@ pub async fn serve(
     health.set_not_serving::<NotificationServiceServer<notifications::NotificationApi>>().await;
     health.set_not_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_not_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
+    health.set_not_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
     match tokio::time::timeout(options.drain_timeout, server).await {
         Ok(result) => Ok(result?),

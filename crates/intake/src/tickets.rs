@@ -176,7 +176,7 @@ fn readable_properties(actor: &Actor, property_id: Option<String>) -> ApiResult<
 }
 
 impl TicketApi {
-    async fn load(&self, actor: &Actor, ticket_id: &str) -> ApiResult<Ticket> {
+    pub(crate) async fn load(&self, actor: &Actor, ticket_id: &str) -> ApiResult<Ticket> {
         let ticket = self.state.store.get_ticket(ticket_id).await?.ok_or(ApiError::NotFound("ticket"))?;
         actor.authorize(&ticket.property_id, Operation::ReadTickets, false)?;
         Ok(ticket)
@@ -245,7 +245,7 @@ impl TicketApi {
     }
 
     /// Fills in the tickets' follow-ups (one query for the lot).
-    async fn with_follow_ups(&self, mut tickets: Vec<pb::Ticket>) -> ApiResult<Vec<pb::Ticket>> {
+    pub(crate) async fn with_follow_ups(&self, mut tickets: Vec<pb::Ticket>) -> ApiResult<Vec<pb::Ticket>> {
         let ids: Vec<String> = tickets.iter().map(|t| t.id.clone()).collect();
         for task in self.state.store.follow_ups_of(&ids).await? {
             if let Some(ticket) = tickets.iter_mut().find(|t| t.id == task.ticket_id) {

@@ -12,6 +12,8 @@
 //!   stores them as text).
 
 pub mod alarms;
+pub mod attachments;
+pub mod blobs;
 pub mod deliveries;
 pub mod directory;
 pub mod entity;

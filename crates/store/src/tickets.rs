@@ -579,6 +579,14 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
         messages.push(outbox_row(message, row.occurred_at));
     }
     outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
+    let attached = stored
+        .iter()
+        .filter_map(|row| {
+            let file = by_id.get(row.event_id.as_str())?.event.attachment.as_deref()?;
+            Some((file, row.event_id.as_str()))
+        })
+        .collect();
+    crate::attachments::insert(txn, attached).await?;
     let standard_replies: Vec<&str> = entries
         .iter()
         .filter_map(|entry| entry.event.reply.as_ref()?.standard.as_ref().map(|s| s.id.as_str()))
@@ -600,6 +608,7 @@ fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
         changes: event.changes.clone(),
         reply: event.reply.clone(),
         step: event.step.clone(),
+        attachment_id: event.attachment.as_ref().map(|a| a.id.clone()),
         actor_id: event.by.id().to_owned(),
         actor_role: event.by.role(),
         from_state: event.from,
@@ -632,6 +641,7 @@ fn event_row(id: &str, ticket: &TicketFacts, version: i64, event: &Recorded) -> 
         standard_reply_id: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.id.clone())),
         standard_reply_version: Set(event.reply.as_ref().and_then(|r| r.standard.as_ref()).map(|s| s.version)),
         case_step: Set(event.step.as_ref().map(|step| serde_json::to_string(step).unwrap_or_default())),
+        attachment_id: Set(event.attachment.as_ref().map(|a| a.id.clone())),
         actor_id: Set(event.by.id().to_owned()),
         actor_role: Set(event.by.role().map(|r| r.code().to_owned())),
         from_state: Set(event.from.map(|s| s.code().to_owned())),
@@ -687,6 +697,7 @@ fn history_event(row: &ticket_event::Model) -> Result<HistoryEvent, StoreError> 
             })?),
             None => None,
         },
+        attachment_id: row.attachment_id.clone(),
         reply: match &row.reply_method {
             Some(method) => Some(ReplySent {
                 method: method.parse().map_err(unreadable)?,

@@ -415,6 +415,34 @@ fn notes_and_follow_ups_are_recorded_in_the_current_state() {
 }
 
 #[test]
+fn files_are_attached_up_to_the_limit_and_recorded_as_the_tickets() {
+    use crate::attachment::{Attachment, FileName};
+    let photo = |id: &str| Attachment {
+        id: id.into(),
+        ticket_id: String::new(),
+        property_id: String::new(),
+        event_id: None,
+        file_name: FileName::parse("leak.jpg").unwrap(),
+        content_type: "image/jpeg".into(),
+        size_bytes: 2048,
+        sha256: "ab".repeat(32),
+        object_key: format!("attachments/{id}"),
+        thumbnail: None,
+        caption: "before the repair".into(),
+        uploaded_by: "a1".into(),
+        created_at: at(3),
+    };
+    let mut ticket = dispatched("tap");
+    let events = ticket.attach(photo("f1"), 1, 2, agent(), at(3)).unwrap();
+    assert_eq!(events[0].event_type, EventType::AttachmentAdded);
+    assert_eq!(events[0].note, "attached leak.jpg (image/jpeg, 2048 bytes): before the repair");
+    let attached = events[0].attachment.as_deref().unwrap();
+    assert_eq!((attached.ticket_id.as_str(), attached.property_id.as_str()), (ticket.id.as_str(), ticket.property_id.as_str()));
+    assert!(ticket.is_changed(), "the version moves, so concurrent uploads are counted one after the other");
+    assert_eq!(ticket.attach(photo("f2"), 2, 2, agent(), at(4)).unwrap_err(), RuleViolation::TooManyAttachments { max: 2 });
+}
+
+#[test]
 fn a_stored_ticket_that_breaks_an_invariant_is_refused() {
     let good = dispatched("tap").facts().clone();
     assert!(Ticket::restore(good.clone()).is_ok());

@@ -2,6 +2,7 @@
 //! `propdesk_domain` (e.g. `state = "on_site"`); ids are UUID strings; times are UTC.
 
 pub mod alarm;
+pub mod attachment;
 pub mod building;
 pub mod follow_up;
 pub mod inbox;

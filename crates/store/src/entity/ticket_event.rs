@@ -35,6 +35,8 @@ pub struct Model {
     pub standard_reply_version: Option<i64>,
     /// A case step, as JSON (`propdesk_domain::case::CaseStep`).
     pub case_step: Option<String>,
+    /// The file an ATTACHMENT_ADDED event added.
+    pub attachment_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
