@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod attachments;
 mod cases;
 mod desk;
 mod dev_mode;

@@ -19,8 +19,8 @@ use propdesk_dispatch::WorkerSettings;
 use propdesk_domain::{Actor, Role};
 use propdesk_intake::attachments::Attachments;
 use propdesk_intake::{IntakeState, ServerOptions, TokenKeys};
-use propdesk_store::blobs::Blobs;
 use propdesk_store::Store;
+use propdesk_store::blobs::Blobs;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{DEV_DATABASE_URL, Settings};

@@ -306,7 +306,19 @@ impl Recorded {
         note: String,
         at: DateTime<Utc>,
     ) -> Recorded {
-        Recorded { event_type, cause, from, to, by, note, at, changes: Vec::new(), reply: None, step: None, attachment: None }
+        Recorded {
+            event_type,
+            cause,
+            from,
+            to,
+            by,
+            note,
+            at,
+            changes: Vec::new(),
+            reply: None,
+            step: None,
+            attachment: None,
+        }
     }
 }
 

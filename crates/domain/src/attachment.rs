@@ -94,7 +94,8 @@ mod tests {
     #[test]
     fn names_are_names_not_paths() {
         assert_eq!(FileName::parse(" 漏水照片.jpg ").map(|n| n.0), Ok("漏水照片.jpg".to_owned()));
-        for bad in ["../../etc/passwd", "a/b.jpg", "..", ".", "C:photo.jpg", "c:\\x.jpg", "a\\b.png", "x\u{0}.jpg", ""] {
+        for bad in ["../../etc/passwd", "a/b.jpg", "..", ".", "C:photo.jpg", "c:\\x.jpg", "a\\b.png", "x\u{0}.jpg", ""]
+        {
             assert!(FileName::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(FileName::parse(&"a".repeat(256)).is_err());

@@ -398,7 +398,10 @@ impl AttachmentService for AttachmentApi {
         Ok(Response::new(pb::ListAttachmentsResponse { attachments: found.iter().map(attachment_to_wire).collect() }))
     }
 
-    async fn get_attachment(&self, request: Request<pb::GetAttachmentRequest>) -> Result<Response<pb::Attachment>, Status> {
+    async fn get_attachment(
+        &self,
+        request: Request<pb::GetAttachmentRequest>,
+    ) -> Result<Response<pb::Attachment>, Status> {
         let actor = actor(&request)?;
         let stored = self.readable(&actor, &request.get_ref().attachment_id).await?;
         Ok(Response::new(attachment_to_wire(&stored)))

@@ -93,7 +93,11 @@ impl Store {
         if let Some(event_id) = event_id {
             query = query.filter(attachment::Column::EventId.eq(event_id));
         }
-        let rows = query.order_by_asc(attachment::Column::CreatedAt).order_by_asc(attachment::Column::Id).all(&self.db).await?;
+        let rows = query
+            .order_by_asc(attachment::Column::CreatedAt)
+            .order_by_asc(attachment::Column::Id)
+            .all(&self.db)
+            .await?;
         Ok(rows.into_iter().map(stored).collect())
     }
 
@@ -117,7 +121,8 @@ impl Store {
 
     /// How many files a ticket has.
     pub async fn attachment_count(&self, ticket_id: &str) -> Result<u32, StoreError> {
-        let count = attachment::Entity::find().filter(attachment::Column::TicketId.eq(ticket_id)).count(&self.db).await?;
+        let count =
+            attachment::Entity::find().filter(attachment::Column::TicketId.eq(ticket_id)).count(&self.db).await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

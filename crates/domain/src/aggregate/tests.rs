@@ -437,9 +437,15 @@ fn files_are_attached_up_to_the_limit_and_recorded_as_the_tickets() {
     assert_eq!(events[0].event_type, EventType::AttachmentAdded);
     assert_eq!(events[0].note, "attached leak.jpg (image/jpeg, 2048 bytes): before the repair");
     let attached = events[0].attachment.as_deref().unwrap();
-    assert_eq!((attached.ticket_id.as_str(), attached.property_id.as_str()), (ticket.id.as_str(), ticket.property_id.as_str()));
+    assert_eq!(
+        (attached.ticket_id.as_str(), attached.property_id.as_str()),
+        (ticket.id.as_str(), ticket.property_id.as_str())
+    );
     assert!(ticket.is_changed(), "the version moves, so concurrent uploads are counted one after the other");
-    assert_eq!(ticket.attach(photo("f2"), 2, 2, agent(), at(4)).unwrap_err(), RuleViolation::TooManyAttachments { max: 2 });
+    assert_eq!(
+        ticket.attach(photo("f2"), 2, 2, agent(), at(4)).unwrap_err(),
+        RuleViolation::TooManyAttachments { max: 2 }
+    );
 }
 
 #[test]

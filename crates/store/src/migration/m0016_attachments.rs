@@ -43,7 +43,9 @@ impl MigrationTrait for Migration {
         // Identical bytes on one ticket are kept once; a ticket's files are read by this
         // index too.
         manager
-            .create_index(super::index("attachments", "attachments_ticket_content", &["ticket_id", "sha256"]).unique().take())
+            .create_index(
+                super::index("attachments", "attachments_ticket_content", &["ticket_id", "sha256"]).unique().take(),
+            )
             .await?;
         manager
             .alter_table(Table::alter().table("ticket_events").add_column(string_len_null("attachment_id", 36)).take())
