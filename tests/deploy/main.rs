@@ -285,3 +285,28 @@ fn the_image_runs_the_binary_with_the_subcommands_the_manifests_use() {
         }
     }
 }
+
+#[test]
+fn the_intake_keeps_attachments_in_s3_with_keys_from_the_secret() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let (_, intake) = pod_specs(&objects)
+            .into_iter()
+            .find(|(name, _)| *name == "propdesk-intake")
+            .unwrap_or_else(|| panic!("{overlay}: the intake Deployment"));
+        let container = &intake["spec"]["containers"][0];
+        let store = env_value(container, "PROPDESK__ATTACHMENTS__STORE").unwrap_or_default();
+        assert!(store.starts_with("s3://"), "{overlay}: attachments in a bucket, not on a pod's disk: {store:?}");
+        assert!(env_value(container, "PROPDESK__ATTACHMENTS__S3__ENDPOINT").is_some_and(|e| e.starts_with("http")));
+        for (variable, key) in [
+            ("PROPDESK__ATTACHMENTS__S3__ACCESS_KEY_ID", "s3-access-key-id"),
+            ("PROPDESK__ATTACHMENTS__S3__SECRET_ACCESS_KEY", "s3-secret-access-key"),
+        ] {
+            let entry = container["env"]
+                .as_array()
+                .and_then(|env| env.iter().find(|e| e["name"] == variable))
+                .unwrap_or_else(|| panic!("{overlay}: {variable}"));
+            assert_eq!(entry["valueFrom"]["secretKeyRef"]["key"], key, "{overlay}: {variable} from the Secret");
+        }
+    }
+}

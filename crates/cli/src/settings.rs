@@ -67,6 +67,9 @@ pub struct S3Settings {
     pub region: String,
     pub access_key_id: Secret,
     pub secret_access_key: Secret,
+    /// `https://bucket.host/key` requests (Alibaba OSS needs them; the endpoint then names
+    /// the bucket) instead of `https://host/bucket/key` (MinIO, Ceph).
+    pub virtual_hosted_style: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +192,7 @@ impl Default for Settings {
                     region: String::new(),
                     access_key_id: Secret::default(),
                     secret_access_key: Secret::default(),
+                    virtual_hosted_style: false,
                 },
                 max_bytes: 10 * 1024 * 1024,
                 max_per_ticket: 20,
@@ -250,6 +254,7 @@ impl AttachmentSettings {
             region: self.s3.region.clone(),
             access_key_id: self.s3.access_key_id.0.clone(),
             secret_access_key: self.s3.secret_access_key.0.clone(),
+            virtual_hosted_style: self.s3.virtual_hosted_style,
         }
     }
 }

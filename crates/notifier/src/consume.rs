@@ -39,14 +39,16 @@ pub enum Job {
 }
 
 impl Job {
-    /// Events of the notifier's own steps and notes change nothing it keeps.
+    /// Events of the notifier's own steps, notes and attached files change nothing it keeps.
     /// (An escalation staff asked for is not the notifier's own: its people must hear of it.)
     fn needs_work(&self) -> bool {
         match self {
             Job::Event(event) => {
                 let said = Said::of(event);
                 match said.event_type {
-                    Some(EventType::Reminded | EventType::NoteAdded | EventType::FollowUp) => false,
+                    Some(
+                        EventType::Reminded | EventType::NoteAdded | EventType::FollowUp | EventType::AttachmentAdded,
+                    ) => false,
                     Some(EventType::Escalated) => said.cause == Some(Cause::Staff),
                     _ => true,
                 }

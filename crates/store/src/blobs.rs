@@ -46,6 +46,10 @@ pub struct S3Access {
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Virtual-hosted requests (`https://bucket.host/key`, which Alibaba OSS requires: the
+    /// endpoint then names the bucket) instead of path-style ones (`https://host/bucket/key`,
+    /// which self-hosted MinIO and Ceph serve without wildcard DNS).
+    pub virtual_hosted_style: bool,
 }
 
 /// The attachment store.
@@ -81,8 +85,7 @@ impl Blobs {
             builder = builder
                 .with_endpoint(&s3.endpoint)
                 .with_allow_http(s3.endpoint.starts_with("http://"))
-                // Path-style requests: self-hosted services rarely have wildcard DNS.
-                .with_virtual_hosted_style_request(false);
+                .with_virtual_hosted_style_request(s3.virtual_hosted_style);
         }
         let prefix = Path::parse(prefix).map_err(|e| BlobError::Config(format!("prefix `{prefix}`: {e}")))?;
         Ok(Blobs { store: Arc::new(builder.build()?), prefix })
