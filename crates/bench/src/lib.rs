@@ -6,6 +6,7 @@
 pub mod ceilings;
 pub mod client;
 pub mod desk;
+pub mod files;
 pub mod load;
 pub mod mix;
 pub mod procs;

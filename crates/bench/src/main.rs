@@ -38,6 +38,8 @@ enum Phase {
     Intake,
     /// The desk's search and look-ups among 100,000 tickets on PostgreSQL (with the ceilings).
     Desk,
+    /// Attachment uploads and downloads (with the ceilings).
+    Files,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +144,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
             options.time = measures(&[Phase::Postgres]);
             options.embedded = measures(&[Phase::Embedded]);
             options.desk = measures(&[Phase::Postgres, Phase::Desk]);
+            options.files = measures(&[Phase::Postgres, Phase::Files]);
             if quick {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);
@@ -154,6 +157,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 options.firing_allowance_secs = 5;
                 options.desk_tickets = 5_000;
                 options.desk_window = Duration::from_secs(3);
+                options.files_window = Duration::from_secs(3);
             }
             let report = suite::run(options).await?;
             suite::write(&report, &out)?;

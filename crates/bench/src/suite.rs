@@ -18,6 +18,7 @@ use crate::BenchError;
 use crate::ceilings::{self, PgTarget};
 use crate::client::Connections;
 use crate::desk::{self, DeskCall};
+use crate::files;
 use crate::load::{self, LoadOutcome, LoadSpec, Pace, Percentiles};
 use crate::mix::{self, Site};
 use crate::procs::{self, Process};
@@ -71,6 +72,9 @@ pub struct SuiteOptions {
     /// Each desk look-up's window and rate.
     pub desk_window: Duration,
     pub desk_rate: f64,
+    /// Measure attachment uploads and downloads.
+    pub files: bool,
+    pub files_window: Duration,
 }
 
 impl SuiteOptions {
@@ -101,6 +105,8 @@ impl SuiteOptions {
             desk_tickets: 100_000,
             desk_window: Duration::from_secs(10),
             desk_rate: 20.0,
+            files: true,
+            files_window: Duration::from_secs(15),
         }
     }
 }
@@ -109,6 +115,7 @@ const SECRET: &str = "propdesk-bench-signing-secret-0123456789abcdef";
 const DATABASE: &str = "propdesk_bench";
 const CEILING_DATABASE: &str = "propdesk_bench_ceiling";
 const DESK_DATABASE: &str = "propdesk_bench_desk";
+const FILES_DATABASE: &str = "propdesk_bench_files";
 /// A rate is kept up with while create → dispatched p99 stays under this.
 const KEPT_UP_P99_MS: f64 = 1_000.0;
 /// Steps of the sustained-rate search after the steady run (its first step).
@@ -308,6 +315,9 @@ pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
     }
     if suite.options.desk {
         desk_phase(&mut suite).await?;
+    }
+    if suite.options.files {
+        files_phase(&mut suite).await?;
     }
     if suite.options.embedded {
         embedded_phase(&mut suite, &health).await?;
@@ -886,6 +896,100 @@ async fn desk_phase(suite: &mut Suite) -> Result<(), BenchError> {
     cleanup_bus(suite, &setup).await;
     store.connection().clone().close().await?;
     drop_database(&suite.options.postgres_server, DESK_DATABASE).await?;
+    Ok(())
+}
+
+/// Attachments: a 3 MiB phone photo uploaded one at a time (the latency of the type check,
+/// EXIF strip, thumbnail, store write and save) and by eight clients at once (the intake's
+/// memory), and its streamed download.
+async fn files_phase(suite: &mut Suite) -> Result<(), BenchError> {
+    suite.log("files: uploads and downloads of a 3 MiB photo, files kept in a folder");
+    let url = fresh_postgres(&suite.options.postgres_server, FILES_DATABASE).await?;
+    let store = migrated(&url).await?;
+    let world = world::seed(&store, WorldSize::default()).await?;
+    desk::seed(&store, &world.sites, &world.agent_id, 2_000).await?;
+    let tickets: Vec<String> =
+        ticket::Entity::find().select_only().column(ticket::Column::Id).into_tuple().all(store.connection()).await?;
+    let folder = suite.options.logs.join("files-store");
+    let _ = std::fs::remove_dir_all(&folder);
+    let config = suite.options.logs.join("files.toml");
+    let settings = format!(
+        "[attachments]\nstore = \"file://{}\"\nuploads_per_minute = 1000000\nupload_burst = 1000\n",
+        folder.display()
+    );
+    std::fs::write(&config, settings)?;
+    let token = suite.token(&world)?;
+    let setup = Setup {
+        database_url: url.clone(),
+        bus_prefix: Some(format!("bench{:x}", suite.next_run())),
+        config: Some(config),
+    };
+    let intake = suite.start("files-intake", "intake", &setup).await?;
+    let photo = Arc::new(files::phone_photo());
+    let mib = photo.len() as f64 / (1024.0 * 1024.0);
+    let window = suite.options.files_window;
+    let (first, rest) = tickets.split_at(tickets.len() / 2);
+    let one = files::uploads(&intake.url(), &token, Arc::new(first.to_vec()), photo.clone(), 1, window).await?;
+    suite.log(&format!("  upload, one client: {}", describe(&one)));
+    let how = |outcome: &LoadOutcome, clients: usize| {
+        format!(
+            "{mib:.2} MiB JPEG, 4000×3000, with GPS EXIF; {clients} client(s) for {} s, each upload to another ticket: p50 {:.1} ms, p99 {:.1} ms, {:.1} uploads/s, {} ok, {} failed{}",
+            window.as_secs(),
+            outcome.latency_ms.p50,
+            outcome.latency_ms.p99,
+            outcome.throughput,
+            outcome.ok,
+            outcome.failed,
+            outcome.first_error.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        )
+    };
+    let figure = Figure::new(
+        "files.upload_3mib.p95",
+        "AddAttachment of a 3 MiB photo, p95",
+        one.latency_ms.p95,
+        "ms",
+        how(&one, 1),
+    );
+    suite.figures.push(figure.target(Target::AtMost(150.0)));
+    let eight = files::uploads(&intake.url(), &token, Arc::new(rest.to_vec()), photo.clone(), 8, window).await?;
+    suite.log(&format!("  upload, eight clients: {}", describe(&eight)));
+    let figure = Figure::new(
+        "files.upload_3mib.eight_clients",
+        "AddAttachment, 8 clients at once",
+        eight.throughput,
+        "uploads/s",
+        how(&eight, 8),
+    );
+    suite.figures.push(figure);
+    let peak = intake.peak_rss_mib()?;
+    let figure = Figure::new(
+        "memory.files-intake",
+        "Peak RSS, intake while 8 clients upload 3 MiB photos",
+        peak,
+        "MiB",
+        "VmHWM of the intake after the one-client and eight-client upload runs",
+    );
+    suite.figures.push(figure.target(Target::AtMost(150.0)));
+
+    let id = files::upload_one(&intake.url(), &token, &tickets[0], (*photo).clone()).await?;
+    let (down, bytes) = files::downloads(&intake.url(), &token, &id, Duration::from_secs(10)).await?;
+    suite.log(&format!("  download: {}", describe(&down)));
+    let rate = down.throughput * bytes as f64 / (1024.0 * 1024.0);
+    let how = format!(
+        "DownloadAttachment of the stored photo ({:.2} MiB after stripping) in 256 KiB messages, one client for 10 s: {:.1} downloads/s, p50 {:.1} ms",
+        bytes as f64 / (1024.0 * 1024.0),
+        down.throughput,
+        down.latency_ms.p50
+    );
+    suite.figures.push(
+        Figure::new("files.download", "DownloadAttachment throughput", rate, "MiB/s", how)
+            .target(Target::AtLeast(50.0)),
+    );
+    intake.stop()?;
+    cleanup_bus(suite, &setup).await;
+    store.connection().clone().close().await?;
+    drop_database(&suite.options.postgres_server, FILES_DATABASE).await?;
+    let _ = std::fs::remove_dir_all(&folder);
     Ok(())
 }
 
