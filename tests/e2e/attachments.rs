@@ -316,9 +316,8 @@ async fn bad_files_are_refused_by_name_and_nothing_of_them_is_kept(backend: Back
     let store = FileStore::folder();
     let limits = [
         ("PROPDESK__ATTACHMENTS__MAX_BYTES", (200 * 1024).to_string()),
-        ("PROPDESK__ATTACHMENTS__MAX_PER_TICKET", "3".to_owned()),
         ("PROPDESK__ATTACHMENTS__UPLOADS_PER_MINUTE", "1".to_owned()),
-        ("PROPDESK__ATTACHMENTS__UPLOAD_BURST", "6".to_owned()),
+        ("PROPDESK__ATTACHMENTS__UPLOAD_BURST", "23".to_owned()),
     ];
     let (mut app, mut files) = start(backend, &store, &limits).await;
     let agent = app.world.agent.clone();
@@ -381,38 +380,39 @@ async fn bad_files_are_refused_by_name_and_nothing_of_them_is_kept(backend: Back
     let denied = files.add_attachment(authed(&outsider, add(&ticket.id, "x.jpg", photo(0)))).await;
     assert_reason(denied, Code::PermissionDenied, pb::ErrorReason::PropertyNotServed, "attach across properties");
 
-    // Three photos fill the ticket; a fourth is refused, as are a renamed text file and
-    // a photo cut short.
-    for n in 1..=3 {
+    // Twenty photos fill the ticket; a 21st is refused, as are a renamed text file and a
+    // photo cut short.
+    for n in 1..=20 {
         files.add_attachment(authed(&agent, add(&ticket.id, &format!("{n}.jpg"), photo(n)))).await.expect("a photo");
     }
-    let full = files.add_attachment(authed(&agent, add(&ticket.id, "4.jpg", photo(4)))).await;
-    let metadata = assert_reason(full, Code::FailedPrecondition, pb::ErrorReason::TooManyAttachments, "a fourth file");
-    assert_eq!(metadata.get("max").map(String::as_str), Some("3"));
+    let full = files.add_attachment(authed(&agent, add(&ticket.id, "21.jpg", photo(21)))).await;
+    let metadata = assert_reason(full, Code::FailedPrecondition, pb::ErrorReason::TooManyAttachments, "a 21st file");
+    assert_eq!(metadata.get("max").map(String::as_str), Some("20"));
     let text = b"This is a text file, renamed photo.jpg\n".to_vec();
     let renamed = files.add_attachment(authed(&agent, add(&other.id, "photo.jpg", text))).await;
     let info = assert_status(renamed, Code::InvalidArgument, Some("content"), "a text file named .jpg");
     assert_eq!(info.reason, pb::ErrorReason::UnsupportedFileType.as_str_name());
     let whole = photo(5);
-    let cut = files.add_attachment(authed(&agent, add(&other.id, "cut.jpg", whole[..whole.len() / 2].to_vec()))).await;
+    let cut = whole[..whole.len() / 2].to_vec();
+    let cut = files.add_attachment(authed(&agent, add(&other.id, "cut.jpg", cut))).await;
     let info = assert_status(cut, Code::InvalidArgument, Some("content"), "a JPEG cut short");
     assert_eq!(info.reason, pb::ErrorReason::DamagedFile.as_str_name());
 
-    // Six uploads in a burst of six: the seventh waits.
-    let limited = files.add_attachment(authed(&agent, add(&other.id, "7.jpg", photo(7)))).await;
+    // 23 uploads in a burst of 23: the next waits.
+    let limited = files.add_attachment(authed(&agent, add(&other.id, "24.jpg", photo(24)))).await;
     let status = limited.as_ref().err().cloned();
-    assert_reason(limited, Code::ResourceExhausted, pb::ErrorReason::UploadRateLimited, "the seventh upload");
+    assert_reason(limited, Code::ResourceExhausted, pb::ErrorReason::UploadRateLimited, "the 24th upload");
     let retry = tonic_types::StatusExt::get_details_retry_info(&status.expect("a status")).expect("RetryInfo");
     assert!(retry.retry_delay.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(60)), "{retry:?}");
     // Others are not held up by one person's pace.
     let dispatcher = app.world.dispatcher.clone();
-    files.add_attachment(authed(&dispatcher, add(&other.id, "d.jpg", photo(8)))).await.expect("another person");
+    files.add_attachment(authed(&dispatcher, add(&other.id, "d.jpg", photo(25)))).await.expect("another person");
 
-    // Kept: the four accepted files and their thumbnails, nothing of the refused ones.
-    assert_eq!(store.stored_files().len(), 8, "{:?}", store.stored_files());
+    // Kept: the 21 accepted files and their thumbnails, nothing of the refused ones.
+    assert_eq!(store.stored_files().len(), 42, "{:?}", store.stored_files());
     let listed = |id: &str| pb::ListAttachmentsRequest { ticket_id: id.into(), event_id: String::new() };
     let kept = files.list_attachments(authed(&agent, listed(&ticket.id))).await.expect("list").into_inner();
-    assert_eq!(kept.attachments.len(), 3);
+    assert_eq!(kept.attachments.len(), 20);
     let kept = files.list_attachments(authed(&agent, listed(&other.id))).await.expect("list").into_inner();
     assert_eq!(kept.attachments.len(), 1);
     // An id nobody has: NOT_FOUND.
