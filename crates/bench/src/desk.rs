@@ -125,10 +125,17 @@ fn report_of(
     })
 }
 
-fn authed<T>(bearer: &MetadataValue<Ascii>, body: T) -> Request<T> {
+pub(crate) fn authed<T>(bearer: &MetadataValue<Ascii>, body: T) -> Request<T> {
     let mut request = Request::new(body);
     request.metadata_mut().insert("authorization", bearer.clone());
     request
+}
+
+/// A channel to the intake at `url` and the bearer header carrying `token`.
+pub(crate) async fn connect(url: &str, token: &str) -> Result<(Channel, MetadataValue<Ascii>), BenchError> {
+    let channel: Channel = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?;
+    let bearer = format!("Bearer {token}").parse().map_err(|_| BenchError::Setup("the token is not ASCII".into()))?;
+    Ok((channel, bearer))
 }
 
 /// One desk call, chosen by `n` among `choices`.
@@ -147,9 +154,7 @@ pub async fn measure(
     rate: f64,
     window: Duration,
 ) -> Result<LoadOutcome, BenchError> {
-    let channel: Channel = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?;
-    let bearer: MetadataValue<Ascii> =
-        format!("Bearer {token}").parse().map_err(|_| BenchError::Setup("the token is not ASCII".into()))?;
+    let (channel, bearer) = connect(url, token).await?;
     let spec = LoadSpec { pace: Pace::Open { rate }, warmup: Duration::from_secs(2), duration: window };
     Ok(load::drive(spec, move |n| {
         let mut client = TicketServiceClient::new(channel.clone());

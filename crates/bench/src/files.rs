@@ -9,28 +9,14 @@ use std::time::Duration;
 use propdesk_proto::v1 as pb;
 use propdesk_proto::v1::attachment_service_client::AttachmentServiceClient;
 use tokio_stream::StreamExt;
-use tonic::Request;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
 
 use crate::BenchError;
+use crate::desk::{authed, connect};
 use crate::load::{self, LoadOutcome, LoadSpec, Pace};
 
 /// A phone photo of about 3 MiB: 12 megapixels with a GPS position, taken turned.
 pub fn phone_photo() -> Vec<u8> {
     propdesk_testkit::photos::jpeg_with_gps(4000, 3000, 6, 70)
-}
-
-fn authed<T>(bearer: &MetadataValue<Ascii>, body: T) -> Request<T> {
-    let mut request = Request::new(body);
-    request.metadata_mut().insert("authorization", bearer.clone());
-    request
-}
-
-async fn client(url: &str, token: &str) -> Result<(Channel, MetadataValue<Ascii>), BenchError> {
-    let channel: Channel = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await?;
-    let bearer = format!("Bearer {token}").parse().map_err(|_| BenchError::Setup("the token is not ASCII".into()))?;
-    Ok((channel, bearer))
 }
 
 /// Uploads `photo` to the tickets in turn (a new ticket each time, so no upload is a
@@ -43,7 +29,7 @@ pub async fn uploads(
     concurrency: usize,
     window: Duration,
 ) -> Result<LoadOutcome, BenchError> {
-    let (channel, bearer) = client(url, token).await?;
+    let (channel, bearer) = connect(url, token).await?;
     let next = Arc::new(AtomicU64::new(0));
     let spec = LoadSpec { pace: Pace::Closed { concurrency }, warmup: Duration::from_secs(2), duration: window };
     Ok(load::drive(spec, move |_| {
@@ -75,7 +61,7 @@ pub async fn downloads(
     attachment_id: &str,
     window: Duration,
 ) -> Result<(LoadOutcome, u64), BenchError> {
-    let (channel, bearer) = client(url, token).await?;
+    let (channel, bearer) = connect(url, token).await?;
     let size = Arc::new(AtomicU64::new(0));
     let seen = size.clone();
     let id = attachment_id.to_owned();
@@ -104,7 +90,7 @@ pub async fn downloads(
 
 /// One upload, for the id of a file to download.
 pub async fn upload_one(url: &str, token: &str, ticket_id: &str, photo: Vec<u8>) -> Result<String, BenchError> {
-    let (channel, bearer) = client(url, token).await?;
+    let (channel, bearer) = connect(url, token).await?;
     let mut files = AttachmentServiceClient::new(channel);
     let request = pb::AddAttachmentRequest {
         ticket_id: ticket_id.to_owned(),

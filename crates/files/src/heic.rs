@@ -134,26 +134,24 @@ fn extents(
     let size = |shift: u16| usize::from((sizes >> shift) & 0xF);
     let (offset_size, length_size, base_size) = (size(12), size(8), size(4));
     let index_size = if matches!(version, 1 | 2) { size(0) } else { 0 };
-    let count = if version < 2 {
-        at += 2;
-        u32::from(be_u16(bytes, at - 2).ok_or_else(truncated)?)
-    } else {
-        at += 4;
-        be_u32(bytes, at - 4).ok_or_else(truncated)?
+    // Item counts and ids are 16-bit before version 2, 32-bit from it.
+    let count_or_id = |at: &mut usize| -> Result<u32, FileError> {
+        if version < 2 {
+            *at += 2;
+            be_u16(bytes, *at - 2).map(u32::from).ok_or_else(truncated)
+        } else {
+            *at += 4;
+            be_u32(bytes, *at - 4).ok_or_else(truncated)
+        }
     };
+    let count = count_or_id(&mut at)?;
     let number = |at: usize, size: usize| -> Result<usize, FileError> {
         let value = be_sized(bytes, at, size).ok_or_else(|| corrupt("an item location has an odd field size"))?;
         usize::try_from(value).map_err(|_| truncated())
     };
     let mut ranges = Vec::new();
     for _ in 0..count {
-        let id = if version < 2 {
-            at += 2;
-            u32::from(be_u16(bytes, at - 2).ok_or_else(truncated)?)
-        } else {
-            at += 4;
-            be_u32(bytes, at - 4).ok_or_else(truncated)?
-        };
+        let id = count_or_id(&mut at)?;
         let method = if matches!(version, 1 | 2) {
             at += 2;
             be_u16(bytes, at - 2).ok_or_else(truncated)? & 0xF
