@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod attachments;
+mod browser;
 mod cases;
 mod desk;
 mod dev_mode;

@@ -239,6 +239,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             if settings.attachments.store.is_empty() {
                 settings.attachments.store = dev::files_url(&settings.database.url.0);
             }
+            if settings.intake.allowed_origins.is_empty() {
+                settings.intake.allowed_origins = settings::DEV_ORIGINS.map(str::to_owned).to_vec();
+            }
             let keys = token_keys(&settings)?;
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
@@ -292,6 +295,7 @@ async fn serve_intake(
     let address = listener.local_addr().map_err(|e| run_error("intake.listen")(&e))?;
     let mut state = IntakeState::new(store, settings.policy.clone(), shutdown);
     state.watch_poll = Duration::from_millis(settings.intake.watch_poll_ms.max(10));
+    state.watch_heartbeat = Duration::from_secs(settings.intake.watch_heartbeat_secs);
     let files = &settings.attachments;
     if !files.store.is_empty() {
         let blobs = Blobs::open(&files.store, &files.s3_access()).map_err(|e| Failure::Config(e.to_string()))?;
@@ -302,6 +306,7 @@ async fn serve_intake(
     let sweeping = spawn_orphan_sweep(&state, files);
     let options = ServerOptions {
         max_request_bytes: settings.intake.max_request_bytes,
+        allowed_origins: settings.intake.origins().map_err(Failure::Config)?,
         max_connection_age: Duration::from_secs(settings.intake.max_connection_age_secs),
         drain_timeout: Duration::from_secs(settings.intake.drain_timeout_secs),
     };

@@ -130,6 +130,13 @@ pub struct DatabaseSettings {
 pub struct IntakeSettings {
     pub listen: SocketAddr,
     pub max_request_bytes: usize,
+    /// Web pages that may call through gRPC-Web: origins such as
+    /// `https://desk.example.com`, or `http://localhost:*` for any port. Empty: none
+    /// (`propdesk dev`: localhost and 127.0.0.1 on any port).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// A quiet WatchTickets stream sends a heartbeat this often, in seconds.
+    pub watch_heartbeat_secs: u64,
     pub max_connection_age_secs: u64,
     /// Watch streams look for new events this often when nothing wakes them (events on
     /// the bus do, at once), in milliseconds.
@@ -162,6 +169,8 @@ impl Default for Settings {
             intake: IntakeSettings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 max_request_bytes: 256 * 1024,
+                allowed_origins: Vec::new(),
+                watch_heartbeat_secs: 15,
                 max_connection_age_secs: 300,
                 watch_poll_ms: 2_000,
                 drain_timeout_secs: 20,
@@ -237,6 +246,16 @@ impl BusSettings {
     }
 }
 
+/// The origins `propdesk dev` lets call when none are configured: pages served from this
+/// machine during development.
+pub const DEV_ORIGINS: [&str; 2] = ["http://localhost:*", "http://127.0.0.1:*"];
+
+impl IntakeSettings {
+    pub fn origins(&self) -> Result<Vec<propdesk_intake::web::OriginPattern>, String> {
+        self.allowed_origins.iter().map(|o| propdesk_intake::web::OriginPattern::parse(o)).collect()
+    }
+}
+
 impl AttachmentSettings {
     pub fn limits(&self) -> propdesk_intake::attachments::AttachmentLimits {
         propdesk_intake::attachments::AttachmentLimits {
@@ -273,7 +292,8 @@ impl Settings {
                     .try_parsing(true)
                     // PROPDESK__BUS__RETRY_DELAYS_MS=1000,10000,60000
                     .list_separator(",")
-                    .with_list_parse_key("bus.retry_delays_ms"),
+                    .with_list_parse_key("bus.retry_delays_ms")
+                    .with_list_parse_key("intake.allowed_origins"),
             )
             .build()?
             .try_deserialize()?;
@@ -290,6 +310,10 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "bus.retry_delays_ms and bus.max_attempts must not be empty or zero".into(),
             ));
+        }
+        self.intake.origins().map_err(|e| SettingsError::Invalid(format!("intake.allowed_origins: {e}")))?;
+        if self.intake.watch_heartbeat_secs == 0 {
+            return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));
         }
         let files = &self.attachments;
         if files.max_bytes == 0 || files.max_per_ticket == 0 || files.thumbnail_edge == 0 || files.max_pixels == 0 {

@@ -20,6 +20,7 @@ pub mod replies;
 pub mod reports;
 pub mod tickets;
 pub mod watch;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct IntakeState {
     /// How often watch streams look for events without a wake-up (a fallback: events
     /// committed anywhere wake them through the bus, see [`IntakeState::follow_bus`]).
     pub watch_poll: Duration,
+    /// A quiet watch stream sends a heartbeat this often, so proxies keep it open.
+    pub watch_heartbeat: Duration,
     /// Ticks whenever the bus carries a ticket event, from whichever process.
     bus_events: signal::Sender<u64>,
     /// Pinged when a watch stream opens.
@@ -74,6 +77,7 @@ impl IntakeState {
             policy,
             shutdown,
             watch_poll: Duration::from_millis(500),
+            watch_heartbeat: Duration::from_secs(15),
             bus_events: signal::Sender::new(0),
             watchers: tokio::sync::Notify::new(),
             places: places::Places::default(),
@@ -131,12 +135,15 @@ pub struct ServerOptions {
     pub max_connection_age: Duration,
     /// How long in-flight calls may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// Web pages (origins) that may call through gRPC-Web.
+    pub allowed_origins: Vec<web::OriginPattern>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_request_bytes: 256 * 1024,
+            allowed_origins: Vec::new(),
             max_connection_age: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(20),
         }
@@ -192,9 +199,14 @@ pub async fn serve(
         .max_decoding_message_size(upload_bytes.max(options.max_request_bytes));
 
     let shutdown = state.shutdown.clone();
+    // Outermost first: CORS answers a browser's preflight; gRPC-Web becomes gRPC before the
+    // metrics see the call, so they count gRPC-Web calls with their real status.
     let server = Server::builder()
         .max_connection_age(options.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .accept_http1(true)
+        .layer(web::cors(options.allowed_origins.clone()))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(observe::ObserveLayer)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -5,6 +5,11 @@
 //! once on commits of this process (the store's commit signal) and on every ticket event
 //! on the bus (this replica's own exclusive queue, so events written by other replicas and
 //! workers arrive live); a slow poll covers a broker outage.
+//!
+//! A quiet stream sends a heartbeat (an item with no event, carrying the current cursor)
+//! every `watch_heartbeat`: HTTP/2 PINGs keep a native connection alive, but a browser's
+//! gRPC-Web stream often crosses HTTP/1.1 proxies and load balancers that cut a response
+//! idle for 60 s, and only bytes in the body keep those open.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +31,12 @@ const QUICK_LOOK: std::time::Duration = std::time::Duration::from_millis(25);
 const QUICK_LOOKS: u32 = 8;
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TicketEvent, Status>> + Send + 'static>>;
+
+/// A heartbeat: no event (type UNSPECIFIED, no id), only the cursor the stream stands at,
+/// which a client may resume from.
+fn heartbeat(cursor: EventCursor) -> pb::TicketEvent {
+    pb::TicketEvent { cursor: cursor.to_string(), ..Default::default() }
+}
 
 pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTicketsRequest) -> ApiResult<EventStream> {
     let mut v = Violations::new();
@@ -60,6 +71,7 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
     let mut changes = state.store.subscribe_commits();
     let mut bus_events = state.subscribe_bus_events();
     let mut quick_looks = 0u32;
+    let mut last_sent = tokio::time::Instant::now();
     tokio::spawn(async move {
         loop {
             let batch = state
@@ -79,6 +91,7 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
                 if sender.send(Ok(event_to_wire(&event))).await.is_err() {
                     return; // the client went away
                 }
+                last_sent = tokio::time::Instant::now();
             }
             if full {
                 continue;
@@ -92,6 +105,12 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
                 _ = changes.changed() => quick_looks = QUICK_LOOKS,
                 _ = bus_events.changed() => quick_looks = QUICK_LOOKS,
                 _ = tokio::time::sleep(wait) => quick_looks = quick_looks.saturating_sub(1),
+                _ = tokio::time::sleep_until(last_sent + state.watch_heartbeat) => {
+                    if sender.send(Ok(heartbeat(cursor))).await.is_err() {
+                        return;
+                    }
+                    last_sent = tokio::time::Instant::now();
+                }
             }
         }
     });
