@@ -310,3 +310,22 @@ fn the_intake_keeps_attachments_in_s3_with_keys_from_the_secret() {
         }
     }
 }
+
+#[test]
+fn browsers_reach_the_intake_over_tls_from_the_allowed_origins() {
+    let objects = render("production");
+    let ingresses = kind(&objects, "Ingress");
+    assert_eq!(ingresses.len(), 1, "one Ingress for gRPC-Web");
+    let ingress = ingresses[0];
+    assert!(!ingress["spec"]["tls"][0]["secretName"].is_null(), "TLS ends at the Ingress");
+    let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    let services: BTreeSet<&str> = kind(&objects, "Service").into_iter().map(name).collect();
+    assert!(services.contains(text(&backend["name"])), "the Ingress routes to a Service that exists");
+    assert_eq!(backend["port"]["name"], "grpc");
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/backend-protocol"], "HTTP", "gRPC-Web is HTTP/1.1 POSTs");
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "11m", "uploads of 10 MiB fit");
+    let (_, intake) = pod_specs(&objects).into_iter().find(|(n, _)| *n == "propdesk-intake").expect("intake");
+    let origins = env_value(&intake["spec"]["containers"][0], "PROPDESK__INTAKE__ALLOWED_ORIGINS").unwrap_or_default();
+    assert!(!origins.is_empty() && origins.split(',').all(|o| o.starts_with("https://")), "{origins}");
+}

@@ -360,4 +360,17 @@ mod tests {
         let err = Settings::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("policy.sla.p1.acknowledge_secs"), "{err}");
     }
+
+    #[test]
+    fn allowed_origins_are_checked_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("origins.toml");
+        std::fs::write(&file, "[intake]\nallowed_origins = [\"https://desk.example.com\", \"http://localhost:*\"]\n")
+            .unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.intake.origins().unwrap().len(), 2);
+        std::fs::write(&file, "[intake]\nallowed_origins = [\"https://*.example.com\"]\n").unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("intake.allowed_origins"), "{err}");
+    }
 }
