@@ -111,12 +111,15 @@ fn every_deployment_has_probes_resources_a_security_context_and_time_to_drain() 
                     .flatten()
                     .filter_map(|p| p["containerPort"].as_u64())
                     .collect();
-                for probe in ["readinessProbe", "livenessProbe"] {
+                // Readiness asks for the dependencies, liveness only for the process: an
+                // outage of the database or broker must not restart every pod.
+                for (probe, service) in [("readinessProbe", "readiness"), ("livenessProbe", "liveness")] {
                     let port = container[probe]["grpc"]["port"].as_u64();
                     assert!(
                         port.is_some_and(|p| ports.contains(&p)),
                         "{what}: {probe} is a gRPC health check on a declared port"
                     );
+                    assert_eq!(container[probe]["grpc"]["service"], service, "{what}: {probe}");
                 }
                 // The process listens where the probe looks.
                 let probe_port = container["readinessProbe"]["grpc"]["port"].as_u64().unwrap_or_default();

@@ -101,6 +101,22 @@ impl Server {
         Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to propdesk")
     }
 
+    /// Whether the process has exited (on its own: a crash, a fatal error).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_some()
+    }
+
+    /// The status its gRPC health service reports for `service` (None: no answer in 3 s).
+    pub async fn health(&self, service: &str) -> Option<i32> {
+        let call = async {
+            let channel = Channel::from_shared(self.url()).ok()?.connect().await.ok()?;
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+            Some(health.check(request).await.ok()?.into_inner().status)
+        };
+        tokio::time::timeout(Duration::from_secs(3), call).await.ok().flatten()
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,5 +1,6 @@
-//! Crashes and outages: a worker killed mid-batch and RabbitMQ restarted under load (on
-//! PostgreSQL, the production database), and the embedded mode killed under load.
+//! Crashes and outages: a worker killed mid-batch, RabbitMQ restarted under load and
+//! away for a minute (on PostgreSQL, the production database), and the embedded mode
+//! killed under load.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -132,6 +133,56 @@ async fn broker_restart_during_a_run_loses_nothing(backend: Backend) {
     drop(broker);
     assert_eq!(create_many(&app, 60).await.await.unwrap().len(), 60);
     assert_each_dispatched_once(&app, 180).await;
+}
+
+/// Runs alone, with the broker restarts: RabbitMQ stopped for a minute. The workers stay
+/// live (a liveness probe would not restart them), turn unready, and are ready and working
+/// again soon after it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_after_a_minute_away_finds_the_workers_live_and_ready_again() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let serving = Some(ServingStatus::Serving as i32);
+    let mut app = App::start(Backend::Postgres).await;
+    let mut workers = [app.start_dispatch().await, app.start_notifier().await];
+    let started = Instant::now();
+    for worker in &workers {
+        while (worker.health("liveness").await, worker.health("readiness").await) != (serving, serving) {
+            assert!(started.elapsed() < Duration::from_secs(10), "a worker is not live and ready after its start");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    let broker = BrokerGuard::stop();
+    let away = Instant::now();
+    let mut unready_after = None;
+    while away.elapsed() < Duration::from_secs(60) {
+        for worker in &mut workers {
+            assert!(!worker.exited(), "a worker exited while the broker was away");
+            assert_eq!(worker.health("liveness").await, serving, "live at {:?}", away.elapsed());
+        }
+        let mut unready = true;
+        for worker in &workers {
+            unready &= worker.health("readiness").await != serving;
+        }
+        if unready && unready_after.is_none() {
+            unready_after = Some(away.elapsed());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let unready_after = unready_after.expect("the workers turned unready while the broker was away");
+    assert!(unready_after < Duration::from_secs(15), "unready after {unready_after:?}");
+    drop(broker);
+
+    let back = Instant::now();
+    for worker in &workers {
+        while worker.health("readiness").await != serving {
+            assert!(back.elapsed() < Duration::from_secs(60), "a worker was not ready again");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(worker.health("liveness").await == serving);
+    }
+    let ticket = app.create(app.new_ticket("plumbing", "停电后水泵不转")).await;
+    app.wait_dispatched(&ticket.id).await;
 }
 
 /// Embedded mode killed under load (SIGKILL, as a crash or an OOM kill would) and started

@@ -1,5 +1,11 @@
-//! The gRPC health endpoint of a worker: SERVING while its database and broker answer,
-//! NOT_SERVING otherwise and from the moment shutdown begins.
+//! The gRPC health endpoint of a worker, with the two services Kubernetes probes:
+//! `readiness` (and "", and the worker's own name) is SERVING while its database and broker
+//! answer, NOT_SERVING otherwise and from the moment shutdown begins; `liveness` is SERVING
+//! for as long as the process runs its loops. An outage of PostgreSQL or RabbitMQ makes
+//! every worker unready (no work is sent its way; it reconnects by itself), never dead: a
+//! restart would not bring the database back, and restarting every worker at once would
+//! only add a thundering herd when it returns. A worker whose loop fails exits, and is
+//! restarted for that.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +14,10 @@ use propdesk_bus::Bus;
 use propdesk_store::Store;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
+
+/// The health service names the probes ask for.
+pub const LIVENESS: &str = propdesk_intake::LIVENESS;
+pub const READINESS: &str = propdesk_intake::READINESS;
 
 /// Serves health on `listen` until `shutdown`; `service` is the name reported besides "".
 pub async fn serve(
@@ -24,18 +34,23 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         async move {
             loop {
-                let ready = store.ping().await.is_ok() && bus.is_ready().await;
+                // A check that hangs (a half-open connection) counts as a failure.
+                let check = async { store.ping().await.is_ok() && bus.is_ready().await };
+                let ready = tokio::time::timeout(Duration::from_secs(5), check).await.unwrap_or(false);
                 let status =
                     if ready && !shutdown.is_cancelled() { ServingStatus::Serving } else { ServingStatus::NotServing };
-                reporter.set_service_status("", status).await;
-                reporter.set_service_status(service, status).await;
+                reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
+                for name in [READINESS, service, ""] {
+                    reporter.set_service_status(name, status).await;
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
-            reporter.set_service_status("", ServingStatus::NotServing).await;
-            reporter.set_service_status(service, ServingStatus::NotServing).await;
+            for name in ["", READINESS, service] {
+                reporter.set_service_status(name, ServingStatus::NotServing).await;
+            }
         }
     };
     tokio::spawn(checks);

@@ -42,6 +42,13 @@ use tonic::transport::server::TcpIncoming;
 
 pub use auth::TokenKeys;
 
+/// The health service a liveness probe asks for: SERVING while the process runs.
+pub const LIVENESS: &str = "liveness";
+/// The health service a readiness probe asks for: SERVING while the process takes work
+/// (NOT_SERVING from the start of a drain; a worker's also while its database or broker
+/// does not answer).
+pub const READINESS: &str = "readiness";
+
 /// What every handler shares.
 pub struct IntakeState {
     pub store: Store,
@@ -173,6 +180,8 @@ pub async fn serve(
     health.set_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
     health.set_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
+    health.set_service_status(READINESS, tonic_health::ServingStatus::Serving).await;
+    health.set_service_status(LIVENESS, tonic_health::ServingStatus::Serving).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(propdesk_proto::FILE_DESCRIPTOR_SET)
@@ -235,6 +244,8 @@ pub async fn serve(
     health.set_not_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_not_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
     health.set_not_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
+    // Draining: no new work, but alive (a liveness failure now would kill in-flight calls).
+    health.set_service_status(READINESS, tonic_health::ServingStatus::NotServing).await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");
     match tokio::time::timeout(options.drain_timeout, server).await {
         Ok(result) => Ok(result?),
