@@ -28,6 +28,8 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_propdesk");
 pub struct Server {
     child: Child,
     pub address: String,
+    /// The certificate to trust when the process serves TLS (`PROPDESK__INTAKE__TLS__CERT`).
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl Drop for Server {
@@ -71,7 +73,11 @@ impl Server {
             command.current_dir(dir);
         }
         let child = command.spawn().expect("spawn propdesk");
-        let server = Server { child, address };
+        let tls_ca = env
+            .iter()
+            .find(|(key, _)| *key == "PROPDESK__INTAKE__TLS__CERT")
+            .map(|(_, path)| std::fs::read(path).expect("the test's certificate"));
+        let server = Server { child, address, tls_ca };
         server.wait_serving().await;
         server
     }
@@ -79,7 +85,7 @@ impl Server {
     async fn wait_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(channel) = Channel::from_shared(self.url()).expect("url").connect().await {
+            if let Ok(channel) = self.endpoint().connect().await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
                 let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
                 if let Ok(reply) = health.check(request).await
@@ -98,7 +104,21 @@ impl Server {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to propdesk")
+        self.endpoint().connect().await.expect("connect to propdesk")
+    }
+
+    /// Where to connect: plaintext, or TLS trusting the test's certificate (for `localhost`).
+    pub fn endpoint(&self) -> tonic::transport::Endpoint {
+        match &self.tls_ca {
+            None => Channel::from_shared(self.url()).expect("url"),
+            Some(ca) => {
+                let tls = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                    .domain_name("localhost");
+                let endpoint = Channel::from_shared(format!("https://{}", self.address)).expect("url");
+                endpoint.tls_config(tls).expect("TLS settings")
+            }
+        }
     }
 
     /// Whether the process has exited (on its own: a crash, a fatal error).
@@ -109,7 +129,7 @@ impl Server {
     /// The status its gRPC health service reports for `service` (None: no answer in 3 s).
     pub async fn health(&self, service: &str) -> Option<i32> {
         let call = async {
-            let channel = Channel::from_shared(self.url()).ok()?.connect().await.ok()?;
+            let channel = self.endpoint().connect().await.ok()?;
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
             let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
             Some(health.check(request).await.ok()?.into_inner().status)

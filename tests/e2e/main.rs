@@ -18,6 +18,7 @@ mod operations;
 mod replies;
 mod reports;
 mod resilience;
+mod tls;
 mod watch;
 
 pub use propdesk_testkit::on_both_backends;

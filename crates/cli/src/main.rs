@@ -307,6 +307,7 @@ async fn serve_intake(
     let options = ServerOptions {
         max_request_bytes: settings.intake.max_request_bytes,
         allowed_origins: settings.intake.origins().map_err(Failure::Config)?,
+        tls: settings.intake.tls_identity().map_err(Failure::Config)?,
         max_connection_age: Duration::from_secs(settings.intake.max_connection_age_secs),
         drain_timeout: Duration::from_secs(settings.intake.drain_timeout_secs),
     };

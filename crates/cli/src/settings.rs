@@ -35,6 +35,13 @@ pub struct Settings {
     pub policy: Policy,
 }
 
+/// The intake's own TLS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TlsSettings {
+    pub cert: String,
+    pub key: String,
+}
+
 /// Files on tickets (AttachmentService).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttachmentSettings {
@@ -137,6 +144,10 @@ pub struct IntakeSettings {
     pub allowed_origins: Vec<String>,
     /// A quiet WatchTickets stream sends a heartbeat this often, in seconds.
     pub watch_heartbeat_secs: u64,
+    /// Serve TLS (for clusters without a mesh): PEM files of the certificate chain and its
+    /// key, both or neither. Empty: plaintext.
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub max_connection_age_secs: u64,
     /// Watch streams look for new events this often when nothing wakes them (events on
     /// the bus do, at once), in milliseconds.
@@ -171,6 +182,7 @@ impl Default for Settings {
                 max_request_bytes: 256 * 1024,
                 allowed_origins: Vec::new(),
                 watch_heartbeat_secs: 15,
+                tls: TlsSettings::default(),
                 max_connection_age_secs: 300,
                 watch_poll_ms: 2_000,
                 drain_timeout_secs: 20,
@@ -251,6 +263,18 @@ impl BusSettings {
 pub const DEV_ORIGINS: [&str; 2] = ["http://localhost:*", "http://127.0.0.1:*"];
 
 impl IntakeSettings {
+    /// The TLS identity, read from its files, when TLS is on.
+    pub fn tls_identity(&self) -> Result<Option<propdesk_intake::TlsIdentity>, String> {
+        if self.tls.cert.is_empty() {
+            return Ok(None);
+        }
+        let read = |key: &str, path: &str| std::fs::read(path).map_err(|e| format!("intake.tls.{key} {path}: {e}"));
+        Ok(Some(propdesk_intake::TlsIdentity {
+            cert_pem: read("cert", &self.tls.cert)?,
+            key_pem: read("key", &self.tls.key)?,
+        }))
+    }
+
     pub fn origins(&self) -> Result<Vec<propdesk_intake::web::OriginPattern>, String> {
         self.allowed_origins.iter().map(|o| propdesk_intake::web::OriginPattern::parse(o)).collect()
     }
@@ -312,6 +336,11 @@ impl Settings {
             ));
         }
         self.intake.origins().map_err(|e| SettingsError::Invalid(format!("intake.allowed_origins: {e}")))?;
+        if self.intake.tls.cert.is_empty() != self.intake.tls.key.is_empty() {
+            return Err(SettingsError::Invalid(
+                "intake.tls.cert and intake.tls.key go together: set both or neither".into(),
+            ));
+        }
         if self.intake.watch_heartbeat_secs == 0 {
             return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));
         }

@@ -144,6 +144,22 @@ pub struct ServerOptions {
     pub drain_timeout: Duration,
     /// Web pages (origins) that may call through gRPC-Web.
     pub allowed_origins: Vec<web::OriginPattern>,
+    /// Serve TLS with this certificate chain and key (PEM); `None`: plaintext (behind a mesh
+    /// or an Ingress that ends TLS).
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity(<redacted>)")
+    }
 }
 
 impl Default for ServerOptions {
@@ -151,6 +167,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_request_bytes: 256 * 1024,
             allowed_origins: Vec::new(),
+            tls: None,
             max_connection_age: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(20),
         }
@@ -210,7 +227,12 @@ pub async fn serve(
     let shutdown = state.shutdown.clone();
     // Outermost first: CORS answers a browser's preflight; gRPC-Web becomes gRPC before the
     // metrics see the call, so they count gRPC-Web calls with their real status.
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(identity) = &options.tls {
+        let identity = tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    let server = builder
         .max_connection_age(options.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .accept_http1(true)

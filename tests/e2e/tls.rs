@@ -1,0 +1,40 @@
+//! The intake serving TLS itself (for clusters without a mesh): a certificate the test
+//! makes, the whole API over it, and plaintext refused.
+
+use propdesk_proto::v1 as pb;
+use propdesk_testkit::Backend;
+use tonic::transport::Channel;
+
+use crate::helpers::{App, authed};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intake_serves_tls_with_its_certificate_and_refuses_plaintext() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write the certificate");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write the key");
+    let settings = [
+        ("PROPDESK__INTAKE__TLS__CERT", cert.display().to_string()),
+        ("PROPDESK__INTAKE__TLS__KEY", key.display().to_string()),
+    ];
+    // The app's clients connect over TLS, trusting the certificate: the directory is
+    // created and a ticket logged through it.
+    let mut app = App::start_with(Backend::Sqlite, &settings).await;
+    let ticket = app.create(app.new_ticket("plumbing", "水表井漏水")).await;
+    let agent = app.world.agent.clone();
+    let read = app.tickets.get_ticket(authed(&agent, pb::GetTicketRequest { ticket_id: ticket.id.clone() })).await;
+    assert_eq!(read.expect("a call over TLS").into_inner().id, ticket.id);
+
+    // A plaintext client gets no answer from the TLS port.
+    let plaintext = async {
+        let channel = Channel::from_shared(app.server.url()).expect("url").connect().await?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        health.check(tonic_health::pb::HealthCheckRequest::default()).await.map_err(Into::into).map(|_| ())
+    };
+    let refused: Result<(), Box<dyn std::error::Error + Send + Sync>> =
+        tokio::time::timeout(std::time::Duration::from_secs(5), plaintext)
+            .await
+            .unwrap_or_else(|_| Err("no answer".into()));
+    assert!(refused.is_err(), "plaintext must not reach a TLS intake");
+}
