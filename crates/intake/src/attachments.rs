@@ -208,52 +208,48 @@ impl AttachmentApi {
             created_at: now,
         };
         // The ticket decides first (a full ticket is refused before anything is written).
-        let mut change = self.attach(actor, ticket, &file).await?;
+        let change = self.attach(actor, ticket, &file).await?;
         let written = self.write(blobs, &file, cleaned).await?;
+        let saved = self.save(actor, &file, change).await;
+        if !matches!(saved, Ok(Saved::New(_))) {
+            discard(blobs, &written).await;
+        }
+        match saved? {
+            Saved::New(ticket) => {
+                let stored = self.state.store.attachment(&file.id).await?.ok_or(internal("saved attachment"))?;
+                Ok(pb::AddAttachmentResponse {
+                    attachment: Some(attachment_to_wire(&stored)),
+                    ticket: Some(*ticket),
+                    already_attached: false,
+                })
+            }
+            Saved::SameBytesMeanwhile => {
+                let existing = self.state.store.attachment_with_content(&ticket_id, &file.sha256).await?;
+                let ticket = self.loaded(actor, &ticket_id).await?;
+                self.already_attached(actor, ticket, existing.ok_or(internal("concurrent attachment"))?).await
+            }
+        }
+    }
+
+    /// Saves the ticket with the file's event; when the ticket changed since it was read,
+    /// counts its files again on the new version and retries.
+    async fn save(&self, actor: &Actor, file: &Attachment, mut change: Change) -> ApiResult<Saved> {
         for attempt in 1..=SAVE_ATTEMPTS {
-            let outcome = self.state.store.save(vec![change]).await;
-            let retry = match outcome {
+            match self.state.store.save(vec![change]).await {
                 Ok(saved) => {
                     let ticket = saved.first().ok_or(internal("saved ticket"))?;
                     let ticket = self.tickets.with_follow_ups(vec![ticket_to_wire(ticket, actor)]).await?.remove(0);
-                    let stored = self.state.store.attachment(&file.id).await?.ok_or(internal("saved attachment"))?;
-                    return Ok(pb::AddAttachmentResponse {
-                        attachment: Some(attachment_to_wire(&stored)),
-                        ticket: Some(ticket),
-                        already_attached: false,
-                    });
+                    return Ok(Saved::New(Box::new(ticket)));
                 }
-                // Someone changed the ticket meanwhile: count again on the new version.
-                Err(StoreError::StaleVersion { .. }) if attempt < SAVE_ATTEMPTS => true,
-                // The same bytes were attached meanwhile by another upload.
-                Err(StoreError::Conflict(_)) => false,
-                Err(other) => {
-                    discard(blobs, &written).await;
-                    return Err(other.into());
+                // Only the attachments' unique index can refuse this save's rows.
+                Err(StoreError::Conflict(_)) => return Ok(Saved::SameBytesMeanwhile),
+                Err(StoreError::StaleVersion { .. }) if attempt < SAVE_ATTEMPTS => {
+                    let ticket = self.loaded(actor, &file.ticket_id).await?;
+                    change = self.attach(actor, ticket, file).await?;
                 }
-            };
-            if !retry {
-                discard(blobs, &written).await;
-                let existing = self.state.store.attachment_with_content(&ticket_id, &file.sha256).await?;
-                let ticket = self.loaded(actor, &ticket_id).await?;
-                return self.already_attached(actor, ticket, existing.ok_or(internal("concurrent attachment"))?).await;
+                Err(other) => return Err(other.into()),
             }
-            let reloaded = self.loaded(actor, &ticket_id).await;
-            change = match reloaded {
-                Ok(ticket) => match self.attach(actor, ticket, &file).await {
-                    Ok(change) => change,
-                    Err(refused) => {
-                        discard(blobs, &written).await;
-                        return Err(refused);
-                    }
-                },
-                Err(refused) => {
-                    discard(blobs, &written).await;
-                    return Err(refused);
-                }
-            };
         }
-        discard(blobs, &written).await;
         Err(internal("ticket save retries"))
     }
 
@@ -313,6 +309,14 @@ impl AttachmentApi {
             already_attached: true,
         })
     }
+}
+
+/// How a file's save ended.
+enum Saved {
+    /// Recorded: the ticket as saved.
+    New(Box<pb::Ticket>),
+    /// Another upload attached the same bytes to the ticket first.
+    SameBytesMeanwhile,
 }
 
 /// Removes bytes a failed upload wrote (best effort: the orphan sweep gets the rest).
