@@ -216,10 +216,12 @@ impl AttachmentApi {
         }
         match saved? {
             Saved::New(ticket) => {
+                // Committed: from here on a failure to answer leaves the file in place.
+                let ticket = self.tickets.with_follow_ups(vec![ticket_to_wire(&ticket, actor)]).await?.remove(0);
                 let stored = self.state.store.attachment(&file.id).await?.ok_or(internal("saved attachment"))?;
                 Ok(pb::AddAttachmentResponse {
                     attachment: Some(attachment_to_wire(&stored)),
-                    ticket: Some(*ticket),
+                    ticket: Some(ticket),
                     already_attached: false,
                 })
             }
@@ -237,8 +239,7 @@ impl AttachmentApi {
         for attempt in 1..=SAVE_ATTEMPTS {
             match self.state.store.save(vec![change]).await {
                 Ok(saved) => {
-                    let ticket = saved.first().ok_or(internal("saved ticket"))?;
-                    let ticket = self.tickets.with_follow_ups(vec![ticket_to_wire(ticket, actor)]).await?.remove(0);
+                    let ticket = saved.into_iter().next().ok_or(internal("saved ticket"))?;
                     return Ok(Saved::New(Box::new(ticket)));
                 }
                 // Only the attachments' unique index can refuse this save's rows.
@@ -314,7 +315,7 @@ impl AttachmentApi {
 /// How a file's save ended.
 enum Saved {
     /// Recorded: the ticket as saved.
-    New(Box<pb::Ticket>),
+    New(Box<Ticket>),
     /// Another upload attached the same bytes to the ticket first.
     SameBytesMeanwhile,
 }
