@@ -38,3 +38,35 @@ async fn the_intake_serves_tls_with_its_certificate_and_refuses_plaintext() {
             .unwrap_or_else(|_| Err("no answer".into()));
     assert!(refused.is_err(), "plaintext must not reach a TLS intake");
 }
+
+/// `sslmode` in `database.url` is honoured: `require` connects over TLS (the Debian
+/// server's certificate), `disable` in plaintext; told apart by the application name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_follow_the_urls_sslmode() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = App::start(Backend::Postgres).await;
+    for (mode, encrypted) in [("require", true), ("disable", false)] {
+        let name = format!("propdesk-sslmode-{mode}");
+        let mut env = app.env.clone();
+        let url = format!("{}?sslmode={mode}&application_name={name}", app._db.url);
+        env.retain(|(key, _)| *key != "PROPDESK__DATABASE__URL");
+        env.push(("PROPDESK__DATABASE__URL", url));
+        let intake = crate::helpers::Server::start(&["intake"], &env, None).await;
+        let mut tickets = pb::ticket_service_client::TicketServiceClient::new(intake.channel().await);
+        let list = pb::ListTicketsRequest { page_size: 5, ..Default::default() };
+        tickets.list_tickets(authed(&app.world.agent, list)).await.expect("a call that reads the database");
+        let sql = format!(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid \
+             WHERE a.application_name = '{name}'"
+        );
+        let row = app
+            .store
+            .connection()
+            .query_one_raw(Statement::from_string(app.store.connection().get_database_backend(), sql));
+        let row = row.await.expect("pg_stat_ssl").expect("a row");
+        let (connections, all_encrypted): (i64, Option<bool>) =
+            (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+        assert!(connections > 0, "{mode}: the intake's connections are there");
+        assert_eq!(all_encrypted, Some(encrypted), "{mode}");
+    }
+}
