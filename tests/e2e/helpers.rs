@@ -84,15 +84,10 @@ impl Server {
 
     async fn wait_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
         loop {
-            if let Ok(channel) = self.endpoint().connect().await {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
-                if let Ok(reply) = health.check(request).await
-                    && reply.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                {
-                    return;
-                }
+            if self.health("").await == Some(serving) {
+                return;
             }
             assert!(Instant::now() < deadline, "propdesk did not become SERVING on {}", self.address);
             tokio::time::sleep(Duration::from_millis(100)).await;

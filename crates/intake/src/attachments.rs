@@ -20,14 +20,13 @@ use propdesk_proto::v1::attachment_service_server::AttachmentService;
 use propdesk_store::attachments::StoredAttachment;
 use propdesk_store::blobs::{BlobError, Blobs};
 use propdesk_store::{Change, StoreError};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
 use crate::auth::actor;
-use crate::convert::{ticket_to_wire, timestamp};
+use crate::convert::{sha256_hex, ticket_to_wire, timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::tickets::TicketApi;
 
@@ -177,7 +176,7 @@ impl AttachmentApi {
         })?;
 
         let cleaned = self.clean(attachments, body.content).await?;
-        let sha256 = hex(&Sha256::digest(&cleaned.bytes));
+        let sha256 = sha256_hex(&cleaned.bytes);
         if let Some(existing) = self.state.store.attachment_with_content(&ticket_id, &sha256).await? {
             return self.already_attached(actor, ticket, existing).await;
         }
@@ -351,10 +350,6 @@ fn refused_file(err: FileError) -> ApiError {
     ApiError::field_as(reason, "content", err.to_string())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub fn attachment_to_wire(stored: &StoredAttachment) -> pb::Attachment {
     let a = &stored.attachment;
     let side = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
@@ -446,30 +441,30 @@ impl AttachmentService for AttachmentApi {
             if sender.send(part(pb::download_attachment_response::Part::Header(header))).await.is_err() {
                 return;
             }
+            // Pieces arrive in whatever sizes the store reads; each byte is copied once into
+            // a message of DOWNLOAD_CHUNK bytes (the last one shorter).
             let mut pending: Vec<u8> = Vec::with_capacity(DOWNLOAD_CHUNK);
-            loop {
-                let next = bytes.next().await;
-                let done = match next {
-                    Some(Ok(piece)) => {
-                        pending.extend_from_slice(&piece);
-                        false
-                    }
-                    Some(Err(e)) => {
+            while let Some(piece) = bytes.next().await {
+                let mut piece = match piece {
+                    Ok(piece) => piece,
+                    Err(e) => {
                         let _ = sender.send(Err(Status::from(storage_unavailable(&e)))).await;
                         return;
                     }
-                    None => true,
                 };
-                while pending.len() >= DOWNLOAD_CHUNK || (done && !pending.is_empty()) {
-                    let rest = pending.split_off(pending.len().min(DOWNLOAD_CHUNK));
-                    let chunk = std::mem::replace(&mut pending, rest);
-                    if sender.send(part(pb::download_attachment_response::Part::Chunk(chunk))).await.is_err() {
-                        return;
+                while !piece.is_empty() {
+                    let head = piece.split_to((DOWNLOAD_CHUNK - pending.len()).min(piece.len()));
+                    pending.extend_from_slice(&head);
+                    if pending.len() == DOWNLOAD_CHUNK {
+                        let chunk = std::mem::replace(&mut pending, Vec::with_capacity(DOWNLOAD_CHUNK));
+                        if sender.send(part(pb::download_attachment_response::Part::Chunk(chunk))).await.is_err() {
+                            return;
+                        }
                     }
                 }
-                if done {
-                    return;
-                }
+            }
+            if !pending.is_empty() {
+                let _ = sender.send(part(pb::download_attachment_response::Part::Chunk(pending))).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))

@@ -12,6 +12,12 @@ use propdesk_proto::v1 as pb;
 use propdesk_store::entity::follow_up;
 use prost_types::Timestamp;
 
+/// SHA-256 of `bytes`, lower-case hex (request fingerprints, attachment contents).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An enum field that must be set to a known value.
 pub fn required_enum<T: WireEnum>(violations: &mut Violations, field: &str, value: i32) -> Option<T> {
     match T::from_wire(value) {

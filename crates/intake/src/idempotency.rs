@@ -5,7 +5,6 @@ use propdesk_domain::{Actor, Violations};
 use propdesk_proto::v1::ErrorReason;
 use propdesk_store::directory::Writable;
 use propdesk_store::{CreateKey, Inserted, Store};
-use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -21,7 +20,7 @@ pub fn check_request_id(violations: &mut Violations, request_id: &str) {
 
 /// A digest of the whole request: the same key with other content is a different request.
 pub fn fingerprint(request: &impl prost::Message) -> String {
-    Sha256::digest(request.encode_to_vec()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::convert::sha256_hex(&request.encode_to_vec())
 }
 
 /// The refusal of a key reused for a different request.

@@ -112,7 +112,11 @@ impl Blobs {
 
     /// Removes `key`; one already gone is fine.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        match self.store.delete(&Path::from(key)).await {
+        self.remove(&Path::from(key)).await
+    }
+
+    async fn remove(&self, location: &Path) -> Result<(), BlobError> {
+        match self.store.delete(location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -140,10 +144,8 @@ impl Blobs {
             if known.contains(&id) {
                 continue;
             }
-            match self.store.delete(&location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
-                Err(e) => return Err(e.into()),
-            }
+            self.remove(&location).await?;
+            removed += 1;
         }
         Ok(removed)
     }
