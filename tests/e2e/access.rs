@@ -125,6 +125,7 @@ async fn role_rules_are_enforced(backend: Backend) {
         supervisor_id: String::new(),
         on_duty: true,
         request_id: new_request_id(),
+        external_id: String::new(),
     };
     assert_status(app.directory.create_staff(authed(&agent, staff)).await, Code::PermissionDenied, None, "agent hires");
     assert_eq!(app.snapshot().await, before);

@@ -396,6 +396,7 @@ impl App {
             supervisor_id: String::new(),
             on_duty,
             request_id: new_request_id(),
+            external_id: String::new(),
         };
         let token = self.world.admin.clone();
         self.directory.create_staff(authed(&token, request)).await.expect("hire").into_inner().id
@@ -671,6 +672,7 @@ impl World {
                         supervisor_id: String::new(),
                         on_duty: true,
                         request_id: new_request_id(),
+                        external_id: String::new(),
                     },
                 ))
                 .await

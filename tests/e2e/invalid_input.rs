@@ -197,6 +197,7 @@ async fn bad_reads_and_changes_are_refused(backend: Backend) {
         supervisor_id: String::new(),
         on_duty: true,
         request_id: new_request_id(),
+        external_id: String::new(),
     };
     let result = app.directory.create_staff(authed(&app.world.admin, staff)).await;
     assert_status(result, Code::InvalidArgument, Some("department"), "technician without department");

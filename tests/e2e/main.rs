@@ -18,6 +18,7 @@ mod operations;
 mod replies;
 mod reports;
 mod resilience;
+mod sign_in;
 mod tls;
 mod watch;
 

@@ -70,3 +70,29 @@ async fn postgres_connections_follow_the_urls_sslmode() {
         assert_eq!(all_encrypted, Some(encrypted), "{mode}");
     }
 }
+
+/// The bus over TLS: the intake and a dispatch worker on `amqps://` (the test broker's TLS
+/// listener, its CA given in `bus.tls_ca_file`) carry a ticket to DISPATCHED, and the broker
+/// lists their connections on its TLS port as TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_runs_over_amqps_with_a_private_ca() {
+    let settings = [
+        ("PROPDESK__BUS__URL", propdesk_testkit::amqps_url()),
+        ("PROPDESK__BUS__TLS_CA_FILE", propdesk_testkit::amqps_ca_file()),
+    ];
+    let mut app = App::start_with(Backend::Postgres, &settings).await;
+    let _dispatch = app.start_dispatch().await;
+    let ticket = app.create(app.new_ticket("plumbing", "地下室水管爆裂")).await;
+    let (dispatched, _) = app.wait_dispatched(&ticket.id).await;
+    assert!(!dispatched.assignee_id.is_empty(), "dispatched over amqps: {dispatched:?}");
+
+    let listed = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "port", "ssl", "ssl_protocol", "--quiet", "--no-table-headers"])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(listed.status.success(), "rabbitmqctl: {}", String::from_utf8_lossy(&listed.stderr));
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let on_tls_port: Vec<&str> = text.lines().filter(|line| line.split_whitespace().next() == Some("5671")).collect();
+    assert!(on_tls_port.len() >= 2, "the intake's and the worker's connections on 5671: {text}");
+    assert!(on_tls_port.iter().all(|line| line.contains("true") && line.contains("tlsv1.")), "{on_tls_port:?}");
+}

@@ -76,6 +76,7 @@ fn person(
         department,
         supervisor_id: None,
         on_duty: true,
+        external_id: None,
     };
     staff::Model::new(new, at)
 }

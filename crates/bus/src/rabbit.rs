@@ -14,6 +14,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio::sync::Mutex;
@@ -36,6 +37,9 @@ pub struct RabbitBus {
     url: String,
     topology: Topology,
     publisher: Mutex<Option<Link>>,
+    /// For `amqps://`: a private CA (PEM) the broker's certificate chains to, trusted
+    /// beside the system's roots.
+    tls_ca_pem: Option<String>,
 }
 
 /// A message waiting in a parking queue.
@@ -104,9 +108,16 @@ fn with_heartbeat(url: &str) -> String {
 }
 
 impl RabbitBus {
-    /// A bus for `url` (`amqp://user:pass@host:5672/vhost`). Connects lazily.
+    /// A bus for `url` (`amqp://user:pass@host:5672/vhost`, or `amqps://…:5671/…` over
+    /// TLS). Connects lazily.
     pub fn new(url: &str, topology: Topology) -> RabbitBus {
-        RabbitBus { url: with_heartbeat(url), topology, publisher: Mutex::new(None) }
+        RabbitBus { url: with_heartbeat(url), topology, publisher: Mutex::new(None), tls_ca_pem: None }
+    }
+
+    /// Trusts `ca_pem` (a private CA) for `amqps://` besides the system's roots.
+    pub fn with_tls_ca(mut self, ca_pem: String) -> RabbitBus {
+        self.tls_ca_pem = Some(ca_pem);
+        self
     }
 
     pub fn topology(&self) -> &Topology {
@@ -115,7 +126,9 @@ impl RabbitBus {
 
     async fn open(&self, name: &str) -> Result<Link, BusError> {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = Connection::connect(&self.url, properties).await?;
+        let tls = OwnedTLSConfig { identity: None, cert_chain: self.tls_ca_pem.clone() };
+        let connection =
+            Connection::connect_with_config(&self.url, properties, tls, lapin::runtime::default_runtime()?).await?;
         let channel = connection.create_channel().await?;
         declare(&channel, &self.topology).await?;
         Ok(Link { connection, channel })

@@ -150,7 +150,7 @@ async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
     let first = Page { after: None, limit: 1 };
     if let Some(existing) = store.list_properties(None, &first).await?.into_iter().next() {
         // The demo's staff is a handful: one page holds them all.
-        let staff = store.list_staff(&existing.id, None, false, &Page { after: None, limit: 1_000 }).await?;
+        let staff = store.list_staff(&existing.id, None, false, true, &Page { after: None, limit: 1_000 }).await?;
         let find = |role: Role| staff.iter().find(|s| s.role() == Some(role)).map(|s| s.id.clone()).unwrap_or_default();
         return Ok(Demo { admin_id: find(Role::Admin), agent_id: find(Role::Agent), property_id: existing.id });
     }
@@ -205,6 +205,7 @@ async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
             department,
             supervisor_id: supervisor.map(str::to_owned),
             on_duty: true,
+            external_id: None,
         };
         staff::Model::new(new, now)
     };

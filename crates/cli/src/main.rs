@@ -18,7 +18,7 @@ use propdesk_bus::{Bus, OutboxRelay, WorkerRole};
 use propdesk_dispatch::WorkerSettings;
 use propdesk_domain::{Actor, Role};
 use propdesk_intake::attachments::Attachments;
-use propdesk_intake::{IntakeState, ServerOptions, TokenKeys};
+use propdesk_intake::{Authenticator, IntakeState, ServerOptions, SignedInStaff, TokenKeys};
 use propdesk_store::Store;
 use propdesk_store::blobs::Blobs;
 use tokio_util::sync::CancellationToken;
@@ -179,7 +179,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             Ok(())
         }
         Command::Intake => {
-            let keys = token_keys(&settings)?;
+            let keys = shared_secret_keys(&settings)?;
             let bus = rabbit_bus(&settings)?;
             let store = connect(&settings).await?;
             let shutdown = shutdown_on_signal();
@@ -257,13 +257,34 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 tokio::spawn(run_dispatch_owned(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let notifier = tokio::spawn(run_notifier(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let relay = spawn_relay(&settings, &store, &bus, &shutdown);
-            let served = serve_intake(&settings, store, &bus, keys, shutdown).await;
+            let served = serve_intake(&settings, store, &bus, Some(keys), shutdown).await;
             let _ = relay.await;
             let _ = dispatch.await;
             let _ = notifier.await;
             served
         }
     }
+}
+
+/// The shared-secret token keys, unless such tokens are switched off.
+fn shared_secret_keys(settings: &Settings) -> Result<Option<TokenKeys>, Failure> {
+    if settings.auth.shared_secret_tokens { token_keys(settings).map(Some) } else { Ok(None) }
+}
+
+/// The identity provider's verifier, when one is configured, its keys read once at start
+/// (a provider that does not answer yet is retried when the first token comes).
+async fn identity_provider(settings: &Settings) -> Result<Option<Arc<propdesk_oidc::Verifier>>, Failure> {
+    let oidc = &settings.auth.oidc;
+    if !oidc.enabled() {
+        return Ok(None);
+    }
+    let verifier = propdesk_oidc::Verifier::new(oidc.verifier_settings().map_err(Failure::Config)?)
+        .map_err(|e| Failure::Config(format!("auth.oidc: {e}")))?;
+    match verifier.refresh_now().await {
+        Ok(keys) => tracing::info!(issuer = %oidc.issuer, keys, "identity provider ready"),
+        Err(refused) => tracing::warn!(issuer = %oidc.issuer, %refused, "identity provider not reachable yet"),
+    }
+    Ok(Some(Arc::new(verifier)))
 }
 
 fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
@@ -286,7 +307,7 @@ async fn serve_intake(
     settings: &Settings,
     store: Store,
     bus: &Bus,
-    keys: TokenKeys,
+    shared_keys: Option<TokenKeys>,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(settings.intake.listen)
@@ -296,11 +317,13 @@ async fn serve_intake(
     let mut state = IntakeState::new(store, settings.policy.clone(), shutdown);
     state.watch_poll = Duration::from_millis(settings.intake.watch_poll_ms.max(10));
     state.watch_heartbeat = Duration::from_secs(settings.intake.watch_heartbeat_secs);
+    state.signed_in = Arc::new(SignedInStaff::new(Duration::from_secs(settings.auth.directory_cache_secs)));
     let files = &settings.attachments;
     if !files.store.is_empty() {
         let blobs = Blobs::open(&files.store, &files.s3_access()).map_err(|e| Failure::Config(e.to_string()))?;
         state.attachments = Some(Attachments::new(blobs, files.limits()));
     }
+    let authenticator = Authenticator::new(shared_keys, identity_provider(settings).await?, &state);
     let state = Arc::new(state);
     let listening = state.follow_bus(bus);
     let sweeping = spawn_orphan_sweep(&state, files);
@@ -312,7 +335,7 @@ async fn serve_intake(
         drain_timeout: Duration::from_secs(settings.intake.drain_timeout_secs),
     };
     tracing::info!(%address, "intake serving");
-    propdesk_intake::serve(listener, state, keys, options).await.map_err(|e| run_error("intake")(&e))?;
+    propdesk_intake::serve(listener, state, authenticator, options).await.map_err(|e| run_error("intake")(&e))?;
     listening.abort();
     if let Some(sweeping) = sweeping {
         sweeping.abort();
@@ -354,7 +377,14 @@ fn rabbit_bus(settings: &Settings) -> Result<Bus, Failure> {
             "bus.url is required (set PROPDESK__BUS__URL to amqp://...; `propdesk dev` uses the in-process bus)".into(),
         ));
     }
-    Ok(Bus::Rabbit(Arc::new(RabbitBus::new(&settings.bus.url.0, settings.bus.topology()))))
+    let mut bus = RabbitBus::new(&settings.bus.url.0, settings.bus.topology());
+    let ca_file = &settings.bus.tls_ca_file;
+    if !ca_file.is_empty() {
+        let pem =
+            std::fs::read_to_string(ca_file).map_err(|e| Failure::Config(format!("bus.tls_ca_file {ca_file}: {e}")))?;
+        bus = bus.with_tls_ca(pem);
+    }
+    Ok(Bus::Rabbit(Arc::new(bus)))
 }
 
 /// The outbox relay of this process; it flushes and ends after `shutdown`.

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use propdesk_domain::Policy;
@@ -94,9 +95,12 @@ pub struct MetricsSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusSettings {
-    /// `amqp://user:pass@host:5672/vhost`. Required by `intake` and `dispatch`; `dev` uses
-    /// the in-process bus.
+    /// `amqp://user:pass@host:5672/vhost`, or `amqps://…:5671/…` for TLS. Required by
+    /// `intake` and the workers; `dev` uses the in-process bus.
     pub url: Secret,
+    /// For `amqps://`: a PEM file of the CA the broker's certificate chains to, when it is
+    /// not one the system trusts (a cluster's own CA); empty: the system's roots only.
+    pub tls_ca_file: String,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
     /// Back-off before each retry of a failed message, in milliseconds.
@@ -161,7 +165,63 @@ pub struct AuthSettings {
     pub signing_secret: Secret,
     /// Lifetime of tokens minted by `propdesk token` and `propdesk dev`.
     pub token_lifetime_secs: i64,
+    /// Accept HS256 tokens signed with `signing_secret` (dev, tests, service accounts).
+    /// With an identity provider configured, production may switch them off.
+    pub shared_secret_tokens: bool,
+    /// How long a signed-in caller's directory record (role, property, active) is reused
+    /// before it is read again: a directory change reaches them within this time.
+    pub directory_cache_secs: u64,
+    pub oidc: OidcConfig,
 }
+
+/// The company's identity provider (OpenID Connect). Off while `issuer` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcConfig {
+    /// Exactly as the tokens' `iss` carries it, e.g. `https://sso.example.com/realms/staff`.
+    pub issuer: String,
+    /// What the tokens' `aud` must hold: the client id propdesk is registered under.
+    pub audience: String,
+    /// The key set's address; empty: found through `<issuer>/.well-known/openid-configuration`.
+    pub jwks_url: String,
+    /// The claim naming the person, matched against the staff member's `external_id`:
+    /// `sub`, or e.g. `email`, `preferred_username`, `employee_number`.
+    pub subject_claim: String,
+    /// Keys are read again when older than this.
+    pub max_key_age_secs: u64,
+    /// Tokens naming an unknown key trigger at most one read per this interval.
+    pub min_refresh_interval_secs: u64,
+    /// A key the provider stops publishing still verifies for this long.
+    pub rotation_overlap_secs: u64,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// A private CA (PEM file) the provider's certificate chains to; empty: public roots.
+    pub ca_file: String,
+}
+
+impl OidcConfig {
+    pub fn enabled(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+
+    /// The verifier's settings, the CA read from its file.
+    pub fn verifier_settings(&self) -> Result<propdesk_oidc::OidcSettings, String> {
+        let mut settings = propdesk_oidc::OidcSettings::new(&self.issuer, &self.audience);
+        settings.jwks_url = Some(self.jwks_url.clone()).filter(|url| !url.is_empty());
+        settings.subject_claim = self.subject_claim.clone();
+        settings.max_key_age = Duration::from_secs(self.max_key_age_secs);
+        settings.min_refresh_interval = Duration::from_secs(self.min_refresh_interval_secs);
+        settings.rotation_overlap = Duration::from_secs(self.rotation_overlap_secs);
+        settings.leeway = Duration::from_secs(self.leeway_secs);
+        if !self.ca_file.is_empty() {
+            let pem = std::fs::read(&self.ca_file).map_err(|e| format!("auth.oidc.ca_file {}: {e}", self.ca_file))?;
+            settings.ca_pem = Some(pem);
+        }
+        Ok(settings)
+    }
+}
+
+/// Longest a signed-in caller's directory record may be reused.
+pub const MAX_DIRECTORY_CACHE_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogSettings {
@@ -187,10 +247,27 @@ impl Default for Settings {
                 watch_poll_ms: 2_000,
                 drain_timeout_secs: 20,
             },
-            auth: AuthSettings { signing_secret: Secret::default(), token_lifetime_secs: 12 * 3600 },
+            auth: AuthSettings {
+                signing_secret: Secret::default(),
+                token_lifetime_secs: 12 * 3600,
+                shared_secret_tokens: true,
+                directory_cache_secs: 3,
+                oidc: OidcConfig {
+                    issuer: String::new(),
+                    audience: String::new(),
+                    jwks_url: String::new(),
+                    subject_claim: "sub".to_owned(),
+                    max_key_age_secs: 15 * 60,
+                    min_refresh_interval_secs: 30,
+                    rotation_overlap_secs: 5 * 60,
+                    leeway_secs: 30,
+                    ca_file: String::new(),
+                },
+            },
             log: LogSettings { format: "pretty".to_owned(), filter: "info".to_owned() },
             bus: BusSettings {
                 url: Secret::default(),
+                tls_ca_file: String::new(),
                 prefix: "propdesk".to_owned(),
                 retry_delays_ms: vec![1_000, 10_000, 60_000],
                 max_attempts: 5,
@@ -325,6 +402,27 @@ impl Settings {
         Ok(settings)
     }
 
+    fn validate_auth(&self) -> Result<(), SettingsError> {
+        let auth = &self.auth;
+        if auth.directory_cache_secs > MAX_DIRECTORY_CACHE_SECS {
+            return Err(SettingsError::Invalid(format!(
+                "auth.directory_cache_secs must be at most {MAX_DIRECTORY_CACHE_SECS}: a deactivated person keeps access that long"
+            )));
+        }
+        let oidc = &auth.oidc;
+        if oidc.enabled() && (oidc.audience.is_empty() || oidc.subject_claim.is_empty()) {
+            return Err(SettingsError::Invalid(
+                "auth.oidc.audience and auth.oidc.subject_claim are required with auth.oidc.issuer".into(),
+            ));
+        }
+        if !auth.shared_secret_tokens && !oidc.enabled() {
+            return Err(SettingsError::Invalid(
+                "auth.shared_secret_tokens is off and auth.oidc.issuer is empty: nobody could sign in".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
         self.policy.validate().map_err(|e| SettingsError::Invalid(format!("policy.{e}")))?;
         if self.database.max_connections == 0 {
@@ -341,6 +439,7 @@ impl Settings {
                 "intake.tls.cert and intake.tls.key go together: set both or neither".into(),
             ));
         }
+        self.validate_auth()?;
         if self.intake.watch_heartbeat_secs == 0 {
             return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));
         }

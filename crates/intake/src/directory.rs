@@ -10,6 +10,7 @@ use propdesk_domain::replies::{DEFAULT_LANGUAGE, check_language};
 use propdesk_domain::validation::{MAX_ADDRESS, MAX_NAME, MAX_ROOM, MAX_SHORT_LABEL};
 use propdesk_domain::{Actor, Denied, Department, Operation, Role, Violations};
 use propdesk_proto::v1 as pb;
+use propdesk_proto::v1::ErrorReason;
 use propdesk_proto::v1::directory_service_server::DirectoryService;
 use propdesk_store::entity::resident::NewResident;
 use propdesk_store::entity::staff::NewStaff;
@@ -103,7 +104,24 @@ fn staff_to_wire(s: &staff::Model) -> pb::Staff {
         on_duty: s.on_duty,
         created_at: Some(timestamp(s.created_at)),
         updated_at: Some(timestamp(s.updated_at)),
+        external_id: s.external_id.clone().unwrap_or_default(),
+        active: s.active,
     }
+}
+
+/// Longest identity-provider id kept (emails and directory object ids fit).
+const MAX_EXTERNAL_ID: usize = 200;
+
+/// An identity-provider id as the token will carry it (compared exactly); `None` when empty.
+fn external_id(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    v.optional_text(field, value, MAX_EXTERNAL_ID);
+    if value.trim() != value {
+        v.add(field, "must not start or end with spaces");
+    }
+    Some(value.to_owned())
 }
 
 impl DirectoryApi {
@@ -125,6 +143,26 @@ impl DirectoryApi {
 
     async fn staff(&self, id: &str) -> ApiResult<staff::Model> {
         self.state.store.find::<staff::Model>(id).await?.ok_or(ApiError::NotFound("staff member"))
+    }
+
+    /// Refuses an identity-provider id someone other than `staff_id` already has.
+    async fn check_external_id_free(&self, external_id: Option<&str>, staff_id: Option<&str>) -> ApiResult<()> {
+        let Some(external_id) = external_id else { return Ok(()) };
+        match self.state.store.staff_by_external_id(external_id).await? {
+            Some(holder) if Some(holder.id.as_str()) != staff_id => Err(ApiError::field_as(
+                ErrorReason::ExternalIdTaken,
+                "external_id",
+                "another staff member already signs in with this identity",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes a staff record; callers signed in as this person see the change at once.
+    async fn save_staff(&self, model: staff::Model) -> ApiResult<staff::Model> {
+        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
+        self.state.signed_in.forget(stored.external_id.as_deref());
+        Ok(stored)
     }
 
     /// A supervisor must be staff of the same property.
@@ -461,12 +499,14 @@ impl DirectoryService for DirectoryApi {
         let department = optional_enum::<Department>(&mut v, "department", body.department);
         check_department(&mut v, role, department);
         let supervisor_id = v.optional_id("supervisor_id", &body.supervisor_id);
+        let external_id = external_id(&mut v, "external_id", &body.external_id);
         v.into_result().map_err(ApiError::from)?;
         let property = self.property(&property_id.unwrap_or_default()).await?;
         actor.authorize(&property.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
         let mut v = Violations::new();
         self.check_supervisor(&mut v, &property.id, supervisor_id.as_deref()).await?;
         v.into_result().map_err(ApiError::from)?;
+        self.check_external_id_free(external_id.as_deref(), None).await?;
         let now = propdesk_store::now();
         let role = role.ok_or(ApiError::Internal("validated role missing".into()))?;
         let new = NewStaff {
@@ -477,6 +517,7 @@ impl DirectoryService for DirectoryApi {
             department,
             supervisor_id,
             on_duty: body.on_duty,
+            external_id,
         };
         let model = staff::Model::new(new, now);
         let stored = insert_once(&self.state.store, key, model).await?;
@@ -494,20 +535,49 @@ impl DirectoryService for DirectoryApi {
         let role = optional_enum::<Role>(&mut v, "role", body.role);
         let department = optional_enum::<Department>(&mut v, "department", body.department);
         let supervisor_id = body.supervisor_id.as_ref().map(|s| v.optional_id("supervisor_id", s));
+        let moved_to = body.property_id.as_ref().and_then(|p| v.required_id("property_id", p));
+        let new_external_id = body.external_id.as_ref().map(|e| external_id(&mut v, "external_id", e));
         v.into_result().map_err(ApiError::from)?;
         let mut model = self.staff(&id.unwrap_or_default()).await?;
         actor.authorize(&model.property_id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
-        let mut v = Violations::new();
-        if let Some(supervisor_id) = &supervisor_id {
-            if supervisor_id.as_deref() == Some(model.id.as_str()) {
-                v.add("supervisor_id", "cannot be the staff member themselves");
+        let property_id = match moved_to {
+            Some(to) if to != model.property_id => {
+                let to = self.property(&to).await?.id;
+                actor.authorize(&to, Operation::ManageDirectory, false).map_err(ApiError::from)?;
+                to
             }
-            self.check_supervisor(&mut v, &model.property_id, supervisor_id.as_deref()).await?;
+            _ => model.property_id.clone(),
+        };
+        let mut v = Violations::new();
+        match &supervisor_id {
+            Some(supervisor_id) => {
+                if supervisor_id.as_deref() == Some(model.id.as_str()) {
+                    v.add("supervisor_id", "cannot be the staff member themselves");
+                }
+                self.check_supervisor(&mut v, &property_id, supervisor_id.as_deref()).await?;
+            }
+            // Escalations must not go to someone at the property they left.
+            None if property_id != model.property_id => model.supervisor_id = None,
+            None => {}
         }
         let new_role = role.or_else(|| model.role());
         let new_department = department.or_else(|| model.department());
         check_department(&mut v, new_role, new_department);
         v.into_result().map_err(ApiError::from)?;
+        if let Some(external_id) = &new_external_id {
+            self.check_external_id_free(external_id.as_deref(), Some(&model.id)).await?;
+        }
+        // Whoever signed in with the old identity loses access with it.
+        self.state.signed_in.forget(model.external_id.as_deref());
+        model.property_id = property_id;
+        if let Some(external_id) = new_external_id {
+            model.external_id = external_id;
+        }
+        match body.active {
+            Some(false) => model.deactivate(),
+            Some(true) => model.active = true,
+            None => {}
+        }
         if let Some(name) = body.name {
             model.name = name;
         }
@@ -521,7 +591,7 @@ impl DirectoryService for DirectoryApi {
             model.supervisor_id = supervisor_id;
         }
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
+        let stored = self.save_staff(model).await?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 
@@ -540,8 +610,10 @@ impl DirectoryService for DirectoryApi {
         actor.authorize(&property_id, Operation::ReadTickets, false).map_err(ApiError::from)?;
         let department = department.map(|d| d.code());
         let store = &self.state.store;
-        let mut rows =
-            store.list_staff(&property_id, department, body.on_duty_only, &page).await.map_err(ApiError::from)?;
+        let mut rows = store
+            .list_staff(&property_id, department, body.on_duty_only, body.include_inactive, &page)
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |s| (s.name.clone(), s.id.clone()));
         Ok(Response::new(pb::ListStaffResponse { staff: rows.iter().map(staff_to_wire).collect(), next_page_token }))
     }
@@ -564,9 +636,17 @@ impl DirectoryService for DirectoryApi {
                 .into());
             }
         }
+        if body.on_duty && !model.active {
+            return Err(ApiError::precondition(
+                ErrorReason::StaffInactive,
+                "staff_id",
+                "this staff member has been deactivated and cannot go on duty",
+            )
+            .into());
+        }
         model.on_duty = body.on_duty;
         model.updated_at = propdesk_store::now();
-        let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
+        let stored = self.save_staff(model).await?;
         Ok(Response::new(staff_to_wire(&stored)))
     }
 

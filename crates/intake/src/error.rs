@@ -45,6 +45,9 @@ pub enum ApiError {
     AlreadyExists,
     #[error("{message}")]
     Unauthenticated { reason: ErrorReason, message: &'static str },
+    /// The caller is who they say but may not act at all (no staff record, deactivated).
+    #[error("{message}")]
+    Forbidden { reason: ErrorReason, message: String },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// A dependency the call needs (file storage) cannot be reached now; nothing was kept.
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Invalid { reason, .. }
             | ApiError::Precondition { reason, .. }
             | ApiError::Unauthenticated { reason, .. }
+            | ApiError::Forbidden { reason, .. }
             | ApiError::Unavailable { reason, .. }
             | ApiError::RateLimited { reason, .. } => *reason,
             ApiError::NotFound(_) => ErrorReason::ResourceNotFound,
@@ -276,6 +280,7 @@ impl From<ApiError> for Status {
             }
             err @ ApiError::AlreadyExists => (Code::AlreadyExists, err.to_string()),
             ApiError::Unauthenticated { message, .. } => (Code::Unauthenticated, message.to_owned()),
+            ApiError::Forbidden { message, .. } => (Code::PermissionDenied, message),
             err @ ApiError::ShuttingDown => (Code::Unavailable, err.to_string()),
             ApiError::Unavailable { message, .. } => (Code::Unavailable, message),
             ApiError::RateLimited { message, retry_after, .. } => {

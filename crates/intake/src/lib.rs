@@ -3,7 +3,7 @@
 //!
 //! Invariants: proto types stop here (mapped in [`convert`]); every failure becomes a
 //! status through [`error::ApiError`]; no handler logs residents' names or phones; every
-//! propdesk call is authenticated by the interceptor in [`auth`].
+//! propdesk call is authenticated by [`auth::AuthLayer`].
 
 pub mod attachments;
 pub mod auth;
@@ -36,11 +36,11 @@ use propdesk_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tokio_util::sync::CancellationToken;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tower::Layer;
 
-pub use auth::TokenKeys;
+pub use auth::{Authenticator, SignedInStaff, TokenKeys};
 
 /// The health service a liveness probe asks for: SERVING while the process runs.
 pub const LIVENESS: &str = "liveness";
@@ -71,6 +71,9 @@ pub struct IntakeState {
     /// File storage for attachments; `None`: not configured (AttachmentService answers
     /// UNAVAILABLE).
     pub attachments: Option<attachments::Attachments>,
+    /// Callers signed in through the identity provider, as the directory had them a few
+    /// seconds ago at most (directory writes here drop their entry at once).
+    pub signed_in: Arc<SignedInStaff>,
 }
 
 impl IntakeState {
@@ -89,6 +92,7 @@ impl IntakeState {
             watchers: tokio::sync::Notify::new(),
             places: places::Places::default(),
             attachments: None,
+            signed_in: Arc::new(SignedInStaff::new(Duration::from_secs(3))),
         }
     }
 
@@ -187,9 +191,10 @@ pub enum ServeError {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<IntakeState>,
-    keys: TokenKeys,
+    authenticator: Authenticator,
     options: ServerOptions,
 ) -> Result<(), ServeError> {
+    let auth = auth::AuthLayer::new(authenticator);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TicketServiceServer<tickets::TicketApi>>().await;
     health.set_serving::<DirectoryServiceServer<directory::DirectoryApi>>().await;
@@ -242,12 +247,12 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(InterceptedService::new(tickets, keys.interceptor()))
-        .add_service(InterceptedService::new(directory, keys.interceptor()))
-        .add_service(InterceptedService::new(notifications, keys.interceptor()))
-        .add_service(InterceptedService::new(reports, keys.interceptor()))
-        .add_service(InterceptedService::new(replies, keys.interceptor()))
-        .add_service(InterceptedService::new(files, keys.interceptor()))
+        .add_service(auth.layer(tickets))
+        .add_service(auth.layer(directory))
+        .add_service(auth.layer(notifications))
+        .add_service(auth.layer(reports))
+        .add_service(auth.layer(replies))
+        .add_service(auth.layer(files))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(

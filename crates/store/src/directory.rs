@@ -211,10 +211,14 @@ impl Store {
         property_id: &str,
         department: Option<&str>,
         on_duty_only: bool,
+        include_inactive: bool,
         page: &Page,
     ) -> Result<Vec<staff::Model>, StoreError> {
         use staff::Column as C;
         let mut query = staff::Entity::find().filter(C::PropertyId.eq(property_id));
+        if !include_inactive {
+            query = query.filter(C::Active.eq(true));
+        }
         if let Some(department) = department {
             query = query.filter(C::Department.eq(department));
         }
@@ -222,6 +226,12 @@ impl Store {
             query = query.filter(C::OnDuty.eq(true));
         }
         page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
+    }
+
+    /// The staff member the identity provider knows as `external_id`.
+    pub async fn staff_by_external_id(&self, external_id: &str) -> Result<Option<staff::Model>, StoreError> {
+        use staff::Column as C;
+        staff::Entity::find().filter(C::ExternalId.eq(external_id)).one(&self.db).await.map_err(StoreError::from)
     }
 }
 

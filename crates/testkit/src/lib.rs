@@ -84,6 +84,16 @@ pub fn amqp_url() -> String {
     std::env::var("PROPDESK_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// The test broker's TLS listener (`scripts/ensure-services` opens it on 5671).
+pub fn amqps_url() -> String {
+    std::env::var("PROPDESK_TEST_AMQPS_URL").unwrap_or_else(|_| "amqps://guest:guest@localhost:5671/%2f".to_owned())
+}
+
+/// The CA that signed the test broker's TLS certificate (made by `scripts/ensure-services`).
+pub fn amqps_ca_file() -> String {
+    std::env::var("PROPDESK_TEST_AMQPS_CA").unwrap_or_else(|_| "/etc/rabbitmq/propdesk-tls/ca.pem".to_owned())
+}
+
 /// A name prefix no other test uses, so tests share one broker without seeing each other.
 pub fn unique_bus_prefix() -> String {
     format!("propdesk-test-{}", uuid::Uuid::now_v7().simple())

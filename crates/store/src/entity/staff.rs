@@ -16,6 +16,10 @@ pub struct Model {
     pub last_assigned_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Who this person is at the company's identity provider (unique).
+    pub external_id: Option<String>,
+    /// False once they have left: refused at once, assigned nothing.
+    pub active: bool,
 }
 
 /// Who a new staff member is, as the domain names them.
@@ -28,6 +32,7 @@ pub struct NewStaff {
     pub department: Option<Department>,
     pub supervisor_id: Option<String>,
     pub on_duty: bool,
+    pub external_id: Option<String>,
 }
 
 impl Model {
@@ -44,6 +49,8 @@ impl Model {
             last_assigned_at: None,
             created_at: at,
             updated_at: at,
+            external_id: staff.external_id,
+            active: true,
         }
     }
 
@@ -63,6 +70,12 @@ impl Model {
 
     pub fn set_department(&mut self, department: Department) {
         self.department = Some(department.code().to_owned());
+    }
+
+    /// Someone who left: off duty as well, so nothing is assigned to them.
+    pub fn deactivate(&mut self) {
+        self.active = false;
+        self.on_duty = false;
     }
 }
 

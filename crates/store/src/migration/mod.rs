@@ -19,6 +19,7 @@ mod m0013_ticket_corrections;
 mod m0014_duplicates;
 mod m0015_standard_replies;
 mod m0016_attachments;
+mod m0017_staff_sign_in;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_duplicates::Migration),
             Box::new(m0015_standard_replies::Migration),
             Box::new(m0016_attachments::Migration),
+            Box::new(m0017_staff_sign_in::Migration),
         ]
     }
 }
