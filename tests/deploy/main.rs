@@ -332,3 +332,14 @@ fn browsers_reach_the_intake_over_tls_from_the_allowed_origins() {
     let origins = env_value(&intake["spec"]["containers"][0], "PROPDESK__INTAKE__ALLOWED_ORIGINS").unwrap_or_default();
     assert!(!origins.is_empty() && origins.split(',').all(|o| o.starts_with("https://")), "{origins}");
 }
+
+#[test]
+fn production_staff_sign_in_through_the_identity_provider_only() {
+    let objects = render("production");
+    let (_, intake) = pod_specs(&objects).into_iter().find(|(n, _)| *n == "propdesk-intake").expect("intake");
+    let container = &intake["spec"]["containers"][0];
+    let issuer = env_value(container, "PROPDESK__AUTH__OIDC__ISSUER").unwrap_or_default();
+    assert!(issuer.starts_with("https://"), "the provider over HTTPS: {issuer:?}");
+    assert!(env_value(container, "PROPDESK__AUTH__OIDC__AUDIENCE").is_some_and(|a| !a.is_empty()));
+    assert_eq!(env_value(container, "PROPDESK__AUTH__SHARED_SECRET_TOKENS"), Some("false"), "HS256 switched off");
+}

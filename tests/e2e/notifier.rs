@@ -467,13 +467,22 @@ roles = ["assignee"]
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(arrived, 1, "the replayed delivery arrived once, with its original id");
-    let delivered = notifications
-        .list_deliveries(authed(&supervisor, list(pb::DeliveryState::Delivered)))
-        .await
-        .expect("list")
-        .into_inner()
-        .deliveries;
-    assert!(delivered.iter().any(|d| d.id == dead.id), "the replayed delivery is DELIVERED");
+    // The receiver has it; the notifier records the answer just after.
+    let mut recorded = false;
+    for _ in 0..100 {
+        let delivered = notifications
+            .list_deliveries(authed(&supervisor, list(pb::DeliveryState::Delivered)))
+            .await
+            .expect("list")
+            .into_inner()
+            .deliveries;
+        recorded = delivered.iter().any(|d| d.id == dead.id);
+        if recorded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the replayed delivery is DELIVERED");
 }
 
 /// Open round the clock, in China time.
