@@ -285,6 +285,7 @@ impl App {
             ("PROPDESK__BUS__RETRY_DELAYS_MS", "100,200".to_owned()),
             ("PROPDESK__BUS__MAX_ATTEMPTS", "3".to_owned()),
         ];
+        env.extend(propdesk_store::sealing::test_keys::ENV.iter().map(|(k, v)| (*k, (*v).to_owned())));
         env.extend(settings.iter().cloned());
         let topology = propdesk_bus::Topology {
             prefix,
@@ -301,6 +302,7 @@ impl App {
             .expect("run propdesk migrate");
         assert!(migrate.success(), "propdesk migrate failed");
         let server = Server::start(&["intake"], &env, None).await;
+        propdesk_store::sealing::test_keys::install();
         let store = Store::connect(&db.url, 2).await.expect("test store");
         let channel = server.channel().await;
         let tickets = TicketServiceClient::new(channel.clone());

@@ -15,6 +15,7 @@ mod lifecycle;
 mod metrics;
 mod notifier;
 mod operations;
+mod privacy;
 mod replies;
 mod reports;
 mod resilience;

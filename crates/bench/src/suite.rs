@@ -12,6 +12,7 @@ use propdesk_intake::TokenKeys;
 use propdesk_proto::v1 as pb;
 use propdesk_store::Store;
 use propdesk_store::entity::{alarm, ticket};
+use propdesk_store::sealing::test_keys;
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
 use crate::BenchError;
@@ -149,6 +150,7 @@ impl Setup {
             ("PROPDESK__AUTH__SIGNING_SECRET".to_owned(), SECRET.to_owned()),
             ("PROPDESK__DATABASE__MAX_CONNECTIONS".to_owned(), "16".to_owned()),
         ];
+        env.extend(test_keys::ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         if let Some(prefix) = &self.bus_prefix {
             env.push(("PROPDESK__BUS__PREFIX".to_owned(), prefix.clone()));
         }
@@ -221,6 +223,7 @@ async fn fresh_postgres(server: &str, name: &str) -> Result<String, BenchError> 
 }
 
 async fn migrated(url: &str) -> Result<Store, BenchError> {
+    test_keys::install();
     let store = Store::connect(url, 8).await?;
     store.migrate().await?;
     Ok(store)

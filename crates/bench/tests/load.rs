@@ -41,6 +41,8 @@ async fn open_and_closed_loops_create_exactly_what_they_report() {
         ("PROPDESK__BUS__URL".to_owned(), propdesk_testkit::amqp_url()),
         ("PROPDESK__BUS__PREFIX".to_owned(), propdesk_testkit::unique_bus_prefix()),
     ];
+    let mut env = env;
+    env.extend(propdesk_store::sealing::test_keys::ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let intake = Process::start(&propdesk(), "intake", &["intake"], &env, "PROPDESK__INTAKE__LISTEN", logs.path())
         .await
         .expect("intake starts");

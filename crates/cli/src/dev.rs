@@ -23,6 +23,29 @@ pub fn signing_secret(database_url: &str) -> std::io::Result<String> {
     }
 }
 
+/// The dev keys for residents' personal data: read from `<database>.keys`, made on first
+/// start (`data_keys`, `active_key` and `index_key` lines, as in the settings).
+pub fn privacy_keys(database_url: &str) -> Result<crate::settings::PrivacySettings, String> {
+    let path = database_file(database_url).with_extension("keys");
+    let read = |text: &str| {
+        let field = |name: &str| {
+            text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).map(str::trim).map(str::to_owned)
+        };
+        Some(crate::settings::PrivacySettings {
+            data_keys: crate::settings::Secret(field("data_keys")?),
+            active_key: field("active_key")?,
+            index_key: crate::settings::Secret(field("index_key")?),
+        })
+    };
+    if let Some(keys) = std::fs::read_to_string(&path).ok().as_deref().and_then(read) {
+        return Ok(keys);
+    }
+    let generate = || propdesk_store::sealing::KeyRing::generate_key().map_err(|e| e.to_string());
+    let text = format!("data_keys=dev1:{}\nactive_key=dev1\nindex_key={}\n", generate()?, generate()?);
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    read(&text).ok_or_else(|| "the dev keys just written do not read".to_owned())
+}
+
 fn secret_path(database_url: &str) -> PathBuf {
     database_file(database_url).with_extension("secret")
 }

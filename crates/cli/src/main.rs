@@ -67,13 +67,23 @@ enum Command {
     /// Embedded mode: everything in one process on a SQLite file with the in-process bus,
     /// demo data seeded.
     Dev,
+    /// Re-seal residents' personal data under `privacy.active_key` (after adding a key, or
+    /// for values from before sealing), in batches, while the service runs; when it reports
+    /// nothing left, older keys can be removed.
+    Rekey {
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
+    /// Print a new random key (base64, 32 bytes) for `privacy.data_keys` or `privacy.index_key`.
+    Keygen,
 }
 
 impl Command {
     /// The name this command logs and exports traces as; `None` for one that prints only.
     fn service(&self) -> Option<&'static str> {
         match self {
-            Command::Token { .. } => None,
+            Command::Token { .. } | Command::Keygen => None,
+            Command::Rekey { .. } => Some("propdesk-rekey"),
             Command::Migrate => Some("propdesk-migrate"),
             Command::Intake => Some("propdesk-intake"),
             Command::Dispatch => Some("propdesk-dispatch"),
@@ -176,6 +186,16 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
             tracing::info!("migrations applied");
+            // Personal data written before sealing existed is sealed now.
+            reseal(&store, 500).await
+        }
+        Command::Rekey { batch } => {
+            let store = connect(&settings).await?;
+            reseal(&store, batch.max(1)).await
+        }
+        Command::Keygen => {
+            let key = propdesk_store::sealing::KeyRing::generate_key().map_err(|e| run_error("keygen")(&e))?;
+            println!("{key}");
             Ok(())
         }
         Command::Intake => {
@@ -242,6 +262,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             if settings.intake.allowed_origins.is_empty() {
                 settings.intake.allowed_origins = settings::DEV_ORIGINS.map(str::to_owned).to_vec();
             }
+            if !settings.privacy.is_set() {
+                settings.privacy = dev::privacy_keys(&settings.database.url.0).map_err(Failure::Config)?;
+            }
             let keys = token_keys(&settings)?;
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
@@ -297,7 +320,17 @@ fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
         .map_err(|e| Failure::Config(format!("auth.signing_secret: {e}")))
 }
 
+async fn reseal(store: &Store, batch: u64) -> Result<(), Failure> {
+    let done = store.reseal_personal_data(batch).await.map_err(|e| run_error("rekey")(&e))?;
+    let active = propdesk_store::sealing::ring().map(|r| r.active_id().to_owned()).unwrap_or_default();
+    tracing::info!(tickets = done.tickets, residents = done.residents, active_key = %active, "personal data sealed under the active key");
+    Ok(())
+}
+
+/// Connects to the database, with this process's keys for personal data installed first.
 async fn connect(settings: &Settings) -> Result<Store, Failure> {
+    let ring = settings.privacy.key_ring().map_err(Failure::Config)?;
+    propdesk_store::sealing::install(ring).map_err(|e| Failure::Run(e.to_string()))?;
     Store::connect(&settings.database.url.0, settings.database.max_connections)
         .await
         .map_err(|e| run_error("database.url: cannot connect")(&e))

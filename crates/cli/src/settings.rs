@@ -31,9 +31,41 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub notifier: NotifierSettings,
     pub attachments: AttachmentSettings,
+    pub privacy: PrivacySettings,
     pub metrics: MetricsSettings,
     pub trace: TraceSettings,
     pub policy: Policy,
+}
+
+/// Residents' personal data at rest: the keys it is sealed with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PrivacySettings {
+    /// Data keys, `id:base64` (32 random bytes each, `propdesk keygen`), comma-separated:
+    /// the active one and any older ones values may still be sealed under.
+    pub data_keys: Secret,
+    /// The id of the key new values are sealed with.
+    pub active_key: String,
+    /// The blind index's key (base64, 32 bytes): look-ups by phone. It cannot rotate
+    /// without re-indexing every phone; keep it as long as the data.
+    pub index_key: Secret,
+}
+
+impl PrivacySettings {
+    pub fn is_set(&self) -> bool {
+        !self.data_keys.0.is_empty() || !self.index_key.0.is_empty() || !self.active_key.is_empty()
+    }
+
+    pub fn key_ring(&self) -> Result<propdesk_store::sealing::KeyRing, String> {
+        if self.data_keys.0.is_empty() || self.active_key.is_empty() || self.index_key.0.is_empty() {
+            return Err("privacy.data_keys, privacy.active_key and privacy.index_key are required: residents' \
+                        names and phones are stored sealed (make keys with `propdesk keygen`)"
+                .into());
+        }
+        let keys: Vec<String> =
+            self.data_keys.0.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+        propdesk_store::sealing::KeyRing::parse(&keys, &self.active_key, &self.index_key.0)
+            .map_err(|e| format!("privacy: {e}"))
+    }
 }
 
 /// The intake's own TLS.
@@ -301,6 +333,7 @@ impl Default for Settings {
                 orphan_grace_secs: 3_600,
                 sweep_interval_secs: 600,
             },
+            privacy: PrivacySettings::default(),
             metrics: MetricsSettings { listen: String::new() },
             trace: TraceSettings { otlp_endpoint: String::new() },
             policy: Policy::default(),
@@ -440,6 +473,9 @@ impl Settings {
             ));
         }
         self.validate_auth()?;
+        if self.privacy.is_set() {
+            self.privacy.key_ring().map_err(SettingsError::Invalid)?;
+        }
         if self.intake.watch_heartbeat_secs == 0 {
             return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));
         }

@@ -212,7 +212,8 @@ impl From<StoreError> for ApiError {
                 "is not an open reply follow-up of this ticket",
             ),
             StoreError::Stopped(_) => ApiError::ShuttingDown,
-            err @ (StoreError::Db(_) | StoreError::Unreadable(_) | StoreError::Vanished(_)) => {
+            err
+            @ (StoreError::Db(_) | StoreError::Unreadable(_) | StoreError::Vanished(_) | StoreError::Sealing(_)) => {
                 ApiError::Internal(err.to_string())
             }
         }

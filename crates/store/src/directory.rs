@@ -1,6 +1,6 @@
 //! Properties, buildings, units, residents and staff.
 
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Select, Set,
@@ -21,6 +21,11 @@ pub trait DirectoryRecord: sealed::Sealed + Sized + Send + 'static {
     fn id(&self) -> &str;
     #[doc(hidden)]
     fn by_id(id: &str) -> sea_orm::Select<Self::Entity>;
+    /// The record as read from its table, made readable (sealed fields opened).
+    #[doc(hidden)]
+    fn read(self) -> Result<Self, crate::sealing::SealError> {
+        Ok(self)
+    }
 }
 
 /// A directory record that can be written whole (every [`DirectoryRecord`] is).
@@ -71,10 +76,25 @@ directory_records!(
     property: "property",
     building: "building",
     unit: "unit",
-    resident: "resident",
     staff: "staff",
     standard_reply: "standard reply"
 );
+
+impl sealed::Sealed for resident::Model {}
+impl DirectoryRecord for resident::Model {
+    type Entity = resident::Entity;
+    type Active = resident::ActiveModel;
+    const RESOURCE: &'static str = "resident";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn by_id(id: &str) -> sea_orm::Select<Self::Entity> {
+        resident::Entity::find_by_id(id.to_owned())
+    }
+    fn read(self) -> Result<Self, crate::sealing::SealError> {
+        self.opened()
+    }
+}
 
 impl Store {
     /// Inserts a directory record as given ([`StoreError::Conflict`] on a duplicate).
@@ -138,7 +158,7 @@ impl Store {
 
     /// One directory record by its id.
     pub async fn find<R: DirectoryRecord>(&self, id: &str) -> Result<Option<R>, StoreError> {
-        Ok(R::by_id(id).one(&self.db).await?)
+        Ok(R::by_id(id).one(&self.db).await?.map(R::read).transpose()?)
     }
 
     /// The staff records of these ids (unknown ids are left out).
@@ -194,15 +214,24 @@ impl Store {
             query = query.filter(C::UnitId.eq(unit_id.as_str()));
         }
         if let Some(key) = &filter.phone_key {
-            query = query.filter(C::PhoneKey.eq(key.as_str()));
+            query = query.filter(C::PhoneKey.eq(crate::sealing::index_of_phone_key(key)));
         }
-        if let Some(fragment) = &filter.name_contains {
-            // Matched as text, whatever `%` or `_` it holds; case-blind for Latin names.
-            let escaped = fragment.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            let pattern = LikeExpr::new(format!("%{escaped}%")).escape('\\');
-            query = query.filter(Expr::expr(Func::lower(Expr::col(C::Name))).like(pattern));
+        // Names are sealed: the property's residents (or the unit's, or those with the phone)
+        // are opened here, then matched, ordered and paged by name.
+        let fragment = filter.name_contains.as_ref().map(|f| f.to_lowercase());
+        let mut rows = Vec::new();
+        for row in query.all(&self.db).await? {
+            let row = row.opened()?;
+            if fragment.as_ref().is_none_or(|f| row.name.to_lowercase().contains(f.as_str())) {
+                rows.push(row);
+            }
         }
-        page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
+        rows.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        if let Some((name, id)) = &page.after {
+            rows.retain(|r| (&r.name, &r.id) > (name, id));
+        }
+        rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+        Ok(rows)
     }
 
     /// A property's staff (or one department's, or those on duty), in name order.

@@ -20,8 +20,10 @@ pub mod entity;
 pub mod follow_ups;
 pub mod migration;
 pub mod outbox;
+pub mod rekey;
 pub mod replies;
 pub mod reports;
+pub mod sealing;
 pub mod search;
 pub mod seed;
 pub mod tickets;
@@ -64,6 +66,9 @@ pub enum StoreError {
     /// A process-local worker the store relies on has stopped (e.g. the create writer).
     #[error("the {0} has stopped")]
     Stopped(&'static str),
+    /// Personal data could not be sealed or opened (no key ring, a removed key).
+    #[error(transparent)]
+    Sealing(#[from] sealing::SealError),
 }
 
 impl From<propdesk_domain::aggregate::Inconsistent> for StoreError {

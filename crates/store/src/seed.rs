@@ -19,7 +19,10 @@ impl Store {
     pub async fn seed_tickets(&self, tickets: &[(Ticket, Vec<Alarm>)]) -> Result<usize, StoreError> {
         let mut alarms = 0;
         for chunk in tickets.chunks(CHUNK) {
-            let rows = chunk.iter().map(|(t, _)| ticket::Model::of(t.facts(), t.version).into_active_model());
+            let rows = chunk
+                .iter()
+                .map(|(t, _)| Ok(ticket::Model::of(t.facts(), t.version)?.into_active_model()))
+                .collect::<Result<Vec<_>, StoreError>>()?;
             ticket::Entity::insert_many(rows).exec_without_returning(&self.db).await?;
             let planned: Vec<alarm::ActiveModel> =
                 chunk.iter().flat_map(|(t, planned)| planned.iter().map(move |a| pending_alarm(t, a))).collect();

@@ -18,6 +18,7 @@ use propdesk_events::{BusMessage, HistoryEvent};
 
 use crate::entity::ticket::UnreadableTicket;
 use crate::entity::{outbox, ticket, ticket_event};
+use crate::sealing;
 use crate::search;
 use crate::work::Transaction;
 use crate::{Store, StoreError, work};
@@ -119,6 +120,7 @@ impl TicketFilter {
     /// Every condition of the filter but the page cursor.
     fn condition(&self) -> Condition {
         use ticket::Column as C;
+        let phone_index = self.phone_key.as_deref().map(sealing::index_of_phone_key);
         let mut condition = Condition::all();
         if let Some(ids) = &self.property_ids {
             condition = condition.add(C::PropertyId.is_in(ids.iter().cloned()));
@@ -131,7 +133,7 @@ impl TicketFilter {
             (C::AssigneeId, self.assignee_id.as_deref()),
             (C::Priority, self.priority.map(Priority::code)),
             (C::Kind, self.kind.map(TicketKind::code)),
-            (C::ReporterPhoneKey, self.phone_key.as_deref()),
+            (C::ReporterPhoneKey, phone_index.as_deref()),
             (C::ResidentId, self.resident_id.as_deref()),
             (C::UnitId, self.unit_id.as_deref()),
             (C::FirstContactAgentId, self.first_contact_agent_id.as_deref()),
@@ -237,7 +239,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let txn = self.begin().await?;
-        let rows = batch.iter().map(|new| ticket::Model::of(new.ticket.facts(), 1).into_active_model().reset_all());
+        let rows = batch
+            .iter()
+            .map(|new| Ok(ticket::Model::of(new.ticket.facts(), 1)?.into_active_model().reset_all()))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let inserted: HashSet<String> = match ticket::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
             .exec_with_returning_keys(&txn)
@@ -516,7 +521,7 @@ pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Res
     let version = if ticket.is_changed() { ticket.version + 1 } else { ticket.version };
     if ticket.is_changed() {
         let result = ticket::Entity::update_many()
-            .set(ticket::Model::of(ticket.facts(), version).into_active_model().reset_all())
+            .set(ticket::Model::of(ticket.facts(), version)?.into_active_model().reset_all())
             .filter(ticket::Column::Id.eq(ticket.id.as_str()))
             .filter(ticket::Column::Version.eq(ticket.version))
             .exec(txn)
@@ -536,7 +541,7 @@ pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Res
 
 /// Writes a ticket that a command created (a group incident) with its first events.
 pub async fn insert(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Result<Ticket, StoreError> {
-    ticket::Model::of(ticket.facts(), 1)
+    ticket::Model::of(ticket.facts(), 1)?
         .into_active_model()
         .reset_all()
         .insert(txn)

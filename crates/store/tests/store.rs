@@ -885,10 +885,26 @@ async fn the_desk_migration_indexes_the_tickets_already_stored(backend: Backend)
     if backend == Backend::Sqlite {
         undo.push("DROP TABLE ticket_search_docs");
     }
+    // Personal data as it was stored then: in clear.
+    undo.push("UPDATE tickets SET reporter_name = '张三', reporter_phone = '13812345678'");
+    undo.push("UPDATE residents SET name = '李四', phone = '+86 139-0000-1111'");
     for sql in undo {
         db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     store.migrate().await.expect("the migration runs on existing tickets");
+    // As `propdesk migrate` does next: what was in clear is sealed, and indexed blind.
+    let resealed = store.reseal_personal_data(1).await.expect("sealed");
+    assert_eq!(resealed, propdesk_store::rekey::Resealed { tickets: 2, residents: 1 });
+    let in_clear = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT (SELECT count(*) FROM tickets WHERE reporter_phone LIKE '%1381234%' OR reporter_phone_key LIKE '%1381234%') \
+             + (SELECT count(*) FROM residents WHERE phone LIKE '%139%' OR name = '李四' OR phone_key LIKE '%1390000%')",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_clear.try_get_by_index::<i64>(0).unwrap(), 0, "nothing left in clear");
 
     let all = TicketFilter { limit: 10, ..Default::default() };
     assert_eq!(found(&store, "漏水", &all).await, [leak.id.as_str()]);

@@ -61,6 +61,7 @@ impl TestDatabase {
 
     /// A migrated store on this database.
     pub async fn store(&self) -> Store {
+        propdesk_store::sealing::test_keys::install();
         let store = Store::connect(&self.url, 5).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
         store

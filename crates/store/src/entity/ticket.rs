@@ -1,7 +1,7 @@
+use crate::sealing::{self, SealError};
 use propdesk_domain::aggregate::{
     CallbackRecord, CategoryCode, IncidentLink, Milestones, Reporter, RequestKey, Ticket, TicketFacts,
 };
-use propdesk_domain::search::phone_key;
 use propdesk_domain::ticket::UnknownCode;
 use propdesk_domain::{Deadlines, Lifecycle};
 use sea_orm::entity::prelude::*;
@@ -96,6 +96,11 @@ pub struct Model {
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
 /// or facts that break one of the aggregate's invariants.
+/// The sealed columns, named in their seals (a value moved to another column does not open).
+pub const REPORTER_NAME: &str = "tickets.reporter_name";
+pub const REPORTER_PHONE: &str = "tickets.reporter_phone";
+pub const CASE_RECORD: &str = "tickets.case_record";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ticket {ticket_id} holds an unreadable value: {detail}")]
 pub struct UnreadableTicket {
@@ -115,10 +120,13 @@ impl Model {
         code.map(|code| self.parse(code)).transpose()
     }
 
-    /// The row of a ticket's facts, stored at `version`.
-    pub(crate) fn of(t: &TicketFacts, version: i64) -> Model {
+    /// The row of a ticket's facts, stored at `version`, its personal data sealed.
+    pub(crate) fn of(t: &TicketFacts, version: i64) -> Result<Model, SealError> {
         let callback = t.callback.as_ref();
-        Model {
+        let keys = sealing::ring()?;
+        // Plain strings, times and numbers in a derived structure: serializing cannot fail.
+        let case_record = t.case.as_ref().map(|case| serde_json::to_string(case).unwrap_or_default());
+        Ok(Model {
             id: t.id.clone(),
             version,
             property_id: t.property_id.clone(),
@@ -127,8 +135,8 @@ impl Model {
             unit_label: t.unit_label.clone(),
             location: t.location.clone(),
             resident_id: t.resident_id.clone(),
-            reporter_name: t.reporter.name.clone(),
-            reporter_phone: t.reporter.phone.clone(),
+            reporter_name: keys.seal(REPORTER_NAME, &t.reporter.name)?,
+            reporter_phone: keys.seal(REPORTER_PHONE, &t.reporter.phone)?,
             kind: t.kind.code().to_owned(),
             channel: t.channel.code().to_owned(),
             category: t.category.as_str().to_owned(),
@@ -165,21 +173,28 @@ impl Model {
             callback_recorded_at: callback.map(|c| c.recorded_at),
             is_incident: t.is_incident(),
             clock_cycle: t.clock_cycle,
-            reporter_phone_key: phone_key(&t.reporter.phone),
+            reporter_phone_key: keys.phone_index(&t.reporter.phone),
             clocks_from: Some(t.times.clocks_from),
             duplicate_of: t.duplicate_of.clone(),
             interim_measure: t.interim_measure.clone(),
             replied_at: t.times.replied_at,
             urgency_rule: t.urgency_rule.clone(),
-            // Plain strings, times and numbers in a derived structure: serializing cannot fail.
-            case_record: t.case.as_ref().map(|case| serde_json::to_string(case).unwrap_or_default()),
+            // Its parties' names and contacts are personal data.
+            case_record: case_record.map(|json| keys.seal(CASE_RECORD, &json)).transpose()?,
             waited_secs: t.case.as_ref().map(|case| case.waited_secs),
             referral: t.referred_by.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
             unsatisfied_callbacks: Some(t.unsatisfied_callbacks),
             review_record: t.review.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
             review_cause: t.review.as_ref().and_then(|r| r.cause.clone()),
             delay_cause: t.delay_cause.clone(),
-        }
+        })
+    }
+
+    /// A sealed column's plain text.
+    fn opened(&self, field: &'static str, stored: &str) -> Result<String, UnreadableTicket> {
+        let keys =
+            sealing::ring().map_err(|e| UnreadableTicket { ticket_id: self.id.clone(), detail: e.to_string() })?;
+        keys.open(field, stored).map_err(|e| UnreadableTicket { ticket_id: self.id.clone(), detail: e.to_string() })
     }
 
     /// The ticket this row holds.
@@ -200,12 +215,15 @@ impl Model {
         };
         let case =
             match &self.case_record {
-                Some(json) => Some(serde_json::from_str(json).map_err(|e| UnreadableTicket {
-                    ticket_id: self.id.clone(),
-                    detail: format!("case record: {e}"),
+                Some(sealed) => Some(serde_json::from_str(&self.opened(CASE_RECORD, sealed)?).map_err(|e| {
+                    UnreadableTicket { ticket_id: self.id.clone(), detail: format!("case record: {e}") }
                 })?),
                 None => None,
             };
+        let reporter = Reporter {
+            name: self.opened(REPORTER_NAME, &self.reporter_name)?,
+            phone: self.opened(REPORTER_PHONE, &self.reporter_phone)?,
+        };
         let referred_by = match &self.referral {
             Some(json) => Some(
                 serde_json::from_str(json)
@@ -239,7 +257,7 @@ impl Model {
             unit_label: self.unit_label,
             location: self.location,
             resident_id: self.resident_id,
-            reporter: Reporter { name: self.reporter_name, phone: self.reporter_phone },
+            reporter,
             category: CategoryCode::new(self.category),
             title: self.title,
             description: self.description,

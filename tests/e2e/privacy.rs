@@ -1,0 +1,202 @@
+//! Residents' personal data at rest: after creates, no column of any table holds a test
+//! resident's or reporter's name or phone in clear (read straight from the database), and
+//! look-ups by phone still find them; a rekey under load re-seals everything under a new
+//! key, after which the old key can go.
+
+use std::time::Duration;
+
+use propdesk_proto::v1 as pb;
+use propdesk_store::sealing::test_keys;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::helpers::{App, BINARY, Server, authed, new_request_id};
+use crate::on_both_backends;
+
+on_both_backends!(no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go);
+
+const RESIDENT_NAME: &str = "欧阳明月";
+const RESIDENT_PHONE: &str = "13912340001";
+const REPORTER_NAME: &str = "司马青山";
+/// As the caller wrote it; stored nowhere in any of its forms.
+const REPORTER_PHONE: &str = "+86 139-1234-0002";
+const SECRETS: [&str; 6] = [RESIDENT_NAME, RESIDENT_PHONE, REPORTER_NAME, "13912340002", "139-1234-0002", "1234-0002"];
+
+/// Every value of every table, as text, one string per row.
+async fn every_row(app: &App) -> Vec<String> {
+    let db = app.store.connection();
+    let backend = db.get_database_backend();
+    let tables_sql = match backend {
+        DbBackend::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+    };
+    let tables: Vec<String> = db
+        .query_all_raw(Statement::from_string(backend, tables_sql))
+        .await
+        .expect("tables")
+        .iter()
+        .map(|row| row.try_get_by_index(0).expect("table name"))
+        .collect();
+    assert!(tables.iter().any(|t| t == "tickets") && tables.iter().any(|t| t == "residents"), "{tables:?}");
+    let mut rows = Vec::new();
+    for table in tables {
+        let sql = match backend {
+            DbBackend::Postgres => format!("SELECT t::text FROM \"{table}\" t"),
+            _ => {
+                let columns: Vec<String> = db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT name FROM pragma_table_info('{table}')"),
+                    ))
+                    .await
+                    .expect("columns")
+                    .iter()
+                    .map(|row| row.try_get_by_index(0).expect("column name"))
+                    .collect();
+                if columns.is_empty() {
+                    continue;
+                }
+                let quoted: Vec<String> = columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
+                format!("SELECT {} FROM \"{table}\"", quoted.join(" || '|' || "))
+            }
+        };
+        for row in db.query_all_raw(Statement::from_string(backend, sql)).await.expect("rows") {
+            let text: Option<String> = row.try_get_by_index(0).expect("row as text");
+            rows.push(format!("{table}: {}", text.unwrap_or_default()));
+        }
+    }
+    rows
+}
+
+fn leaks(rows: &[String]) -> Vec<&String> {
+    rows.iter().filter(|row| SECRETS.iter().any(|secret| row.contains(secret))).collect()
+}
+
+async fn no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go(backend: propdesk_testkit::Backend) {
+    let mut app = App::start(backend).await;
+    let admin = app.world.admin.clone();
+    let agent = app.world.agent.clone();
+    let resident = pb::CreateResidentRequest {
+        unit_id: app.world.unit_id.clone(),
+        name: RESIDENT_NAME.into(),
+        phone: RESIDENT_PHONE.into(),
+        request_id: new_request_id(),
+        language: String::new(),
+    };
+    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    assert_eq!((resident.name.as_str(), resident.phone.as_str()), (RESIDENT_NAME, RESIDENT_PHONE));
+    let by_reporter = pb::CreateTicketRequest {
+        reporter_name: REPORTER_NAME.into(),
+        reporter_phone: REPORTER_PHONE.into(),
+        ..app.new_ticket("plumbing", "卫生间漏水到楼下")
+    };
+    let reported = app.create(by_reporter).await;
+    let by_resident = pb::CreateTicketRequest {
+        resident_id: resident.id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", "厨房下水道堵塞")
+    };
+    let of_resident = app.create(by_resident).await;
+    assert_eq!(of_resident.reporter_phone, RESIDENT_PHONE, "the resident's number, opened for the agent");
+
+    let rows = every_row(&app).await;
+    assert!(rows.iter().any(|r| r.starts_with("tickets:")), "the scan reads the tickets");
+    assert_eq!(leaks(&rows), Vec::<&String>::new(), "names or phones in clear");
+    assert!(rows.iter().any(|r| r.starts_with("residents:") && r.contains("pd1.test1.")), "residents are sealed");
+
+    // Look-ups by phone still find them, however the number is written.
+    let by_phone = pb::ListTicketsRequest { reporter_phone: "13912340002".into(), ..Default::default() };
+    let found = app.tickets.list_tickets(authed(&agent, by_phone)).await.expect("by phone").into_inner().tickets;
+    assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [reported.id.as_str()]);
+    assert_eq!(found[0].reporter_name, REPORTER_NAME);
+    let residents = pb::ListResidentsRequest {
+        property_id: app.world.property_id.clone(),
+        phone: "139 1234 0001".into(),
+        ..Default::default()
+    };
+    let listed = app.directory.list_residents(authed(&agent, residents)).await.expect("residents").into_inner();
+    assert_eq!(listed.residents.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [resident.id.as_str()]);
+    let by_name = pb::ListResidentsRequest {
+        property_id: app.world.property_id.clone(),
+        name_contains: "明月".into(),
+        ..Default::default()
+    };
+    let listed = app.directory.list_residents(authed(&agent, by_name)).await.expect("by name").into_inner();
+    assert_eq!(listed.residents.len(), 1, "a fragment of a sealed name still finds the resident");
+
+    // Rotation: a new key becomes active on a new intake (the old one still opens older
+    // values), tickets keep coming in through it while `propdesk rekey` runs.
+    let new_key = format!("k2026:{}", propdesk_store::sealing::KeyRing::generate_key().expect("key"));
+    let mut rotated = app.env.clone();
+    rotated
+        .retain(|(key, _)| !key.starts_with("PROPDESK__PRIVACY__DATA_KEYS") && *key != "PROPDESK__PRIVACY__ACTIVE_KEY");
+    rotated.push(("PROPDESK__PRIVACY__DATA_KEYS", format!("{},{new_key}", test_keys::DATA_KEYS)));
+    rotated.push(("PROPDESK__PRIVACY__ACTIVE_KEY", "k2026".to_owned()));
+    let intake = Server::start(&["intake"], &rotated, None).await;
+    let tickets = pb::ticket_service_client::TicketServiceClient::new(intake.channel().await);
+    let template = pb::CreateTicketRequest {
+        reporter_name: REPORTER_NAME.into(),
+        reporter_phone: REPORTER_PHONE.into(),
+        ..app.new_ticket("plumbing", "走廊灯不亮")
+    };
+    let load = {
+        let agent = agent.clone();
+        let mut tickets = tickets.clone();
+        tokio::spawn(async move {
+            let mut created = Vec::new();
+            for n in 0..40 {
+                let request = crate::helpers::pb_create(&template, n);
+                created.push(
+                    tickets.create_ticket(authed(&agent, request)).await.expect("create under load").into_inner().id,
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            created
+        })
+    };
+    let rekey = tokio::process::Command::new(BINARY)
+        .args(["rekey", "--batch", "7"])
+        .envs(rotated.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PROPDESK__LOG__FILTER", "warn")
+        .status()
+        .await
+        .expect("run propdesk rekey");
+    assert!(rekey.success(), "propdesk rekey failed");
+    let created = load.await.expect("the load");
+    drop(intake);
+
+    let rows = every_row(&app).await;
+    assert_eq!(leaks(&rows), Vec::<&String>::new(), "names or phones in clear after the rekey");
+    let still_old: Vec<&String> = rows.iter().filter(|r| r.contains("pd1.test1.")).collect();
+    assert_eq!(still_old, Vec::<&String>::new(), "every value re-sealed under the new key");
+
+    // The old key removed: everything still reads, nothing was lost.
+    let mut new_only = rotated.clone();
+    new_only.retain(|(key, _)| *key != "PROPDESK__PRIVACY__DATA_KEYS");
+    new_only.push(("PROPDESK__PRIVACY__DATA_KEYS", new_key));
+    let intake = Server::start(&["intake"], &new_only, None).await;
+    let mut tickets_now = pb::ticket_service_client::TicketServiceClient::new(intake.channel().await);
+    for id in created.iter().chain([&reported.id, &of_resident.id]) {
+        let read = tickets_now.get_ticket(authed(&agent, pb::GetTicketRequest { ticket_id: id.clone() })).await;
+        let ticket = read.expect("every ticket reads with the new key alone").into_inner();
+        assert!([REPORTER_NAME, RESIDENT_NAME].contains(&ticket.reporter_name.as_str()), "{}", ticket.reporter_name);
+    }
+    let by_phone =
+        pb::ListTicketsRequest { reporter_phone: REPORTER_PHONE.into(), page_size: 100, ..Default::default() };
+    let found = tickets_now.list_tickets(authed(&agent, by_phone)).await.expect("by phone").into_inner().tickets;
+    assert_eq!(found.len(), created.len() + 1, "the phone look-up finds every ticket of that caller");
+    let mut directory = pb::directory_service_client::DirectoryServiceClient::new(intake.channel().await);
+    let read = directory
+        .list_residents(authed(
+            &agent,
+            pb::ListResidentsRequest {
+                property_id: app.world.property_id.clone(),
+                phone: RESIDENT_PHONE.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("residents with the new key alone")
+        .into_inner();
+    assert_eq!(read.residents[0].name, RESIDENT_NAME);
+}
