@@ -343,3 +343,27 @@ fn production_staff_sign_in_through_the_identity_provider_only() {
     assert!(env_value(container, "PROPDESK__AUTH__OIDC__AUDIENCE").is_some_and(|a| !a.is_empty()));
     assert_eq!(env_value(container, "PROPDESK__AUTH__SHARED_SECRET_TOKENS"), Some("false"), "HS256 switched off");
 }
+
+#[test]
+fn every_process_that_reads_the_database_has_the_personal_data_keys_from_the_secret() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        for (workload, spec) in pod_specs(&objects) {
+            let container = &spec["spec"]["containers"][0];
+            if !container["env"].as_array().into_iter().flatten().any(|e| e["name"] == "PROPDESK__DATABASE__URL") {
+                continue;
+            }
+            for (variable, key) in [
+                ("PROPDESK__PRIVACY__DATA_KEYS", "privacy-data-keys"),
+                ("PROPDESK__PRIVACY__ACTIVE_KEY", "privacy-active-key"),
+                ("PROPDESK__PRIVACY__INDEX_KEY", "privacy-index-key"),
+            ] {
+                let entry = container["env"]
+                    .as_array()
+                    .and_then(|env| env.iter().find(|e| e["name"] == variable))
+                    .unwrap_or_else(|| panic!("{overlay}: {workload} lacks {variable}"));
+                assert_eq!(entry["valueFrom"]["secretKeyRef"]["key"], key, "{overlay}: {workload}: {variable}");
+            }
+        }
+    }
+}

@@ -12,7 +12,10 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use crate::helpers::{App, BINARY, Server, authed, new_request_id};
 use crate::on_both_backends;
 
-on_both_backends!(no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go);
+on_both_backends!(
+    no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go,
+    an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_tickets_stay,
+);
 
 const RESIDENT_NAME: &str = "欧阳明月";
 const RESIDENT_PHONE: &str = "13912340001";
@@ -69,6 +72,32 @@ async fn every_row(app: &App) -> Vec<String> {
 
 fn leaks(rows: &[String]) -> Vec<&String> {
     rows.iter().filter(|row| SECRETS.iter().any(|secret| row.contains(secret))).collect()
+}
+
+/// Every sealed value in `rows` opened with the test keys (a sealed field names its column).
+fn opened_values(rows: &[String]) -> Vec<String> {
+    const FIELDS: [&str; 6] = [
+        "tickets.reporter_name",
+        "tickets.reporter_phone",
+        "tickets.case_record",
+        "residents.name",
+        "residents.phone",
+        "notifications.body",
+    ];
+    let keys = test_keys::install();
+    let mut opened = Vec::new();
+    for row in rows {
+        for (start, _) in row.match_indices("pd1.") {
+            let token: String = row[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            if let Some(plain) = FIELDS.iter().find_map(|field| keys.open(field, &token).ok()) {
+                opened.push(plain);
+            }
+        }
+    }
+    opened
 }
 
 async fn no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go(backend: propdesk_testkit::Backend) {
@@ -199,4 +228,95 @@ async fn no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go(bac
         .expect("residents with the new key alone")
         .into_inner();
     assert_eq!(read.residents[0].name, RESIDENT_NAME);
+}
+
+async fn an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_tickets_stay(
+    backend: propdesk_testkit::Backend,
+) {
+    let mut app = App::start(backend).await;
+    let admin = app.world.admin.clone();
+    let agent = app.world.agent.clone();
+    let resident = pb::CreateResidentRequest {
+        unit_id: app.world.unit_id.clone(),
+        name: RESIDENT_NAME.into(),
+        phone: RESIDENT_PHONE.into(),
+        request_id: new_request_id(),
+        language: String::new(),
+    };
+    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    // Theirs: one naming them, one reported from their number (written another way).
+    let named = pb::CreateTicketRequest {
+        resident_id: resident.id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", "厨房下水道堵塞")
+    };
+    let named = app.create(named).await;
+    let from_their_phone = pb::CreateTicketRequest {
+        reporter_name: RESIDENT_NAME.into(),
+        reporter_phone: "+86 139 1234 0001".into(),
+        ..app.new_ticket("plumbing", "楼道灯坏了")
+    };
+    let from_their_phone = app.create(from_their_phone).await;
+    let someone_else = app.create(app.new_ticket("plumbing", "水压太低")).await;
+    let opened = opened_values(&every_row(&app).await);
+    assert!(opened.iter().any(|v| v == RESIDENT_PHONE), "the scan opens sealed values: {opened:?}");
+
+    // Refused, with nothing changed: an agent; no reason.
+    let before = app.snapshot().await;
+    let erase = |reason: &str| pb::EraseResidentRequest { resident_id: resident.id.clone(), reason: reason.into() };
+    crate::helpers::assert_reason(
+        app.directory.erase_resident(authed(&agent, erase("本人申请"))).await,
+        tonic::Code::PermissionDenied,
+        pb::ErrorReason::RoleNotAllowed,
+        "an agent erases",
+    );
+    crate::helpers::assert_status(
+        app.directory.erase_resident(authed(&admin, erase("  "))).await,
+        tonic::Code::InvalidArgument,
+        Some("reason"),
+        "no reason",
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    let erased = app.directory.erase_resident(authed(&admin, erase("本人书面申请删除个人信息 #2026-118"))).await;
+    let erased = erased.expect("erase").into_inner();
+    assert_eq!(erased.tickets_erased, 2);
+    let kept = erased.resident.expect("the record stays");
+    assert_eq!((kept.name.as_str(), kept.phone.as_str(), kept.unit_id.as_str()), ("", "", app.world.unit_id.as_str()));
+    assert!(kept.erased_at.is_some());
+
+    for ticket in [&named, &from_their_phone] {
+        let now = app.get(&ticket.id).await;
+        assert_eq!((now.reporter_name.as_str(), now.reporter_phone.as_str()), ("", ""), "{}", ticket.id);
+        assert_eq!((now.state, now.category.as_str()), (ticket.state, "plumbing"), "the ticket itself stays");
+        let history = app.history(&ticket.id).await;
+        let event = history
+            .iter()
+            .find(|e| e.r#type == pb::TicketEventType::PersonalDataErased as i32)
+            .expect("the erasure is in the history");
+        assert_eq!(event.note, "本人书面申请删除个人信息 #2026-118");
+        assert!(!event.actor_id.is_empty());
+    }
+    assert_eq!(app.get(&someone_else.id).await.reporter_phone, "13812345678", "another caller's ticket is untouched");
+
+    // Found by that phone: nothing. Stored anywhere, even sealed: nothing.
+    let by_phone = pb::ListTicketsRequest { reporter_phone: RESIDENT_PHONE.into(), ..Default::default() };
+    assert!(app.tickets.list_tickets(authed(&agent, by_phone)).await.expect("list").into_inner().tickets.is_empty());
+    let residents = pb::ListResidentsRequest {
+        property_id: app.world.property_id.clone(),
+        phone: RESIDENT_PHONE.into(),
+        ..Default::default()
+    };
+    assert!(
+        app.directory.list_residents(authed(&agent, residents)).await.expect("list").into_inner().residents.is_empty()
+    );
+    let rows = every_row(&app).await;
+    assert_eq!(leaks(&rows), Vec::<&String>::new());
+    let traces: Vec<String> =
+        opened_values(&rows).into_iter().filter(|v| v.contains(RESIDENT_PHONE) || v.contains(RESIDENT_NAME)).collect();
+    assert_eq!(traces, Vec::<String>::new(), "the resident's name or phone, sealed somewhere");
+
+    let again = app.directory.erase_resident(authed(&admin, erase("重复申请"))).await.expect("again").into_inner();
+    assert_eq!(again.tickets_erased, 0, "erasing twice changes nothing");
 }

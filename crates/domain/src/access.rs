@@ -41,6 +41,8 @@ pub enum Operation {
     Move(Move),
     /// Create or change properties, buildings, units, residents and staff.
     ManageDirectory,
+    /// Erase a resident's personal data on their request (irreversible).
+    ErasePersonalData,
     /// List and replay notification deliveries (webhooks, logs).
     ManageNotifications,
     /// Read service reports (supervisors: their own department's).
@@ -94,6 +96,7 @@ impl Actor {
             Operation::CompleteReview => (&[Manager, Admin], "complete reviews"),
             Operation::EditReplies => (&[Supervisor, Manager, Admin], "edit standard replies"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
+            Operation::ErasePersonalData => (&[Manager, Admin], "erase personal data"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),
             Operation::SetOnDuty { own: true } => {

@@ -1201,6 +1201,27 @@ impl Ticket {
         vec![self.remark(EventType::NoteAdded, None, by, note, now)]
     }
 
+    /// Erases a resident's personal data from this ticket on their request: the reporter's
+    /// name and phone, and the name and contact of the resident's entries among the case's
+    /// parties. The ticket, its notes and its figures stay; the reason is recorded.
+    pub fn erase_personal_data(
+        &mut self,
+        resident_id: &str,
+        by: By,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Vec<Recorded> {
+        self.facts.reporter = Reporter::default();
+        if let Some(case) = &mut self.facts.case {
+            for party in case.parties.iter_mut().filter(|p| p.resident_id.as_deref() == Some(resident_id)) {
+                party.name.clear();
+                party.contact.clear();
+            }
+        }
+        self.touch(now);
+        vec![self.remark(EventType::PersonalDataErased, None, by, reason, now)]
+    }
+
     /// A follow-up (a reply in the channel of origin, a callback) done or opened.
     pub fn record_follow_up(&mut self, by: By, note: String, now: DateTime<Utc>) -> Vec<Recorded> {
         self.touch(now);

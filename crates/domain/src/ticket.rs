@@ -209,6 +209,8 @@ coded_enum!(
         ReviewCompleted => "review_completed",
         /// A file (a photo, a scanned letter) was attached.
         AttachmentAdded => "attachment_added",
+        /// A resident's personal data was erased on their request (the note says why).
+        PersonalDataErased => "personal_data_erased",
         NoteAdded => "note_added",
         CallbackRecorded => "callback_recorded",
         Escalated => "escalated",

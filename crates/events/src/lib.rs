@@ -58,7 +58,7 @@ wire_enum!(EventType <=> TicketEventType {
     Created, Dispatched, Accepted, ArrivedOnSite, PutOnHold, Resumed, Resolved, Transferred, Cancelled,
     Closed, Reopened, LinkedToIncident, NoteAdded, CallbackRecorded, Escalated, Reminded, FollowUp, Updated,
     DuplicateAdded, Replied, InterimMeasureSet, CaseUpdated, CaseStep, ReferredOut,
-    ReferralResult, ReviewOpened, ReviewCompleted, AttachmentAdded
+    ReferralResult, ReviewOpened, ReviewCompleted, AttachmentAdded, PersonalDataErased
 });
 wire_enum!(FollowUpKind <=> FollowUpKind { Reply, Callback, ReferrerReply, Chase });
 wire_enum!(PartyKind <=> CasePartyKind {

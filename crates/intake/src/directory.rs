@@ -90,8 +90,12 @@ fn resident_to_wire(r: &resident::Model, viewer: &Actor) -> pb::Resident {
         phone: if clear { r.phone.clone() } else { mask_phone(&r.phone) },
         created_at: Some(timestamp(r.created_at)),
         language: r.language.clone().unwrap_or_else(|| DEFAULT_LANGUAGE.to_owned()),
+        erased_at: r.erased_at.map(timestamp),
     }
 }
+
+/// Longest reason an erasure keeps.
+const MAX_ERASURE_REASON: usize = 500;
 
 fn staff_to_wire(s: &staff::Model) -> pb::Staff {
     pb::Staff {
@@ -458,6 +462,31 @@ impl DirectoryService for DirectoryApi {
         model.updated_at = propdesk_store::now();
         let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
         Ok(Response::new(resident_to_wire(&stored, &actor)))
+    }
+
+    async fn erase_resident(
+        &self,
+        request: Request<pb::EraseResidentRequest>,
+    ) -> Result<Response<pb::EraseResidentResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.required_id("resident_id", &body.resident_id);
+        v.required_text("reason", &body.reason, MAX_ERASURE_REASON);
+        v.into_result().map_err(ApiError::from)?;
+        let mut resident = self.resident(&id.unwrap_or_default()).await?;
+        actor.authorize(&resident.property_id, Operation::ErasePersonalData, false).map_err(ApiError::from)?;
+        if resident.erased_at.is_some() {
+            let resident = Some(resident_to_wire(&resident, &actor));
+            return Ok(Response::new(pb::EraseResidentResponse { resident, tickets_erased: 0 }));
+        }
+        let tickets = crate::erasure::erase_from_tickets(&self.state.store, &actor, &resident, &body.reason).await?;
+        resident.erase(propdesk_store::now());
+        let stored = self.state.store.update(resident).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::EraseResidentResponse {
+            resident: Some(resident_to_wire(&stored, &actor)),
+            tickets_erased: i32::try_from(tickets).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn list_residents(

@@ -9,6 +9,7 @@ pub mod attachments;
 pub mod auth;
 pub mod convert;
 pub mod directory;
+pub mod erasure;
 pub mod error;
 pub mod group_commit;
 pub mod idempotency;

@@ -47,7 +47,11 @@ impl Job {
                 let said = Said::of(event);
                 match said.event_type {
                     Some(
-                        EventType::Reminded | EventType::NoteAdded | EventType::FollowUp | EventType::AttachmentAdded,
+                        EventType::Reminded
+                        | EventType::NoteAdded
+                        | EventType::FollowUp
+                        | EventType::AttachmentAdded
+                        | EventType::PersonalDataErased,
                     ) => false,
                     Some(EventType::Escalated) => said.cause == Some(Cause::Staff),
                     _ => true,

@@ -13,7 +13,17 @@ use propdesk_domain::follow_up::DeliveryState;
 use propdesk_domain::ladder::Recipient;
 
 use crate::entity::notification;
+use crate::sealing;
 use crate::{Store, StoreError};
+
+/// The body's seal: a resident's message carries their phone to the gateway that sends it.
+const BODY: &str = "notifications.body";
+
+/// A stored notification with its body opened.
+fn opened(mut row: notification::Model) -> Result<notification::Model, StoreError> {
+    row.body = sealing::ring()?.open(BODY, &row.body)?;
+    Ok(row)
+}
 
 /// The stored code of a delivery waiting for an attempt.
 const PENDING: &str = DeliveryState::Pending.code();
@@ -48,10 +58,12 @@ pub async fn insert_notifications(
     if notifications.is_empty() {
         return Ok(());
     }
-    let rows = notifications.into_iter().map(|n| {
+    let keys = sealing::ring()?;
+    let mut rows = Vec::with_capacity(notifications.len());
+    for n in notifications {
         let state = if n.delivered { DeliveryState::Delivered } else { DeliveryState::Pending };
         let now = n.at;
-        notification::Model {
+        let row = notification::Model {
             id: n.id,
             ticket_id: n.ticket_id,
             property_id: n.property_id,
@@ -60,7 +72,7 @@ pub async fn insert_notifications(
             subject: n.subject,
             sink: n.sink,
             target: n.target,
-            body: n.body,
+            body: keys.seal(BODY, &n.body)?,
             state: state.code().to_owned(),
             attempts: i32::from(n.delivered),
             next_attempt_at: now,
@@ -68,10 +80,9 @@ pub async fn insert_notifications(
             created_at: now,
             delivered_at: n.delivered.then_some(now),
             claimed_until: None,
-        }
-        .into_active_model()
-        .reset_all()
-    });
+        };
+        rows.push(row.into_active_model().reset_all());
+    }
     notification::Entity::insert_many(rows).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
     Ok(())
 }
@@ -125,12 +136,15 @@ impl Store {
         }
         // The outer condition is checked again on the row a concurrent claim left behind,
         // so two replicas never both win one row.
-        Ok(notification::Entity::update_many()
+        notification::Entity::update_many()
             .col_expr(C::ClaimedUntil, Expr::value(now + lease))
             .filter(C::Id.in_subquery(due.to_owned()))
             .filter(claimable())
             .exec_with_returning(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(opened)
+            .collect()
     }
 
     /// Records an attempt of a claimed delivery and releases the claim.
@@ -190,16 +204,19 @@ impl Store {
         if let Some(before) = &filter.before_id {
             query = query.filter(C::Id.lt(before.as_str()));
         }
-        Ok(query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?)
+        query.order_by_desc(C::Id).limit(filter.limit).all(&self.db).await?.into_iter().map(opened).collect()
     }
 
     pub async fn get_delivery(&self, id: &str) -> Result<Option<notification::Model>, StoreError> {
-        Ok(notification::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+        notification::Entity::find_by_id(id.to_owned()).one(&self.db).await?.map(opened).transpose()
     }
 
     /// Makes a delivery pending again with a fresh attempt count, due now; it keeps its id.
     pub async fn replay_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<notification::Model, StoreError> {
-        let row = self.get_delivery(id).await?.ok_or(StoreError::NotFound("delivery"))?;
+        let row = notification::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound("delivery"))?;
         let mut active = row.into_active_model();
         active.state = Set(PENDING.to_owned());
         active.attempts = Set(0);
@@ -208,6 +225,6 @@ impl Store {
         active.delivered_at = Set(None);
         let updated = active.update(&self.db).await?;
         self.notify_commit();
-        Ok(updated)
+        opened(updated)
     }
 }

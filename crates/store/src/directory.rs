@@ -257,6 +257,41 @@ impl Store {
         page.of(query, C::Name, C::Id).all(&self.db).await.map_err(StoreError::from)
     }
 
+    /// The ids of a resident's tickets: those naming them, and those reported from `phone`.
+    pub async fn tickets_of_resident(&self, resident_id: &str, phone: &str) -> Result<Vec<String>, StoreError> {
+        use crate::entity::ticket::Column as C;
+        let mut theirs = Condition::any().add(C::ResidentId.eq(resident_id));
+        if let Some(index) = crate::sealing::ring()?.phone_index(phone) {
+            theirs = theirs.add(C::ReporterPhoneKey.eq(index));
+        }
+        Ok(crate::entity::ticket::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(theirs)
+            .order_by_asc(C::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Empties the messages sent to the residents of these tickets (their text carried the
+    /// resident's phone to the gateway); the deliveries themselves stay, for the record.
+    pub async fn erase_resident_messages(&self, ticket_ids: &[String]) -> Result<u64, StoreError> {
+        use crate::entity::notification::Column as C;
+        let recipient = propdesk_domain::ladder::Recipient::Resident.code();
+        let mut erased = 0;
+        for chunk in ticket_ids.chunks(500) {
+            let result = crate::entity::notification::Entity::update_many()
+                .col_expr(C::Body, sea_orm::sea_query::Expr::value(""))
+                .filter(C::TicketId.is_in(chunk.iter().cloned()))
+                .filter(C::RecipientRole.eq(recipient))
+                .exec(&self.db)
+                .await?;
+            erased += result.rows_affected;
+        }
+        Ok(erased)
+    }
+
     /// The staff member the identity provider knows as `external_id`.
     pub async fn staff_by_external_id(&self, external_id: &str) -> Result<Option<staff::Model>, StoreError> {
         use staff::Column as C;

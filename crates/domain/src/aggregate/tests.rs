@@ -998,3 +998,35 @@ fn serious_complaints_open_a_review_the_manager_completes_with_a_listed_cause() 
     late.resolve_reporting_delay(agent(), String::new(), Some("materials".into()), &policy, after).unwrap();
     assert_eq!(late.delay_cause.as_deref(), Some("materials"));
 }
+
+#[test]
+fn erasing_a_residents_data_clears_the_reporter_and_their_case_entries_and_says_why() {
+    use crate::case::{Party, PartyKind};
+    let party = |id: &str, resident_id: Option<&str>, name: &str| Party {
+        id: id.into(),
+        kind: if resident_id.is_some() { PartyKind::Resident } else { PartyKind::Police },
+        side: String::new(),
+        unit_id: None,
+        resident_id: resident_id.map(str::to_owned),
+        name: name.into(),
+        contact: "13900000000".into(),
+        reference: String::new(),
+        chase_by: None,
+        result: None,
+    };
+    let mut ticket = dispatched("楼上漏水到我家");
+    ticket.add_case_party(party("a", Some("r-1"), "王五"), agent(), at(2));
+    ticket.add_case_party(party("b", Some("r-2"), "赵六"), agent(), at(2));
+    ticket.add_case_party(party("c", None, "派出所"), agent(), at(2));
+    let events = ticket.erase_personal_data("r-1", By::staff("m-1", Role::Manager), "本人书面申请删除".into(), at(5));
+    assert_eq!(ticket.reporter, Reporter::default());
+    let parties = &ticket.case.as_ref().expect("a case").parties;
+    let kept: Vec<(&str, &str, &str)> =
+        parties.iter().map(|p| (p.id.as_str(), p.name.as_str(), p.contact.as_str())).collect();
+    assert_eq!(kept, [("a", "", ""), ("b", "赵六", "13900000000"), ("c", "派出所", "13900000000")]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::PersonalDataErased);
+    assert_eq!(events[0].note, "本人书面申请删除");
+    assert_eq!(ticket.times.updated_at, at(5));
+    assert_eq!(ticket.lifecycle.state, TicketState::Dispatched, "the work goes on");
+}

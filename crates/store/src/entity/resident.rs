@@ -20,6 +20,8 @@ pub struct Model {
     pub phone_key: Option<String>,
     /// The language they are told things in; unset reads as the default (zh-CN).
     pub language: Option<String>,
+    /// When their personal data was erased on request (name and phone are empty since).
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 /// A resident to add to the directory.
@@ -42,6 +44,7 @@ impl Model {
             name: new.name,
             phone: new.phone,
             language: Some(new.language),
+            erased_at: None,
             created_at: at,
             updated_at: at,
         }
@@ -53,6 +56,14 @@ pub const NAME: &str = "residents.name";
 pub const PHONE: &str = "residents.phone";
 
 impl Model {
+    /// Erases the personal data this record holds: name and phone (the row stays).
+    pub fn erase(&mut self, at: DateTimeUtc) {
+        self.name.clear();
+        self.phone.clear();
+        self.erased_at = Some(at);
+        self.updated_at = at;
+    }
+
     /// This row with its name and phone in plain text.
     pub fn opened(mut self) -> Result<Model, SealError> {
         let keys = sealing::ring()?;

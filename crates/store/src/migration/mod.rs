@@ -20,6 +20,7 @@ mod m0014_duplicates;
 mod m0015_standard_replies;
 mod m0016_attachments;
 mod m0017_staff_sign_in;
+mod m0018_erasure;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_standard_replies::Migration),
             Box::new(m0016_attachments::Migration),
             Box::new(m0017_staff_sign_in::Migration),
+            Box::new(m0018_erasure::Migration),
         ]
     }
 }
