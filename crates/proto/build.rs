@@ -6,7 +6,7 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "tickets", "directory", "replies", "reports", "notifications", "attachments"]
+    let files = ["common", "tickets", "directory", "replies", "reports", "notifications", "attachments", "audit"]
         .map(|name| proto_root.join(format!("propdesk/v1/{name}.proto")));
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

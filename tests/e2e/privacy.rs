@@ -15,6 +15,7 @@ use crate::on_both_backends;
 on_both_backends!(
     no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go,
     an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_tickets_stay,
+    every_unmasked_read_is_recorded_and_only_admins_list_the_records,
 );
 
 const RESIDENT_NAME: &str = "欧阳明月";
@@ -262,6 +263,27 @@ async fn an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_ticket
     let opened = opened_values(&every_row(&app).await);
     assert!(opened.iter().any(|v| v == RESIDENT_PHONE), "the scan opens sealed values: {opened:?}");
 
+    // Their right of access first: everything held about them, as one document.
+    let export = pb::ExportResidentDataRequest { resident_id: resident.id.clone() };
+    crate::helpers::assert_reason(
+        app.directory.export_resident_data(authed(&app.world.outsider.clone(), export.clone())).await,
+        tonic::Code::PermissionDenied,
+        pb::ErrorReason::PropertyNotServed,
+        "an export for another property's staff",
+    );
+    let exported = app.directory.export_resident_data(authed(&admin, export)).await.expect("export").into_inner();
+    assert_eq!(exported.tickets, 2);
+    let document: serde_json::Value = serde_json::from_str(&exported.json).expect("JSON");
+    assert_eq!(document["resident"]["name"], RESIDENT_NAME);
+    assert_eq!(document["resident"]["phone"], RESIDENT_PHONE);
+    let mut ids: Vec<&str> =
+        document["tickets"].as_array().expect("tickets").iter().map(|t| t["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut expected = [named.id.as_str(), from_their_phone.id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(document["tickets"].as_array().unwrap().iter().all(|t| t["history"][0]["type"] == "created"));
+
     // Refused, with nothing changed: an agent; no reason.
     let before = app.snapshot().await;
     let erase = |reason: &str| pb::EraseResidentRequest { resident_id: resident.id.clone(), reason: reason.into() };
@@ -319,4 +341,80 @@ async fn an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_ticket
 
     let again = app.directory.erase_resident(authed(&admin, erase("重复申请"))).await.expect("again").into_inner();
     assert_eq!(again.tickets_erased, 0, "erasing twice changes nothing");
+}
+
+async fn every_unmasked_read_is_recorded_and_only_admins_list_the_records(backend: propdesk_testkit::Backend) {
+    let mut app = App::start(backend).await;
+    let (admin, agent, technician) =
+        (app.world.admin.clone(), app.world.agent.clone(), app.world.other_technician.clone());
+    let resident = pb::CreateResidentRequest {
+        unit_id: app.world.unit_id.clone(),
+        name: RESIDENT_NAME.into(),
+        phone: RESIDENT_PHONE.into(),
+        request_id: new_request_id(),
+        language: String::new(),
+    };
+    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    let theirs = pb::CreateTicketRequest {
+        resident_id: resident.id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", "阳台地漏返水")
+    };
+    let ticket = app.create(theirs).await;
+    let get = || pb::GetTicketRequest { ticket_id: ticket.id.clone() };
+    app.tickets.get_ticket(authed(&agent, get())).await.expect("the agent reads it");
+    let by_phone = pb::ListTicketsRequest { reporter_phone: RESIDENT_PHONE.into(), ..Default::default() };
+    app.tickets.list_tickets(authed(&agent, by_phone)).await.expect("the agent finds it by phone");
+    let residents = pb::ListResidentsRequest { property_id: app.world.property_id.clone(), ..Default::default() };
+    app.directory.list_residents(authed(&agent, residents)).await.expect("the agent lists residents");
+    // Masked for a technician not on the job: nothing to record.
+    let masked = app.tickets.get_ticket(authed(&technician, get())).await.expect("masked read").into_inner();
+    assert_ne!(masked.reporter_phone, RESIDENT_PHONE);
+
+    let list = |staff_id: &str, resident_id: &str| pb::ListAccessRecordsRequest {
+        staff_id: staff_id.into(),
+        resident_id: resident_id.into(),
+        page_size: 200,
+        ..Default::default()
+    };
+    let mut audit = pb::audit_service_client::AuditServiceClient::new(app.server.channel().await);
+    crate::helpers::assert_reason(
+        audit.list_access_records(authed(&agent, list("", ""))).await,
+        tonic::Code::PermissionDenied,
+        pb::ErrorReason::RoleNotAllowed,
+        "an agent reads the access records",
+    );
+    let records = audit
+        .list_access_records(authed(&admin, list(&app.world.agent_id, &resident.id)))
+        .await
+        .expect("the admin reads them")
+        .into_inner()
+        .records;
+    let calls: Vec<(&str, &str, i32)> =
+        records.iter().map(|r| (r.rpc.as_str(), r.ticket_id.as_str(), r.action)).collect();
+    let read = pb::AccessAction::Read as i32;
+    for expected in [
+        ("/propdesk.v1.TicketService/CreateTicket", ticket.id.as_str(), read),
+        ("/propdesk.v1.TicketService/GetTicket", ticket.id.as_str(), read),
+        ("/propdesk.v1.TicketService/ListTickets", ticket.id.as_str(), read),
+        ("/propdesk.v1.DirectoryService/ListResidents", "", read),
+    ] {
+        assert!(calls.contains(&expected), "{expected:?} in {calls:?}");
+    }
+    assert!(records.iter().all(|r| r.staff_id == app.world.agent_id && r.role == pb::StaffRole::Agent as i32));
+    assert!(records.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let created = audit.list_access_records(authed(&admin, list("", &resident.id))).await.expect("by resident");
+    let actions: Vec<i32> = created.into_inner().records.iter().map(|r| r.action).collect();
+    assert!(actions.contains(&(pb::AccessAction::Create as i32)), "the directory write is recorded: {actions:?}");
+    let technicians = audit
+        .list_access_records(authed(
+            &admin,
+            pb::ListAccessRecordsRequest { ticket_id: ticket.id.clone(), ..list("", "") },
+        ))
+        .await
+        .expect("by ticket")
+        .into_inner()
+        .records;
+    assert!(technicians.iter().all(|r| r.role != pb::StaffRole::Technician as i32), "a masked read is not recorded");
 }

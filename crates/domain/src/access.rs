@@ -43,6 +43,10 @@ pub enum Operation {
     ManageDirectory,
     /// Erase a resident's personal data on their request (irreversible).
     ErasePersonalData,
+    /// Export everything held about a resident (their right of access).
+    ExportPersonalData,
+    /// Read who saw or changed residents' personal data.
+    ReadAccessRecords,
     /// List and replay notification deliveries (webhooks, logs).
     ManageNotifications,
     /// Read service reports (supervisors: their own department's).
@@ -97,6 +101,8 @@ impl Actor {
             Operation::EditReplies => (&[Supervisor, Manager, Admin], "edit standard replies"),
             Operation::ManageDirectory => (&[Manager, Admin], "change the directory"),
             Operation::ErasePersonalData => (&[Manager, Admin], "erase personal data"),
+            Operation::ReadAccessRecords => (&[Admin], "read the access records"),
+            Operation::ExportPersonalData => (&[Manager, Admin], "export a resident's data"),
             Operation::ManageNotifications => (&[Supervisor, Manager, Admin], "read or replay notifications"),
             Operation::ReadReports => (&[Supervisor, Manager, Admin], "read service reports"),
             Operation::SetOnDuty { own: true } => {

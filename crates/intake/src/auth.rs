@@ -317,7 +317,8 @@ where
             match authenticator.authenticate(request.headers()).await {
                 Ok(actor) => {
                     request.extensions_mut().insert(actor);
-                    inner.call(request).await
+                    let method = request.uri().path().to_owned();
+                    crate::audit::in_call(method, inner.call(request)).await
                 }
                 Err(status) => Ok(status.into_http()),
             }

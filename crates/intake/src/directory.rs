@@ -19,6 +19,7 @@ use propdesk_store::{Page, ResidentFilter};
 use tonic::{Request, Response, Status};
 
 use crate::IntakeState;
+use crate::audit::Action;
 use crate::auth::actor;
 use crate::convert::{WireEnum, code_to_wire, optional_enum, required_enum, timestamp};
 use crate::error::{ApiError, ApiResult};
@@ -424,7 +425,9 @@ impl DirectoryService for DirectoryApi {
         };
         let model = resident::Model::new(new, now);
         let stored = insert_once(&self.state.store, key, model).await?;
-        Ok(Response::new(resident_to_wire(&stored, &actor)))
+        let shown = resident_to_wire(&stored, &actor);
+        self.state.access.residents(&actor, std::slice::from_ref(&shown), Action::Create).await?;
+        Ok(Response::new(shown))
     }
 
     async fn update_resident(
@@ -461,7 +464,9 @@ impl DirectoryService for DirectoryApi {
         }
         model.updated_at = propdesk_store::now();
         let stored = self.state.store.update(model).await.map_err(ApiError::from)?;
-        Ok(Response::new(resident_to_wire(&stored, &actor)))
+        let shown = resident_to_wire(&stored, &actor);
+        self.state.access.residents(&actor, std::slice::from_ref(&shown), Action::Update).await?;
+        Ok(Response::new(shown))
     }
 
     async fn erase_resident(
@@ -480,12 +485,34 @@ impl DirectoryService for DirectoryApi {
             let resident = Some(resident_to_wire(&resident, &actor));
             return Ok(Response::new(pb::EraseResidentResponse { resident, tickets_erased: 0 }));
         }
+        let shown = resident_to_wire(&resident, &actor);
+        self.state.access.residents(&actor, std::slice::from_ref(&shown), Action::Erase).await?;
         let tickets = crate::erasure::erase_from_tickets(&self.state.store, &actor, &resident, &body.reason).await?;
         resident.erase(propdesk_store::now());
         let stored = self.state.store.update(resident).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::EraseResidentResponse {
             resident: Some(resident_to_wire(&stored, &actor)),
             tickets_erased: i32::try_from(tickets).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn export_resident_data(
+        &self,
+        request: Request<pb::ExportResidentDataRequest>,
+    ) -> Result<Response<pb::ExportResidentDataResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let id = required_id("resident_id", &body.resident_id)?;
+        let resident = self.resident(&id).await?;
+        actor.authorize(&resident.property_id, Operation::ExportPersonalData, false).map_err(ApiError::from)?;
+        let export = crate::export::resident_data(&self.state.store, &resident).await?;
+        let shown = resident_to_wire(&resident, &actor);
+        self.state.access.residents(&actor, std::slice::from_ref(&shown), Action::Export).await?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::ExportResidentDataResponse {
+            json: export.json,
+            tickets: count(export.tickets),
+            messages: count(export.messages),
         }))
     }
 
@@ -512,7 +539,8 @@ impl DirectoryService for DirectoryApi {
         let filter = ResidentFilter { property_id, unit_id, phone_key, name_contains };
         let mut rows = self.state.store.list_residents(&filter, &page).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_key(&mut rows, page.limit - 1, |r| (r.name.clone(), r.id.clone()));
-        let residents = rows.iter().map(|r| resident_to_wire(r, &actor)).collect();
+        let residents: Vec<pb::Resident> = rows.iter().map(|r| resident_to_wire(r, &actor)).collect();
+        self.state.access.residents(&actor, &residents, Action::Read).await?;
         Ok(Response::new(pb::ListResidentsResponse { residents, next_page_token }))
     }
 

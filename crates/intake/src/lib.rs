@@ -6,11 +6,13 @@
 //! propdesk call is authenticated by [`auth::AuthLayer`].
 
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod directory;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod group_commit;
 pub mod idempotency;
 pub mod notifications;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use propdesk_domain::Policy;
 use propdesk_proto::v1::attachment_service_server::AttachmentServiceServer;
+use propdesk_proto::v1::audit_service_server::AuditServiceServer;
 use propdesk_proto::v1::directory_service_server::DirectoryServiceServer;
 use propdesk_proto::v1::notification_service_server::NotificationServiceServer;
 use propdesk_proto::v1::reply_service_server::ReplyServiceServer;
@@ -72,6 +75,8 @@ pub struct IntakeState {
     /// File storage for attachments; `None`: not configured (AttachmentService answers
     /// UNAVAILABLE).
     pub attachments: Option<attachments::Attachments>,
+    /// The record of who saw residents' personal data.
+    pub access: audit::AccessLog,
     /// Callers signed in through the identity provider, as the directory had them a few
     /// seconds ago at most (directory writes here drop their entry at once).
     pub signed_in: Arc<SignedInStaff>,
@@ -84,6 +89,7 @@ impl IntakeState {
         let writers = if store.is_sqlite() { 1 } else { 4 };
         IntakeState {
             creates: group_commit::GroupCommit::start(store.clone(), writers),
+            access: audit::AccessLog::start(store.clone()),
             store,
             policy,
             shutdown,
@@ -203,6 +209,7 @@ pub async fn serve(
     health.set_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
     health.set_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
+    health.set_serving::<AuditServiceServer<audit::AuditApi>>().await;
     health.set_service_status(READINESS, tonic_health::ServingStatus::Serving).await;
     health.set_service_status(LIVENESS, tonic_health::ServingStatus::Serving).await;
 
@@ -224,6 +231,8 @@ pub async fn serve(
     let reports = ReportServiceServer::new(reports::ReportApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
     let replies = ReplyServiceServer::new(replies::ReplyApi::new(state.clone()))
+        .max_decoding_message_size(options.max_request_bytes);
+    let audit = AuditServiceServer::new(audit::AuditApi::new(state.clone()))
         .max_decoding_message_size(options.max_request_bytes);
     // Uploads carry the file itself: this service alone takes messages as large as a file.
     let upload_bytes = state.attachments.as_ref().map_or(0, |a| a.limits.max_bytes) + attachments::REQUEST_OVERHEAD;
@@ -254,6 +263,7 @@ pub async fn serve(
         .add_service(auth.layer(reports))
         .add_service(auth.layer(replies))
         .add_service(auth.layer(files))
+        .add_service(auth.layer(audit))
         // Options on our own listener: `Server::tcp_nodelay` does not reach it, and without
         // NODELAY every small response waits ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(
@@ -272,6 +282,7 @@ pub async fn serve(
     health.set_not_serving::<ReportServiceServer<reports::ReportApi>>().await;
     health.set_not_serving::<ReplyServiceServer<replies::ReplyApi>>().await;
     health.set_not_serving::<AttachmentServiceServer<attachments::AttachmentApi>>().await;
+    health.set_not_serving::<AuditServiceServer<audit::AuditApi>>().await;
     // Draining: no new work, but alive (a liveness failure now would kill in-flight calls).
     health.set_service_status(READINESS, tonic_health::ServingStatus::NotServing).await;
     tracing::info!(drain_timeout = ?options.drain_timeout, "draining in-flight calls");

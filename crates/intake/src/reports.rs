@@ -382,7 +382,8 @@ impl ReportService for ReportApi {
         overdue.sort_by(|a, b| earliest_missed(a, now).cmp(&earliest_missed(b, now)).then_with(|| a.id.cmp(&b.id)));
         let mut page: Vec<_> = overdue.iter().skip(skip as usize).take(limit + 1).collect();
         let next_page_token = paging::cut_by_count(&mut page, limit as u64, skip);
-        let tickets = page.into_iter().map(|t| ticket_to_wire(t, &actor)).collect();
+        let tickets: Vec<pb::Ticket> = page.into_iter().map(|t| ticket_to_wire(t, &actor)).collect();
+        self.state.access.tickets_shown(&actor, &tickets).await?;
         Ok(Response::new(pb::ListOverdueTicketsResponse { tickets, next_page_token }))
     }
 

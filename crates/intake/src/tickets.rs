@@ -241,11 +241,17 @@ impl TicketApi {
             Err(other) => return Err(other.into()),
         };
         let ticket = saved.first().ok_or(ApiError::Internal("a save returned no ticket".into()))?;
-        Ok(self.with_follow_ups(vec![ticket_to_wire(ticket, actor)]).await?.remove(0))
+        Ok(self.with_follow_ups(actor, vec![ticket_to_wire(ticket, actor)]).await?.remove(0))
     }
 
-    /// Fills in the tickets' follow-ups (one query for the lot).
-    pub(crate) async fn with_follow_ups(&self, mut tickets: Vec<pb::Ticket>) -> ApiResult<Vec<pb::Ticket>> {
+    /// Fills in the tickets' follow-ups (one query for the lot), and records which of them
+    /// `actor` sees with contact details unmasked.
+    pub(crate) async fn with_follow_ups(
+        &self,
+        actor: &Actor,
+        mut tickets: Vec<pb::Ticket>,
+    ) -> ApiResult<Vec<pb::Ticket>> {
+        self.state.access.tickets_shown(actor, &tickets).await?;
         let ids: Vec<String> = tickets.iter().map(|t| t.id.clone()).collect();
         for task in self.state.store.follow_ups_of(&ids).await? {
             if let Some(ticket) = tickets.iter_mut().find(|t| t.id == task.ticket_id) {
@@ -299,7 +305,9 @@ impl TicketService for TicketApi {
     async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        Ok(Response::new(self.create(&actor, body).await?))
+        let created = self.create(&actor, body).await?;
+        self.state.access.tickets_shown(&actor, std::slice::from_ref(&created)).await?;
+        Ok(Response::new(created))
     }
 
     async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
@@ -308,7 +316,7 @@ impl TicketService for TicketApi {
         let id = violations.required_id("ticket_id", &request.get_ref().ticket_id);
         violations.into_result().map_err(ApiError::from)?;
         let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
-        let mut tickets = self.with_follow_ups(vec![ticket_to_wire(&ticket, &actor)]).await?;
+        let mut tickets = self.with_follow_ups(&actor, vec![ticket_to_wire(&ticket, &actor)]).await?;
         Ok(Response::new(tickets.remove(0)))
     }
 
@@ -366,7 +374,7 @@ impl TicketService for TicketApi {
         };
         let mut rows = self.state.store.list_tickets(&filter).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_id(&mut rows, limit, |t| &t.id);
-        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
     }
 
@@ -399,7 +407,7 @@ impl TicketService for TicketApi {
         };
         let mut rows = self.state.store.search_tickets(&query, &filter, offset).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_count(&mut rows, limit, offset);
-        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::SearchTicketsResponse { tickets, next_page_token }))
     }
 
@@ -443,7 +451,9 @@ impl TicketService for TicketApi {
                 follow_up: Some(follow_up_to_wire(follow_up)),
                 ticket: tickets.iter().find(|t| t.id == follow_up.ticket_id).map(|t| ticket_to_wire(t, &actor)),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let shown: Vec<pb::Ticket> = items.iter().filter_map(|item| item.ticket.clone()).collect();
+        self.state.access.tickets_shown(&actor, &shown).await?;
         Ok(Response::new(pb::ListFollowUpsResponse { items, next_page_token }))
     }
 
@@ -467,7 +477,7 @@ impl TicketService for TicketApi {
             .await
             .map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_count(&mut rows, limit, skip);
-        let tickets = self.with_follow_ups(rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListMyTicketsResponse { tickets, next_page_token }))
     }
 

@@ -20,7 +20,7 @@ use crate::{Store, StoreError};
 const BODY: &str = "notifications.body";
 
 /// A stored notification with its body opened.
-fn opened(mut row: notification::Model) -> Result<notification::Model, StoreError> {
+pub(crate) fn opened(mut row: notification::Model) -> Result<notification::Model, StoreError> {
     row.body = sealing::ring()?.open(BODY, &row.body)?;
     Ok(row)
 }

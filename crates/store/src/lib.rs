@@ -11,6 +11,7 @@
 //! - Times are compared with bounds computed in Rust, never the database's clock (SQLite
 //!   stores them as text).
 
+pub mod access;
 pub mod alarms;
 pub mod attachments;
 pub mod blobs;
@@ -39,6 +40,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
 use sea_orm_migration::MigratorTrait;
 
+pub use access::AccessFilter;
 pub use directory::{CreateKey, Inserted, Page, ResidentFilter};
 pub use follow_ups::FollowUpFilter;
 pub use outbox::RelayPass;

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Enum-like columns hold the stable codes of
 //! `propdesk_domain` (e.g. `state = "on_site"`); ids are UUID strings; times are UTC.
 
+pub mod access_record;
 pub mod alarm;
 pub mod attachment;
 pub mod building;
