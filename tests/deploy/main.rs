@@ -47,8 +47,11 @@ fn text(value: &Value) -> &str {
 fn pod_specs(objects: &[Value]) -> Vec<(&str, &Value)> {
     objects
         .iter()
-        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job")
-        .map(|o| (name(o), &o["spec"]["template"]))
+        .filter_map(|o| match o["kind"].as_str() {
+            Some("Deployment" | "Job") => Some((name(o), &o["spec"]["template"])),
+            Some("CronJob") => Some((name(o), &o["spec"]["jobTemplate"]["spec"]["template"])),
+            _ => None,
+        })
         .collect()
 }
 
@@ -365,5 +368,19 @@ fn every_process_that_reads_the_database_has_the_personal_data_keys_from_the_sec
                 assert_eq!(entry["valueFrom"]["secretKeyRef"]["key"], key, "{overlay}: {workload}: {variable}");
             }
         }
+    }
+}
+
+#[test]
+fn a_nightly_cronjob_applies_the_retention_policy_one_run_at_a_time() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let cronjobs = kind(&objects, "CronJob");
+        assert_eq!(cronjobs.len(), 1, "{overlay}: the retention CronJob");
+        let cronjob = cronjobs[0];
+        assert_eq!(cronjob["spec"]["concurrencyPolicy"], "Forbid", "{overlay}: runs never overlap");
+        assert_eq!(cronjob["spec"]["timeZone"], "Asia/Shanghai");
+        let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["args"], serde_json::json!(["retention"]));
     }
 }

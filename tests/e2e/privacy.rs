@@ -16,6 +16,7 @@ on_both_backends!(
     no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go,
     an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_tickets_stay,
     every_unmasked_read_is_recorded_and_only_admins_list_the_records,
+    the_retention_job_anonymises_exactly_the_old_finished_tickets_and_no_figure_moves,
 );
 
 const RESIDENT_NAME: &str = "欧阳明月";
@@ -417,4 +418,118 @@ async fn every_unmasked_read_is_recorded_and_only_admins_list_the_records(backen
         .into_inner()
         .records;
     assert!(technicians.iter().all(|r| r.role != pb::StaffRole::Technician as i32), "a masked read is not recorded");
+}
+
+/// Sets a ticket's times as if `days` had passed since it ended.
+async fn age(app: &App, ticket_id: &str, days: i64) {
+    let then = chrono::Utc::now() - chrono::TimeDelta::days(days);
+    let db = app.store.connection();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE tickets SET updated_at = $1, closed_at = CASE WHEN closed_at IS NULL THEN NULL ELSE $1 END WHERE id = $2"
+        }
+        _ => {
+            "UPDATE tickets SET updated_at = ?1, closed_at = CASE WHEN closed_at IS NULL THEN NULL ELSE ?1 END WHERE id = ?2"
+        }
+    };
+    let values = [sea_orm::Value::from(then), sea_orm::Value::from(ticket_id.to_owned())];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await.expect("age the ticket");
+}
+
+async fn the_retention_job_anonymises_exactly_the_old_finished_tickets_and_no_figure_moves(
+    backend: propdesk_testkit::Backend,
+) {
+    let mut app = App::start(backend).await;
+    let (admin, agent) = (app.world.admin.clone(), app.world.agent.clone());
+    let answered = |app: &App, words: &str| pb::CreateTicketRequest {
+        kind: pb::TicketKind::Enquiry as i32,
+        channel: pb::Channel::WalkIn as i32,
+        answer_on_the_spot: "每月15日前缴纳。".into(),
+        ..app.new_ticket("general_enquiry", words)
+    };
+    let old_closed = app.create(answered(&app, "物业费什么时候交？")).await;
+    assert_eq!(old_closed.state, pb::TicketState::Closed as i32);
+    let recent_closed = app.create(answered(&app, "停车费怎么交？")).await;
+    let old_open = app.create(app.new_ticket("plumbing", "水管滴水")).await;
+    let cancelled = app.create(app.new_ticket("plumbing", "报错了")).await;
+    app.tickets.cancel_ticket(authed(&agent, App::action(&cancelled, "报错"))).await.expect("cancel");
+    for id in [&old_closed.id, &old_open.id, &cancelled.id] {
+        age(&app, id, 40).await;
+    }
+
+    let reports = pb::report_service_client::ReportServiceClient::new(app.server.channel().await);
+    let now = chrono::Utc::now();
+    let period = pb::GetServiceReportRequest {
+        property_id: app.world.property_id.clone(),
+        period_start: Some(prost_types::Timestamp {
+            seconds: (now - chrono::TimeDelta::days(90)).timestamp(),
+            nanos: 0,
+        }),
+        period_end: Some(prost_types::Timestamp { seconds: (now + chrono::TimeDelta::days(1)).timestamp(), nanos: 0 }),
+        department: 0,
+    };
+    let report = || {
+        let (period, admin, mut reports) = (period.clone(), admin.clone(), reports.clone());
+        async move {
+            use prost::Message;
+            reports.get_service_report(authed(&admin, period)).await.expect("report").into_inner().encode_to_vec()
+        }
+    };
+    let before = report().await;
+
+    // The property keeps contact data 30 days (the shortest allowed).
+    let keep = |days| pb::UpdatePropertyRequest {
+        property_id: app.world.property_id.clone(),
+        contact_retention_days: Some(days),
+        ..Default::default()
+    };
+    for days in [29, 7301] {
+        crate::helpers::assert_status(
+            app.directory.update_property(authed(&admin, keep(days))).await,
+            tonic::Code::InvalidArgument,
+            Some("contact_retention_days"),
+            "a retention period out of bounds",
+        );
+    }
+    let property = app.directory.update_property(authed(&admin, keep(30))).await.expect("set").into_inner();
+    assert_eq!(property.contact_retention_days, 30);
+
+    let env = app.env.clone();
+    let run = || {
+        std::process::Command::new(BINARY)
+            .args(["retention", "--batch", "1"])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("PROPDESK__LOG__FILTER", "warn")
+            .status()
+            .expect("run propdesk retention")
+    };
+    assert!(run().success(), "propdesk retention failed");
+    for (ticket, anonymised) in [(&old_closed, true), (&cancelled, true), (&recent_closed, false), (&old_open, false)] {
+        let now = app.get(&ticket.id).await;
+        let contact = (now.reporter_name.as_str(), now.reporter_phone.as_str());
+        if anonymised {
+            assert_eq!(contact, (propdesk_store::retention::ANONYMOUS, ""), "{}", ticket.description);
+        } else {
+            assert_eq!(contact, ("张三", "13812345678"), "{}", ticket.description);
+        }
+    }
+    let by_phone = pb::ListTicketsRequest { reporter_phone: "13812345678".into(), ..Default::default() };
+    let mut found: Vec<String> = app
+        .tickets
+        .list_tickets(authed(&agent, by_phone))
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    found.sort();
+    let mut kept = vec![recent_closed.id.clone(), old_open.id.clone()];
+    kept.sort();
+    assert_eq!(found, kept, "the phone finds only the tickets that keep it");
+    assert_eq!(report().await, before, "every figure of the report is unchanged, byte for byte");
+    assert!(run().success(), "a second pass finds nothing more to do");
+    assert_eq!(app.get(&recent_closed.id).await.reporter_name, "张三");
 }

@@ -98,6 +98,7 @@ pub async fn seed(store: &Store, size: WorldSize) -> Result<World, BenchError> {
                 address: format!("{} Garden Road", 10 + p),
                 created_at: now,
                 updated_at: now,
+                contact_retention_days: None,
             })
             .await?;
         let mut unit_ids = Vec::new();

@@ -35,6 +35,7 @@ pub fn privacy_keys(database_url: &str) -> Result<crate::settings::PrivacySettin
             data_keys: crate::settings::Secret(field("data_keys")?),
             active_key: field("active_key")?,
             index_key: crate::settings::Secret(field("index_key")?),
+            ..Default::default()
         })
     };
     if let Some(keys) = std::fs::read_to_string(&path).ok().as_deref().and_then(read) {
@@ -186,6 +187,7 @@ async fn seed_property(store: &Store) -> Result<Demo, StoreError> {
             address: "88 Garden Road".into(),
             created_at: now,
             updated_at: now,
+            contact_retention_days: None,
         })
         .await?;
     for building_name in ["1", "2"] {

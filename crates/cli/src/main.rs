@@ -76,6 +76,12 @@ enum Command {
     },
     /// Print a new random key (base64, 32 bytes) for `privacy.data_keys` or `privacy.index_key`.
     Keygen,
+    /// Replace residents' contact data on tickets finished longer ago than their
+    /// property's retention period with an anonymous marker, in batches; resumable.
+    Retention {
+        #[arg(long, default_value_t = 1_000)]
+        batch: u64,
+    },
 }
 
 impl Command {
@@ -84,6 +90,7 @@ impl Command {
         match self {
             Command::Token { .. } | Command::Keygen => None,
             Command::Rekey { .. } => Some("propdesk-rekey"),
+            Command::Retention { .. } => Some("propdesk-retention"),
             Command::Migrate => Some("propdesk-migrate"),
             Command::Intake => Some("propdesk-intake"),
             Command::Dispatch => Some("propdesk-dispatch"),
@@ -193,6 +200,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let store = connect(&settings).await?;
             reseal(&store, batch.max(1)).await
         }
+        Command::Retention { batch } => {
+            let store = connect(&settings).await?;
+            retention_pass(&store, &settings, batch.max(1)).await.map_err(|e| run_error("retention")(&e))
+        }
         Command::Keygen => {
             let key = propdesk_store::sealing::KeyRing::generate_key().map_err(|e| run_error("keygen")(&e))?;
             println!("{key}");
@@ -263,7 +274,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 settings.intake.allowed_origins = settings::DEV_ORIGINS.map(str::to_owned).to_vec();
             }
             if !settings.privacy.is_set() {
-                settings.privacy = dev::privacy_keys(&settings.database.url.0).map_err(Failure::Config)?;
+                let keys = dev::privacy_keys(&settings.database.url.0).map_err(Failure::Config)?;
+                settings.privacy.data_keys = keys.data_keys;
+                settings.privacy.active_key = keys.active_key;
+                settings.privacy.index_key = keys.index_key;
             }
             let keys = token_keys(&settings)?;
             let store = connect(&settings).await?;
@@ -280,10 +294,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 tokio::spawn(run_dispatch_owned(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let notifier = tokio::spawn(run_notifier(settings.clone(), store.clone(), bus.clone(), shutdown.clone()));
             let relay = spawn_relay(&settings, &store, &bus, &shutdown);
+            let retention = spawn_retention(&store, &settings, &shutdown);
             let served = serve_intake(&settings, store, &bus, Some(keys), shutdown).await;
             let _ = relay.await;
             let _ = dispatch.await;
             let _ = notifier.await;
+            let _ = retention.await;
             served
         }
     }
@@ -318,6 +334,31 @@ fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
     }
     TokenKeys::new(settings.auth.signing_secret.0.as_bytes())
         .map_err(|e| Failure::Config(format!("auth.signing_secret: {e}")))
+}
+
+/// One retention pass over every property.
+async fn retention_pass(store: &Store, settings: &Settings, batch: u64) -> Result<(), propdesk_store::StoreError> {
+    let started = std::time::Instant::now();
+    let anonymised = store.anonymise_expired(settings.privacy.retention_days, batch, chrono::Utc::now()).await?;
+    tracing::info!(anonymised, secs = started.elapsed().as_secs_f64(), "retention pass done");
+    Ok(())
+}
+
+/// Embedded mode runs the retention job itself (production runs it as a CronJob).
+fn spawn_retention(store: &Store, settings: &Settings, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let (store, settings, shutdown) = (store.clone(), settings.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let every = Duration::from_secs(settings.privacy.retention_interval_secs.max(1));
+        loop {
+            if let Err(err) = retention_pass(&store, &settings, 1_000).await {
+                tracing::warn!(error = %err, "retention pass failed; trying again later");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
 }
 
 async fn reseal(store: &Store, batch: u64) -> Result<(), Failure> {

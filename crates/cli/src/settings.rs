@@ -38,7 +38,7 @@ pub struct Settings {
 }
 
 /// Residents' personal data at rest: the keys it is sealed with.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrivacySettings {
     /// Data keys, `id:base64` (32 random bytes each, `propdesk keygen`), comma-separated:
     /// the active one and any older ones values may still be sealed under.
@@ -48,6 +48,23 @@ pub struct PrivacySettings {
     /// The blind index's key (base64, 32 bytes): look-ups by phone. It cannot rotate
     /// without re-indexing every phone; keep it as long as the data.
     pub index_key: Secret,
+    /// How long contact data stays on finished tickets, in days, where a property sets no
+    /// period of its own.
+    pub retention_days: i32,
+    /// How often `propdesk dev` runs the retention job, in seconds.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        PrivacySettings {
+            data_keys: Secret::default(),
+            active_key: String::new(),
+            index_key: Secret::default(),
+            retention_days: 3 * 365,
+            retention_interval_secs: 3_600,
+        }
+    }
 }
 
 impl PrivacySettings {
@@ -475,6 +492,12 @@ impl Settings {
         self.validate_auth()?;
         if self.privacy.is_set() {
             self.privacy.key_ring().map_err(SettingsError::Invalid)?;
+        }
+        use propdesk_store::retention::{MAX_DAYS, MIN_DAYS};
+        if !(MIN_DAYS..=MAX_DAYS).contains(&self.privacy.retention_days) {
+            return Err(SettingsError::Invalid(format!(
+                "privacy.retention_days must be {MIN_DAYS} to {MAX_DAYS} (30 days to 20 years)"
+            )));
         }
         if self.intake.watch_heartbeat_secs == 0 {
             return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));

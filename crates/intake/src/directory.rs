@@ -62,6 +62,7 @@ fn property_to_wire(p: &property::Model) -> pb::Property {
         address: p.address.clone(),
         created_at: Some(timestamp(p.created_at)),
         updated_at: Some(timestamp(p.updated_at)),
+        contact_retention_days: p.contact_retention_days.unwrap_or(0),
     }
 }
 
@@ -213,8 +214,14 @@ impl DirectoryService for DirectoryApi {
             return Err(ApiError::from(Denied::Role { role: actor.role, what: "create properties" }).into());
         }
         let now = propdesk_store::now();
-        let model =
-            property::Model { id: new_id(), name: body.name, address: body.address, created_at: now, updated_at: now };
+        let model = property::Model {
+            id: new_id(),
+            name: body.name,
+            address: body.address,
+            created_at: now,
+            updated_at: now,
+            contact_retention_days: None,
+        };
         let stored = insert_once(&self.state.store, key, model).await?;
         Ok(Response::new(property_to_wire(&stored)))
     }
@@ -233,6 +240,16 @@ impl DirectoryService for DirectoryApi {
         if let Some(address) = &body.address {
             v.optional_text("address", address, MAX_ADDRESS);
         }
+        use propdesk_store::retention::{MAX_DAYS, MIN_DAYS};
+        if let Some(days) = body.contact_retention_days
+            && days != 0
+            && !(MIN_DAYS..=MAX_DAYS).contains(&days)
+        {
+            v.add(
+                "contact_retention_days",
+                format!("must be {MIN_DAYS} to {MAX_DAYS} days (0 for the company's period), got {days}"),
+            );
+        }
         v.into_result().map_err(ApiError::from)?;
         let mut model = self.property(&id.unwrap_or_default()).await?;
         actor.authorize(&model.id, Operation::ManageDirectory, false).map_err(ApiError::from)?;
@@ -241,6 +258,9 @@ impl DirectoryService for DirectoryApi {
         }
         if let Some(address) = body.address {
             model.address = address;
+        }
+        if let Some(days) = body.contact_retention_days {
+            model.contact_retention_days = (days != 0).then_some(days);
         }
         model.updated_at = propdesk_store::now();
         let stored = self.state.store.update(model).await.map_err(ApiError::from)?;

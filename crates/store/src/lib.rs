@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod rekey;
 pub mod replies;
 pub mod reports;
+pub mod retention;
 pub mod sealing;
 pub mod search;
 pub mod seed;

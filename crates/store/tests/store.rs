@@ -327,6 +327,7 @@ async fn duplicate_directory_names_conflict(backend: Backend) {
             address: "1 Road".into(),
             created_at: at,
             updated_at: at,
+            contact_retention_days: None,
         })
         .await
         .unwrap();

@@ -9,6 +9,8 @@ pub struct Model {
     pub address: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// How long contact data stays on finished tickets, in days; `None`: the company's.
+    pub contact_retention_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

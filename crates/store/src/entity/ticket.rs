@@ -92,6 +92,9 @@ pub struct Model {
     pub review_cause: Option<String>,
     /// Why overdue work was late (a review cause code).
     pub delay_cause: Option<String>,
+    /// When the retention job replaced the contact data with the anonymous marker; cleared
+    /// by any later save, so the next pass looks at the ticket again.
+    pub anonymised_at: Option<DateTimeUtc>,
 }
 
 /// A stored ticket the domain cannot read: an unknown code (state, priority, kind, ...)
@@ -187,6 +190,7 @@ impl Model {
             review_record: t.review.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
             review_cause: t.review.as_ref().and_then(|r| r.cause.clone()),
             delay_cause: t.delay_cause.clone(),
+            anonymised_at: None,
         })
     }
 
