@@ -56,16 +56,45 @@ impl Server {
         workdir: Option<&std::path::Path>,
         listen_variable: &str,
     ) -> Server {
+        Server::spawn(args, env, workdir, listen_variable, None).await
+    }
+
+    /// Like [`Server::start_on`], logging everything propdesk's own code logs (trace, as
+    /// JSON) with the rest at info into `log`.
+    pub async fn start_logged(
+        args: &[&str],
+        env: &[(&str, String)],
+        listen_variable: &str,
+        log: &std::path::Path,
+    ) -> Server {
+        Server::spawn(args, env, None, listen_variable, Some(log)).await
+    }
+
+    async fn spawn(
+        args: &[&str],
+        env: &[(&str, String)],
+        workdir: Option<&std::path::Path>,
+        listen_variable: &str,
+        log: Option<&std::path::Path>,
+    ) -> Server {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let mut command = Command::new(BINARY);
-        command
-            .args(args)
-            .env(listen_variable, &address)
-            .env("PROPDESK__LOG__FILTER", "warn")
-            .env_remove("PROPDESK_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        command.args(args).env(listen_variable, &address).env_remove("PROPDESK_CONFIG");
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("the log file");
+                let errors = file.try_clone().expect("the log file, twice");
+                command
+                    .env("PROPDESK__LOG__FILTER", "info,propdesk=trace,propdesk_intake=trace,propdesk_dispatch=trace,propdesk_notifier=trace,propdesk_store=trace,propdesk_bus=trace,propdesk_oidc=trace")
+                    .env("PROPDESK__LOG__FORMAT", "json")
+                    .stdout(file)
+                    .stderr(errors);
+            }
+            None => {
+                command.env("PROPDESK__LOG__FILTER", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+            }
+        }
         for (key, value) in env {
             command.env(key, value);
         }

@@ -781,3 +781,186 @@ async fn a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_
     }
     assert!(pending.is_empty(), "the reply kept the promise: {pending:?}");
 }
+
+/// Everything a run writes outside the database's sealed columns, scanned for residents'
+/// names and phones: every process's logs (propdesk's own at trace level), the messages on
+/// the bus, the outbox, the metrics, and the bodies of receivers not entitled to contact
+/// details. Only the gateway entitled to them may hold a phone (it does: the scan would
+/// see one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitled_gateway() {
+    use crate::helpers::{Server, WebhookReceiver, free_port, new_request_id};
+    use futures_util::StreamExt;
+    const NAME: &str = "诸葛晓雯";
+    const PHONE: &str = "13955501234";
+    const REPORTER: &str = "欧阳建国";
+    const REPORTER_PHONE: &str = "139-5550-4321";
+    let secrets = [NAME, PHONE, REPORTER, REPORTER_PHONE, "13955504321", "5550-4321", "5550 1234", "55501234"];
+
+    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
+    let (entitled, plain, staff) = (
+        WebhookReceiver::listen(entitled_port).await,
+        WebhookReceiver::listen(plain_port).await,
+        WebhookReceiver::listen(staff_port).await,
+    );
+    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let (app, dir) = start(Backend::Postgres, &format!("{SHRUNK}{CHINA_ALWAYS_OPEN}{hooks}")).await;
+
+    // A copy of every message on the bus, from before the first create.
+    let prefix = app.env.iter().find(|(k, _)| *k == "PROPDESK__BUS__PREFIX").map(|(_, v)| v.clone()).expect("prefix");
+    app.bus.connect().await.expect("the run's exchange and queues");
+    let connection = lapin::Connection::connect(&propdesk_testkit::amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to RabbitMQ");
+    let channel = connection.create_channel().await.expect("channel");
+    let exclusive = lapin::options::QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    let queue = channel.queue_declare("".into(), exclusive, Default::default()).await.expect("queue");
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            format!("{prefix}.events").into(),
+            "#".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .expect("bind");
+    let consume = lapin::options::BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let mut consumer =
+        channel.basic_consume(queue.name().clone(), "scan".into(), consume, Default::default()).await.expect("consume");
+    let carried = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let sink = carried.clone();
+    let copying = tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            sink.lock().expect("lock").push(delivery.data.clone());
+        }
+    });
+
+    // Every process of the run logs into a file of its own.
+    let logs = dir.path();
+    let metrics_ports = [free_port(), free_port(), free_port()];
+    let with_metrics = |port: u16| {
+        let mut env = app.env.clone();
+        env.push(("PROPDESK__METRICS__LISTEN", format!("127.0.0.1:{port}")));
+        env
+    };
+    let intake = Server::start_logged(
+        &["intake"],
+        &with_metrics(metrics_ports[0]),
+        "PROPDESK__INTAKE__LISTEN",
+        &logs.join("intake.log"),
+    )
+    .await;
+    let dispatch = Server::start_logged(
+        &["dispatch"],
+        &with_metrics(metrics_ports[1]),
+        "PROPDESK__DISPATCH__HEALTH_LISTEN",
+        &logs.join("dispatch.log"),
+    )
+    .await;
+    let notifier = Server::start_logged(
+        &["notifier"],
+        &with_metrics(metrics_ports[2]),
+        "PROPDESK__NOTIFIER__HEALTH_LISTEN",
+        &logs.join("notifier.log"),
+    )
+    .await;
+    let channel = intake.channel().await;
+    let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel.clone());
+    let mut directory = pb::directory_service_client::DirectoryServiceClient::new(channel);
+    let (admin, agent) = (app.world.admin.clone(), app.world.agent.clone());
+
+    let resident = pb::CreateResidentRequest {
+        unit_id: app.world.unit_id.clone(),
+        name: NAME.into(),
+        phone: PHONE.into(),
+        request_id: new_request_id(),
+        language: String::new(),
+    };
+    let resident = directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    let theirs = pb::CreateTicketRequest {
+        resident_id: resident.id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", "卫生间水管爆裂，水流不止")
+    };
+    let theirs = tickets.create_ticket(authed(&agent, theirs)).await.expect("create").into_inner();
+    let reported = pb::CreateTicketRequest {
+        reporter_name: REPORTER.into(),
+        reporter_phone: REPORTER_PHONE.into(),
+        ..app.new_ticket("plumbing", "楼道消防栓漏水")
+    };
+    let reported = tickets.create_ticket(authed(&agent, reported)).await.expect("create").into_inner();
+    // The desk's reads, with contact details in the responses.
+    tickets.get_ticket(authed(&agent, pb::GetTicketRequest { ticket_id: theirs.id.clone() })).await.expect("get");
+    let by_phone = pb::ListTicketsRequest { reporter_phone: REPORTER_PHONE.into(), ..Default::default() };
+    tickets.list_tickets(authed(&agent, by_phone)).await.expect("by phone");
+    let residents = pb::ListResidentsRequest {
+        property_id: app.world.property_id.clone(),
+        phone: PHONE.into(),
+        ..Default::default()
+    };
+    directory.list_residents(authed(&agent, residents)).await.expect("by phone");
+    let wrong = pb::CreateTicketRequest {
+        reporter_phone: format!("{REPORTER_PHONE}x"),
+        ..app.new_ticket("plumbing", "坏号码")
+    };
+    assert!(tickets.create_ticket(authed(&agent, wrong)).await.is_err(), "a bad phone is refused (and not logged)");
+
+    // The on-site deadline passes: the entitled gateway is told the resident's phone.
+    let mut told = false;
+    for _ in 0..400 {
+        told = entitled.requests().iter().any(|r| r.body.contains(theirs.id.as_str()) && r.body.contains(PHONE));
+        if told {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(told, "the entitled gateway got the resident's phone (the scan would see a leak)");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+    for port in metrics_ports {
+        written.push((format!("metrics :{port}"), scrape_metrics(port).await.into_bytes()));
+    }
+    drop((intake, dispatch, notifier));
+    copying.abort();
+    for name in ["intake.log", "dispatch.log", "notifier.log"] {
+        let log = std::fs::read(logs.join(name)).expect("the log");
+        assert!(String::from_utf8_lossy(&log).contains(&theirs.id), "{name} logged the run (trace level)");
+        written.push((name.to_owned(), log));
+    }
+    let messages = carried.lock().expect("lock").clone();
+    assert!(messages.len() >= 4, "the bus carried the run's events: {}", messages.len());
+    written.extend(messages.into_iter().map(|m| ("bus message".to_owned(), m)));
+    assert!(plain.requests().iter().any(|r| r.body.contains(theirs.id.as_str())), "the plain gateway was told too");
+    for receiver in [&plain, &staff] {
+        written.extend(receiver.requests().into_iter().map(|r| ("webhook body".to_owned(), r.body.into_bytes())));
+    }
+    use sea_orm::EntityTrait;
+    let outbox = propdesk_store::entity::outbox::Entity::find().all(app.store.connection()).await.expect("outbox");
+    written.extend(outbox.into_iter().map(|row| ("outbox row".to_owned(), row.payload)));
+    let found: Vec<(&str, &str)> = written
+        .iter()
+        .flat_map(|(place, bytes)| {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            secrets
+                .iter()
+                .filter(move |secret| text.contains(*secret))
+                .map(move |secret| (place.as_str(), *secret))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(found, Vec::<(&str, &str)>::new(), "personal data where it must not be");
+    let _ = reported;
+}
+
+/// The text of `http://127.0.0.1:<port>/metrics`.
+async fn scrape_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("response");
+    response
+}
