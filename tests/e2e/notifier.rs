@@ -844,27 +844,16 @@ async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitle
         env.push(("PROPDESK__METRICS__LISTEN", format!("127.0.0.1:{port}")));
         env
     };
-    let intake = Server::start_logged(
-        &["intake"],
-        &with_metrics(metrics_ports[0]),
-        "PROPDESK__INTAKE__LISTEN",
-        &logs.join("intake.log"),
-    )
-    .await;
-    let dispatch = Server::start_logged(
-        &["dispatch"],
-        &with_metrics(metrics_ports[1]),
-        "PROPDESK__DISPATCH__HEALTH_LISTEN",
-        &logs.join("dispatch.log"),
-    )
-    .await;
-    let notifier = Server::start_logged(
-        &["notifier"],
-        &with_metrics(metrics_ports[2]),
-        "PROPDESK__NOTIFIER__HEALTH_LISTEN",
-        &logs.join("notifier.log"),
-    )
-    .await;
+    let mut processes = Vec::new();
+    for (command, listen, port) in [
+        ("intake", "PROPDESK__INTAKE__LISTEN", metrics_ports[0]),
+        ("dispatch", "PROPDESK__DISPATCH__HEALTH_LISTEN", metrics_ports[1]),
+        ("notifier", "PROPDESK__NOTIFIER__HEALTH_LISTEN", metrics_ports[2]),
+    ] {
+        let log = logs.join(format!("{command}.log"));
+        processes.push(Server::start_logged(&[command], &with_metrics(port), listen, &log).await);
+    }
+    let intake = &processes[0];
     let channel = intake.channel().await;
     let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel.clone());
     let mut directory = pb::directory_service_client::DirectoryServiceClient::new(channel);
@@ -923,7 +912,7 @@ async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitle
     for port in metrics_ports {
         written.push((format!("metrics :{port}"), scrape_metrics(port).await.into_bytes()));
     }
-    drop((intake, dispatch, notifier));
+    drop(processes);
     copying.abort();
     for name in ["intake.log", "dispatch.log", "notifier.log"] {
         let log = std::fs::read(logs.join(name)).expect("the log");

@@ -26,6 +26,29 @@ const REPORTER_NAME: &str = "司马青山";
 const REPORTER_PHONE: &str = "+86 139-1234-0002";
 const SECRETS: [&str; 6] = [RESIDENT_NAME, RESIDENT_PHONE, REPORTER_NAME, "13912340002", "139-1234-0002", "1234-0002"];
 
+/// The test resident, in the test unit, created by the admin.
+async fn the_resident(app: &mut App) -> pb::Resident {
+    let resident = pb::CreateResidentRequest {
+        unit_id: app.world.unit_id.clone(),
+        name: RESIDENT_NAME.into(),
+        phone: RESIDENT_PHONE.into(),
+        request_id: new_request_id(),
+        language: String::new(),
+    };
+    let admin = app.world.admin.clone();
+    app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner()
+}
+
+/// A ticket naming `resident` (their contact details come from the directory).
+fn theirs(app: &App, resident: &pb::Resident, description: &str) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        resident_id: resident.id.clone(),
+        reporter_name: String::new(),
+        reporter_phone: String::new(),
+        ..app.new_ticket("plumbing", description)
+    }
+}
+
 /// Every value of every table, as text, one string per row.
 async fn every_row(app: &App) -> Vec<String> {
     let db = app.store.connection();
@@ -104,16 +127,8 @@ fn opened_values(rows: &[String]) -> Vec<String> {
 
 async fn no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go(backend: propdesk_testkit::Backend) {
     let mut app = App::start(backend).await;
-    let admin = app.world.admin.clone();
     let agent = app.world.agent.clone();
-    let resident = pb::CreateResidentRequest {
-        unit_id: app.world.unit_id.clone(),
-        name: RESIDENT_NAME.into(),
-        phone: RESIDENT_PHONE.into(),
-        request_id: new_request_id(),
-        language: String::new(),
-    };
-    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    let resident = the_resident(&mut app).await;
     assert_eq!((resident.name.as_str(), resident.phone.as_str()), (RESIDENT_NAME, RESIDENT_PHONE));
     let by_reporter = pb::CreateTicketRequest {
         reporter_name: REPORTER_NAME.into(),
@@ -121,12 +136,7 @@ async fn no_name_or_phone_is_stored_in_clear_and_a_rekey_lets_the_old_key_go(bac
         ..app.new_ticket("plumbing", "卫生间漏水到楼下")
     };
     let reported = app.create(by_reporter).await;
-    let by_resident = pb::CreateTicketRequest {
-        resident_id: resident.id.clone(),
-        reporter_name: String::new(),
-        reporter_phone: String::new(),
-        ..app.new_ticket("plumbing", "厨房下水道堵塞")
-    };
+    let by_resident = theirs(&app, &resident, "厨房下水道堵塞");
     let of_resident = app.create(by_resident).await;
     assert_eq!(of_resident.reporter_phone, RESIDENT_PHONE, "the resident's number, opened for the agent");
 
@@ -238,21 +248,9 @@ async fn an_erased_resident_leaves_no_name_or_phone_even_sealed_and_their_ticket
     let mut app = App::start(backend).await;
     let admin = app.world.admin.clone();
     let agent = app.world.agent.clone();
-    let resident = pb::CreateResidentRequest {
-        unit_id: app.world.unit_id.clone(),
-        name: RESIDENT_NAME.into(),
-        phone: RESIDENT_PHONE.into(),
-        request_id: new_request_id(),
-        language: String::new(),
-    };
-    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
+    let resident = the_resident(&mut app).await;
     // Theirs: one naming them, one reported from their number (written another way).
-    let named = pb::CreateTicketRequest {
-        resident_id: resident.id.clone(),
-        reporter_name: String::new(),
-        reporter_phone: String::new(),
-        ..app.new_ticket("plumbing", "厨房下水道堵塞")
-    };
+    let named = theirs(&app, &resident, "厨房下水道堵塞");
     let named = app.create(named).await;
     let from_their_phone = pb::CreateTicketRequest {
         reporter_name: RESIDENT_NAME.into(),
@@ -348,20 +346,8 @@ async fn every_unmasked_read_is_recorded_and_only_admins_list_the_records(backen
     let mut app = App::start(backend).await;
     let (admin, agent, technician) =
         (app.world.admin.clone(), app.world.agent.clone(), app.world.other_technician.clone());
-    let resident = pb::CreateResidentRequest {
-        unit_id: app.world.unit_id.clone(),
-        name: RESIDENT_NAME.into(),
-        phone: RESIDENT_PHONE.into(),
-        request_id: new_request_id(),
-        language: String::new(),
-    };
-    let resident = app.directory.create_resident(authed(&admin, resident)).await.expect("resident").into_inner();
-    let theirs = pb::CreateTicketRequest {
-        resident_id: resident.id.clone(),
-        reporter_name: String::new(),
-        reporter_phone: String::new(),
-        ..app.new_ticket("plumbing", "阳台地漏返水")
-    };
+    let resident = the_resident(&mut app).await;
+    let theirs = theirs(&app, &resident, "阳台地漏返水");
     let ticket = app.create(theirs).await;
     let get = || pb::GetTicketRequest { ticket_id: ticket.id.clone() };
     app.tickets.get_ticket(authed(&agent, get())).await.expect("the agent reads it");

@@ -895,10 +895,84 @@ async fn desk_phase(suite: &mut Suite) -> Result<(), BenchError> {
         suite.figures.push(figure.target(Target::AtMost(target_ms)));
     }
     suite.memory(&intake, "intake (desk look-ups)")?;
+    retention_beside_creates(suite, &store, &world, &intake, &setup, &token).await?;
     intake.stop()?;
     cleanup_bus(suite, &setup).await;
     store.connection().clone().close().await?;
     drop_database(&suite.options.postgres_server, DESK_DATABASE).await?;
+    Ok(())
+}
+
+/// Creates per second while the retention job runs (and without it, for comparison).
+const RETENTION_CREATE_RATE: f64 = 200.0;
+
+/// The retention job over the desk's tickets, every one finished four years ago, while
+/// CreateTicket runs at a steady rate: how fast it anonymises, and what it does to the
+/// creates' p99 (against the same load without it).
+async fn retention_beside_creates(
+    suite: &mut Suite,
+    store: &Store,
+    world: &World,
+    intake: &Process,
+    setup: &Setup,
+    token: &str,
+) -> Result<(), BenchError> {
+    let db = store.connection();
+    db.execute_unprepared("UPDATE tickets SET state = 'closed', closed_at = now() - interval '4 years'").await?;
+    db.execute_unprepared("VACUUM ANALYZE tickets").await?;
+    let expired: u64 = ticket::Entity::find().count(db).await?;
+    let connections = Connections::open(&intake.url(), 4, Some(token)).await?;
+    let sites = Arc::new(world.sites.clone());
+    let window = Duration::from_secs(10);
+    let spec = || LoadSpec {
+        pace: Pace::Open { rate: RETENTION_CREATE_RATE },
+        warmup: Duration::from_secs(2),
+        duration: window,
+    };
+    let alone = create_load(&connections, &sites, suite.next_run(), spec()).await?;
+    suite.log(&format!("  creates without retention: {}", describe(&alone)));
+    let log = std::fs::File::create(suite.options.logs.join("retention.log"))?;
+    let started = Instant::now();
+    let mut job = tokio::process::Command::new(&suite.binary)
+        .arg("retention")
+        .envs(setup.env())
+        .env("PROPDESK__LOG__FORMAT", "json")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let beside = create_load(&connections, &sites, suite.next_run(), spec()).await?;
+    let load_ended = started.elapsed();
+    let status = job.wait().await?;
+    let took = started.elapsed();
+    if !status.success() {
+        return Err(BenchError::Setup(format!("propdesk retention failed ({status}); see retention.log")));
+    }
+    suite.log(&format!("  creates beside retention: {}", describe(&beside)));
+    let anonymised: u64 = ticket::Entity::find().filter(ticket::Column::AnonymisedAt.is_not_null()).count(db).await?;
+    let rate = anonymised as f64 / took.as_secs_f64();
+    let how = format!(
+        "`propdesk retention` (batches of 1,000) over {expired} tickets finished four years ago on PostgreSQL: {anonymised} anonymised in {:.1} s, while CreateTicket ran open loop at {RETENTION_CREATE_RATE:.0}/s",
+        took.as_secs_f64()
+    );
+    suite.figures.push(
+        Figure::new("retention.rate", "Retention: tickets anonymised per second", rate, "tickets/s", how)
+            .target(Target::AtLeast(2_000.0)),
+    );
+    let ratio = beside.latency_ms.p99 / alone.latency_ms.p99.max(0.001);
+    let how = format!(
+        "CreateTicket open loop at {RETENTION_CREATE_RATE:.0}/s, {} s after a 2 s warm-up: p99 {:.1} ms during the retention run (which lasted {:.1} s; the load {:.1} s) against {:.1} ms without; p50 {:.1} / {:.1} ms",
+        window.as_secs(),
+        beside.latency_ms.p99,
+        took.as_secs_f64(),
+        load_ended.as_secs_f64(),
+        alone.latency_ms.p99,
+        beside.latency_ms.p50,
+        alone.latency_ms.p50,
+    );
+    suite.figures.push(
+        Figure::new("retention.create_p99_ratio", "CreateTicket p99 during retention ÷ without", ratio, "×", how)
+            .target(Target::AtMost(2.0)),
+    );
     Ok(())
 }
 
