@@ -560,4 +560,30 @@ mod tests {
         let err = Settings::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("intake.allowed_origins"), "{err}");
     }
+
+    #[test]
+    fn privacy_keys_sign_in_and_retention_are_checked_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("privacy.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Settings::load(Some(&file)).map_err(|e| e.to_string())
+        };
+        let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let keys = format!("[privacy]\ndata_keys = \"k1:{key}\"\nactive_key = \"k1\"\nindex_key = \"{key}\"\n");
+        assert!(load(&keys).is_ok());
+        let missing = load(&keys.replace("active_key = \"k1\"", "active_key = \"k2\"")).unwrap_err();
+        assert!(missing.contains("privacy") && missing.contains("k2"), "{missing}");
+        for days in [29, 7301] {
+            let err = load(&format!("{keys}retention_days = {days}\n")).unwrap_err();
+            assert!(err.contains("privacy.retention_days"), "{err}");
+        }
+        assert!(load(&format!("{keys}retention_days = 30\n")).is_ok());
+        let err = load("[auth]\nshared_secret_tokens = false\n").unwrap_err();
+        assert!(err.contains("nobody could sign in"), "{err}");
+        let err = load("[auth.oidc]\nissuer = \"https://sso.example.com/realms/staff\"\n").unwrap_err();
+        assert!(err.contains("auth.oidc.audience"), "{err}");
+        let err = load("[auth]\ndirectory_cache_secs = 60\n").unwrap_err();
+        assert!(err.contains("auth.directory_cache_secs"), "{err}");
+    }
 }
