@@ -282,6 +282,8 @@ async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             let keys = token_keys(&settings)?;
             let store = connect(&settings).await?;
             store.migrate().await.map_err(|e| run_error("migrate")(&e))?;
+            // A database from before sealing gets its personal data sealed (as `migrate` does).
+            reseal(&store, 500).await?;
             let demo = dev::seed(&store).await.map_err(|e| run_error("seed demo data")(&e))?;
             print_welcome(&settings, &keys, &demo)?;
             // Everything in one process: the in-process bus, one writer for SQLite.

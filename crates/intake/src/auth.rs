@@ -189,11 +189,6 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// Accepts only HS256 tokens signed with `keys` (dev, tests, benches).
-    pub fn shared_secret(keys: TokenKeys, state: &crate::IntakeState) -> Authenticator {
-        Authenticator::new(Some(keys), None, state)
-    }
-
     pub fn new(
         shared: Option<TokenKeys>,
         provider: Option<Arc<Verifier>>,
