@@ -43,7 +43,8 @@ const WRITER: &str = "access record writer";
 
 struct Pending {
     records: Vec<access_record::Model>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    /// The insert's outcome (its error's text: one failure answers every request of it).
+    reply: oneshot::Sender<Result<(), String>>,
 }
 
 /// The writer of access records.
@@ -64,7 +65,11 @@ impl AccessLog {
         }
         let (reply, written) = oneshot::channel();
         self.queue.send(Pending { records, reply }).await.map_err(|_| StoreError::Stopped(WRITER))?;
-        Ok(written.await.map_err(|_| StoreError::Stopped(WRITER))??)
+        // Unrecorded, the response must not go out: the caller answers INTERNAL instead.
+        written
+            .await
+            .map_err(|_| StoreError::Stopped(WRITER))?
+            .map_err(|detail| ApiError::Internal(format!("writing access records: {detail}")))
     }
 
     /// Records the tickets of a response that `actor` sees with contact details unmasked.
@@ -112,16 +117,9 @@ async fn write_batches(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Pending>>
             batch
         };
         let records: Vec<access_record::Model> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
-        let outcome = store.insert_access_records(records).await;
+        let outcome = store.insert_access_records(records).await.map_err(|err| err.to_string());
         for pending in batch {
-            let _ = pending.reply.send(match &outcome {
-                Ok(()) => Ok(()),
-                Err(err) => Err(StoreError::Stopped(if matches!(err, StoreError::Stopped(_)) {
-                    WRITER
-                } else {
-                    "access record store"
-                })),
-            });
+            let _ = pending.reply.send(outcome.clone());
         }
     }
 }
