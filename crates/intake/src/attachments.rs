@@ -216,7 +216,7 @@ impl AttachmentApi {
         match saved? {
             Saved::New(ticket) => {
                 // Committed: from here on a failure to answer leaves the file in place.
-                let ticket = self.tickets.with_follow_ups(actor, vec![ticket_to_wire(&ticket, actor)]).await?.remove(0);
+                let ticket = self.tickets.shown(actor, vec![ticket_to_wire(&ticket, actor)]).await?.remove(0);
                 let stored = self.state.store.attachment(&file.id).await?.ok_or(internal("saved attachment"))?;
                 Ok(pb::AddAttachmentResponse {
                     attachment: Some(attachment_to_wire(&stored)),
@@ -302,7 +302,7 @@ impl AttachmentApi {
         ticket: Ticket,
         existing: StoredAttachment,
     ) -> ApiResult<pb::AddAttachmentResponse> {
-        let ticket = self.tickets.with_follow_ups(actor, vec![ticket_to_wire(&ticket, actor)]).await?.remove(0);
+        let ticket = self.tickets.shown(actor, vec![ticket_to_wire(&ticket, actor)]).await?.remove(0);
         Ok(pb::AddAttachmentResponse {
             attachment: Some(attachment_to_wire(&existing)),
             ticket: Some(ticket),

@@ -241,16 +241,12 @@ impl TicketApi {
             Err(other) => return Err(other.into()),
         };
         let ticket = saved.first().ok_or(ApiError::Internal("a save returned no ticket".into()))?;
-        Ok(self.with_follow_ups(actor, vec![ticket_to_wire(ticket, actor)]).await?.remove(0))
+        Ok(self.shown(actor, vec![ticket_to_wire(ticket, actor)]).await?.remove(0))
     }
 
     /// Fills in the tickets' follow-ups (one query for the lot), and records which of them
     /// `actor` sees with contact details unmasked.
-    pub(crate) async fn with_follow_ups(
-        &self,
-        actor: &Actor,
-        mut tickets: Vec<pb::Ticket>,
-    ) -> ApiResult<Vec<pb::Ticket>> {
+    pub(crate) async fn shown(&self, actor: &Actor, mut tickets: Vec<pb::Ticket>) -> ApiResult<Vec<pb::Ticket>> {
         self.state.access.tickets_shown(actor, &tickets).await?;
         let ids: Vec<String> = tickets.iter().map(|t| t.id.clone()).collect();
         for task in self.state.store.follow_ups_of(&ids).await? {
@@ -316,7 +312,7 @@ impl TicketService for TicketApi {
         let id = violations.required_id("ticket_id", &request.get_ref().ticket_id);
         violations.into_result().map_err(ApiError::from)?;
         let ticket = self.load(&actor, &id.unwrap_or_default()).await?;
-        let mut tickets = self.with_follow_ups(&actor, vec![ticket_to_wire(&ticket, &actor)]).await?;
+        let mut tickets = self.shown(&actor, vec![ticket_to_wire(&ticket, &actor)]).await?;
         Ok(Response::new(tickets.remove(0)))
     }
 
@@ -374,7 +370,7 @@ impl TicketService for TicketApi {
         };
         let mut rows = self.state.store.list_tickets(&filter).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_id(&mut rows, limit, |t| &t.id);
-        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.shown(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListTicketsResponse { tickets, next_page_token }))
     }
 
@@ -407,7 +403,7 @@ impl TicketService for TicketApi {
         };
         let mut rows = self.state.store.search_tickets(&query, &filter, offset).await.map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_count(&mut rows, limit, offset);
-        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.shown(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::SearchTicketsResponse { tickets, next_page_token }))
     }
 
@@ -477,7 +473,7 @@ impl TicketService for TicketApi {
             .await
             .map_err(ApiError::from)?;
         let next_page_token = paging::cut_by_count(&mut rows, limit, skip);
-        let tickets = self.with_follow_ups(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
+        let tickets = self.shown(&actor, rows.iter().map(|t| ticket_to_wire(t, &actor)).collect()).await?;
         Ok(Response::new(pb::ListMyTicketsResponse { tickets, next_page_token }))
     }
 

@@ -20,7 +20,7 @@ use crate::{Store, StoreError};
 const BODY: &str = "notifications.body";
 
 /// A stored notification with its body opened.
-pub(crate) fn opened(mut row: notification::Model) -> Result<notification::Model, StoreError> {
+fn opened(mut row: notification::Model) -> Result<notification::Model, StoreError> {
     row.body = sealing::ring()?.open(BODY, &row.body)?;
     Ok(row)
 }
@@ -213,10 +213,8 @@ impl Store {
 
     /// Makes a delivery pending again with a fresh attempt count, due now; it keeps its id.
     pub async fn replay_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<notification::Model, StoreError> {
-        let row = notification::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or(StoreError::NotFound("delivery"))?;
+        // The body is not written back (only the fields set here are).
+        let row = self.get_delivery(id).await?.ok_or(StoreError::NotFound("delivery"))?;
         let mut active = row.into_active_model();
         active.state = Set(PENDING.to_owned());
         active.attempts = Set(0);
@@ -227,4 +225,39 @@ impl Store {
         self.notify_commit();
         opened(updated)
     }
+
+    /// The messages sent to the residents of these tickets, oldest first, bodies opened.
+    pub async fn resident_messages(&self, ticket_ids: &[String]) -> Result<Vec<notification::Model>, StoreError> {
+        let mut messages = Vec::new();
+        for chunk in ticket_ids.chunks(500) {
+            let query = notification::Entity::find().filter(sent_to_residents(chunk));
+            for row in query.order_by_asc(notification::Column::Id).all(&self.db).await? {
+                messages.push(opened(row)?);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Empties the messages sent to the residents of these tickets (their text carried the
+    /// resident's phone to the gateway); the deliveries themselves stay, for the record.
+    pub async fn erase_resident_messages(&self, ticket_ids: &[String]) -> Result<u64, StoreError> {
+        let mut erased = 0;
+        for chunk in ticket_ids.chunks(500) {
+            let result = notification::Entity::update_many()
+                .col_expr(notification::Column::Body, Expr::value(""))
+                .filter(sent_to_residents(chunk))
+                .exec(&self.db)
+                .await?;
+            erased += result.rows_affected;
+        }
+        Ok(erased)
+    }
+}
+
+/// Notifications of these tickets addressed to their residents.
+fn sent_to_residents(ticket_ids: &[String]) -> Condition {
+    use notification::Column as C;
+    Condition::all()
+        .add(C::TicketId.is_in(ticket_ids.iter().cloned()))
+        .add(C::RecipientRole.eq(Recipient::Resident.code()))
 }

@@ -274,46 +274,6 @@ impl Store {
             .await?)
     }
 
-    /// Empties the messages sent to the residents of these tickets (their text carried the
-    /// resident's phone to the gateway); the deliveries themselves stay, for the record.
-    pub async fn erase_resident_messages(&self, ticket_ids: &[String]) -> Result<u64, StoreError> {
-        use crate::entity::notification::Column as C;
-        let recipient = propdesk_domain::ladder::Recipient::Resident.code();
-        let mut erased = 0;
-        for chunk in ticket_ids.chunks(500) {
-            let result = crate::entity::notification::Entity::update_many()
-                .col_expr(C::Body, sea_orm::sea_query::Expr::value(""))
-                .filter(C::TicketId.is_in(chunk.iter().cloned()))
-                .filter(C::RecipientRole.eq(recipient))
-                .exec(&self.db)
-                .await?;
-            erased += result.rows_affected;
-        }
-        Ok(erased)
-    }
-
-    /// The messages sent to the residents of these tickets, oldest first, bodies opened.
-    pub async fn resident_messages(
-        &self,
-        ticket_ids: &[String],
-    ) -> Result<Vec<crate::entity::notification::Model>, StoreError> {
-        use crate::entity::notification::Column as C;
-        let recipient = propdesk_domain::ladder::Recipient::Resident.code();
-        let mut messages = Vec::new();
-        for chunk in ticket_ids.chunks(500) {
-            let rows = crate::entity::notification::Entity::find()
-                .filter(C::TicketId.is_in(chunk.iter().cloned()))
-                .filter(C::RecipientRole.eq(recipient))
-                .order_by_asc(C::Id)
-                .all(&self.db)
-                .await?;
-            for row in rows {
-                messages.push(crate::deliveries::opened(row)?);
-            }
-        }
-        Ok(messages)
-    }
-
     /// The staff member the identity provider knows as `external_id`.
     pub async fn staff_by_external_id(&self, external_id: &str) -> Result<Option<staff::Model>, StoreError> {
         use staff::Column as C;
