@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod attachments;
+mod broker_loss;
 mod browser;
 mod cases;
 mod desk;

@@ -17,7 +17,7 @@ crate::on_both_backends!(
     broker_restart_during_a_run_loses_nothing,
 );
 
-async fn count(app: &App, sql: &str) -> i64 {
+pub(crate) async fn count(app: &App, sql: &str) -> i64 {
     let db = app.store.connection();
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
@@ -59,7 +59,7 @@ async fn create_many(app: &App, n: usize) -> tokio::task::JoinHandle<Vec<String>
 
 /// Waits until no ticket is NEW, then checks each was dispatched exactly once and counted
 /// once in someone's load.
-async fn assert_each_dispatched_once(app: &App, expected: i64) {
+pub(crate) async fn assert_each_dispatched_once(app: &App, expected: i64) {
     let started = Instant::now();
     while count(app, "SELECT COUNT(*) FROM tickets WHERE state = 'new'").await > 0 {
         assert!(started.elapsed() < Duration::from_secs(90), "tickets left undispatched");

@@ -4,8 +4,14 @@
 //! first and its confirms awaited after (pipelined), and a returned message counts as a
 //! failure. Consuming: a connection per subscription, bounded prefetch, manual acks, and
 //! reconnection with back-off (re-declaring the topology) whenever the broker goes away.
+//!
+//! A cluster is given as a list of its nodes' URLs: every connection goes to the first
+//! node that answers, starting from the one that answered last, so a stopped or
+//! unreachable node is skipped (each try is bounded by [`CONNECT_TIMEOUT`]). Quorum queues
+//! keep their messages on every node, so any node serves any queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -26,6 +32,9 @@ const ATTEMPT_HEADER: &str = "x-propdesk-attempt";
 const ROUTING_KEY_HEADER: &str = "x-propdesk-routing-key";
 const REASON_HEADER: &str = "x-propdesk-reason";
 const PERSISTENT: u8 = 2;
+/// How long one node may take to accept a connection before the next is tried: a node cut
+/// off by the network never refuses, it just does not answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A live connection with one confirm-mode channel.
 struct Link {
@@ -34,7 +43,10 @@ struct Link {
 }
 
 pub struct RabbitBus {
-    url: String,
+    /// The cluster's nodes (one for a single broker), heartbeats set.
+    urls: Vec<String>,
+    /// The node tried first: the one that answered last.
+    preferred: AtomicUsize,
     topology: Topology,
     publisher: Mutex<Option<Link>>,
     /// For `amqps://`: a private CA (PEM) the broker's certificate chains to, trusted
@@ -111,7 +123,15 @@ impl RabbitBus {
     /// A bus for `url` (`amqp://user:pass@host:5672/vhost`, or `amqps://…:5671/…` over
     /// TLS). Connects lazily.
     pub fn new(url: &str, topology: Topology) -> RabbitBus {
-        RabbitBus { url: with_heartbeat(url), topology, publisher: Mutex::new(None), tls_ca_pem: None }
+        RabbitBus::cluster(&[url.to_owned()], topology)
+    }
+
+    /// A bus for the nodes of one cluster; each connection goes to the first that answers.
+    /// Processes start at different nodes (by process id), which spreads connections.
+    pub fn cluster(urls: &[String], topology: Topology) -> RabbitBus {
+        let urls: Vec<String> = urls.iter().map(|url| with_heartbeat(url)).collect();
+        let preferred = AtomicUsize::new(std::process::id() as usize % urls.len().max(1));
+        RabbitBus { urls, preferred, topology, publisher: Mutex::new(None), tls_ca_pem: None }
     }
 
     /// Trusts `ca_pem` (a private CA) for `amqps://` besides the system's roots.
@@ -124,11 +144,39 @@ impl RabbitBus {
         &self.topology
     }
 
+    /// A connection to the first node that answers, from the preferred one on; the error
+    /// of the last node tried when none does. Errors name nodes by position, never by URL
+    /// (it holds the password).
     async fn open(&self, name: &str) -> Result<Link, BusError> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut failure = BusError::Connection("no broker URL is configured".into());
+        for step in 0..self.urls.len() {
+            let node = (first + step) % self.urls.len();
+            match tokio::time::timeout(CONNECT_TIMEOUT, self.open_at(&self.urls[node], name)).await {
+                Ok(Ok(link)) => {
+                    if node != first {
+                        tracing::info!(node, connection = name, "connected to another broker node");
+                    }
+                    self.preferred.store(node, Ordering::Relaxed);
+                    return Ok(link);
+                }
+                Ok(Err(err)) => failure = err,
+                Err(_) => {
+                    failure = BusError::Connection(format!("broker node {node} did not answer in {CONNECT_TIMEOUT:?}"))
+                }
+            }
+            if self.urls.len() > 1 {
+                tracing::warn!(node, connection = name, error = %failure, "broker node unavailable; trying the next");
+            }
+        }
+        Err(failure)
+    }
+
+    async fn open_at(&self, url: &str, name: &str) -> Result<Link, BusError> {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let tls = OwnedTLSConfig { identity: None, cert_chain: self.tls_ca_pem.clone() };
         let connection =
-            Connection::connect_with_config(&self.url, properties, tls, lapin::runtime::default_runtime()?).await?;
+            Connection::connect_with_config(url, properties, tls, lapin::runtime::default_runtime()?).await?;
         let channel = connection.create_channel().await?;
         declare(&channel, &self.topology).await?;
         Ok(Link { connection, channel })
@@ -336,10 +384,15 @@ async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError>
         }
         for (step, delay) in topology.retry_delays.iter().enumerate() {
             let retry = topology.retry_queue(role, step);
+            // Replicated like the main queue, and handing an expired message on only once
+            // the main queue has it (at-least-once dead-lettering needs reject-publish).
             let retry_args = args(vec![
+                ("x-queue-type", text("quorum")),
                 ("x-message-ttl", AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))),
                 ("x-dead-letter-exchange", text("")),
                 ("x-dead-letter-routing-key", text(&queue)),
+                ("x-dead-letter-strategy", text("at-least-once")),
+                ("x-overflow", text("reject-publish")),
             ]);
             channel.queue_declare(retry.as_str().into(), durable, retry_args).await?;
         }

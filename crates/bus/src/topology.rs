@@ -83,8 +83,11 @@ impl Topology {
         format!("{}.{role}", self.prefix)
     }
 
+    /// Where a failed message waits out its back-off (a quorum queue, like the others:
+    /// the classic `.retry.N` queues of earlier versions lived on one node, and their
+    /// node's loss stopped every worker from declaring its topology).
     pub fn retry_queue(&self, role: WorkerRole, step: usize) -> String {
-        format!("{}.{role}.retry.{step}", self.prefix)
+        format!("{}.{role}.backoff.{step}", self.prefix)
     }
 
     pub fn parked_queue(&self, role: WorkerRole) -> String {
@@ -138,6 +141,6 @@ mod tests {
         let topology = Topology::default();
         let steps: Vec<usize> = (1..=5).map(|attempt| topology.retry_step(attempt)).collect();
         assert_eq!(steps, [0, 1, 2, 2, 2]);
-        assert_eq!(topology.retry_queue(WorkerRole::Dispatch, 1), "propdesk.dispatch.retry.1");
+        assert_eq!(topology.retry_queue(WorkerRole::Dispatch, 1), "propdesk.dispatch.backoff.1");
     }
 }

@@ -446,14 +446,20 @@ fn spawn_orphan_sweep(
     }))
 }
 
-/// The RabbitMQ bus named by `bus.url`; required outside embedded mode.
+/// The RabbitMQ bus named by `bus.url` (or a cluster's `bus.urls`); required outside
+/// embedded mode.
 fn rabbit_bus(settings: &Settings) -> Result<Bus, Failure> {
-    if settings.bus.url.0.is_empty() {
+    let nodes: Vec<String> = if settings.bus.urls.is_empty() {
+        Some(settings.bus.url.0.clone()).filter(|url| !url.is_empty()).into_iter().collect()
+    } else {
+        settings.bus.urls.iter().map(|url| url.0.clone()).collect()
+    };
+    if nodes.is_empty() {
         return Err(Failure::Config(
-            "bus.url is required (set PROPDESK__BUS__URL to amqp://...; `propdesk dev` uses the in-process bus)".into(),
+            "bus.url is required (set PROPDESK__BUS__URL to amqp://..., or PROPDESK__BUS__URLS to a cluster's nodes; `propdesk dev` uses the in-process bus)".into(),
         ));
     }
-    let mut bus = RabbitBus::new(&settings.bus.url.0, settings.bus.topology());
+    let mut bus = RabbitBus::cluster(&nodes, settings.bus.topology());
     let ca_file = &settings.bus.tls_ca_file;
     if !ca_file.is_empty() {
         let pem =

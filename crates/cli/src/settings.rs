@@ -147,6 +147,10 @@ pub struct BusSettings {
     /// `amqp://user:pass@host:5672/vhost`, or `amqps://…:5671/…` for TLS. Required by
     /// `intake` and the workers; `dev` uses the in-process bus.
     pub url: Secret,
+    /// The nodes of a RabbitMQ cluster, instead of `url` (`PROPDESK__BUS__URLS=amqp://…@node-1:5672/%2f,amqp://…@node-2:5672/%2f,…`).
+    /// Every connection goes to the first node that answers, so a lost node is skipped.
+    #[serde(default)]
+    pub urls: Vec<Secret>,
     /// For `amqps://`: a PEM file of the CA the broker's certificate chains to, when it is
     /// not one the system trusts (a cluster's own CA); empty: the system's roots only.
     pub tls_ca_file: String,
@@ -316,6 +320,7 @@ impl Default for Settings {
             log: LogSettings { format: "pretty".to_owned(), filter: "info".to_owned() },
             bus: BusSettings {
                 url: Secret::default(),
+                urls: Vec::new(),
                 tls_ca_file: String::new(),
                 prefix: "propdesk".to_owned(),
                 retry_delays_ms: vec![1_000, 10_000, 60_000],
@@ -444,6 +449,7 @@ impl Settings {
                     // PROPDESK__BUS__RETRY_DELAYS_MS=1000,10000,60000
                     .list_separator(",")
                     .with_list_parse_key("bus.retry_delays_ms")
+                    .with_list_parse_key("bus.urls")
                     .with_list_parse_key("intake.allowed_origins"),
             )
             .build()?
@@ -477,6 +483,14 @@ impl Settings {
         self.policy.validate().map_err(|e| SettingsError::Invalid(format!("policy.{e}")))?;
         if self.database.max_connections == 0 {
             return Err(SettingsError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if !self.bus.url.0.is_empty() && !self.bus.urls.is_empty() {
+            return Err(SettingsError::Invalid(
+                "bus.url and bus.urls both set: give one broker in bus.url or a cluster's nodes in bus.urls".into(),
+            ));
+        }
+        if self.bus.urls.iter().any(|url| url.0.is_empty()) {
+            return Err(SettingsError::Invalid("bus.urls has an empty entry".into()));
         }
         if self.bus.retry_delays_ms.is_empty() || self.bus.max_attempts == 0 {
             return Err(SettingsError::Invalid(
@@ -585,5 +599,23 @@ mod tests {
         assert!(err.contains("auth.oidc.audience"), "{err}");
         let err = load("[auth]\ndirectory_cache_secs = 60\n").unwrap_err();
         assert!(err.contains("auth.directory_cache_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_is_a_list_of_nodes_given_instead_of_one_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bus.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Settings::load(Some(&file)).map_err(|e| e.to_string())
+        };
+        let nodes = "[bus]\nurls = [\"amqp://a:5672/%2f\", \"amqp://b:5672/%2f\"]\n";
+        let settings = load(nodes).unwrap();
+        assert_eq!(settings.bus.urls.len(), 2);
+        assert!(!format!("{settings:?}").contains("amqp://a"), "the nodes' URLs (and passwords) never print");
+        let both = load(&format!("{nodes}url = \"amqp://c:5672/%2f\"\n")).unwrap_err();
+        assert!(both.contains("bus.url and bus.urls"), "{both}");
+        let empty = load("[bus]\nurls = [\"amqp://a:5672/%2f\", \"\"]\n").unwrap_err();
+        assert!(empty.contains("bus.urls"), "{empty}");
     }
 }

@@ -68,6 +68,8 @@ pub struct IntakeState {
     bus_events: signal::Sender<u64>,
     /// Pinged when a watch stream opens.
     watchers: tokio::sync::Notify,
+    /// The live events every WatchTickets stream of this process shares.
+    pub watch_hub: watch::WatchHub,
     /// Where CreateTicket writes: concurrent creates share transactions.
     pub creates: group_commit::GroupCommit,
     /// The properties and units CreateTicket names, as far as they never change.
@@ -97,6 +99,7 @@ impl IntakeState {
             watch_heartbeat: Duration::from_secs(15),
             bus_events: signal::Sender::new(0),
             watchers: tokio::sync::Notify::new(),
+            watch_hub: watch::WatchHub::default(),
             places: places::Places::default(),
             attachments: None,
             signed_in: Arc::new(SignedInStaff::new(Duration::from_secs(3))),

@@ -4,12 +4,12 @@ use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::outbox;
 use crate::{Store, StoreError};
 
-/// How long a SQLite claim holds unless renewed: a process that dies holding rows (a
+/// How long a claim holds unless renewed: a process that dies holding rows (a
 /// crash, a kill) leaves them to the next relay, its own restart included, this soon.
 const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(3);
 /// How often a relay still publishing renews its claim (well inside the lease).
@@ -26,74 +26,62 @@ impl Store {
     /// Claims up to `limit` unsent messages, hands them to `publish` (which says, per
     /// message, whether the bus confirmed it), and deletes the confirmed ones.
     ///
-    /// PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED` inside a transaction held across
-    /// the publish, so relays in several replicas never publish the same row at once.
-    /// SQLite: one `UPDATE` stamps a claim token and a short lease on the rows (atomic, as
-    /// SQLite has one writer), so relays of several processes on one file never share a
-    /// row; no transaction is held across the publish, because a read transaction there
-    /// could not be upgraded after the consumers' own commits. The lease is renewed while
-    /// the publish runs, so it lapses soon after its process dies, never while it works.
+    /// One `UPDATE` stamps a claim token and a short lease on the rows, so relays of
+    /// several processes never publish the same row at once. No transaction is held across
+    /// the publish: on PostgreSQL an open transaction would hold back the horizon that
+    /// WatchTickets reads up to (every stream of every replica would wait for a publish to
+    /// a broker that does not answer), and on SQLite a read transaction could not be
+    /// upgraded after the consumers' own commits. The lease is renewed while the publish
+    /// runs, so it lapses soon after its process dies, never while it works.
+    ///
+    /// PostgreSQL claims with `FOR UPDATE SKIP LOCKED` and `RETURNING`: one statement, and
+    /// two relays never wait for each other; an idle pass updates nothing and costs no
+    /// transaction id.
     pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<RelayPass, StoreError>
     where
         F: FnOnce(Vec<outbox::Model>) -> Fut,
         Fut: Future<Output = Vec<bool>>,
     {
-        let select = outbox::Entity::find().order_by_asc(outbox::Column::Id).limit(limit);
-        if self.backend() == DbBackend::Postgres {
-            // Under load most wake-ups find nothing left to take: one unlocked look (by the
-            // index: the table's head is full of deleted rows) is cheaper than a transaction.
-            // It does not lock: a locked row would cost the look a transaction id and a WAL
-            // flush at its end.
-            let any: Option<i64> = outbox::Entity::find()
-                .select_only()
-                .column(outbox::Column::Id)
-                .order_by_asc(outbox::Column::Id)
-                .limit(1)
-                .into_tuple()
-                .one(&self.db)
-                .await?;
-            if any.is_none() {
-                return Ok(RelayPass::default());
-            }
-            let txn = self.db.begin().await?;
-            let rows = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked).all(&txn).await?;
-            let (sent, failed) = split(&rows, publish(rows.clone()).await);
-            finish(&txn, &sent, &failed).await?;
-            txn.commit().await?;
-            Ok(RelayPass { published: sent.len(), failed: failed.len() })
+        let postgres = self.backend() == DbBackend::Postgres;
+        let now = crate::now();
+        let token = uuid::Uuid::now_v7().to_string();
+        let mut claimable = Query::select()
+            .column(outbox::Column::Id)
+            .from(outbox::Entity)
+            .cond_where(
+                Condition::any().add(outbox::Column::ClaimedUntil.is_null()).add(outbox::Column::ClaimedUntil.lt(now)),
+            )
+            .order_by(outbox::Column::Id, Order::Asc)
+            .limit(limit)
+            .to_owned();
+        if postgres {
+            claimable.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let claim = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimToken, Expr::value(token.clone()))
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
+            .filter(outbox::Column::Id.in_subquery(claimable));
+        let rows = if postgres {
+            let mut rows = claim.exec_with_returning(&self.db).await?;
+            rows.sort_unstable_by_key(|row| row.id);
+            rows
         } else {
-            let now = crate::now();
-            let token = uuid::Uuid::now_v7().to_string();
-            let claimable = Query::select()
-                .column(outbox::Column::Id)
-                .from(outbox::Entity)
-                .cond_where(
-                    Condition::any()
-                        .add(outbox::Column::ClaimedUntil.is_null())
-                        .add(outbox::Column::ClaimedUntil.lt(now)),
-                )
-                .order_by(outbox::Column::Id, Order::Asc)
-                .limit(limit)
-                .to_owned();
-            let claimed = outbox::Entity::update_many()
-                .col_expr(outbox::Column::ClaimToken, Expr::value(token.clone()))
-                .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
-                .filter(outbox::Column::Id.in_subquery(claimable))
-                .exec(&self.db)
-                .await?;
-            if claimed.rows_affected == 0 {
+            if claim.exec(&self.db).await?.rows_affected == 0 {
                 return Ok(RelayPass::default());
             }
-            let rows = outbox::Entity::find()
+            outbox::Entity::find()
                 .filter(outbox::Column::ClaimToken.eq(token.as_str()))
                 .order_by_asc(outbox::Column::Id)
                 .all(&self.db)
-                .await?;
-            let confirmed = self.renewing_claim(&token, publish(rows.clone())).await;
-            let (sent, failed) = split(&rows, confirmed);
-            finish(&self.db, &sent, &failed).await?;
-            Ok(RelayPass { published: sent.len(), failed: failed.len() })
+                .await?
+        };
+        if rows.is_empty() {
+            return Ok(RelayPass::default());
         }
+        let confirmed = self.renewing_claim(&token, publish(rows.clone())).await;
+        let (sent, failed) = split(&rows, confirmed);
+        finish(&self.db, &sent, &failed).await?;
+        Ok(RelayPass { published: sent.len(), failed: failed.len() })
     }
 
     /// Runs `publishing` while renewing the lease of the rows claimed with `token`.
