@@ -9,10 +9,12 @@ pub mod desk;
 pub mod files;
 pub mod load;
 pub mod mix;
+pub mod pgstats;
 pub mod procs;
 pub mod report;
 pub mod suite;
 pub mod vacuum;
+pub mod watchers;
 pub mod world;
 
 #[derive(Debug, thiserror::Error)]

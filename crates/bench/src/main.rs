@@ -40,6 +40,8 @@ enum Phase {
     Desk,
     /// Attachment uploads and downloads (with the ceilings).
     Files,
+    /// Many WatchTickets streams, on PostgreSQL and in embedded mode (with the ceilings).
+    Watch,
 }
 
 #[derive(Subcommand)]
@@ -145,6 +147,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
             options.embedded = measures(&[Phase::Embedded]);
             options.desk = measures(&[Phase::Postgres, Phase::Desk]);
             options.files = measures(&[Phase::Postgres, Phase::Files]);
+            options.watch = measures(&[Phase::Postgres, Phase::Watch]);
             if quick {
                 options.warmup = Duration::from_secs(1);
                 options.intake_window = Duration::from_secs(3);
@@ -158,6 +161,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 options.desk_tickets = 5_000;
                 options.desk_window = Duration::from_secs(3);
                 options.files_window = Duration::from_secs(3);
+                options.watch_window = Duration::from_secs(5);
             }
             let report = suite::run(options).await?;
             suite::write(&report, &out)?;

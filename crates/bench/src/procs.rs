@@ -85,6 +85,17 @@ impl Process {
         peak_rss_mib(self.child.id())
     }
 
+    /// CPU time the process has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces, so split after its ')'):
+        // utime and stime are the 12th and 13th, in clock ticks of 1/100 s on Linux.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+        Ok((ticks(11) + ticks(12)) / 100.0)
+    }
+
     /// SIGTERM, then waits for the exit (SIGKILL after 30 s).
     pub fn stop(mut self) -> Result<(), BenchError> {
         let pid = self.child.id().to_string();

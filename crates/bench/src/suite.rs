@@ -11,7 +11,7 @@ use propdesk_domain::{Actor, Policy, Role};
 use propdesk_intake::TokenKeys;
 use propdesk_proto::v1 as pb;
 use propdesk_store::Store;
-use propdesk_store::entity::{alarm, ticket};
+use propdesk_store::entity::{alarm, ticket, ticket_event};
 use propdesk_store::sealing::test_keys;
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
@@ -22,9 +22,11 @@ use crate::desk::{self, DeskCall};
 use crate::files;
 use crate::load::{self, LoadOutcome, LoadSpec, Pace, Percentiles};
 use crate::mix::{self, Site};
+use crate::pgstats;
 use crate::procs::{self, Process};
 use crate::report::{Figure, Machine, Report, Target};
 use crate::vacuum::Vacuum;
+use crate::watchers::Watchers;
 use crate::world::{self, World, WorldSize};
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,12 @@ pub struct SuiteOptions {
     /// Measure attachment uploads and downloads.
     pub files: bool,
     pub files_window: Duration,
+    /// Measure many WatchTickets streams (PostgreSQL, then embedded mode).
+    pub watch: bool,
+    pub watch_streams: usize,
+    pub watch_streams_embedded: usize,
+    pub watch_rate: f64,
+    pub watch_window: Duration,
 }
 
 impl SuiteOptions {
@@ -108,6 +116,11 @@ impl SuiteOptions {
             desk_rate: 20.0,
             files: true,
             files_window: Duration::from_secs(15),
+            watch: true,
+            watch_streams: 1_000,
+            watch_streams_embedded: 300,
+            watch_rate: 50.0,
+            watch_window: Duration::from_secs(30),
         }
     }
 }
@@ -117,6 +130,9 @@ const DATABASE: &str = "propdesk_bench";
 const CEILING_DATABASE: &str = "propdesk_bench_ceiling";
 const DESK_DATABASE: &str = "propdesk_bench_desk";
 const FILES_DATABASE: &str = "propdesk_bench_files";
+const WATCH_DATABASE: &str = "propdesk_bench_watch";
+/// HTTP/2 connections the watch streams share (each carries at most 100 of them).
+const WATCH_CONNECTIONS: usize = 10;
 /// A rate is kept up with while create → dispatched p99 stays under this.
 const KEPT_UP_P99_MS: f64 = 1_000.0;
 /// Steps of the sustained-rate search after the steady run (its first step).
@@ -324,6 +340,9 @@ pub async fn run(options: SuiteOptions) -> Result<Report, BenchError> {
     }
     if suite.options.embedded {
         embedded_phase(&mut suite, &health).await?;
+    }
+    if suite.options.watch {
+        watch_phase(&mut suite).await?;
     }
 
     suite.notes.push(format!("process logs: {}", suite.options.logs.display()));
@@ -603,12 +622,22 @@ async fn end_to_end_figures(
 
     let window = if key == "e2e" { suite.options.e2e_window } else { suite.options.embedded_e2e_window };
     let run = suite.next_run();
+    let postgres = key == "e2e";
+    let counted_from = if postgres {
+        pgstats::reset(store.connection()).await?;
+        Some(pgstats::read(store.connection()).await?)
+    } else {
+        None
+    };
     let from = Utc::now() + chrono::Duration::from_std(warmup).unwrap_or_default();
     let steady =
         create_load(connections, sites, run, LoadSpec { pace: Pace::Open { rate }, warmup, duration: window }).await?;
     suite.log(&format!("  {}", describe(&steady)));
     let left_after_5s = wait_dispatched(store, run, Duration::from_secs(5)).await?;
     let waiting = if left_after_5s == 0 { 0 } else { wait_dispatched(store, run, Duration::from_secs(5)).await? };
+    if let Some(before) = counted_from {
+        statement_figures(suite, store, run, &before).await?;
+    }
     let steady_recorded = recorded(store, run, from).await?;
     let spans = Percentiles::of_micros(steady_recorded.spans.iter().copied());
     // The steady run is the search's first step: the same test, at the steady rate.
@@ -699,6 +728,52 @@ async fn end_to_end_figures(
         suite.notes.push(format!(
             "{label}: {} of the steady run's tickets were not dispatched 10 s after it ended",
             steady_recorded.undispatched
+        ));
+    }
+    Ok(())
+}
+
+/// SQL statements per ticket through the whole pipeline (create, relay, dispatch, notifier)
+/// in the steady run, and how many of the tickets' row updates were HOT.
+async fn statement_figures(
+    suite: &mut Suite,
+    store: &Store,
+    run: u64,
+    before: &pgstats::Counters,
+) -> Result<(), BenchError> {
+    let after = pgstats::read(store.connection()).await?;
+    let tickets = ticket::Entity::find()
+        .filter(ticket::Column::RequestId.starts_with(format!("bench-{run:x}-")))
+        .count(store.connection())
+        .await? as f64;
+    let per_ticket = after.calls() as f64 / tickets.max(1.0);
+    suite.log(&format!("  {per_ticket:.1} statements per ticket: {}", after.top(12, tickets)));
+    suite.figures.push(
+        Figure::new(
+            "e2e.statements_per_ticket",
+            "SQL statements per ticket, whole pipeline, PostgreSQL",
+            per_ticket,
+            "statements",
+            format!(
+                "pg_stat_statements over the steady run and its drain ({} statements for {tickets:.0} tickets, every \
+                 process and the suite's own look-ups, BEGIN and COMMIT included); the most called, per ticket: {}",
+                after.calls(),
+                after.top(12, tickets)
+            ),
+        )
+        .target(Target::AtMost(8.0)),
+    );
+    if let Some(ratio) = after.hot_ratio_since(before) {
+        suite.figures.push(Figure::new(
+            "e2e.ticket_updates_hot",
+            "Ticket row updates that were HOT (heap-only), PostgreSQL",
+            100.0 * ratio,
+            "%",
+            format!(
+                "pg_stat_user_tables for `tickets` over the same window: {} updates, {} HOT",
+                after.ticket_updates - before.ticket_updates,
+                after.ticket_hot_updates - before.ticket_hot_updates
+            ),
         ));
     }
     Ok(())
@@ -1087,6 +1162,152 @@ async fn embedded_phase(suite: &mut Suite, health: &LoadOutcome) -> Result<(), B
     suite.memory(&dev, "dev (embedded, end to end)")?;
     dev.stop()?;
     store.connection().clone().close().await?;
+    Ok(())
+}
+
+/// Many screens watching: WatchTickets streams held open while tickets come in and are
+/// dispatched, on PostgreSQL (intake, dispatch, notifier) and in embedded mode.
+async fn watch_phase(suite: &mut Suite) -> Result<(), BenchError> {
+    let streams = suite.options.watch_streams;
+    suite.log(&format!("watch: {streams} WatchTickets streams, PostgreSQL"));
+    let url = fresh_postgres(&suite.options.postgres_server, WATCH_DATABASE).await?;
+    let store = migrated(&url).await?;
+    let world = world::seed(&store, WorldSize::default()).await?;
+    let token = suite.token(&world)?;
+    let setup =
+        Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+    let intake = suite.start("intake-watch", "intake", &setup).await?;
+    let dispatch = suite.start("dispatch-watch", "dispatch", &setup).await?;
+    let notifier = suite.start("notifier-watch", "notifier", &setup).await?;
+    let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+    pgstats::reset(store.connection()).await?;
+    let sites = Arc::new(world.sites.clone());
+    watch_figures(suite, &store, &intake, &connections, &sites, &token, streams, "watch", "PostgreSQL").await?;
+    let reads = pgstats::read(store.connection()).await?.calls_of("pg_snapshot_xmin");
+    let seconds = suite.options.watch_window.as_secs_f64();
+    suite.figures.push(Figure::new(
+        "watch.reads_per_second",
+        "WatchTickets history reads per second, PostgreSQL",
+        reads as f64 / seconds,
+        "reads/s",
+        format!(
+            "pg_stat_statements: {reads} reads of new events (one per batch for all {streams} streams) while the \
+             window and its set-up ran"
+        ),
+    ));
+    suite.memory(&intake, "intake (1,000 watch streams)")?;
+    for process in [intake, dispatch, notifier] {
+        process.stop()?;
+    }
+    cleanup_bus(suite, &setup).await;
+    store.connection().clone().close().await?;
+    drop_database(&suite.options.postgres_server, WATCH_DATABASE).await?;
+
+    let streams = suite.options.watch_streams_embedded;
+    suite.log(&format!("watch: {streams} WatchTickets streams, embedded"));
+    let (dev, store, connections, sites) = start_embedded(suite, "dev-watch").await?;
+    let token = {
+        let actor = Actor { staff_id: "bench-watcher".into(), role: Role::Admin, properties: vec![] };
+        suite.keys.mint(&actor, Utc::now().timestamp(), 3600).map_err(|e| BenchError::Setup(e.to_string()))?
+    };
+    watch_figures(suite, &store, &dev, &connections, &sites, &token, streams, "watch.embedded", "embedded (SQLite)")
+        .await?;
+    dev.stop()?;
+    store.connection().clone().close().await?;
+    Ok(())
+}
+
+/// Opens `streams` streams on `server`, logs tickets at the watch rate for the window,
+/// and records delivery delay, completeness and the server's CPU.
+#[allow(clippy::too_many_arguments)]
+async fn watch_figures(
+    suite: &mut Suite,
+    store: &Store,
+    server: &Process,
+    connections: &Connections,
+    sites: &Arc<Vec<Site>>,
+    token: &str,
+    streams: usize,
+    key: &str,
+    label: &str,
+) -> Result<(), BenchError> {
+    let (rate, window) = (suite.options.watch_rate, suite.options.watch_window);
+    let watchers = Watchers::open(&server.url(), token, streams, WATCH_CONNECTIONS).await?;
+    let cpu_before = server.cpu_seconds()?;
+    let from = propdesk_store::now();
+    let to = from + chrono::Duration::from_std(window).unwrap_or_default();
+    watchers.count_between(from, to);
+    let run = suite.next_run();
+    let load = create_load(
+        connections,
+        sites,
+        run,
+        LoadSpec { pace: Pace::Open { rate }, warmup: Duration::ZERO, duration: window },
+    )
+    .await?;
+    let cpu = (server.cpu_seconds()? - cpu_before) / load.seconds.max(1.0);
+    // Events of the window still on their way: the dispatches of its last tickets.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let expected = ticket_event::Entity::find()
+        .filter(ticket_event::Column::OccurredAt.gte(from))
+        .filter(ticket_event::Column::OccurredAt.lt(to))
+        .count(store.connection())
+        .await?;
+    let watched = watchers.finish(expected).await?;
+    suite.log(&format!(
+        "  {}; {expected} events; {} of {} streams got them all (fewest {}, most {}); delay p50 {:.1} ms, p99 {:.1} ms; \
+         server CPU {cpu:.2} cores",
+        describe(&load),
+        watched.complete,
+        watched.streams,
+        watched.fewest,
+        watched.most,
+        watched.delay_ms.p50,
+        watched.delay_ms.p99
+    ));
+    let how = format!(
+        "{} streams open (the suite's own Rust client, {WATCH_CONNECTIONS} HTTP/2 connections) while {} tickets were \
+         logged at {rate:.0}/s and dispatched: {expected} events in {} s; receipt − occurred_at of every event on \
+         every stream; p50 {:.1} ms, max {:.0} ms",
+        watched.streams,
+        load.ok,
+        window.as_secs(),
+        watched.delay_ms.p50,
+        watched.delay_ms.max
+    );
+    suite.figures.push(
+        Figure::new(
+            &format!("{key}.delay.p99"),
+            &format!("Watch delivery p99, {streams} streams, {label}"),
+            watched.delay_ms.p99,
+            "ms",
+            how,
+        )
+        .target(Target::AtMost(250.0)),
+    );
+    suite.figures.push(
+        Figure::new(
+            &format!("{key}.complete"),
+            &format!("Watch streams that received every event, {label}"),
+            watched.complete as f64,
+            "streams",
+            format!(
+                "each of {expected} events of the window on every stream (fewest {}, most {}); {} streams failed{}",
+                watched.fewest,
+                watched.most,
+                watched.failures.len(),
+                watched.failures.first().map(|f| format!(" (first: {f})")).unwrap_or_default()
+            ),
+        )
+        .target(Target::AtLeast(streams as f64)),
+    );
+    suite.figures.push(Figure::new(
+        &format!("{key}.cpu"),
+        &format!("Server CPU with {streams} streams at {rate:.0} tickets/s, {label}"),
+        cpu,
+        "cores",
+        format!("utime + stime of the `{}` process over the window, per second", server.name),
+    ));
     Ok(())
 }
 
