@@ -88,12 +88,7 @@ impl Process {
     /// CPU time the process has used so far (user + system), in seconds.
     pub fn cpu_seconds(&self) -> Result<f64, BenchError> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which may hold spaces, so split after its ')'):
-        // utime and stime are the 12th and 13th, in clock ticks of 1/100 s on Linux.
-        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
-        Ok((ticks(11) + ticks(12)) / 100.0)
+        Ok(cpu_of_stat(&stat).1)
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 30 s).
@@ -120,6 +115,32 @@ impl Drop for Process {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A `/proc/<pid>/stat` line's command name and CPU seconds (user + system).
+fn cpu_of_stat(stat: &str) -> (&str, f64) {
+    // The name is in parentheses and may hold spaces: the fields after its ')' start at
+    // the state; utime and stime are the 12th and 13th of them, in ticks of 1/100 s.
+    let (head, after_name) = stat.rsplit_once(')').unwrap_or_default();
+    let name = head.split_once('(').map(|(_, name)| name).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+    (name, (ticks(11) + ticks(12)) / 100.0)
+}
+
+/// CPU seconds used so far by every process whose command name is `name` (the database's
+/// backends, the broker's VM), for the share of the machine each side took.
+pub fn cpu_seconds_of_command(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .map(|stat| {
+            let (command, seconds) = cpu_of_stat(&stat);
+            if command == name { seconds } else { 0.0 }
+        })
+        .sum()
 }
 
 /// `VmHWM` of a process, in MiB.

@@ -494,7 +494,8 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
         let dispatch = suite.start("dispatch", "dispatch", &setup).await?;
         let notifier = suite.start("notifier", "notifier", &setup).await?;
         let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
-        end_to_end_figures(suite, &store, &connections, &sites, "e2e", "PostgreSQL", pgbench_tps).await?;
+        let processes = [&intake, &dispatch, &notifier];
+        end_to_end_figures(suite, &store, &connections, &sites, &processes, "e2e", "PostgreSQL", pgbench_tps).await?;
         suite.memory(&intake, "intake (end to end)")?;
         suite.memory(&dispatch, "dispatch")?;
         suite.memory(&notifier, "notifier")?;
@@ -582,12 +583,14 @@ async fn intake_figures(
 }
 
 /// The highest rate the whole pipeline keeps up with, then create → dispatched latency at
-/// the steady rate.
+/// the steady rate, with the CPU each of `processes` (and the database and broker) took.
+#[allow(clippy::too_many_arguments)]
 async fn end_to_end_figures(
     suite: &mut Suite,
     store: &Store,
     connections: &Connections,
     sites: &Arc<Vec<Site>>,
+    processes: &[&Process],
     key: &str,
     label: &str,
     ceiling: f64,
@@ -618,7 +621,8 @@ async fn end_to_end_figures(
             cold_recorded.spans.len(),
             incidents(store).await?
         ),
-    ));
+    )
+    .target(Target::AtMost(1_000.0)));
 
     let window = if key == "e2e" { suite.options.e2e_window } else { suite.options.embedded_e2e_window };
     let run = suite.next_run();
@@ -630,9 +634,18 @@ async fn end_to_end_figures(
         None
     };
     let from = Utc::now() + chrono::Duration::from_std(warmup).unwrap_or_default();
+    let cpu_before = cpu_shares(processes)?;
     let steady =
         create_load(connections, sites, run, LoadSpec { pace: Pace::Open { rate }, warmup, duration: window }).await?;
     suite.log(&format!("  {}", describe(&steady)));
+    let cpu = cpu_shares(processes)?
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((name, after), (_, before))| format!("{name} {:.2}", (after - before) / (window + warmup).as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    suite.log(&format!("  CPU (cores) during it: {cpu}"));
+    suite.notes.push(format!("{label}: CPU (cores) during the steady run at {rate:.0}/s: {cpu}"));
     let left_after_5s = wait_dispatched(store, run, Duration::from_secs(5)).await?;
     let waiting = if left_after_5s == 0 { 0 } else { wait_dispatched(store, run, Duration::from_secs(5)).await? };
     if let Some(before) = counted_from {
@@ -705,7 +718,9 @@ async fn end_to_end_figures(
     )
     .against(if key == "e2e" { "pgbench" } else { "CreateTicket" }, ceiling);
     if key == "e2e" {
-        sustained = sustained.target(Target::AtLeast(500.0));
+        sustained = sustained.target(Target::AtLeast(0.25 * ceiling));
+    } else {
+        sustained = sustained.target(Target::AtLeast(800.0));
     }
     suite.figures.push(sustained);
 
@@ -777,6 +792,17 @@ async fn statement_figures(
         ));
     }
     Ok(())
+}
+
+/// CPU seconds so far of each process, then of PostgreSQL's and RabbitMQ's processes.
+fn cpu_shares(processes: &[&Process]) -> Result<Vec<(String, f64)>, BenchError> {
+    let mut shares = Vec::with_capacity(processes.len() + 2);
+    for process in processes {
+        shares.push((process.name.clone(), process.cpu_seconds()?));
+    }
+    shares.push(("PostgreSQL".to_owned(), procs::cpu_seconds_of_command("postgres")));
+    shares.push(("RabbitMQ".to_owned(), procs::cpu_seconds_of_command("beam.smp")));
+    Ok(shares)
 }
 
 /// Whether the pipeline kept up with a run: create → dispatched p99 within
@@ -1158,7 +1184,8 @@ async fn embedded_phase(suite: &mut Suite, health: &LoadOutcome) -> Result<(), B
 
     // A fresh file: the intake run's tickets would otherwise still queue for dispatch.
     let (dev, store, connections, sites) = start_embedded(suite, "dev-e2e").await?;
-    end_to_end_figures(suite, &store, &connections, &sites, "embedded", "embedded (SQLite)", create_max).await?;
+    end_to_end_figures(suite, &store, &connections, &sites, &[&dev], "embedded", "embedded (SQLite)", create_max)
+        .await?;
     suite.memory(&dev, "dev (embedded, end to end)")?;
     dev.stop()?;
     store.connection().clone().close().await?;

@@ -294,3 +294,39 @@ pub async fn open(state: Arc<IntakeState>, actor: &Actor, request: pb::WatchTick
     });
     Ok(Box::pin(ReceiverStream::new(receiver)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(property: &str, department: Option<Department>, assignee: Option<&str>) -> LiveEvent {
+        LiveEvent {
+            cursor: EventCursor { tx_id: 1, id: 1 },
+            property_id: property.to_owned(),
+            department,
+            assignee_id: assignee.map(str::to_owned),
+            wire: pb::TicketEvent::default(),
+        }
+    }
+
+    #[test]
+    fn a_stream_shows_only_its_callers_properties_narrowed_by_its_request() {
+        let admin = Filter { properties: None, department: None, assignee_id: None };
+        let agent = Filter { properties: Some(vec!["p1".into(), "p2".into()]), department: None, assignee_id: None };
+        let plumbers = Filter {
+            properties: Some(vec!["p1".into()]),
+            department: Some(Department::Engineering),
+            assignee_id: None,
+        };
+        let mine = Filter { properties: Some(vec!["p1".into()]), department: None, assignee_id: Some("s1".into()) };
+
+        let logged = live("p1", None, None);
+        let routed = live("p1", Some(Department::Engineering), Some("s1"));
+        let elsewhere = live("p3", Some(Department::Engineering), Some("s1"));
+
+        assert!(admin.shows(&logged) && admin.shows(&elsewhere));
+        assert!(agent.shows(&logged) && agent.shows(&routed) && !agent.shows(&elsewhere));
+        assert!(!plumbers.shows(&logged) && plumbers.shows(&routed) && !plumbers.shows(&elsewhere));
+        assert!(!mine.shows(&logged) && mine.shows(&routed) && !mine.shows(&elsewhere));
+    }
+}
