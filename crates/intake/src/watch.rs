@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use propdesk_domain::{Actor, Department, Operation, Role, Violations};
 use propdesk_events::HistoryEvent;
 use propdesk_proto::v1 as pb;
-use propdesk_store::{EventCursor, StoreError};
+use propdesk_store::{EventCursor, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Mutex, Notify, broadcast, mpsc};
 use tokio_stream::Stream;
@@ -103,13 +103,19 @@ impl WatchHub {
             tokio::spawn(read_for_everyone(state.clone()));
         }
         let mut head = self.head.lock().await;
-        let cursor = match *head {
-            Some(cursor) => cursor,
-            None => *head.insert(state.store.last_event_cursor().await?),
-        };
+        let cursor = head_or_newest(&mut head, &state.store).await?;
         let receiver = self.live.subscribe();
         self.streams_arrived.notify_one();
         Ok((receiver, cursor))
+    }
+}
+
+/// The hub's head; when the hub was idle, the newest settled event (nothing before it is
+/// live any more).
+async fn head_or_newest(head: &mut Option<EventCursor>, store: &Store) -> Result<EventCursor, StoreError> {
+    match *head {
+        Some(cursor) => Ok(cursor),
+        None => Ok(*head.insert(store.last_event_cursor().await?)),
     }
 }
 
@@ -130,12 +136,15 @@ async fn read_for_everyone(state: Arc<IntakeState>) {
         loop {
             let full = {
                 let mut head = hub.head.lock().await;
-                let Some(from) = *head else { break };
                 if hub.live.receiver_count() == 0 {
                     *head = None;
                     break;
                 }
-                match state.store.events_after(from, None, None, None, BATCH).await {
+                let read = match head_or_newest(&mut head, &state.store).await {
+                    Ok(from) => state.store.events_after(from, None, None, None, BATCH).await,
+                    Err(err) => Err(err),
+                };
+                match read {
                     Ok(events) => {
                         let full = events.len() as u64 == BATCH;
                         if let Some((last, _)) = events.last() {
