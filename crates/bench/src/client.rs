@@ -70,6 +70,19 @@ impl Connections {
         async move { client.create_ticket(request).await.map(|_| ()).map_err(|s| describe(&s)) }
     }
 
+    /// AddNote on a ticket at its current version.
+    pub fn add_note(
+        &self,
+        n: u64,
+        ticket_id: String,
+        expected_version: i64,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + use<> {
+        let mut client = TicketServiceClient::new(self.channel(n));
+        let note = format!("已电话联系住户，约好明天上门 (bench note {n})");
+        let request = self.authed(pb::AddNoteRequest { ticket_id, expected_version, note });
+        async move { client.add_note(request).await.map(|_| ()).map_err(|s| describe(&s)) }
+    }
+
     /// The gRPC health check: the cheapest call the server answers.
     pub fn health(&self, n: u64) -> impl std::future::Future<Output = Result<(), String>> + Send + use<> {
         let mut client = HealthClient::new(self.channel(n));

@@ -650,6 +650,7 @@ async fn end_to_end_figures(
     let waiting = if left_after_5s == 0 { 0 } else { wait_dispatched(store, run, Duration::from_secs(5)).await? };
     if let Some(before) = counted_from {
         statement_figures(suite, store, run, &before).await?;
+        noted_tickets_hot(suite, store, connections, run).await?;
     }
     let steady_recorded = recorded(store, run, from).await?;
     let spans = Percentiles::of_micros(steady_recorded.spans.iter().copied());
@@ -781,11 +782,65 @@ async fn statement_figures(
     if let Some(ratio) = after.hot_ratio_since(before) {
         suite.figures.push(Figure::new(
             "e2e.ticket_updates_hot",
-            "Ticket row updates that were HOT (heap-only), PostgreSQL",
+            "Ticket row updates by the pipeline (dispatch: state, assignee) that were HOT, PostgreSQL",
             100.0 * ratio,
             "%",
             format!(
                 "pg_stat_user_tables for `tickets` over the same window: {} updates, {} HOT",
+                after.ticket_updates - before.ticket_updates,
+                after.ticket_hot_updates - before.ticket_hot_updates
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A note on each of 2,000 dispatched tickets of `run` at 200/s: an update that changes no
+/// indexed column (the version, the time of the change), which should stay on its page.
+async fn noted_tickets_hot(
+    suite: &mut Suite,
+    store: &Store,
+    connections: &Connections,
+    run: u64,
+) -> Result<(), BenchError> {
+    let tickets: Vec<(String, i64)> = ticket::Entity::find()
+        .filter(ticket::Column::RequestId.starts_with(format!("bench-{run:x}-")))
+        .filter(ticket::Column::DispatchedAt.is_not_null())
+        .select_only()
+        .column(ticket::Column::Id)
+        .column(ticket::Column::Version)
+        .limit(2_000)
+        .into_tuple()
+        .all(store.connection())
+        .await?;
+    let before = pgstats::read(store.connection()).await?;
+    let notes = Arc::new(tickets);
+    let outcome = {
+        let (connections, notes) = (connections.clone(), notes.clone());
+        let spec = LoadSpec {
+            pace: Pace::Open { rate: 200.0 },
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs_f64(notes.len() as f64 / 200.0),
+        };
+        load::drive(spec, move |n| {
+            let (id, version) = notes[n as usize % notes.len()].clone();
+            connections.add_note(n, id, version)
+        })
+        .await
+    };
+    let after = pgstats::read(store.connection()).await?;
+    if let Some(ratio) = after.hot_ratio_since(&before) {
+        suite.log(&format!("  notes: {}; HOT {:.1} %", describe(&outcome), 100.0 * ratio));
+        suite.figures.push(Figure::new(
+            "e2e.note_updates_hot",
+            "Ticket row updates changing no indexed column (AddNote) that were HOT, PostgreSQL",
+            100.0 * ratio,
+            "%",
+            format!(
+                "AddNote on {} dispatched tickets ({}): {} updates of `tickets`, {} HOT (fillfactor 80 leaves room on \
+                 each page)",
+                notes.len(),
+                describe(&outcome),
                 after.ticket_updates - before.ticket_updates,
                 after.ticket_hot_updates - before.ticket_hot_updates
             ),
