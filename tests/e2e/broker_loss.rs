@@ -19,14 +19,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::helpers::{App, authed};
-use crate::resilience::{assert_each_dispatched_once, count};
+use crate::resilience::{assert_each_dispatched_once, common_area_report, count};
 
 /// The cluster of `scripts/rabbit-cluster`, taken down when dropped (a failed test too).
 struct Cluster;
 
+const RABBIT_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/rabbit-cluster");
+
 fn rabbit_cluster(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/rabbit-cluster");
-    let output = Command::new(script).args(args).output().expect("run scripts/rabbit-cluster");
+    let output = Command::new(RABBIT_CLUSTER).args(args).output().expect("run scripts/rabbit-cluster");
     assert!(
         output.status.success(),
         "scripts/rabbit-cluster {args:?}: {}{}",
@@ -61,19 +62,18 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/rabbit-cluster")).arg("down").output();
+        let _ = Command::new(RABBIT_CLUSTER).arg("down").output();
     }
 }
 
 /// Creates common-area tickets from 4 clients at about `per_second` in all until `stop`
 /// is set; returns the ids of the creates acknowledged.
 fn create_until(app: &App, per_second: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
-    let categories = ["plumbing", "rubbish", "electrical", "fee_dispute"];
     let clients: Vec<_> = (0..4)
         .map(|client| {
             let mut tickets = app.tickets.clone();
             let token = app.world.agent.clone();
-            let template = app.new_ticket(categories[client], "report");
+            let template = common_area_report(app, client);
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
@@ -83,10 +83,11 @@ fn create_until(app: &App, per_second: u64, stop: Arc<AtomicBool>) -> tokio::tas
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let mut request: pb::CreateTicketRequest = template.clone();
-                    request.unit_id.clear();
-                    request.location = format!("lobby {client}-{n}");
-                    request.request_id = crate::helpers::new_request_id();
+                    let request = pb::CreateTicketRequest {
+                        location: format!("lobby {client}-{n}"),
+                        request_id: crate::helpers::new_request_id(),
+                        ..template.clone()
+                    };
                     match tickets.create_ticket(authed(&token, request)).await {
                         Ok(ticket) => ids.push(ticket.into_inner().id),
                         Err(status) => panic!("a create failed while the broker lost a node: {status:?}"),

@@ -495,9 +495,19 @@ closes = "00:00:00"
 holidays = []
 "#;
 
-/// Two resident gateways (one entitled to contact details) and a supervisors' receiver.
-fn resident_gateways(entitled: u16, plain: u16, staff: u16) -> String {
-    format!(
+/// Two resident gateways (one entitled to contact details) and a supervisors' receiver,
+/// listening, and the settings that name them.
+struct Gateways {
+    entitled: crate::helpers::WebhookReceiver,
+    plain: crate::helpers::WebhookReceiver,
+    staff: crate::helpers::WebhookReceiver,
+    settings: String,
+}
+
+async fn resident_gateways() -> Gateways {
+    use crate::helpers::{WebhookReceiver, free_port};
+    let (entitled, plain, staff) = (free_port(), free_port(), free_port());
+    let settings = format!(
         r#"
 [[notifier.webhooks]]
 url = "http://127.0.0.1:{entitled}/sms"
@@ -515,7 +525,13 @@ url = "http://127.0.0.1:{staff}/ops"
 secret = "staff-receiver-secret-0123456789"
 roles = ["supervisor"]
 "#
-    )
+    );
+    Gateways {
+        entitled: WebhookReceiver::listen(entitled).await,
+        plain: WebhookReceiver::listen(plain).await,
+        staff: WebhookReceiver::listen(staff).await,
+        settings,
+    }
 }
 
 /// The JSON bodies a receiver got with this subject, waiting until there are `count`.
@@ -537,14 +553,7 @@ async fn bodies(receiver: &crate::helpers::WebhookReceiver, subject: &str, count
 }
 
 async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the_interim_measure(backend: Backend) {
-    use crate::helpers::{WebhookReceiver, free_port};
-    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
-    let (entitled, plain, staff) = (
-        WebhookReceiver::listen(entitled_port).await,
-        WebhookReceiver::listen(plain_port).await,
-        WebhookReceiver::listen(staff_port).await,
-    );
-    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let Gateways { entitled, plain, staff, settings: hooks } = resident_gateways().await;
     let (mut app, _dir) = start(backend, &format!("{SHRUNK}{CHINA_ALWAYS_OPEN}{hooks}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
@@ -676,10 +685,7 @@ async fn a_missed_deadline_tells_the_resident_in_chinese_and_local_time_with_the
 }
 
 async fn every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_resolve_it(backend: Backend) {
-    use crate::helpers::{WebhookReceiver, free_port};
-    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
-    let gateway = WebhookReceiver::listen(entitled_port).await;
-    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let Gateways { entitled: gateway, settings: hooks, .. } = resident_gateways().await;
     let (mut app, _dir) = start(backend, &format!("{CHINA_ALWAYS_OPEN}{hooks}")).await;
     let _dispatch = app.start_dispatch().await;
     let _notifier = app.start_notifier().await;
@@ -717,10 +723,7 @@ async fn every_reporter_of_an_outage_hears_when_staff_take_it_on_arrive_and_reso
 }
 
 async fn a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_keeps_it(backend: Backend) {
-    use crate::helpers::{WebhookReceiver, free_port};
-    let (gateway_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
-    let gateway = WebhookReceiver::listen(gateway_port).await;
-    let hooks = resident_gateways(gateway_port, plain_port, staff_port);
+    let Gateways { entitled: gateway, settings: hooks, .. } = resident_gateways().await;
     let (mut app, _dir) = start(backend, &format!("{SHRUNK}{ALWAYS_OPEN}{hooks}")).await;
     let _notifier = app.start_notifier().await;
     let agent = app.world.agent.clone();
@@ -789,7 +792,7 @@ async fn a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_
 /// see one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitled_gateway() {
-    use crate::helpers::{Server, WebhookReceiver, free_port, new_request_id};
+    use crate::helpers::{Server, free_port, new_request_id};
     use futures_util::StreamExt;
     const NAME: &str = "诸葛晓雯";
     const PHONE: &str = "13955501234";
@@ -797,13 +800,7 @@ async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitle
     const REPORTER_PHONE: &str = "139-5550-4321";
     let secrets = [NAME, PHONE, REPORTER, REPORTER_PHONE, "13955504321", "5550-4321", "5550 1234", "55501234"];
 
-    let (entitled_port, plain_port, staff_port) = (free_port(), free_port(), free_port());
-    let (entitled, plain, staff) = (
-        WebhookReceiver::listen(entitled_port).await,
-        WebhookReceiver::listen(plain_port).await,
-        WebhookReceiver::listen(staff_port).await,
-    );
-    let hooks = resident_gateways(entitled_port, plain_port, staff_port);
+    let Gateways { entitled, plain, staff, settings: hooks } = resident_gateways().await;
     let (app, dir) = start(Backend::Postgres, &format!("{SHRUNK}{CHINA_ALWAYS_OPEN}{hooks}")).await;
 
     // A copy of every message on the bus, from before the first create.

@@ -23,23 +23,25 @@ pub(crate) async fn count(app: &App, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// The `n`th common-area report (no unit, so none groups into an incident), in turn to
+/// departments with someone on duty, so every ticket gets an assignee.
+pub(crate) fn common_area_report(app: &App, n: usize) -> pb::CreateTicketRequest {
+    const CATEGORIES: [&str; 4] = ["plumbing", "rubbish", "electrical", "fee_dispute"];
+    pb::CreateTicketRequest {
+        unit_id: String::new(),
+        location: format!("lobby {n}"),
+        ..app.new_ticket(CATEGORIES[n % CATEGORIES.len()], &format!("report {n}"))
+    }
+}
+
 /// Creates `n` common-area tickets from 8 concurrent clients; returns their ids.
 async fn create_many(app: &App, n: usize) -> tokio::task::JoinHandle<Vec<String>> {
-    // Departments with someone on duty, so every ticket gets an assignee.
-    let categories = ["plumbing", "rubbish", "electrical", "fee_dispute"];
     let mut tasks = Vec::new();
     for client in 0..8 {
         let mut tickets = app.tickets.clone();
         let token = app.world.agent.clone();
-        let requests: Vec<pb::CreateTicketRequest> = (0..n)
-            .filter(|i| i % 8 == client)
-            .map(|i| {
-                let mut request = app.new_ticket(categories[i % categories.len()], &format!("report {i}"));
-                request.unit_id.clear();
-                request.location = format!("lobby {i}");
-                request
-            })
-            .collect();
+        let requests: Vec<pb::CreateTicketRequest> =
+            (0..n).filter(|i| i % 8 == client).map(|i| common_area_report(app, i)).collect();
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for request in requests {

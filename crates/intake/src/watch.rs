@@ -48,7 +48,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TicketEvent, Status>
 
 /// One event as the hub hands it to every stream: what streams filter on, and the event
 /// already in its wire form.
-pub struct LiveEvent {
+struct LiveEvent {
     cursor: EventCursor,
     property_id: String,
     department: Option<Department>,
