@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use propdesk_domain::search::{Query, index_terms};
 use propdesk_domain::{By, Recorded, TicketFacts};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query as Sql};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Func, JoinType, Order, Query as Sql};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Select, Statement};
 
 use crate::StoreError;
@@ -31,9 +31,19 @@ pub(crate) fn note_text(event: &Recorded) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
 }
 
-/// Appends `text`'s terms to each ticket's index entry (creating it when missing).
-pub(crate) async fn index(txn: &Transaction, texts: Vec<(&str, String)>) -> Result<(), StoreError> {
-    // One entry per ticket: a statement may not touch the same row twice.
+/// PostgreSQL's index table and its columns.
+pub(crate) const POSTGRES_TABLE: &str = "ticket_search";
+pub(crate) const TICKET_ID: &str = "ticket_id";
+pub(crate) const DOCUMENT: &str = "document";
+
+/// PostgreSQL's document of a ticket's terms.
+pub(crate) fn postgres_document(terms: Expr) -> Expr {
+    Func::cust(Alias::new("to_tsvector")).arg(Expr::cust("'simple'")).arg(terms).into()
+}
+
+/// The terms of `texts` by ticket, one entry per ticket (a statement may not touch the same
+/// row twice); tickets whose texts have no terms are left out.
+pub(crate) fn terms_by_ticket(texts: Vec<(&str, String)>) -> BTreeMap<&str, String> {
     let mut merged: BTreeMap<&str, String> = BTreeMap::new();
     for (ticket_id, text) in texts {
         let terms = index_terms(&text);
@@ -46,6 +56,12 @@ pub(crate) async fn index(txn: &Transaction, texts: Vec<(&str, String)>) -> Resu
         }
         entry.push_str(&terms);
     }
+    merged
+}
+
+/// Appends `text`'s terms to each ticket's index entry (creating it when missing).
+pub(crate) async fn index(txn: &Transaction, texts: Vec<(&str, String)>) -> Result<(), StoreError> {
+    let merged = terms_by_ticket(texts);
     if merged.is_empty() {
         return Ok(());
     }

@@ -1,12 +1,15 @@
 //! Tickets, their history and the outbox messages their changes publish.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Condition, DynIden, Expr, ExprTrait, IntoIden, IntoTableRef, OnConflict, Order,
+    PostgresQueryBuilder, Query as SqlQuery, TableRef, ValueTuple, WithClause,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityName, EntityTrait, IdenStatic, IntoActiveModel, Iterable,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, Statement, TryInsertResult, Value,
 };
 
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
@@ -230,66 +233,48 @@ pub(crate) fn overdue_condition(now: DateTime<Utc>) -> Condition {
 }
 
 impl Store {
-    /// Writes several new tickets in one transaction (group commit: one round of inserts and
-    /// one commit for the lot). Each outcome is [`Created::New`], or [`Created::Existing`] when
-    /// its agent already used its request id, before or earlier in the same batch.
+    /// Writes several new tickets at once (group commit: one round of inserts and one commit
+    /// for the lot). Each outcome is [`Created::New`], or [`Created::Existing`] when its agent
+    /// already used its request id, before or earlier in the same batch.
+    ///
+    /// On PostgreSQL, a batch with nothing but tickets, search entries, events and their
+    /// messages to write (no standard reply to count) is one statement: the ticket insert and
+    /// the inserts that depend on it are data-modifying `WITH` parts, which the statement's
+    /// own commit makes atomic, so no `BEGIN` and `COMMIT` go to the server. Otherwise (and
+    /// on SQLite, which has no such statements) the same rows are written in a transaction.
     pub async fn create_tickets(&self, batch: Vec<NewTicket>) -> Result<Vec<Created>, StoreError> {
-        use ticket::Column as C;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin().await?;
-        let rows = batch
-            .iter()
-            .map(|new| Ok(ticket::Model::of(new.ticket.facts(), 1)?.into_active_model().reset_all()))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let inserted: HashSet<String> = match ticket::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
-            .exec_with_returning_keys(&txn)
-            .await
-            .map_err(StoreError::from_write)?
-        {
-            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
-            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+        let simple = batch.iter().flat_map(|new| &new.events).all(|event| standard_reply(event).is_none());
+        let inserted = if self.backend() == DbBackend::Postgres && simple {
+            let inserted = insert_created_in_one_statement(&self.db, &batch).await?;
+            self.notify_commit();
+            inserted
+        } else {
+            let txn = self.begin().await?;
+            let inserted = insert_created(&txn, &batch).await?;
+            self.commit(txn).await?;
+            inserted
         };
-        let mut written = HashSet::new();
-        let mut entries = Vec::new();
-        for new in &batch {
-            // A ticket is new once: a second request with the same key in this batch is a retry.
-            if inserted.contains(&new.ticket.id) && written.insert(new.ticket.id.clone()) {
-                entries.extend(new.events.iter().map(|event| Entry {
-                    ticket: new.ticket.facts(),
-                    version: 1,
-                    event,
-                    trace_parent: new.trace_parent.as_deref(),
-                }));
-            }
-        }
-        let texts = batch.iter().filter(|new| written.contains(&new.ticket.id)).flat_map(|new| {
-            let notes = new.events.iter().filter_map(search::note_text);
-            std::iter::once(search::logged_text(new.ticket.facts()))
-                .chain(notes)
-                .map(|text| (new.ticket.id.as_str(), text))
-        });
-        search::index(&txn, texts.collect()).await?;
-        append(&txn, entries).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut reported = HashSet::new();
         for new in batch {
-            if written.contains(&new.ticket.id) && reported.insert(new.ticket.id.clone()) {
+            if inserted.contains(&new.ticket.id) && reported.insert(new.ticket.id.clone()) {
                 outcomes.push(Created::New(stored(new.ticket, 1)?));
                 continue;
             }
+            // Not written: the ticket its agent logged with this request id (committed, since
+            // the insert saw it), which an earlier request or one earlier in the batch wrote.
             let existing = ticket::Entity::find()
-                .filter(C::FirstContactAgentId.eq(new.ticket.first_contact_agent_id.as_str()))
-                .filter(C::RequestId.eq(new.ticket.request.request_id.as_str()))
-                .one(&txn)
+                .filter(ticket::Column::FirstContactAgentId.eq(new.ticket.first_contact_agent_id.as_str()))
+                .filter(ticket::Column::RequestId.eq(new.ticket.request.request_id.as_str()))
+                .one(&self.db)
                 .await?
                 // Not inserted and not there: the insert failed some other way.
                 .ok_or(StoreError::Vanished("a ticket neither inserted nor found"))?;
             outcomes.push(Created::Existing(existing.into_ticket()?));
         }
-        self.commit(txn).await?;
         Ok(outcomes)
     }
 
@@ -555,6 +540,159 @@ pub async fn insert(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> R
     stored(ticket, 1)
 }
 
+/// Each ticket of a create batch once (a request repeated in the batch carries its own id,
+/// so only an exact repeat is dropped here).
+fn once_each(batch: &[NewTicket]) -> Vec<&NewTicket> {
+    let mut seen = HashSet::new();
+    batch.iter().filter(|new| seen.insert(new.ticket.id.as_str())).collect()
+}
+
+/// The ticket rows of a create batch.
+fn created_rows(batch: &[NewTicket]) -> Result<Vec<ticket::ActiveModel>, StoreError> {
+    batch.iter().map(|new| Ok(ticket::Model::of(new.ticket.facts(), 1)?.into_active_model().reset_all())).collect()
+}
+
+/// The text a new ticket is found by: as logged, and its first events' notes.
+fn created_texts(new: &NewTicket) -> impl Iterator<Item = (&str, String)> {
+    let notes = new.events.iter().filter_map(search::note_text);
+    std::iter::once(search::logged_text(new.ticket.facts())).chain(notes).map(|text| (new.ticket.id.as_str(), text))
+}
+
+/// A new ticket's first events, at version 1.
+fn created_entries(new: &NewTicket) -> impl Iterator<Item = Entry<'_>> {
+    new.events.iter().map(|event| Entry {
+        ticket: new.ticket.facts(),
+        version: 1,
+        event,
+        trace_parent: new.trace_parent.as_deref(),
+    })
+}
+
+/// The tickets of `batch` as in [`Store::create_tickets`], in the caller's transaction:
+/// the rows (a request id its agent used before is skipped), then the search entries,
+/// events and messages of those written. Returns the ids written.
+async fn insert_created(txn: &Transaction, batch: &[NewTicket]) -> Result<HashSet<String>, StoreError> {
+    use ticket::Column as C;
+    let inserted: HashSet<String> = match ticket::Entity::insert_many(created_rows(batch)?)
+        .on_conflict_do_nothing_on([C::FirstContactAgentId, C::RequestId])
+        .exec_with_returning_keys(txn)
+        .await
+        .map_err(StoreError::from_write)?
+    {
+        TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
+        TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+    };
+    let written: Vec<&NewTicket> =
+        once_each(batch).into_iter().filter(|new| inserted.contains(&new.ticket.id)).collect();
+    search::index(txn, written.iter().flat_map(|new| created_texts(new)).collect()).await?;
+    append(txn, written.iter().flat_map(|new| created_entries(new)).collect()).await?;
+    Ok(inserted)
+}
+
+/// [`insert_created`] as one PostgreSQL statement, outside any transaction:
+///
+/// ```sql
+/// WITH created AS (INSERT INTO tickets … ON CONFLICT (first_contact_agent_id, request_id)
+///                  DO NOTHING RETURNING id),
+///      indexed AS (INSERT INTO ticket_search (…) SELECT … FROM (VALUES ($id, …), …) AS v
+///                  WHERE v.column1 IN (SELECT id FROM created)),
+///      events  AS (INSERT INTO ticket_events …, the same way),
+///      sent    AS (INSERT INTO outbox …, the same way)
+/// SELECT id FROM created
+/// ```
+///
+/// Each dependent row is sent with its ticket's id first, so only the rows of the tickets
+/// actually written are kept. A statement is atomic on its own: all of it commits, or none.
+async fn insert_created_in_one_statement(
+    db: &impl ConnectionTrait,
+    batch: &[NewTicket],
+) -> Result<HashSet<String>, StoreError> {
+    use ticket::Column as C;
+    let mut tickets = ticket::Entity::insert_many(created_rows(batch)?)
+        .on_conflict(OnConflict::columns([C::FirstContactAgentId, C::RequestId]).do_nothing().to_owned())
+        .into_query();
+    tickets.returning_col(C::Id);
+    let mut with = WithClause::new();
+    with.cte(CommonTableExpression::new().query(tickets).table_name(Alias::new(CREATED)).to_owned());
+
+    let new = once_each(batch);
+    let terms = search::terms_by_ticket(new.iter().flat_map(|new| created_texts(new)).collect());
+    if !terms.is_empty() {
+        let rows = terms.into_iter().map(|(id, terms)| (id, vec![Value::from(id), Value::from(terms)])).collect();
+        let columns = [search::TICKET_ID, search::DOCUMENT].map(|column| Alias::new(column).into_iden()).to_vec();
+        let table = Alias::new(search::POSTGRES_TABLE).into_table_ref();
+        let document = |n: usize, terms: Expr| if n == 1 { search::postgres_document(terms) } else { terms };
+        with.cte(of_created("indexed", table, columns, rows, document));
+    }
+    let entries: Vec<Entry> = new.iter().flat_map(|new| created_entries(new)).collect();
+    let (mut events, mut messages) = (Vec::new(), Vec::new());
+    for row in appended_rows(&entries) {
+        events.push((row.ticket_id, row.event));
+        messages.push((row.ticket_id, row.message));
+    }
+    if let Some(events) = entity_rows_of_created("events", events) {
+        with.cte(events);
+    }
+    if let Some(messages) = entity_rows_of_created("sent", messages) {
+        with.cte(messages);
+    }
+
+    let query = SqlQuery::select().column(C::Id).from(Alias::new(CREATED)).to_owned().with(with);
+    let (sql, values) = query.build(PostgresQueryBuilder);
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let rows = db.query_all_raw(statement).await.map_err(StoreError::from_write)?;
+    Ok(rows.iter().map(|row| row.try_get::<String>("", C::Id.as_str())).collect::<Result<_, _>>()?)
+}
+
+/// The name the one-statement create gives the tickets it wrote.
+const CREATED: &str = "created";
+
+/// A `WITH` part named `name`: `INSERT INTO table (columns) SELECT … FROM (VALUES …) AS v
+/// WHERE v.column1 IN (SELECT id FROM created)`. Each row is its ticket's id, then the
+/// values of `columns`; `select` makes the inserted expression of the n-th column from
+/// the column of values it comes from (usually that column itself).
+fn of_created(
+    name: &str,
+    table: TableRef,
+    columns: Vec<DynIden>,
+    rows: Vec<(&str, Vec<Value>)>,
+    select: impl Fn(usize, Expr) -> Expr,
+) -> CommonTableExpression {
+    let of_values = |n: usize| Expr::col((Alias::new("v"), Alias::new(format!("column{n}"))));
+    let mut selected = SqlQuery::select();
+    for n in 0..columns.len() {
+        // VALUES columns are named column1, column2, …; column1 is the ticket id.
+        selected.expr(select(n, of_values(n + 2)));
+    }
+    let tuples = rows.into_iter().map(|(ticket_id, values)| {
+        ValueTuple::Many(std::iter::once(Value::from(ticket_id)).chain(values).collect())
+    });
+    let created = SqlQuery::select().column(ticket::Column::Id).from(Alias::new(CREATED)).to_owned();
+    selected.from_values(tuples, Alias::new("v")).and_where(of_values(1).in_subquery(created));
+    let mut insert = SqlQuery::insert();
+    insert.into_table(table).columns(columns);
+    // As many expressions as columns, by construction: `select_from` cannot refuse them.
+    insert.select_from(selected).ok();
+    CommonTableExpression::new().query(insert).table_name(Alias::new(name)).to_owned()
+}
+
+/// [`of_created`] for rows of an entity, with the columns they set (all come from one
+/// constructor, so they set the same ones). `None` when there are no rows.
+fn entity_rows_of_created<A: ActiveModelTrait>(name: &str, rows: Vec<(&str, A)>) -> Option<CommonTableExpression> {
+    let (_, first) = rows.first()?;
+    let columns: Vec<_> = <A::Entity as EntityTrait>::Column::iter().filter(|column| first.get(*column).is_set()).collect();
+    let values = rows
+        .iter()
+        .map(|(ticket_id, row)| {
+            let values = columns.iter().filter_map(|column| row.get(*column).into_value());
+            (*ticket_id, values.collect())
+        })
+        .collect();
+    let table = <A::Entity as Default>::default().table_ref();
+    let columns = columns.into_iter().map(IntoIden::into_iden).collect();
+    Some(of_created(name, table, columns, values, |_, value| value))
+}
+
 /// One history event to append, with the ticket as it stands after it.
 struct Entry<'a> {
     ticket: &'a TicketFacts,
@@ -569,44 +707,67 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
     if entries.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = entries.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
-    let rows = entries.iter().zip(&ids).map(|(entry, id)| event_row(id, entry.ticket, entry.version, entry.event));
-    let stored = ticket_event::Entity::insert_many(rows).exec_with_returning(txn).await?;
-    // Matched by id: the order rows come back in is the database's to choose.
-    let by_id: HashMap<&str, &Entry> = ids.iter().map(String::as_str).zip(&entries).collect();
-    let mut messages = Vec::with_capacity(stored.len());
-    for row in &stored {
-        let entry = by_id.get(row.event_id.as_str()).ok_or(StoreError::Vanished("an appended event"))?;
-        let mut message = propdesk_events::event_message(&appended(entry, row));
-        if let Some(trace) = entry.trace_parent {
-            message.trace_parent = Some(trace.to_owned());
-        }
-        messages.push(outbox_row(message, row.occurred_at));
+    let (mut event_ids, mut events, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    for row in appended_rows(&entries) {
+        event_ids.push(row.event_id);
+        events.push(row.event);
+        messages.push(row.message);
     }
+    let attached = entries
+        .iter()
+        .zip(&event_ids)
+        .filter_map(|(entry, event_id)| Some((entry.event.attachment.as_deref()?, event_id.as_str())))
+        .collect();
+    let standard_replies: Vec<&str> =
+        entries.iter().filter_map(|entry| standard_reply(entry.event)).map(|reply| reply.id.as_str()).collect();
+    ticket_event::Entity::insert_many(events).exec_without_returning(txn).await?;
     outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
-    let attached = stored
-        .iter()
-        .filter_map(|row| {
-            let file = by_id.get(row.event_id.as_str())?.event.attachment.as_deref()?;
-            Some((file, row.event_id.as_str()))
-        })
-        .collect();
     crate::attachments::insert(txn, attached).await?;
-    let standard_replies: Vec<&str> = entries
-        .iter()
-        .filter_map(|entry| entry.event.reply.as_ref()?.standard.as_ref().map(|s| s.id.as_str()))
-        .collect();
     crate::replies::count_uses(txn, &standard_replies).await?;
     Ok(())
 }
 
-/// An appended event as the wire carries it: from the typed entry (nothing to parse back)
-/// and the stored row's place in the event order.
-fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
+/// The standard reply an event answered with, if any.
+fn standard_reply(event: &Recorded) -> Option<&StandardReplyRef> {
+    event.reply.as_ref()?.standard.as_ref()
+}
+
+/// An entry's history row and outbox message, built before either is written.
+struct AppendedRow<'a> {
+    ticket_id: &'a str,
+    event_id: String,
+    event: ticket_event::ActiveModel,
+    message: outbox::ActiveModel,
+}
+
+fn appended_rows<'a>(entries: &[Entry<'a>]) -> Vec<AppendedRow<'a>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let event_id = uuid::Uuid::now_v7().to_string();
+            let mut message = propdesk_events::event_message(&appended(entry, &event_id));
+            if let Some(trace) = entry.trace_parent {
+                message.trace_parent = Some(trace.to_owned());
+            }
+            AppendedRow {
+                ticket_id: entry.ticket.id.as_str(),
+                event: event_row(&event_id, entry.ticket, entry.version, entry.event),
+                message: outbox_row(message, entry.event.at),
+                event_id,
+            }
+        })
+        .collect()
+}
+
+/// An event as the bus carries it, from the typed entry (nothing to read back). Its
+/// `cursor` is empty: the position in the event order is the database's to assign at
+/// commit, and history and watch streams read it from there; bus deliveries are not in
+/// that order anyway (retries, several queues).
+fn appended(entry: &Entry<'_>, event_id: &str) -> HistoryEvent {
     let (ticket, event) = (entry.ticket, entry.event);
     HistoryEvent {
-        event_id: row.event_id.clone(),
-        cursor: EventCursor::of(row).to_string(),
+        event_id: event_id.to_owned(),
+        cursor: String::new(),
         ticket_id: ticket.id.clone(),
         event_type: event.event_type,
         cause: event.cause,
@@ -619,7 +780,7 @@ fn appended(entry: &Entry<'_>, row: &ticket_event::Model) -> HistoryEvent {
         from_state: event.from,
         to_state: event.to,
         note: event.note.clone(),
-        occurred_at: row.occurred_at,
+        occurred_at: event.at,
         ticket_version: entry.version,
         property_id: ticket.property_id.clone(),
         department: ticket.department,

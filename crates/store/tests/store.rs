@@ -19,6 +19,7 @@ use propdesk_testkit::on_both_backends;
 on_both_backends!(
     migrations_are_idempotent,
     create_is_idempotent_on_the_request_id,
+    a_create_batch_writes_each_new_ticket_once_with_its_events,
     a_stale_version_is_refused_and_writes_nothing,
     pages_are_newest_first_and_stable,
     overdue_filter_finds_missed_unmet_deadlines,
@@ -168,6 +169,61 @@ async fn create_is_idempotent_on_the_request_id(backend: Backend) {
     assert_eq!(all.len(), 1);
     assert_eq!(store.history(&first.id).await.unwrap().len(), 1);
     assert_eq!(store.outbox_len().await.unwrap(), 1);
+}
+
+/// A batch of creates, with a request repeated inside it and one logged before: only the
+/// new tickets are written, each with its events, messages and search entry. Without a
+/// standard reply, PostgreSQL writes the batch in one statement; with one (its use is
+/// counted), in a transaction: both ways are checked.
+async fn a_create_batch_writes_each_new_ticket_once_with_its_events(backend: Backend) {
+    use propdesk_domain::follow_up::ReplyMethod;
+    use propdesk_domain::replies::{ReplySent, StandardReplyRef};
+    let (_db, store) = fresh(backend).await;
+    for (round, standard) in [(1, None), (2, Some(StandardReplyRef { id: "reply-1".into(), version: 1 }))] {
+        let earlier = create(&store, ticket("p1", &format!("req-{round}-earlier"), now())).await;
+        let outbox_before = store.outbox_len().await.unwrap();
+        let titled = |request: &str, title: &str| {
+            let t = Ticket::restore(TicketFacts { title: title.into(), ..facts("p1", request, now()) }).unwrap();
+            let mut new = new_ticket(t);
+            let mut answered = created(now());
+            answered.reply = Some(ReplySent { method: ReplyMethod::PhoneCall, standard: standard.clone() });
+            new.events.push(answered);
+            new
+        };
+        let batch = vec![
+            titled(&format!("req-{round}-a"), &format!("faucet{round}")),
+            titled(&format!("req-{round}-b"), &format!("boiler{round}")),
+            titled(&format!("req-{round}-a"), &format!("faucet{round}")),
+            titled(&format!("req-{round}-earlier"), "leak"),
+        ];
+        let ids: Vec<String> = batch.iter().map(|new| new.ticket.id.clone()).collect();
+        let outcomes = store.create_tickets(batch).await.unwrap();
+        let outcome_ids: Vec<(bool, String)> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Created::New(t) => (true, t.id.clone()),
+                Created::Existing(t) => (false, t.id.clone()),
+            })
+            .collect();
+        assert_eq!(
+            outcome_ids,
+            [(true, ids[0].clone()), (true, ids[1].clone()), (false, ids[0].clone()), (false, earlier.id.clone())],
+            "round {round}"
+        );
+        for id in &ids[..2] {
+            let history = store.history(id).await.unwrap();
+            assert_eq!(history.len(), 2, "round {round}: each event of a new ticket, once");
+            assert!(history.iter().all(|event| !event.cursor.is_empty()), "history events have their cursor");
+        }
+        for id in &ids[2..] {
+            assert!(store.get_ticket(id).await.unwrap().is_none(), "round {round}: a repeat is not written");
+            assert!(store.history(id).await.unwrap().is_empty(), "round {round}: nor its events");
+        }
+        assert_eq!(store.outbox_len().await.unwrap(), outbox_before + 4, "round {round}: one message per event");
+        let all = TicketFilter { limit: 10, ..Default::default() };
+        assert_eq!(found(&store, &format!("boiler{round}"), &all).await, [ids[1].clone()], "round {round}");
+        assert_eq!(found(&store, &format!("faucet{round}"), &all).await, [ids[0].clone()], "round {round}");
+    }
 }
 
 async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
