@@ -127,6 +127,8 @@ impl SuiteOptions {
 
 const SECRET: &str = "propdesk-bench-signing-secret-0123456789abcdef";
 const DATABASE: &str = "propdesk_bench";
+/// The pipeline's: its cold start is measured on an empty database.
+const E2E_DATABASE: &str = "propdesk_bench_e2e";
 const CEILING_DATABASE: &str = "propdesk_bench_ceiling";
 const DESK_DATABASE: &str = "propdesk_bench_desk";
 const FILES_DATABASE: &str = "propdesk_bench_files";
@@ -464,38 +466,36 @@ async fn cleanup_bus(suite: &Suite, setup: &Setup) {
     }
 }
 
-/// Intake alone, then the pipeline to dispatch, then the notifier's timers.
+/// Intake alone, then (on a database of its own, empty as the cold start needs it) the
+/// pipeline to dispatch, then the notifier's timers.
 async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f64) -> Result<(), BenchError> {
-    let url = fresh_postgres(&suite.options.postgres_server, DATABASE).await?;
-    let store = migrated(&url).await?;
-    let world = world::seed(&store, WorldSize::default()).await?;
-    let vacuum = Vacuum::start_if_needed(&url).await?;
-    let token = suite.token(&world)?;
-    let sites = Arc::new(world.sites.clone());
-
     if suite.options.intake {
         // Intake alone: the relay publishes, nobody consumes (the phase's queues are dropped).
+        let phase = PostgresPhase::prepare(suite, DATABASE).await?;
         suite.log("intake: CreateTicket, PostgreSQL");
-        let setup =
-            Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+        let setup = phase.setup(suite);
         let intake = suite.start("intake", "intake", &setup).await?;
-        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
-        intake_figures(suite, &connections, &sites, "intake", "PostgreSQL", health, Some(pgbench_tps)).await?;
+        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&phase.token)).await?;
+        intake_figures(suite, &connections, &phase.sites, "intake", "PostgreSQL", health, Some(pgbench_tps)).await?;
         suite.memory(&intake, "intake (CreateTicket load)")?;
         intake.stop()?;
         cleanup_bus(suite, &setup).await;
+        phase.finish(suite).await?;
     }
-
+    if !(suite.options.end_to_end || suite.options.time) {
+        return Ok(());
+    }
+    let phase = PostgresPhase::prepare(suite, E2E_DATABASE).await?;
     if suite.options.end_to_end {
         suite.log("end to end: intake, dispatch, notifier, PostgreSQL, RabbitMQ");
-        let setup =
-            Setup { database_url: url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None };
+        let setup = phase.setup(suite);
         let intake = suite.start("intake-e2e", "intake", &setup).await?;
         let dispatch = suite.start("dispatch", "dispatch", &setup).await?;
         let notifier = suite.start("notifier", "notifier", &setup).await?;
-        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&token)).await?;
+        let connections = Connections::open(&intake.url(), CONNECTIONS, Some(&phase.token)).await?;
         let processes = [&intake, &dispatch, &notifier];
-        end_to_end_figures(suite, &store, &connections, &sites, &processes, "e2e", "PostgreSQL", pgbench_tps).await?;
+        let (store, sites) = (&phase.store, &phase.sites);
+        end_to_end_figures(suite, store, &connections, sites, &processes, "e2e", "PostgreSQL", pgbench_tps).await?;
         suite.memory(&intake, "intake (end to end)")?;
         suite.memory(&dispatch, "dispatch")?;
         suite.memory(&notifier, "notifier")?;
@@ -504,15 +504,45 @@ async fn postgres_phases(suite: &mut Suite, health: &LoadOutcome, pgbench_tps: f
         }
         cleanup_bus(suite, &setup).await;
     }
-
     if suite.options.time {
-        escalation_figures(suite, &store, &url, &world, &token).await?;
+        escalation_figures(suite, &phase.store, &phase.url, &phase.world, &phase.token).await?;
     }
-    if let Some(vacuum) = vacuum {
-        suite.notes.push(vacuum.stop().await.describe());
+    phase.finish(suite).await
+}
+
+/// A fresh, migrated and seeded PostgreSQL database for phases that load it.
+struct PostgresPhase {
+    url: String,
+    store: Store,
+    world: World,
+    sites: Arc<Vec<Site>>,
+    token: String,
+    vacuum: Option<Vacuum>,
+}
+
+impl PostgresPhase {
+    async fn prepare(suite: &Suite, name: &str) -> Result<PostgresPhase, BenchError> {
+        let url = fresh_postgres(&suite.options.postgres_server, name).await?;
+        let store = migrated(&url).await?;
+        let world = world::seed(&store, WorldSize::default()).await?;
+        let vacuum = Vacuum::start_if_needed(&url).await?;
+        let token = suite.token(&world)?;
+        let sites = Arc::new(world.sites.clone());
+        Ok(PostgresPhase { url, store, world, sites, token, vacuum })
     }
-    store.connection().clone().close().await?;
-    Ok(())
+
+    /// A new bus prefix for processes on this database.
+    fn setup(&self, suite: &mut Suite) -> Setup {
+        Setup { database_url: self.url.clone(), bus_prefix: Some(format!("bench{:x}", suite.next_run())), config: None }
+    }
+
+    async fn finish(self, suite: &mut Suite) -> Result<(), BenchError> {
+        if let Some(vacuum) = self.vacuum {
+            suite.notes.push(vacuum.stop().await.describe());
+        }
+        self.store.connection().clone().close().await?;
+        Ok(())
+    }
 }
 
 /// CreateTicket's maximum sustained rate (closed loop), then p50/p99 at half of it.

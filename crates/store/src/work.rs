@@ -17,7 +17,7 @@ use propdesk_domain::aggregate::CategoryCode;
 use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{inbox, property, resident, staff, ticket, unit};
+use crate::entity::{attachment, inbox, outbox, property, resident, staff, ticket, ticket_event, unit};
 use crate::tickets::{readable, tickets_of};
 use crate::{Store, StoreError};
 use propdesk_domain::Ticket;
@@ -53,11 +53,15 @@ impl Store {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(Transaction { inner: self.db.begin_with_options(options).await?, _gate: gate })
+        let inner = self.db.begin_with_options(options).await?;
+        Ok(Transaction { inner, appended: std::sync::Mutex::default(), _gate: gate })
     }
 
-    /// Commits and wakes this process's relay and watch streams.
+    /// Writes what the transaction's saves appended, commits, and wakes this process's relay
+    /// and watch streams.
     pub async fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        let appended = std::mem::take(&mut *txn.appended());
+        appended.write(&txn).await?;
         txn.inner.commit().await?;
         self.notify_commit();
         Ok(())
@@ -132,7 +136,49 @@ impl WriteGate {
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
     pub(crate) inner: DatabaseTransaction,
+    /// History events, their files and outbox messages the saves in this transaction
+    /// appended, written at commit in one insert per table: a batch that saves many tickets
+    /// (a dispatch batch, an incident with its reports) costs the database three inserts,
+    /// not three per ticket. Nothing in a transaction reads them back before it commits.
+    appended: std::sync::Mutex<Appended>,
     _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl Transaction {
+    pub(crate) fn appended(&self) -> std::sync::MutexGuard<'_, Appended> {
+        // Held only to push rows, never across an await: a panic elsewhere cannot leave the
+        // rows half-pushed, so a poisoned lock's contents are as good as any.
+        self.appended.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Rows appended in a transaction, in the order they were appended (see
+/// [`Transaction`]'s `appended`).
+#[derive(Default)]
+pub(crate) struct Appended {
+    pub(crate) events: Vec<ticket_event::ActiveModel>,
+    pub(crate) attachments: Vec<attachment::ActiveModel>,
+    pub(crate) messages: Vec<outbox::ActiveModel>,
+}
+
+impl Appended {
+    /// One insert per table; the files after the events that record them.
+    async fn write(self, txn: &Transaction) -> Result<(), StoreError> {
+        if !self.events.is_empty() {
+            ticket_event::Entity::insert_many(self.events).exec_without_returning(txn).await?;
+        }
+        if !self.attachments.is_empty() {
+            // A file whose bytes the ticket already has is refused by the unique index.
+            attachment::Entity::insert_many(self.attachments)
+                .exec_without_returning(txn)
+                .await
+                .map_err(StoreError::from_write)?;
+        }
+        if !self.messages.is_empty() {
+            outbox::Entity::insert_many(self.messages).exec_without_returning(txn).await?;
+        }
+        Ok(())
+    }
 }
 
 /// So a `&Transaction` goes wherever a connection does.
