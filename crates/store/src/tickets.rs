@@ -8,8 +8,8 @@ use sea_orm::sea_query::{
     PostgresQueryBuilder, Query as SqlQuery, TableRef, ValueTuple, WithClause,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityName, EntityTrait, IdenStatic, IntoActiveModel, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, Statement, TryInsertResult, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityName, EntityTrait, IdenStatic, IntoActiveModel,
+    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, Statement, TryInsertResult, Value,
 };
 
 use propdesk_domain::follow_up::{FollowUpKind, FollowUpState};
@@ -664,9 +664,9 @@ fn of_created(
         // VALUES columns are named column1, column2, …; column1 is the ticket id.
         selected.expr(select(n, of_values(n + 2)));
     }
-    let tuples = rows.into_iter().map(|(ticket_id, values)| {
-        ValueTuple::Many(std::iter::once(Value::from(ticket_id)).chain(values).collect())
-    });
+    let tuples = rows
+        .into_iter()
+        .map(|(ticket_id, values)| ValueTuple::Many(std::iter::once(Value::from(ticket_id)).chain(values).collect()));
     let created = SqlQuery::select().column(ticket::Column::Id).from(Alias::new(CREATED)).to_owned();
     selected.from_values(tuples, Alias::new("v")).and_where(of_values(1).in_subquery(created));
     let mut insert = SqlQuery::insert();
@@ -680,7 +680,8 @@ fn of_created(
 /// constructor, so they set the same ones). `None` when there are no rows.
 fn entity_rows_of_created<A: ActiveModelTrait>(name: &str, rows: Vec<(&str, A)>) -> Option<CommonTableExpression> {
     let (_, first) = rows.first()?;
-    let columns: Vec<_> = <A::Entity as EntityTrait>::Column::iter().filter(|column| first.get(*column).is_set()).collect();
+    let columns: Vec<_> =
+        <A::Entity as EntityTrait>::Column::iter().filter(|column| first.get(*column).is_set()).collect();
     let values = rows
         .iter()
         .map(|(ticket_id, row)| {
