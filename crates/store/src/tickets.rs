@@ -237,8 +237,9 @@ impl Store {
     /// for the lot). Each outcome is [`Created::New`], or [`Created::Existing`] when its agent
     /// already used its request id, before or earlier in the same batch.
     ///
-    /// On PostgreSQL, a batch with nothing but tickets, search entries, events and their
-    /// messages to write (no standard reply to count) is one statement: the ticket insert and
+    /// On PostgreSQL, a batch of up to a hundred tickets with nothing but tickets, search
+    /// entries, events and their messages to write (no standard reply to count) is one
+    /// statement: the ticket insert and
     /// the inserts that depend on it are data-modifying `WITH` parts, which the statement's
     /// own commit makes atomic, so no `BEGIN` and `COMMIT` go to the server. Otherwise (and
     /// on SQLite, which has no such statements) the same rows are written in a transaction.
@@ -246,7 +247,8 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let simple = batch.iter().flat_map(|new| &new.events).all(|event| standard_reply(event).is_none());
+        let simple = batch.len() <= ONE_STATEMENT_AT_MOST
+            && batch.iter().flat_map(|new| &new.events).all(|event| standard_reply(event).is_none());
         let inserted = if self.backend() == DbBackend::Postgres && simple {
             let inserted = insert_created_in_one_statement(&self.db, &batch).await?;
             self.notify_commit();
@@ -643,6 +645,11 @@ async fn insert_created_in_one_statement(
     let rows = db.query_all_raw(statement).await.map_err(StoreError::from_write)?;
     Ok(rows.iter().map(|row| row.try_get::<String>("", C::Id.as_str())).collect::<Result<_, _>>()?)
 }
+
+/// The most tickets a create writes in one statement: each brings about a hundred
+/// parameters with its events, and a statement takes at most 65,535. Larger batches (bulk
+/// loads; the API's group commit writes at most 64) go in a transaction.
+const ONE_STATEMENT_AT_MOST: usize = 100;
 
 /// The name the one-statement create gives the tickets it wrote.
 const CREATED: &str = "created";

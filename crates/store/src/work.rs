@@ -161,21 +161,25 @@ pub(crate) struct Appended {
     pub(crate) messages: Vec<outbox::ActiveModel>,
 }
 
+/// Rows per insert: a statement's parameters stay well under both databases' limits
+/// (PostgreSQL 65,535; SQLite 32,766) at twenty columns a row.
+const ROWS_PER_INSERT: usize = 1_000;
+
 impl Appended {
-    /// One insert per table; the files after the events that record them.
+    /// One insert per table (per thousand rows); the files after the events that record them.
     async fn write(self, txn: &Transaction) -> Result<(), StoreError> {
-        if !self.events.is_empty() {
-            ticket_event::Entity::insert_many(self.events).exec_without_returning(txn).await?;
+        for events in self.events.chunks(ROWS_PER_INSERT) {
+            ticket_event::Entity::insert_many(events.to_vec()).exec_without_returning(txn).await?;
         }
-        if !self.attachments.is_empty() {
+        for files in self.attachments.chunks(ROWS_PER_INSERT) {
             // A file whose bytes the ticket already has is refused by the unique index.
-            attachment::Entity::insert_many(self.attachments)
+            attachment::Entity::insert_many(files.to_vec())
                 .exec_without_returning(txn)
                 .await
                 .map_err(StoreError::from_write)?;
         }
-        if !self.messages.is_empty() {
-            outbox::Entity::insert_many(self.messages).exec_without_returning(txn).await?;
+        for messages in self.messages.chunks(ROWS_PER_INSERT) {
+            outbox::Entity::insert_many(messages.to_vec()).exec_without_returning(txn).await?;
         }
         Ok(())
     }
