@@ -136,10 +136,8 @@ impl WriteGate {
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
     pub(crate) inner: DatabaseTransaction,
-    /// History events, their files and outbox messages the saves in this transaction
-    /// appended, written at commit in one insert per table: a batch that saves many tickets
-    /// (a dispatch batch, an incident with its reports) costs the database three inserts,
-    /// not three per ticket. Nothing in a transaction reads them back before it commits.
+    /// Outbox messages (alerts) and the rows a save appends, until written: a save writes
+    /// its own at once; what is left is written at commit.
     appended: std::sync::Mutex<Appended>,
     _gate: Option<OwnedMutexGuard<()>>,
 }
@@ -167,7 +165,7 @@ const ROWS_PER_INSERT: usize = 1_000;
 
 impl Appended {
     /// One insert per table (per thousand rows); the files after the events that record them.
-    async fn write(self, txn: &Transaction) -> Result<(), StoreError> {
+    pub(crate) async fn write(self, txn: &Transaction) -> Result<(), StoreError> {
         for events in self.events.chunks(ROWS_PER_INSERT) {
             ticket_event::Entity::insert_many(events.to_vec()).exec_without_returning(txn).await?;
         }
