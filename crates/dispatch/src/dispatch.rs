@@ -288,7 +288,7 @@ async fn raise(
             message,
             raised_at: now,
         };
-        enqueue(txn, alert_message(alert), now);
+        enqueue(txn, alert_message(alert), now).await?;
     }
     Ok(())
 }

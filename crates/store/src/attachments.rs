@@ -7,10 +7,11 @@ use propdesk_domain::attachment::{Attachment, FileName, ThumbnailFacts};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::entity::{attachment, ticket_event};
+use crate::work::Transaction;
 use crate::{Store, StoreError};
 
 /// The row of an attachment recorded by event `added_event_id`.
-pub(crate) fn row(file: &Attachment, added_event_id: &str) -> attachment::ActiveModel {
+fn row(file: &Attachment, added_event_id: &str) -> attachment::ActiveModel {
     let thumbnail = file.thumbnail.as_ref();
     attachment::ActiveModel {
         id: Set(file.id.clone()),
@@ -68,6 +69,17 @@ fn stored(row: attachment::Model) -> StoredAttachment {
         },
         added_event_id: row.added_event_id,
     }
+}
+
+/// Writes the rows of the files `events` add, inside the save's transaction. A file whose
+/// bytes the ticket already has is refused by the unique index ([`StoreError::Conflict`]).
+pub(crate) async fn insert(txn: &Transaction, added: Vec<(&Attachment, &str)>) -> Result<(), StoreError> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let rows = added.into_iter().map(|(file, event_id)| row(file, event_id));
+    attachment::Entity::insert_many(rows).exec_without_returning(txn).await.map_err(StoreError::from_write)?;
+    Ok(())
 }
 
 impl Store {

@@ -710,30 +710,29 @@ struct Entry<'a> {
     trace_parent: Option<&'a str>,
 }
 
-/// Appends history events, their files and outbox messages to what the transaction
-/// writes at commit (see [`Transaction`]), and counts the standard replies they used.
+/// Appends history events, their files and outbox messages in the caller's transaction:
+/// one insert per table for the lot; and counts the standard replies they used.
 async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreError> {
     if entries.is_empty() {
         return Ok(());
     }
+    let (mut event_ids, mut events, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    for row in appended_rows(&entries) {
+        event_ids.push(row.event_id);
+        events.push(row.event);
+        messages.push(row.message);
+    }
+    ticket_event::Entity::insert_many(events).exec_without_returning(txn).await?;
+    outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
+    let attached = entries
+        .iter()
+        .zip(&event_ids)
+        .filter_map(|(entry, event_id)| Some((entry.event.attachment.as_deref()?, event_id.as_str())))
+        .collect();
+    crate::attachments::insert(txn, attached).await?;
     let standard_replies: Vec<&str> =
         entries.iter().filter_map(|entry| standard_reply(entry.event)).map(|reply| reply.id.as_str()).collect();
-    crate::replies::count_uses(txn, &standard_replies).await?;
-    let rows = appended_rows(&entries);
-    let appended = {
-        let mut appended = txn.appended();
-        for (entry, row) in entries.iter().zip(rows) {
-            if let Some(file) = entry.event.attachment.as_deref() {
-                appended.attachments.push(crate::attachments::row(file, &row.event_id));
-            }
-            appended.events.push(row.event);
-            appended.messages.push(row.message);
-        }
-        std::mem::take(&mut *appended)
-    };
-    // Written now, in the save: deferred to commit, these inserts coincided with deadlocks
-    // between two dispatch replicas in the broker-cluster test (cause not yet found).
-    appended.write(txn).await
+    crate::replies::count_uses(txn, &standard_replies).await
 }
 
 /// The standard reply an event answered with, if any.
@@ -798,9 +797,10 @@ fn appended(entry: &Entry<'_>, event_id: &str) -> HistoryEvent {
     }
 }
 
-/// Adds a message to the outbox of the caller's transaction (written at its commit).
-pub fn enqueue(txn: &Transaction, message: BusMessage, at: DateTime<Utc>) {
-    txn.appended().messages.push(outbox_row(message, at));
+/// Adds a message to the outbox inside the caller's transaction.
+pub async fn enqueue(txn: &Transaction, message: BusMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
+    outbox_row(message, at).insert(txn).await?;
+    Ok(())
 }
 
 /// The history row of `event`, with the ticket's routing facts after it.

@@ -17,7 +17,7 @@ use propdesk_domain::aggregate::CategoryCode;
 use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{attachment, inbox, outbox, property, resident, staff, ticket, ticket_event, unit};
+use crate::entity::{inbox, property, resident, staff, ticket, unit};
 use crate::tickets::{readable, tickets_of};
 use crate::{Store, StoreError};
 use propdesk_domain::Ticket;
@@ -53,15 +53,11 @@ impl Store {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let inner = self.db.begin_with_options(options).await?;
-        Ok(Transaction { inner, appended: std::sync::Mutex::default(), _gate: gate })
+        Ok(Transaction { inner: self.db.begin_with_options(options).await?, _gate: gate })
     }
 
-    /// Writes what the transaction's saves appended, commits, and wakes this process's relay
-    /// and watch streams.
+    /// Commits and wakes this process's relay and watch streams.
     pub async fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        let appended = std::mem::take(&mut *txn.appended());
-        appended.write(&txn).await?;
         txn.inner.commit().await?;
         self.notify_commit();
         Ok(())
@@ -136,51 +132,7 @@ impl WriteGate {
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
     pub(crate) inner: DatabaseTransaction,
-    /// Outbox messages (alerts) and the rows a save appends, until written: a save writes
-    /// its own at once; what is left is written at commit.
-    appended: std::sync::Mutex<Appended>,
     _gate: Option<OwnedMutexGuard<()>>,
-}
-
-impl Transaction {
-    pub(crate) fn appended(&self) -> std::sync::MutexGuard<'_, Appended> {
-        // Held only to push rows, never across an await: a panic elsewhere cannot leave the
-        // rows half-pushed, so a poisoned lock's contents are as good as any.
-        self.appended.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Rows appended in a transaction, in the order they were appended (see
-/// [`Transaction`]'s `appended`).
-#[derive(Default)]
-pub(crate) struct Appended {
-    pub(crate) events: Vec<ticket_event::ActiveModel>,
-    pub(crate) attachments: Vec<attachment::ActiveModel>,
-    pub(crate) messages: Vec<outbox::ActiveModel>,
-}
-
-/// Rows per insert: a statement's parameters stay well under both databases' limits
-/// (PostgreSQL 65,535; SQLite 32,766) at twenty columns a row.
-const ROWS_PER_INSERT: usize = 1_000;
-
-impl Appended {
-    /// One insert per table (per thousand rows); the files after the events that record them.
-    pub(crate) async fn write(self, txn: &Transaction) -> Result<(), StoreError> {
-        for events in self.events.chunks(ROWS_PER_INSERT) {
-            ticket_event::Entity::insert_many(events.to_vec()).exec_without_returning(txn).await?;
-        }
-        for files in self.attachments.chunks(ROWS_PER_INSERT) {
-            // A file whose bytes the ticket already has is refused by the unique index.
-            attachment::Entity::insert_many(files.to_vec())
-                .exec_without_returning(txn)
-                .await
-                .map_err(StoreError::from_write)?;
-        }
-        for messages in self.messages.chunks(ROWS_PER_INSERT) {
-            outbox::Entity::insert_many(messages.to_vec()).exec_without_returning(txn).await?;
-        }
-        Ok(())
-    }
 }
 
 /// So a `&Transaction` goes wherever a connection does.
