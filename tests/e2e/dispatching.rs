@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_second_intercom_fault_soon_after_a_repair_is_a_repeat,
     a_duplicate_message_has_one_effect,
     a_poison_message_is_parked_and_can_be_replayed,
+    reports_dispatched_in_one_batch_are_shared_out_by_load,
 );
 
 async fn each_report_reaches_the_right_department_and_person_within_a_second(backend: Backend) {
@@ -67,6 +68,30 @@ async fn each_report_reaches_the_right_department_and_person_within_a_second(bac
         assert_eq!(dispatched.len(), 1, "{description}");
         assert_eq!(dispatched[0].actor_id, "system:dispatch");
     }
+}
+
+/// Six reports wait in the queue before dispatch starts, and it lingers long enough to
+/// take them in one batch: the batch reads the cleaners' loads once and keeps them in step
+/// with its own assignments, so two cleaners get three each, not all six to whoever was
+/// least loaded when the batch began.
+async fn reports_dispatched_in_one_batch_are_shared_out_by_load(backend: Backend) {
+    let mut app = App::start(backend).await;
+    let second = app.hire("Cleaner Li", pb::StaffRole::Technician, pb::Department::Cleaning, true).await;
+    let mut created = Vec::new();
+    for floor in 1..=6 {
+        let mut request = app.new_ticket("rubbish", "rubbish bags piled in the stairwell");
+        request.unit_id.clear();
+        request.location = format!("building 2, stairwell, floor {floor}");
+        created.push(app.create(request).await.id);
+    }
+    let _dispatch = app.start_dispatch_with(&[("PROPDESK__DISPATCH__LINGER_MS", "300".to_owned())]).await;
+    let mut shares = std::collections::BTreeMap::new();
+    for id in &created {
+        let (ticket, _) = app.wait_dispatched(id).await;
+        *shares.entry(ticket.assignee_id).or_insert(0) += 1;
+    }
+    let first = app.world.cleaner_id.clone();
+    assert_eq!(shares, [(first, 3), (second, 3)].into_iter().collect(), "work shared out by load");
 }
 
 async fn with_nobody_on_duty_the_ticket_waits_in_the_pool_and_the_supervisor_is_alerted(backend: Backend) {

@@ -80,6 +80,16 @@ impl Counters {
             .join("; ")
     }
 
+    /// Every statement as a Markdown table: calls per ticket and the full text.
+    pub fn table(&self, tickets: f64) -> String {
+        let mut table = String::from("| Per ticket | Calls | Statement |\n|---:|---:|---|\n");
+        for (query, calls) in &self.statements {
+            let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+            table.push_str(&format!("| {:.3} | {calls} | `{query}` |\n", *calls as f64 / tickets));
+        }
+        table
+    }
+
     /// Calls of statements whose text contains `needle`.
     pub fn calls_of(&self, needle: &str) -> i64 {
         self.statements.iter().filter(|(query, _)| query.contains(needle)).map(|(_, calls)| calls).sum()

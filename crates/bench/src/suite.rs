@@ -794,6 +794,13 @@ async fn statement_figures(
         .await? as f64;
     let per_ticket = after.calls() as f64 / tickets.max(1.0);
     suite.log(&format!("  {per_ticket:.1} statements per ticket: {}", after.top(12, tickets)));
+    let listed = suite.options.out.join("statements.md");
+    let heading = format!(
+        "# SQL statements of the steady end-to-end run\n\n{} statements for {tickets:.0} tickets ({per_ticket:.1} per \
+         ticket), from pg_stat_statements, most called first.\n\n",
+        after.calls()
+    );
+    std::fs::write(&listed, heading + &after.table(tickets))?;
     suite.figures.push(
         Figure::new(
             "e2e.statements_per_ticket",
@@ -802,7 +809,8 @@ async fn statement_figures(
             "statements",
             format!(
                 "pg_stat_statements over the steady run and its drain ({} statements for {tickets:.0} tickets, every \
-                 process and the suite's own look-ups, BEGIN and COMMIT included); the most called, per ticket: {}",
+                 process and the suite's own look-ups, BEGIN and COMMIT included; all of them in statements.md); the \
+                 most called, per ticket: {}",
                 after.calls(),
                 after.top(12, tickets)
             ),

@@ -1,10 +1,16 @@
 //! The outbox relay: a task in every process that writes outbox rows. It publishes them in
-//! batches and deletes them only after the bus confirmed them. A local commit wakes it at
-//! once; the poll interval only matters for rows written by other processes.
+//! batches and deletes them only after the bus confirmed them.
+//!
+//! The messages this process commits are handed to it in memory at commit (written already
+//! claimed for it), so publishing them costs no claim statement; a local commit wakes it at
+//! once. Every poll interval it also claims what no relay holds: rows of other processes,
+//! of a process that died, or released after a failed publish. Confirmed messages are
+//! deleted a few passes at a time, in one statement.
 
 use std::time::Duration;
 
-use propdesk_store::{RelayPass, Store};
+use propdesk_store::{Claimed, RelayPass, Store, StoreError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Bus, Envelope};
@@ -12,7 +18,7 @@ use crate::{Bus, Envelope};
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     pub batch: u64,
-    /// Fallback poll for rows committed by other processes.
+    /// Poll for rows this process was not handed (other processes', lapsed claims).
     pub poll: Duration,
     /// On shutdown, how long to keep flushing what is left.
     pub flush_timeout: Duration,
@@ -30,42 +36,78 @@ pub struct OutboxRelay {
     settings: RelaySettings,
 }
 
-/// How long a relay woken by a commit waits for more before it claims.
+/// How long a relay woken by a commit waits for more before it publishes.
 const LINGER: Duration = Duration::from_millis(2);
 /// How often the lag gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(1);
+/// How long confirmed messages may wait to be deleted together. They stay claimed
+/// meanwhile (well inside the claim's lease); if the process dies before, they are
+/// published once more, which consumers' inboxes absorb.
+const DELETE_EVERY: Duration = Duration::from_millis(50);
+
+/// Confirmed messages not yet deleted.
+#[derive(Default)]
+struct Confirmed {
+    message_ids: Vec<String>,
+    since: Option<Instant>,
+}
+
+impl Confirmed {
+    fn add(&mut self, sent: Vec<String>) {
+        if !sent.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+            self.message_ids.extend(sent);
+        }
+    }
+
+    /// When they are to be deleted, if any wait.
+    fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + DELETE_EVERY)
+    }
+}
 
 impl OutboxRelay {
     pub fn new(store: Store, bus: Bus, settings: RelaySettings) -> OutboxRelay {
         OutboxRelay { store, bus, settings }
     }
 
-    /// One claim-publish-delete pass; updates the outbox counters.
-    pub async fn pass(&self) -> Result<RelayPass, propdesk_store::StoreError> {
-        let pass = self.publish_batch().await?;
-        metrics::counter!("propdesk_outbox_published_total").increment(pass.published as u64);
+    /// Publishes, when `claim`, what no relay holds, else what this process committed;
+    /// deletes nothing (see [`OutboxRelay::delete`]). `None`: there was nothing to publish.
+    pub async fn pass(&self, claim: bool) -> Result<Option<RelayPass>, StoreError> {
+        // Claims go first when due: under steady load there is always something handed
+        // over, and rows a dead process left must not wait for a lull.
+        let claimed = if claim { self.store.claim_outbox(self.settings.batch).await? } else { None };
+        let Some(claimed) = claimed.or_else(|| self.store.take_handed(self.batch())) else {
+            return Ok(None);
+        };
+        let pass = self.publish(claimed).await?;
+        metrics::counter!("propdesk_outbox_published_total").increment(pass.sent.len() as u64);
         metrics::counter!("propdesk_outbox_publish_failures_total").increment(pass.failed as u64);
-        Ok(pass)
+        Ok(Some(pass))
+    }
+
+    fn batch(&self) -> usize {
+        usize::try_from(self.settings.batch).unwrap_or(usize::MAX)
     }
 
     /// Sets the outbox lag gauge: the age of the oldest unpublished message.
-    pub async fn measure_lag(&self) -> Result<(), propdesk_store::StoreError> {
+    pub async fn measure_lag(&self) -> Result<(), StoreError> {
         let lag = self.store.outbox_lag(propdesk_store::now()).await?;
         metrics::gauge!("propdesk_outbox_lag_seconds").set(lag.as_seconds_f64());
         Ok(())
     }
 
-    async fn publish_batch(&self) -> Result<RelayPass, propdesk_store::StoreError> {
+    async fn publish(&self, claimed: Claimed) -> Result<RelayPass, StoreError> {
         let bus = self.bus.clone();
         self.store
-            .relay_outbox(self.settings.batch, |rows| async move {
-                let batch: Vec<Envelope> = rows
+            .publish_claimed(claimed, |messages| async move {
+                let batch: Vec<Envelope> = messages
                     .into_iter()
-                    .map(|row| Envelope {
-                        message_id: row.message_id,
-                        routing_key: row.routing_key,
-                        payload: row.payload,
-                        trace_parent: row.trace_parent,
+                    .map(|message| Envelope {
+                        message_id: message.message_id,
+                        routing_key: message.routing_key,
+                        payload: message.payload,
+                        trace_parent: message.trace_parent,
                     })
                     .collect();
                 let outcomes = bus.publish(&batch).await;
@@ -79,39 +121,67 @@ impl OutboxRelay {
             .await
     }
 
+    /// Deletes the confirmed messages; on failure they wait for the next try.
+    async fn delete(&self, confirmed: &mut Confirmed) {
+        match self.store.delete_published(&confirmed.message_ids).await {
+            Ok(()) => *confirmed = Confirmed::default(),
+            Err(err) => tracing::warn!(error = %err, "published outbox messages not deleted; trying again"),
+        }
+    }
+
     /// Runs until `shutdown`, then flushes for at most the flush timeout.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut commits = self.store.subscribe_commits();
+        self.store.hand_outbox_to_relay(true);
         let mut failures = 0u32;
-        let mut lag_measured = tokio::time::Instant::now() - LAG_EVERY;
+        let mut confirmed = Confirmed::default();
+        let mut lag_measured = Instant::now() - LAG_EVERY;
+        let mut next_claim = Instant::now();
         loop {
             // The lag gauge costs a query: once a second is enough for a gauge.
             if lag_measured.elapsed() >= LAG_EVERY {
-                lag_measured = tokio::time::Instant::now();
+                lag_measured = Instant::now();
                 if let Err(err) = self.measure_lag().await {
                     tracing::warn!(error = %err, "outbox lag not measured");
                 }
             }
-            let full = match self.pass().await {
+            let claim = Instant::now() >= next_claim;
+            let (full, busy) = match self.pass(claim).await {
                 Ok(pass) => {
+                    let pass = pass.unwrap_or_default();
                     failures = if pass.failed > 0 { failures + 1 } else { 0 };
-                    pass.failed == 0 && pass.published as u64 == self.settings.batch
+                    let full = pass.failed == 0 && pass.sent.len() == self.batch();
+                    let busy = pass.failed == 0 && !pass.sent.is_empty();
+                    confirmed.add(pass.sent);
+                    (full, busy)
                 }
                 Err(err) => {
                     failures += 1;
                     tracing::warn!(error = %err, "outbox relay pass failed");
-                    false
+                    (false, false)
                 }
             };
-            if full {
+            // While the bus fails, this process's new rows are written unclaimed and wait
+            // for a claim after the back-off, instead of piling up in memory.
+            self.store.hand_outbox_to_relay(failures == 0);
+            if claim {
+                // After failures, back off instead of hammering a broker that is away.
+                let wait = if failures > 0 {
+                    Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5))
+                } else {
+                    self.settings.poll
+                };
+                // A full claim may leave more behind: claim again at once.
+                next_claim = if full { Instant::now() } else { Instant::now() + wait };
+            }
+            if confirmed.message_ids.len() >= self.batch() || confirmed.due().is_some_and(|due| due <= Instant::now()) {
+                self.delete(&mut confirmed).await;
+            }
+            // More may wait: a full batch, or this process's own behind a claim.
+            if full || (claim && busy) {
                 continue;
             }
-            // After failures, back off instead of hammering a broker that is away.
-            let wait = if failures > 0 {
-                Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5))
-            } else {
-                self.settings.poll
-            };
+            let wake = confirmed.due().map_or(next_claim, |due| due.min(next_claim));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = commits.changed(), if failures == 0 => {
@@ -119,17 +189,28 @@ impl OutboxRelay {
                     // them for a moment makes one pass publish many instead of one each.
                     tokio::time::sleep(LINGER).await;
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
+        self.flush(confirmed).await;
+    }
+
+    /// Publishes what is left (handed or claimable) and deletes what was confirmed, for
+    /// at most the flush timeout.
+    async fn flush(&self, mut confirmed: Confirmed) {
+        self.store.hand_outbox_to_relay(false);
         let flush = async {
             loop {
-                match self.pass().await {
-                    Ok(pass) if pass.published == 0 || pass.failed > 0 => break,
-                    Ok(_) => {}
-                    Err(_) => break,
+                match self.pass(true).await {
+                    Ok(Some(pass)) if pass.failed == 0 => confirmed.add(pass.sent),
+                    Ok(Some(pass)) => {
+                        confirmed.add(pass.sent);
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
                 }
             }
+            self.delete(&mut confirmed).await;
         };
         if tokio::time::timeout(self.settings.flush_timeout, flush).await.is_err() {
             tracing::warn!("outbox flush timed out; the rest is published by the next start");

@@ -543,6 +543,7 @@ async fn run_dispatch(settings: &Settings, store: Store, bus: Bus, shutdown: Can
         concurrency: settings.dispatch.concurrency,
         prefetch: settings.dispatch.prefetch,
         batch: settings.dispatch.batch,
+        linger: std::time::Duration::from_millis(settings.dispatch.linger_ms),
     };
     let policy = Arc::new(settings.policy.clone());
     let stop = CancellationToken::new();

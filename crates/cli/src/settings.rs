@@ -174,8 +174,13 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     /// Unacked messages the broker may hand over ahead.
     pub prefetch: u16,
-    /// Most messages applied in one transaction (only what has already arrived is batched).
+    /// Most messages applied in one transaction.
     pub batch: usize,
+    /// How long a batch waits, from its first message, for more to arrive, in
+    /// milliseconds (0: only what has already arrived is batched). Each batch costs its
+    /// transaction's fixed statements, so a few milliseconds here save the database far
+    /// more than they add to the time to dispatch.
+    pub linger_ms: u64,
     /// gRPC health endpoint of the worker (for readiness and liveness probes).
     pub health_listen: SocketAddr,
     /// How long in-flight messages may take to finish after SIGTERM, in seconds.
@@ -284,6 +289,9 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Dispatch's default wait for more messages to batch, in milliseconds.
+pub const DISPATCH_LINGER_MS: u64 = 5;
+
 pub const DEV_DATABASE_URL: &str = "sqlite://propdesk-dev.db?mode=rwc";
 
 impl Default for Settings {
@@ -333,6 +341,7 @@ impl Default for Settings {
                 concurrency: 8,
                 prefetch: 32,
                 batch: 16,
+                linger_ms: DISPATCH_LINGER_MS,
                 health_listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
                 drain_timeout_secs: 20,
             },

@@ -120,12 +120,16 @@ async fn dispatch_locked(
     let mut locked: HashMap<String, Ticket> =
         work::lock_tickets(&txn, &to_lock).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut outcomes = Vec::with_capacity(messages.len());
-    let mut assigned = BTreeSet::new();
+    let mut pools = Pools::new(now);
+    let mut unsaved = Unsaved::default();
     for (delivery, ticket_id) in messages {
         // A message id twice in one batch (a redelivery) is applied once.
         if !claimed.remove(&delivery.envelope.message_id) {
             outcomes.push(Outcome::AlreadyApplied);
             continue;
+        }
+        if unsaved.holds(ticket_id) {
+            unsaved.save(&txn, &mut locked, &mut pools).await?;
         }
         let ticket =
             locked.get(*ticket_id).cloned().ok_or_else(|| DispatchError::TicketMissing((*ticket_id).to_owned()))?;
@@ -135,16 +139,22 @@ async fn dispatch_locked(
             // Its building or category changed after the keys were taken: start again singly.
             return Err(DispatchError::Moved((*ticket_id).to_owned()));
         }
+        if dispatching::looks_for_groups(&ticket) && unsaved.holds_group_of(&ticket) {
+            // Its decision reads the reports of its building and category from the database.
+            unsaved.save(&txn, &mut locked, &mut pools).await?;
+        }
         let held = Held { locked: &locked, lock_in_place };
-        let applied = apply(&txn, policy, ticket, held, &mut assigned, now);
-        let (outcome, written) = delivery.traced(WorkerRole::Dispatch, applied).await?;
+        let applied = apply(&txn, policy, ticket, held, &mut pools, now);
+        let (outcome, applied) = delivery.traced(WorkerRole::Dispatch, applied).await?;
         // Later messages of this batch see these tickets as this transaction left them.
-        locked.extend(written.into_iter().map(|t| (t.id.clone(), t)));
+        locked.extend(applied.written.into_iter().map(|t| (t.id.clone(), t)));
+        unsaved.tickets.extend(applied.unsaved);
         outcomes.push(outcome);
     }
+    unsaved.save(&txn, &mut locked, &mut pools).await?;
     // Last, in id order and in one statement: batches that assign the same people never
     // take their rows in opposite orders.
-    let assigned: Vec<&str> = assigned.iter().map(String::as_str).collect();
+    let assigned: Vec<&str> = pools.assigned.iter().map(String::as_str).collect();
     work::mark_assigned(&txn, &assigned, now).await?;
     store.commit(txn).await?;
     Ok(outcomes)
@@ -188,19 +198,136 @@ fn incident_key(building_id: &str, category: &CategoryCode) -> String {
     format!("incident/{building_id}/{category}")
 }
 
-/// Dispatches the locked `ticket`, if it waits for routing; returns the outcome and every
-/// ticket written. The people it assigns join `assigned` (assigned `now`, recorded by the
-/// caller).
+/// The people a batch may assign work to, read once per property and department and kept
+/// in step with the batch's own assignments; and everyone it assigned (their
+/// `last_assigned_at` is written at the end of the batch).
+struct Pools {
+    /// When the batch assigns.
+    now: DateTime<Utc>,
+    by_department: HashMap<(String, Department), Vec<Candidate>>,
+    assigned: BTreeSet<String>,
+    /// Assignments of tickets not saved yet (property, department, person): a load read
+    /// from the database meanwhile does not count them.
+    unsaved: Vec<(String, Department, String)>,
+}
+
+impl Pools {
+    fn new(now: DateTime<Utc>) -> Pools {
+        Pools { now, by_department: HashMap::new(), assigned: BTreeSet::new(), unsaved: Vec::new() }
+    }
+
+    /// The people on duty who could take work of `department` at the property, with their
+    /// load as this batch has left it.
+    async fn candidates(
+        &mut self,
+        txn: &Transaction,
+        property_id: &str,
+        department: Department,
+    ) -> Result<Vec<Candidate>, DispatchError> {
+        let key = (property_id.to_owned(), department);
+        if let Some(pool) = self.by_department.get(&key) {
+            return Ok(pool.clone());
+        }
+        let mut pool = work::assignment_candidates(txn, property_id, department).await?;
+        // Their rows are written at the end of the batch: until then, say so here.
+        for candidate in &mut pool {
+            if self.assigned.contains(&candidate.staff_id) {
+                candidate.last_assigned_at = Some(self.now);
+            }
+            let unsaved = self.unsaved.iter().filter(|(property, unsaved_department, person)| {
+                property == property_id && *unsaved_department == department && *person == candidate.staff_id
+            });
+            let counted = candidate.open_tickets + unsaved.count() as u64;
+            candidate.open_tickets = counted.min(work::LOAD_COUNTED_UP_TO);
+        }
+        self.by_department.insert(key, pool.clone());
+        Ok(pool)
+    }
+
+    /// `ticket`, open and not an incident, was just given to its assignee: one more open
+    /// ticket for them (counted up to the cap, as the database counts), assigned now.
+    fn took(&mut self, ticket: &Ticket) {
+        let now = self.now;
+        let Some(assignee) = &ticket.assignee_id else { return };
+        self.assigned.insert(assignee.clone());
+        let Some(department) = ticket.department else { return };
+        self.unsaved.push((ticket.property_id.clone(), department, assignee.clone()));
+        let key = (ticket.property_id.clone(), department);
+        for candidate in self.by_department.get_mut(&key).into_iter().flatten() {
+            if &candidate.staff_id == assignee {
+                candidate.open_tickets = (candidate.open_tickets + 1).min(work::LOAD_COUNTED_UP_TO);
+                candidate.last_assigned_at = Some(now);
+            }
+        }
+    }
+
+    /// An incident moved reports between people: loads are read again when next needed.
+    fn forget_loads(&mut self) {
+        self.by_department.clear();
+    }
+
+    /// The batch's tickets are saved: the database counts their assignments now.
+    fn saved(&mut self) {
+        self.unsaved.clear();
+    }
+}
+
+/// Dispatched tickets of a batch not saved yet: they are saved together (one update, one
+/// insert of their events and messages), before anything reads them back from the database
+/// and before the batch records whom it assigned.
+#[derive(Default)]
+struct Unsaved {
+    tickets: Vec<tickets::Unsaved>,
+}
+
+impl Unsaved {
+    fn holds(&self, ticket_id: &str) -> bool {
+        self.tickets.iter().any(|unsaved| unsaved.ticket.id == ticket_id)
+    }
+
+    /// Whether one of them is a report of `ticket`'s building and category.
+    fn holds_group_of(&self, ticket: &Ticket) -> bool {
+        self.tickets.iter().any(|unsaved| {
+            unsaved.ticket.building_id == ticket.building_id && unsaved.ticket.category == ticket.category
+        })
+    }
+
+    /// Saves them; `locked` then holds them as saved.
+    async fn save(
+        &mut self,
+        txn: &Transaction,
+        locked: &mut HashMap<String, Ticket>,
+        pools: &mut Pools,
+    ) -> Result<(), DispatchError> {
+        if self.tickets.is_empty() {
+            return Ok(());
+        }
+        let saved = tickets::save_all(txn, std::mem::take(&mut self.tickets)).await?;
+        locked.extend(saved.into_iter().map(|t| (t.id.clone(), t)));
+        pools.saved();
+        Ok(())
+    }
+}
+
+/// What [`apply`] changed: tickets it wrote, and the dispatched ticket, for the batch to save.
+#[derive(Default)]
+struct Applied {
+    written: Vec<Ticket>,
+    unsaved: Option<tickets::Unsaved>,
+}
+
+/// Dispatches the locked `ticket`, if it waits for routing; returns the outcome and what it
+/// changed. The people it assigns go into `pools`.
 async fn apply(
     txn: &Transaction,
     policy: &Policy,
     mut ticket: Ticket,
     held: Held<'_>,
-    assigned: &mut BTreeSet<String>,
+    pools: &mut Pools,
     now: DateTime<Utc>,
-) -> Result<(Outcome, Vec<Ticket>), DispatchError> {
+) -> Result<(Outcome, Applied), DispatchError> {
     let Some(department) = dispatching::department_for(&ticket, policy) else {
-        return Ok((Outcome::NothingToDo, Vec::new()));
+        return Ok((Outcome::NothingToDo, Applied::default()));
     };
     // The facts the decision needs, loaded first.
     let (mut last_resolution, mut open_incident, mut recent_reports) = (None, None, Vec::new());
@@ -222,7 +349,7 @@ async fn apply(
     // Joining an open incident takes its person: nobody else is looked for.
     let candidates = match open_incident {
         Some(_) => Vec::new(),
-        None => candidates(txn, &ticket.property_id, department, assigned, now).await?,
+        None => pools.candidates(txn, &ticket.property_id, department).await?,
     };
     let around = Surroundings {
         candidates: &candidates,
@@ -236,13 +363,14 @@ async fn apply(
     if let Some(opened) = decision.open_incident {
         let (incident, events) = Ticket::open_incident(opened.incident, opened.units, system(), now);
         let incident = tickets::insert(txn, incident, &events).await?;
-        assigned.extend(incident.assignee_id.clone());
+        pools.assigned.extend(incident.assignee_id.clone());
         let alert = (pb::AlertKind::IncidentOpened, incident.title.clone());
         raise(txn, &incident, department, vec![alert], now).await?;
         for mut report in recent_reports.into_iter().filter(|r| opened.link.contains(&r.id)) {
             let events = report.link_to(&incident, system(), now)?;
             written.push(tickets::save(txn, report, &events).await?);
         }
+        pools.forget_loads();
     }
     let alerts = decision
         .alerts
@@ -253,8 +381,7 @@ async fn apply(
         })
         .collect();
     let events = ticket.dispatch(decision.route, system(), now)?;
-    assigned.extend(ticket.assignee_id.clone());
-    let ticket = tickets::save(txn, ticket, &events).await?;
+    pools.took(&ticket);
     raise(txn, &ticket, department, alerts, now).await?;
     let outcome = Outcome::Dispatched {
         department,
@@ -262,8 +389,9 @@ async fn apply(
         incident_id: ticket.incident_id().map(str::to_owned),
         repeat_fault: ticket.repeat_fault,
     };
-    written.push(ticket);
-    Ok((outcome, written))
+    // Saved with the batch's others, its messages still in this message's trace.
+    let unsaved = tickets::Unsaved { ticket, events, trace_parent: propdesk_events::current_trace() };
+    Ok((outcome, Applied { written, unsaved: Some(unsaved) }))
 }
 
 /// Sends alerts about `ticket` to the department's supervisor (else the manager).
@@ -291,22 +419,4 @@ async fn raise(
         enqueue(txn, alert_message(alert), now).await?;
     }
     Ok(())
-}
-
-/// The people on duty who could take the work; `assigned` were assigned `now` earlier in
-/// this batch (their rows are written at its end).
-async fn candidates(
-    txn: &Transaction,
-    property_id: &str,
-    department: Department,
-    assigned: &BTreeSet<String>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Candidate>, DispatchError> {
-    let mut candidates = work::assignment_candidates(txn, property_id, department).await?;
-    for candidate in &mut candidates {
-        if assigned.contains(&candidate.staff_id) {
-            candidate.last_assigned_at = Some(now);
-        }
-    }
-    Ok(candidates)
 }

@@ -21,11 +21,13 @@ pub struct WorkerSettings {
     pub prefetch: u16,
     /// Most messages applied in one transaction.
     pub batch: usize,
+    /// How long a batch waits, from its first message, for more.
+    pub linger: std::time::Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { concurrency: 8, prefetch: 32, batch: 16 }
+        WorkerSettings { concurrency: 8, prefetch: 32, batch: 16, linger: std::time::Duration::ZERO }
     }
 }
 
@@ -37,12 +39,11 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
-    // No linger: every millisecond here is create → dispatched latency.
     let options = ConsumeOptions {
         prefetch: settings.prefetch,
         concurrency: settings.concurrency,
         batch: settings.batch,
-        linger: std::time::Duration::ZERO,
+        linger: settings.linger,
     };
     propdesk_bus::consume(&bus, WorkerRole::Dispatch, options, shutdown, |deliveries| {
         let (store, policy) = (store.clone(), policy.clone());

@@ -173,7 +173,7 @@ pub struct BusMessage {
 }
 
 /// The trace of the work writing a message: its span is the message's parent.
-fn current_trace() -> Option<String> {
+pub fn current_trace() -> Option<String> {
     propdesk_trace::TraceParent::current().map(|trace| trace.to_string())
 }
 

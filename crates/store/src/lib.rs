@@ -44,7 +44,7 @@ use sea_orm_migration::MigratorTrait;
 pub use access::AccessFilter;
 pub use directory::{CreateKey, Inserted, Page, ResidentFilter};
 pub use follow_ups::FollowUpFilter;
-pub use outbox::RelayPass;
+pub use outbox::{Claimed, RelayPass};
 pub use tickets::{Change, Created, EventCursor, FollowUpDone, NewTicket, Owner, ReplyFollowUp, TicketFilter};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,8 @@ pub struct Store {
     /// SQLite only: write transactions of this process queue here instead of polling
     /// SQLite's lock (its busy handler sleeps up to 100 ms between tries).
     write_gate: Option<Arc<work::WriteGate>>,
+    /// Outbox messages of this process's commits on their way to its relay.
+    handoff: Arc<outbox::Handoff>,
 }
 
 /// Times as stored: microsecond precision, so values read back compare equal on both
@@ -139,7 +141,7 @@ impl Store {
             });
         let db = Database::connect(options).await?;
         let write_gate = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(work::WriteGate::default()));
-        Ok(Store { db, commits: Arc::new(watch::Sender::new(0)), write_gate })
+        Ok(Store { db, commits: Arc::new(watch::Sender::new(0)), write_gate, handoff: Arc::default() })
     }
 
     /// Applies pending migrations.

@@ -1,10 +1,25 @@
 //! The outbox: messages written with their cause, published by the relay, then deleted.
+//!
+//! Two ways a message reaches the relay:
+//! - **Handed over.** Once this process's relay takes its own messages
+//!   ([`Store::hand_outbox_to_relay`]), every outbox row a local transaction writes is
+//!   written already claimed: this process's claim token and a short lease. At commit the
+//!   messages go to the relay in memory, so publishing them costs no claim statement, and
+//!   no other relay takes them while the lease holds. If this process dies first, the
+//!   lease lapses and any relay claims them as below.
+//! - **Claimed.** Rows of other processes, of a process that died, or released after a
+//!   failed publish: a relay claims them with one `UPDATE` (a fresh token and a lease).
+//!
+//! Either way a message is deleted only after the bus confirmed it.
 
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use propdesk_events::BusMessage;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::outbox;
 use crate::{Store, StoreError};
@@ -14,34 +29,134 @@ use crate::{Store, StoreError};
 const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(3);
 /// How often a relay still publishing renews its claim (well inside the lease).
 const CLAIM_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A handed-over message is published only with at least this much of its lease left;
+/// one older is left to be claimed, so two relays never publish it at once.
+const LEASE_LEFT_AT_LEAST: TimeDelta = TimeDelta::seconds(1);
+/// The most messages waiting in memory for the relay; past it (a relay that has fallen
+/// behind) rows are written unclaimed and the relay claims them.
+const HANDED_AT_MOST: usize = 10_000;
 
 /// What one relay pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RelayPass {
-    pub published: usize,
+    /// Message ids the bus confirmed: delete them with [`Store::delete_published`].
+    pub sent: Vec<String>,
+    /// Messages the bus refused or did not confirm, released for a later pass.
     pub failed: usize,
 }
 
+/// Messages a relay holds the claim of, to publish with [`Store::publish_claimed`].
+#[derive(Debug)]
+pub struct Claimed {
+    token: String,
+    pub messages: Vec<BusMessage>,
+}
+
+/// The messages of this process on their way from its commits to its relay.
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    /// The claim token of the rows this process writes for its own relay.
+    token: String,
+    /// Whether the relay takes this process's messages now (it does unless it stopped,
+    /// or its bus is failing: then rows are written unclaimed, for a later claim).
+    taking: AtomicBool,
+    handed: Mutex<Vec<Handed>>,
+}
+
+/// A committed message of this process, and when its lease ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Handed {
+    message: BusMessage,
+    lease_ends: DateTime<Utc>,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Handoff { token: uuid::Uuid::now_v7().to_string(), taking: AtomicBool::new(false), handed: Mutex::default() }
+    }
+}
+
+impl Handoff {
+    /// The outbox rows of `messages` (each written at its time) and, when the relay takes
+    /// them, what to hand it once they commit (in the same order).
+    pub(crate) fn rows(&self, messages: Vec<(BusMessage, DateTime<Utc>)>) -> (Vec<outbox::ActiveModel>, Vec<Handed>) {
+        let lease_ends = self.taking().then(|| crate::now() + CLAIM_LEASE);
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut handed = Vec::new();
+        for (message, at) in messages {
+            rows.push(outbox::ActiveModel {
+                message_id: Set(message.message_id.clone()),
+                routing_key: Set(message.routing_key.clone()),
+                payload: Set(message.payload.clone()),
+                created_at: Set(at),
+                attempts: Set(0),
+                claim_token: Set(lease_ends.map(|_| self.token.clone())),
+                claimed_until: Set(lease_ends),
+                trace_parent: Set(message.trace_parent.clone()),
+                ..Default::default()
+            });
+            if let Some(lease_ends) = lease_ends {
+                handed.push(Handed { message, lease_ends });
+            }
+        }
+        (rows, handed)
+    }
+
+    fn taking(&self) -> bool {
+        self.taking.load(Ordering::Relaxed) && self.lock().len() < HANDED_AT_MOST
+    }
+
+    /// Hands committed messages to the relay.
+    pub(crate) fn hand(&self, committed: Vec<Handed>) {
+        if !committed.is_empty() {
+            self.lock().extend(committed);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Handed>> {
+        // A panic elsewhere while holding it leaves a plain list: still usable.
+        self.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Store {
-    /// Claims up to `limit` unsent messages, hands them to `publish` (which says, per
-    /// message, whether the bus confirmed it), and deletes the confirmed ones.
+    /// Says whether this process's relay takes the messages this process commits (see the
+    /// module's doc). Off: rows are written unclaimed and wait for a claim, as they do in
+    /// a process without a relay.
+    pub fn hand_outbox_to_relay(&self, taking: bool) {
+        self.handoff.taking.store(taking, Ordering::Relaxed);
+    }
+
+    /// Up to `limit` messages this process committed for its relay, oldest first; `None`
+    /// when there are none. Those whose lease is nearly over are left to a claim.
+    pub fn take_handed(&self, limit: usize) -> Option<Claimed> {
+        let now = crate::now();
+        let taken: Vec<Handed> = {
+            let mut handed = self.handoff.lock();
+            let end = limit.min(handed.len());
+            handed.drain(..end).collect()
+        };
+        let messages: Vec<BusMessage> = taken
+            .into_iter()
+            .filter(|handed| handed.lease_ends - now >= LEASE_LEFT_AT_LEAST)
+            .map(|handed| handed.message)
+            .collect();
+        (!messages.is_empty()).then(|| Claimed { token: self.handoff.token.clone(), messages })
+    }
+
+    /// Claims up to `limit` unsent messages that no relay holds: one `UPDATE` stamps a
+    /// fresh claim token and a short lease on them, so relays of several processes never
+    /// publish the same row at once.
     ///
-    /// One `UPDATE` stamps a claim token and a short lease on the rows, so relays of
-    /// several processes never publish the same row at once. No transaction is held across
-    /// the publish: on PostgreSQL an open transaction would hold back the horizon that
-    /// WatchTickets reads up to (every stream of every replica would wait for a publish to
-    /// a broker that does not answer), and on SQLite a read transaction could not be
-    /// upgraded after the consumers' own commits. The lease is renewed while the publish
-    /// runs, so it lapses soon after its process dies, never while it works.
+    /// No transaction is held across the publish: on PostgreSQL an open transaction would
+    /// hold back the horizon that WatchTickets reads up to (every stream of every replica
+    /// would wait for a publish to a broker that does not answer), and on SQLite a read
+    /// transaction could not be upgraded after the consumers' own commits.
     ///
     /// PostgreSQL claims with `FOR UPDATE SKIP LOCKED` and `RETURNING`: one statement, and
     /// two relays never wait for each other; an idle pass updates nothing and costs no
     /// transaction id.
-    pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<RelayPass, StoreError>
-    where
-        F: FnOnce(Vec<outbox::Model>) -> Fut,
-        Fut: Future<Output = Vec<bool>>,
-    {
+    pub async fn claim_outbox(&self, limit: u64) -> Result<Option<Claimed>, StoreError> {
         let postgres = self.backend() == DbBackend::Postgres;
         let now = crate::now();
         let token = uuid::Uuid::now_v7().to_string();
@@ -67,7 +182,7 @@ impl Store {
             rows
         } else {
             if claim.exec(&self.db).await?.rows_affected == 0 {
-                return Ok(RelayPass::default());
+                return Ok(None);
             }
             outbox::Entity::find()
                 .filter(outbox::Column::ClaimToken.eq(token.as_str()))
@@ -75,17 +190,83 @@ impl Store {
                 .all(&self.db)
                 .await?
         };
-        if rows.is_empty() {
-            return Ok(RelayPass::default());
-        }
-        let confirmed = self.renewing_claim(&token, publish(rows.clone())).await;
-        let (sent, failed) = split(&rows, confirmed);
-        finish(&self.db, &sent, &failed).await?;
-        Ok(RelayPass { published: sent.len(), failed: failed.len() })
+        let messages: Vec<BusMessage> = rows
+            .into_iter()
+            .map(|row| BusMessage {
+                message_id: row.message_id,
+                routing_key: row.routing_key,
+                payload: row.payload,
+                trace_parent: row.trace_parent,
+            })
+            .collect();
+        Ok((!messages.is_empty()).then_some(Claimed { token, messages }))
     }
 
-    /// Runs `publishing` while renewing the lease of the rows claimed with `token`.
-    async fn renewing_claim<Fut: Future<Output = Vec<bool>>>(&self, token: &str, publishing: Fut) -> Vec<bool> {
+    /// Hands the claimed messages to `publish` (which says, per message, whether the bus
+    /// confirmed it), renewing their lease while it runs, so the lease lapses soon after
+    /// this process dies, never while it works. Those not confirmed are released at once
+    /// for a later pass; the confirmed ones are the caller's to delete (they stay claimed
+    /// until then), so a relay can delete several passes' worth in one statement.
+    pub async fn publish_claimed<F, Fut>(&self, claimed: Claimed, publish: F) -> Result<RelayPass, StoreError>
+    where
+        F: FnOnce(Vec<BusMessage>) -> Fut,
+        Fut: Future<Output = Vec<bool>>,
+    {
+        let ids: Vec<String> = claimed.messages.iter().map(|m| m.message_id.clone()).collect();
+        let confirmed = self.renewing_claim(&claimed.token, &ids, publish(claimed.messages)).await;
+        let (mut sent, mut failed) = (Vec::new(), Vec::new());
+        for (index, id) in ids.into_iter().enumerate() {
+            if confirmed.get(index).copied().unwrap_or(false) {
+                sent.push(id);
+            } else {
+                failed.push(id);
+            }
+        }
+        if !failed.is_empty() {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+                .col_expr(outbox::Column::ClaimToken, Expr::value(Option::<String>::None))
+                .col_expr(outbox::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(outbox::Column::MessageId.is_in(failed.iter().map(String::as_str)))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(RelayPass { sent, failed: failed.len() })
+    }
+
+    /// Deletes messages the bus confirmed.
+    pub async fn delete_published(&self, message_ids: &[String]) -> Result<(), StoreError> {
+        if !message_ids.is_empty() {
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::MessageId.is_in(message_ids.iter().map(String::as_str)))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One claim, publish and delete: [`Store::claim_outbox`], [`Store::publish_claimed`]
+    /// and [`Store::delete_published`] in a row. Returns how many were published.
+    pub async fn relay_outbox<F, Fut>(&self, limit: u64, publish: F) -> Result<usize, StoreError>
+    where
+        F: FnOnce(Vec<BusMessage>) -> Fut,
+        Fut: Future<Output = Vec<bool>>,
+    {
+        let Some(claimed) = self.claim_outbox(limit).await? else {
+            return Ok(0);
+        };
+        let pass = self.publish_claimed(claimed, publish).await?;
+        self.delete_published(&pass.sent).await?;
+        Ok(pass.sent.len())
+    }
+
+    /// Runs `publishing` while renewing the lease of the messages `ids` claimed with `token`.
+    async fn renewing_claim<Fut: Future<Output = Vec<bool>>>(
+        &self,
+        token: &str,
+        ids: &[String],
+        publishing: Fut,
+    ) -> Vec<bool> {
         let mut publishing = std::pin::pin!(publishing);
         loop {
             tokio::select! {
@@ -94,6 +275,7 @@ impl Store {
                     let renewed = outbox::Entity::update_many()
                         .col_expr(outbox::Column::ClaimedUntil, Expr::value(crate::now() + CLAIM_LEASE))
                         .filter(outbox::Column::ClaimToken.eq(token))
+                        .filter(outbox::Column::MessageId.is_in(ids.iter().map(String::as_str)))
                         .exec(&self.db)
                         .await;
                     if let Err(err) = renewed {
@@ -111,32 +293,4 @@ impl Store {
             outbox::Entity::find().order_by_asc(outbox::Column::Id).one(&self.db).await?;
         Ok(oldest.map_or(TimeDelta::zero(), |row| (now - row.created_at).max(TimeDelta::zero())))
     }
-}
-
-fn split(rows: &[outbox::Model], confirmed: Vec<bool>) -> (Vec<i64>, Vec<i64>) {
-    let mut sent = Vec::new();
-    let mut failed = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
-        if confirmed.get(index).copied().unwrap_or(false) {
-            sent.push(row.id);
-        } else {
-            failed.push(row.id);
-        }
-    }
-    (sent, failed)
-}
-
-async fn finish(db: &impl sea_orm::ConnectionTrait, sent: &[i64], failed: &[i64]) -> Result<(), StoreError> {
-    if !sent.is_empty() {
-        outbox::Entity::delete_many().filter(outbox::Column::Id.is_in(sent.iter().copied())).exec(db).await?;
-    }
-    if !failed.is_empty() {
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
-            .col_expr(outbox::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-            .filter(outbox::Column::Id.is_in(failed.iter().copied()))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
 }

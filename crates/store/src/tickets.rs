@@ -21,6 +21,7 @@ use propdesk_events::{BusMessage, HistoryEvent};
 
 use crate::entity::ticket::UnreadableTicket;
 use crate::entity::{outbox, ticket, ticket_event};
+use crate::outbox::{Handed, Handoff};
 use crate::sealing;
 use crate::search;
 use crate::work::Transaction;
@@ -250,7 +251,8 @@ impl Store {
         let simple = batch.len() <= ONE_STATEMENT_AT_MOST
             && batch.iter().flat_map(|new| &new.events).all(|event| standard_reply(event).is_none());
         let inserted = if self.backend() == DbBackend::Postgres && simple {
-            let inserted = insert_created_in_one_statement(&self.db, &batch).await?;
+            let (inserted, handed) = insert_created_in_one_statement(&self.db, &self.handoff, &batch).await?;
+            self.handoff.hand(handed);
             self.notify_commit();
             inserted
         } else {
@@ -505,25 +507,113 @@ fn stored(ticket: Ticket, version: i64) -> Result<Ticket, StoreError> {
 /// no command changed (a reminder) keeps its version and only gains the events. Returns
 /// the ticket as saved.
 pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Result<Ticket, StoreError> {
-    let version = if ticket.is_changed() { ticket.version + 1 } else { ticket.version };
-    if ticket.is_changed() {
-        let result = ticket::Entity::update_many()
-            .set(ticket::Model::of(ticket.facts(), version)?.into_active_model().reset_all())
-            .filter(ticket::Column::Id.eq(ticket.id.as_str()))
-            .filter(ticket::Column::Version.eq(ticket.version))
-            .exec(txn)
-            .await?;
-        if result.rows_affected == 0 {
-            let current =
-                ticket::Entity::find_by_id(ticket.id.clone()).one(txn).await?.ok_or(StoreError::NotFound("ticket"))?;
-            return Err(StoreError::StaleVersion { current: current.version });
+    let unsaved = Unsaved { ticket, events: events.to_vec(), trace_parent: None };
+    save_all(txn, vec![unsaved]).await?.pop().ok_or(StoreError::Vanished("a saved ticket"))
+}
+
+/// A changed ticket and its new events, for [`save_all`].
+#[derive(Debug, Clone)]
+pub struct Unsaved {
+    pub ticket: Ticket,
+    pub events: Vec<Recorded>,
+    /// The trace its messages travel under when it is saved outside the work that changed
+    /// it (`None`: the saving work's own).
+    pub trace_parent: Option<String>,
+}
+
+/// [`save`] for several tickets at once: all of them, or none if any changed
+/// meanwhile ([`StoreError::StaleVersion`]). On PostgreSQL the changed rows are one
+/// `UPDATE … FROM (VALUES …)`; the history and messages of all of them are one insert
+/// each. Returns the tickets as saved, in order.
+pub async fn save_all(txn: &Transaction, changes: Vec<Unsaved>) -> Result<Vec<Ticket>, StoreError> {
+    let version = |ticket: &Ticket| if ticket.is_changed() { ticket.version + 1 } else { ticket.version };
+    let changed: Vec<&Ticket> = changes.iter().map(|change| &change.ticket).filter(|t| t.is_changed()).collect();
+    // One statement updates a row at most once: a ticket changed twice goes in turn.
+    let distinct = changed.iter().map(|t| t.id.as_str()).collect::<HashSet<_>>().len() == changed.len();
+    if changed.len() > 1 && distinct && txn.get_database_backend() == DbBackend::Postgres {
+        update_in_one_statement(txn, &changed).await?;
+    } else {
+        for ticket in changed {
+            let result = ticket::Entity::update_many()
+                .set(ticket::Model::of(ticket.facts(), version(ticket))?.into_active_model().reset_all())
+                .filter(ticket::Column::Id.eq(ticket.id.as_str()))
+                .filter(ticket::Column::Version.eq(ticket.version))
+                .exec(txn)
+                .await?;
+            if result.rows_affected == 0 {
+                return Err(stale(txn, &ticket.id).await);
+            }
         }
     }
-    let notes = events.iter().filter_map(search::note_text).map(|note| (ticket.id.as_str(), note));
+    let notes = changes.iter().flat_map(|change| {
+        change.events.iter().filter_map(search::note_text).map(|note| (change.ticket.id.as_str(), note))
+    });
     search::index(txn, notes.collect()).await?;
-    let entries = events.iter().map(|event| Entry { ticket: ticket.facts(), version, event, trace_parent: None });
+    let entries = changes.iter().flat_map(|change| {
+        let (ticket, version, trace_parent) =
+            (change.ticket.facts(), version(&change.ticket), change.trace_parent.as_deref());
+        change.events.iter().map(move |event| Entry { ticket, version, event, trace_parent })
+    });
     append(txn, entries.collect()).await?;
-    stored(ticket, version)
+    changes
+        .into_iter()
+        .map(|change| {
+            let version = version(&change.ticket);
+            stored(change.ticket, version)
+        })
+        .collect()
+}
+
+/// Why a ticket's conditional update matched nothing: it changed meanwhile, or is gone.
+async fn stale(txn: &Transaction, id: &str) -> StoreError {
+    match ticket::Entity::find_by_id(id.to_owned()).one(txn).await {
+        Ok(Some(current)) => StoreError::StaleVersion { current: current.version },
+        Ok(None) => StoreError::NotFound("ticket"),
+        Err(err) => err.into(),
+    }
+}
+
+/// The rows of several changed tickets in one PostgreSQL statement, each only if its stored
+/// version is still the one it was read at:
+///
+/// ```sql
+/// UPDATE tickets SET version = v.column3, … FROM (VALUES ($read_version, $id, $version, …), …) AS v
+/// WHERE tickets.id = v.column2 AND tickets.version = v.column1 RETURNING tickets.id
+/// ```
+async fn update_in_one_statement(txn: &Transaction, changed: &[&Ticket]) -> Result<(), StoreError> {
+    use ticket::Column as C;
+    let columns: Vec<C> = C::iter().collect();
+    let mut tuples = Vec::with_capacity(changed.len());
+    for ticket in changed {
+        let row = ticket::Model::of(ticket.facts(), ticket.version + 1)?;
+        let values = columns.iter().map(|column| sea_orm::ModelTrait::get(&row, *column));
+        tuples.push(ValueTuple::Many(std::iter::once(Value::from(ticket.version)).chain(values).collect()));
+    }
+    // VALUES columns are named column1, column2, …: the version read, then every column.
+    let of_values = |n: usize| Expr::col((Alias::new("v"), Alias::new(format!("column{n}"))));
+    let mut update = SqlQuery::update();
+    update.table(ticket::Entity);
+    let mut id_at = 0;
+    for (n, column) in columns.iter().enumerate() {
+        if matches!(column, C::Id) {
+            id_at = n + 2;
+        } else {
+            update.value(*column, of_values(n + 2));
+        }
+    }
+    update
+        .from(TableRef::ValuesList(tuples, Alias::new("v").into_iden()))
+        .and_where(Expr::col((ticket::Entity, C::Id)).eq(of_values(id_at)))
+        .and_where(Expr::col((ticket::Entity, C::Version)).eq(of_values(1)))
+        .returning_col(C::Id);
+    let (sql, values) = update.build(PostgresQueryBuilder);
+    let rows = txn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
+    let updated: HashSet<String> =
+        rows.iter().map(|row| row.try_get::<String>("", C::Id.as_str())).collect::<Result<_, _>>()?;
+    match changed.iter().find(|ticket| !updated.contains(&ticket.id)) {
+        Some(missed) => Err(stale(txn, &missed.id).await),
+        None => Ok(()),
+    }
 }
 
 /// Writes a ticket that a command created (a group incident) with its first events.
@@ -605,10 +695,12 @@ async fn insert_created(txn: &Transaction, batch: &[NewTicket]) -> Result<HashSe
 ///
 /// Each dependent row is sent with its ticket's id first, so only the rows of the tickets
 /// actually written are kept. A statement is atomic on its own: all of it commits, or none.
+/// Returns the ids written, and the messages of those tickets for this process's relay.
 async fn insert_created_in_one_statement(
     db: &impl ConnectionTrait,
+    handoff: &Handoff,
     batch: &[NewTicket],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<(HashSet<String>, Vec<Handed>), StoreError> {
     use ticket::Column as C;
     let mut tickets = ticket::Entity::insert_many(created_rows(batch)?)
         .on_conflict(OnConflict::columns([C::FirstContactAgentId, C::RequestId]).do_nothing().to_owned())
@@ -627,15 +719,18 @@ async fn insert_created_in_one_statement(
         with.cte(of_created("indexed", table, columns, rows, document));
     }
     let entries: Vec<Entry> = new.iter().flat_map(|new| created_entries(new)).collect();
-    let (mut events, mut messages) = (Vec::new(), Vec::new());
+    let (mut events, mut message_tickets, mut messages) = (Vec::new(), Vec::new(), Vec::new());
     for row in appended_rows(&entries) {
         events.push((row.ticket_id, row.event));
-        messages.push((row.ticket_id, row.message));
+        message_tickets.push(row.ticket_id);
+        messages.push(row.message);
     }
     if let Some(events) = entity_rows_of_created("events", events) {
         with.cte(events);
     }
-    if let Some(messages) = entity_rows_of_created("sent", messages) {
+    let (message_rows, handed) = handoff.rows(messages);
+    if let Some(messages) = entity_rows_of_created("sent", message_tickets.iter().copied().zip(message_rows).collect())
+    {
         with.cte(messages);
     }
 
@@ -643,7 +738,15 @@ async fn insert_created_in_one_statement(
     let (sql, values) = query.build(PostgresQueryBuilder);
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     let rows = db.query_all_raw(statement).await.map_err(StoreError::from_write)?;
-    Ok(rows.iter().map(|row| row.try_get::<String>("", C::Id.as_str())).collect::<Result<_, _>>()?)
+    let inserted: HashSet<String> =
+        rows.iter().map(|row| row.try_get::<String>("", C::Id.as_str())).collect::<Result<_, _>>()?;
+    // Handed over only when they were written: those of a ticket not written were claimed for nothing.
+    let handed = if handed.is_empty() {
+        handed
+    } else {
+        message_tickets.iter().zip(handed).filter(|(id, _)| inserted.contains(**id)).map(|(_, h)| h).collect()
+    };
+    Ok((inserted, handed))
 }
 
 /// The most tickets a create writes in one statement: each brings about a hundred
@@ -723,7 +826,7 @@ async fn append(txn: &Transaction, entries: Vec<Entry<'_>>) -> Result<(), StoreE
         messages.push(row.message);
     }
     ticket_event::Entity::insert_many(events).exec_without_returning(txn).await?;
-    outbox::Entity::insert_many(messages).exec_without_returning(txn).await?;
+    outbox::Entity::insert_many(txn.outbox_rows(messages)).exec_without_returning(txn).await?;
     let attached = entries
         .iter()
         .zip(&event_ids)
@@ -745,7 +848,8 @@ struct AppendedRow<'a> {
     ticket_id: &'a str,
     event_id: String,
     event: ticket_event::ActiveModel,
-    message: outbox::ActiveModel,
+    /// The message, written at the event's time.
+    message: (BusMessage, DateTime<Utc>),
 }
 
 fn appended_rows<'a>(entries: &[Entry<'a>]) -> Vec<AppendedRow<'a>> {
@@ -760,7 +864,7 @@ fn appended_rows<'a>(entries: &[Entry<'a>]) -> Vec<AppendedRow<'a>> {
             AppendedRow {
                 ticket_id: entry.ticket.id.as_str(),
                 event: event_row(&event_id, entry.ticket, entry.version, entry.event),
-                message: outbox_row(message, entry.event.at),
+                message: (message, entry.event.at),
                 event_id,
             }
         })
@@ -799,7 +903,7 @@ fn appended(entry: &Entry<'_>, event_id: &str) -> HistoryEvent {
 
 /// Adds a message to the outbox inside the caller's transaction.
 pub async fn enqueue(txn: &Transaction, message: BusMessage, at: DateTime<Utc>) -> Result<(), StoreError> {
-    outbox_row(message, at).insert(txn).await?;
+    outbox::Entity::insert_many(txn.outbox_rows(vec![(message, at)])).exec_without_returning(txn).await?;
     Ok(())
 }
 
@@ -893,18 +997,4 @@ fn written_changes(changes: &[FieldChange]) -> String {
 
 fn parse_optional<T: std::str::FromStr<Err = UnknownCode>>(code: Option<&str>) -> Result<Option<T>, UnknownCode> {
     code.map(str::parse).transpose()
-}
-
-fn outbox_row(message: BusMessage, at: DateTime<Utc>) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        message_id: Set(message.message_id),
-        routing_key: Set(message.routing_key),
-        payload: Set(message.payload),
-        created_at: Set(at),
-        attempts: Set(0),
-        claim_token: Set(None),
-        claimed_until: Set(None),
-        trace_parent: Set(message.trace_parent),
-        ..Default::default()
-    }
 }

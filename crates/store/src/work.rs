@@ -3,8 +3,8 @@
 //! change itself is saved with `tickets::save`). Commit with [`Store::commit`] so local waiters wake.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
@@ -17,10 +17,12 @@ use propdesk_domain::aggregate::CategoryCode;
 use propdesk_domain::{Candidate, Department, Role, TicketState};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use crate::entity::{inbox, property, resident, staff, ticket, unit};
+use crate::entity::{inbox, outbox, property, resident, staff, ticket, unit};
+use crate::outbox::{Handed, Handoff};
 use crate::tickets::{readable, tickets_of};
 use crate::{Store, StoreError};
 use propdesk_domain::Ticket;
+use propdesk_events::BusMessage;
 
 /// Codes of the states that still owe work (they count in an assignee's load), as the
 /// domain defines them.
@@ -53,12 +55,20 @@ impl Store {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(Transaction { inner: self.db.begin_with_options(options).await?, _gate: gate })
+        Ok(Transaction {
+            inner: self.db.begin_with_options(options).await?,
+            handoff: self.handoff.clone(),
+            handed: Mutex::default(),
+            _gate: gate,
+        })
     }
 
-    /// Commits and wakes this process's relay and watch streams.
+    /// Commits, hands the outbox messages it wrote to this process's relay, and wakes the
+    /// relay and watch streams.
     pub async fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        let handed = std::mem::take(&mut *txn.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         txn.inner.commit().await?;
+        self.handoff.hand(handed);
         self.notify_commit();
         Ok(())
     }
@@ -132,7 +142,22 @@ impl WriteGate {
 pub struct Transaction {
     // Declared first, so it rolls back before the gate opens.
     pub(crate) inner: DatabaseTransaction,
+    handoff: Arc<Handoff>,
+    /// Outbox messages written here, for the relay once they commit.
+    handed: Mutex<Vec<Handed>>,
     _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl Transaction {
+    /// The outbox rows of `messages` (each written at its time), claimed for this
+    /// process's relay when it takes them; they reach it at commit.
+    pub(crate) fn outbox_rows(&self, messages: Vec<(BusMessage, DateTime<Utc>)>) -> Vec<outbox::ActiveModel> {
+        let (rows, handed) = self.handoff.rows(messages);
+        if !handed.is_empty() {
+            self.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(handed);
+        }
+        rows
+    }
 }
 
 /// So a `&Transaction` goes wherever a connection does.
@@ -355,17 +380,30 @@ pub async fn manager_of(txn: &impl ConnectionTrait, property_id: &str) -> Result
         .await?)
 }
 
-/// Records that `staff_ids` were given work at `at` (one statement; pass them sorted, so
-/// two transactions take the rows in one order).
+/// Records that `staff_ids` were given work at `at`, in one statement.
+///
+/// On PostgreSQL the rows are locked first, in id order, by a sub-select: an `UPDATE … WHERE
+/// id IN (…)` alone takes its rows in the order it meets them on the page, and two
+/// transactions assigning the same people can meet them in opposite orders (a row's new
+/// version lands elsewhere) and deadlock.
 pub async fn mark_assigned(txn: &Transaction, staff_ids: &[&str], at: DateTime<Utc>) -> Result<(), StoreError> {
     if staff_ids.is_empty() {
         return Ok(());
     }
-    staff::Entity::update_many()
-        .col_expr(staff::Column::LastAssignedAt, sea_orm::sea_query::Expr::value(at))
-        .filter(staff::Column::Id.is_in(staff_ids.iter().copied()))
-        .exec(txn)
-        .await?;
+    let update = staff::Entity::update_many().col_expr(staff::Column::LastAssignedAt, Expr::value(at));
+    let update = if txn.get_database_backend() == DbBackend::Postgres {
+        let in_order = Query::select()
+            .column(staff::Column::Id)
+            .from(staff::Entity)
+            .and_where(staff::Column::Id.is_in(staff_ids.iter().copied()))
+            .order_by(staff::Column::Id, sea_orm::sea_query::Order::Asc)
+            .lock(LockType::NoKeyUpdate)
+            .to_owned();
+        update.filter(staff::Column::Id.in_subquery(in_order))
+    } else {
+        update.filter(staff::Column::Id.is_in(staff_ids.iter().copied()))
+    };
+    update.exec(txn).await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ on_both_backends!(
     duplicate_directory_names_conflict,
     times_round_trip_exactly,
     concurrent_relay_passes_never_share_a_row,
+    a_process_s_own_messages_reach_its_relay_without_a_claim_and_others_wait_for_their_lease,
     alarm_sync_adds_moves_and_clears_but_never_replans_a_fired_step,
     alarm_sync_of_several_tickets_keeps_each_ticket_s_outcome,
     a_delivery_is_claimed_once_retried_then_dead_and_replayable,
@@ -428,8 +429,8 @@ async fn concurrent_relay_passes_never_share_a_row(backend: Backend) {
                     })
                     .await;
                 match pass {
-                    Ok(pass) if pass.published == 0 => break,
-                    Ok(pass) => total += pass.published,
+                    Ok(0) => break,
+                    Ok(published) => total += published,
                     // SQLite may report a busy writer under this contention: try again.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
                 }
@@ -447,6 +448,43 @@ async fn concurrent_relay_passes_never_share_a_row(backend: Backend) {
     ids.dedup();
     assert_eq!(ids.len(), 120, "a row was published twice");
     assert_eq!(store.outbox_len().await.unwrap(), 0);
+}
+
+/// Messages a process commits while its relay takes them are handed over in memory, only
+/// those of tickets actually written (a repeated request hands nothing); another process
+/// cannot claim them while their lease holds, but takes them once it lapses (the process
+/// died before publishing them).
+async fn a_process_s_own_messages_reach_its_relay_without_a_claim_and_others_wait_for_their_lease(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let other = Store::connect(&_db.url, 5).await.unwrap();
+    store.hand_outbox_to_relay(true);
+    let first = create(&store, ticket("p1", "req-1", now())).await;
+    // A retry of the same request writes nothing, so hands nothing over.
+    store.create_tickets(vec![new_ticket(ticket("p1", "req-1", now()))]).await.unwrap();
+    let mut changed = first.clone();
+    let events = changed.add_note(agent(), "seen".into(), now());
+    save(&store, changed, events).await.unwrap();
+
+    let claimed_elsewhere = other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    assert_eq!(claimed_elsewhere, 0, "another relay took rows leased to this process");
+    let handed = store.take_handed(100).expect("this process's messages, handed over");
+    let kinds: Vec<&str> = handed.messages.iter().map(|m| m.routing_key.as_str()).collect();
+    assert_eq!(kinds.len(), 2, "the create and the note, once each: {kinds:?}");
+    assert!(store.take_handed(100).is_none(), "handed over once");
+    let pass = store.publish_claimed(handed, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    assert_eq!((pass.sent.len(), pass.failed), (2, 0));
+    assert_eq!(store.outbox_len().await.unwrap(), 2, "kept until deleted");
+    store.delete_published(&pass.sent).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+
+    // This process dies holding a message it never published: it waits out the lease.
+    create(&store, ticket("p1", "req-2", now())).await;
+    drop(store);
+    assert_eq!(other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let published = other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    assert_eq!(published, 1, "the lapsed claim is taken by another relay");
+    assert_eq!(other.outbox_len().await.unwrap(), 0);
 }
 
 fn planned(clock: Clock, rung: Rung, fire_at: DateTime<Utc>) -> Alarm {
