@@ -1,8 +1,8 @@
 //! propdesk persistence through sea-orm, on PostgreSQL (production) and SQLite (embedded).
 //!
 //! Invariants:
-//! - `tickets::save` (and `insert`, `Store::create_tickets`) is the only place that maps a
-//!   `propdesk_domain::Ticket` to its row or bumps its version.
+//! - `tickets::save` (and `save_all`, `insert`, `Store::create_tickets`) is the only place
+//!   that maps a `propdesk_domain::Ticket` to its row or bumps its version.
 //! - A ticket change, its history events and their outbox messages commit in one
 //!   transaction, or none of them does.
 //! - History is append-only: nothing here updates or deletes a `ticket_events` row.

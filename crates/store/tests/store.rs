@@ -21,6 +21,7 @@ on_both_backends!(
     create_is_idempotent_on_the_request_id,
     a_create_batch_writes_each_new_ticket_once_with_its_events,
     a_stale_version_is_refused_and_writes_nothing,
+    several_tickets_saved_together_are_all_written_or_none,
     pages_are_newest_first_and_stable,
     overdue_filter_finds_missed_unmet_deadlines,
     history_is_ordered_and_watchable_by_cursor,
@@ -244,6 +245,41 @@ async fn a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
     assert_eq!((stored.state(), stored.version), (TicketState::Dispatched, 2));
     assert_eq!(store.history(&created.id).await.unwrap().len(), 2);
     assert_eq!(store.outbox_len().await.unwrap(), 2);
+}
+
+/// Tickets saved together (a dispatch batch): all rows, events and messages, each ticket
+/// at its next version; when one of them changed meanwhile, none of them is written.
+async fn several_tickets_saved_together_are_all_written_or_none(backend: Backend) {
+    use propdesk_store::tickets::{Unsaved, save_all};
+    let (_db, store) = fresh(backend).await;
+    let first = create(&store, ticket("p1", "req-1", now())).await;
+    let second = create(&store, ticket("p1", "req-2", now())).await;
+    let dispatched = |t: &Ticket| {
+        let mut t = t.clone();
+        let events = t.dispatch(route(), agent(), now()).unwrap();
+        Unsaved { ticket: t, events, trace_parent: None }
+    };
+    let txn = store.begin().await.unwrap();
+    let saved = save_all(&txn, vec![dispatched(&first), dispatched(&second)]).await.unwrap();
+    store.commit(txn).await.unwrap();
+    assert_eq!(saved.iter().map(|t| t.version).collect::<Vec<_>>(), [2, 2]);
+    for t in [&first, &second] {
+        let stored = store.get_ticket(&t.id).await.unwrap().unwrap();
+        assert_eq!((stored.state(), stored.version), (TicketState::Dispatched, 2));
+        assert_eq!(store.history(&t.id).await.unwrap().len(), 2, "created and dispatched");
+    }
+    assert_eq!(store.outbox_len().await.unwrap(), 4);
+
+    // The first moved on meanwhile: the third's change is not written either.
+    let third = create(&store, ticket("p1", "req-3", now())).await;
+    let txn = store.begin().await.unwrap();
+    let err = save_all(&txn, vec![dispatched(&third), dispatched(&first)]).await.unwrap_err();
+    drop(txn);
+    assert!(matches!(err, StoreError::StaleVersion { current: 2 }), "{err:?}");
+    let stored = store.get_ticket(&third.id).await.unwrap().unwrap();
+    assert_eq!((stored.state(), stored.version), (TicketState::New, 1));
+    assert_eq!(store.history(&third.id).await.unwrap().len(), 1);
+    assert_eq!(store.outbox_len().await.unwrap(), 5, "only the third's creation");
 }
 
 async fn pages_are_newest_first_and_stable(backend: Backend) {
