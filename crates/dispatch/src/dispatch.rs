@@ -121,6 +121,11 @@ async fn dispatch_locked(
         work::lock_tickets(&txn, &to_lock).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut pools = Pools::new(now);
+    // Everyone the batch may assign, in one look-up.
+    let departments = ticket_ids.iter().filter_map(|id| locked.get(*id)).filter_map(|ticket| {
+        dispatching::department_for(ticket, policy).map(|department| (ticket.property_id.clone(), department))
+    });
+    pools.read(&txn, departments.collect()).await?;
     let mut unsaved = Unsaved::default();
     for (delivery, ticket_id) in messages {
         // A message id twice in one batch (a redelivery) is applied once.
@@ -214,6 +219,15 @@ struct Pools {
 impl Pools {
     fn new(now: DateTime<Utc>) -> Pools {
         Pools { now, by_department: HashMap::new(), assigned: BTreeSet::new(), unsaved: Vec::new() }
+    }
+
+    /// Reads the pools of these properties and departments (those not read yet) in one
+    /// look-up; before the batch assigns anyone (nothing to add to the loads read).
+    async fn read(&mut self, txn: &Transaction, wanted: BTreeSet<(String, Department)>) -> Result<(), DispatchError> {
+        let wanted: Vec<(String, Department)> =
+            wanted.into_iter().filter(|key| !self.by_department.contains_key(key)).collect();
+        self.by_department.extend(work::assignment_candidates_of(txn, &wanted).await?);
+        Ok(())
     }
 
     /// The people on duty who could take work of `department` at the property, with their

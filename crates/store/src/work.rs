@@ -2,12 +2,12 @@
 //! (idempotency), ticket row locks, and the lookups the dispatch worker decides with (the
 //! change itself is saved with `tickets::save`). Commit with [`Store::commit`] so local waiters wake.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Query, QueryStatementBuilder};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, TryInsertResult,
@@ -320,6 +320,22 @@ pub async fn assignment_candidates(
     property_id: &str,
     department: Department,
 ) -> Result<Vec<Candidate>, StoreError> {
+    let key = (property_id.to_owned(), department);
+    let mut pools = assignment_candidates_of(txn, std::slice::from_ref(&key)).await?;
+    Ok(pools.remove(&key).unwrap_or_default())
+}
+
+/// [`assignment_candidates`] of several properties and departments in one statement, by
+/// (property, department); each one asked for is there, empty when nobody is on duty.
+pub async fn assignment_candidates_of(
+    txn: &Transaction,
+    wanted: &[(String, Department)],
+) -> Result<HashMap<(String, Department), Vec<Candidate>>, StoreError> {
+    let mut pools: HashMap<(String, Department), Vec<Candidate>> =
+        wanted.iter().map(|key| (key.clone(), Vec::new())).collect();
+    if wanted.is_empty() {
+        return Ok(pools);
+    }
     let open_of_person = Query::select()
         .expr(Expr::val(1))
         .from(ticket::Entity)
@@ -329,26 +345,36 @@ pub async fn assignment_candidates(
         .limit(LOAD_COUNTED_UP_TO)
         .to_owned();
     let open = Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(open_of_person, "counted").to_owned();
-    let people: Vec<(String, Option<DateTime<Utc>>, i64)> = staff::Entity::find()
+    let pairs = wanted.iter().fold(Condition::any(), |any, (property_id, department)| {
+        any.add(
+            Condition::all()
+                .add(staff::Column::PropertyId.eq(property_id.as_str()))
+                .add(staff::Column::Department.eq(department.code())),
+        )
+    });
+    // (property, person, department, last assigned, open tickets counted)
+    type Person = (String, String, Option<String>, Option<DateTime<Utc>>, i64);
+    let people: Vec<Person> = staff::Entity::find()
         .select_only()
+        .column(staff::Column::PropertyId)
         .column(staff::Column::Id)
+        .column(staff::Column::Department)
         .column(staff::Column::LastAssignedAt)
         .column_as(Expr::SubQuery(None, Box::new(open.into_sub_query_statement())), "open")
-        .filter(staff::Column::PropertyId.eq(property_id))
-        .filter(staff::Column::Department.eq(department.code()))
+        .filter(pairs)
         .filter(staff::Column::OnDuty.eq(true))
         .filter(staff::Column::Role.is_in([Role::Technician.code(), Role::Agent.code()]))
+        .order_by_asc(staff::Column::Id)
         .into_tuple()
         .all(txn)
         .await?;
-    Ok(people
-        .into_iter()
-        .map(|(staff_id, last_assigned_at, open)| Candidate {
-            staff_id,
-            open_tickets: u64::try_from(open).unwrap_or(0),
-            last_assigned_at,
-        })
-        .collect())
+    for (property_id, staff_id, department, last_assigned_at, open) in people {
+        let Some(department) = department.and_then(|code| code.parse::<Department>().ok()) else { continue };
+        if let Some(pool) = pools.get_mut(&(property_id, department)) {
+            pool.push(Candidate { staff_id, open_tickets: u64::try_from(open).unwrap_or(0), last_assigned_at });
+        }
+    }
+    Ok(pools)
 }
 
 /// The department's supervisor at the property, else the property's manager.
