@@ -31,6 +31,17 @@ pub struct Envelope {
     pub trace_parent: Option<String>,
 }
 
+impl From<propdesk_events::BusMessage> for Envelope {
+    fn from(message: propdesk_events::BusMessage) -> Self {
+        Envelope {
+            message_id: message.message_id,
+            routing_key: message.routing_key,
+            payload: message.payload,
+            trace_parent: message.trace_parent,
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     #[error("no queue is bound for routing key `{0}`")]

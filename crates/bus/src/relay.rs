@@ -101,15 +101,7 @@ impl OutboxRelay {
         let bus = self.bus.clone();
         self.store
             .publish_claimed(claimed, |messages| async move {
-                let batch: Vec<Envelope> = messages
-                    .into_iter()
-                    .map(|message| Envelope {
-                        message_id: message.message_id,
-                        routing_key: message.routing_key,
-                        payload: message.payload,
-                        trace_parent: message.trace_parent,
-                    })
-                    .collect();
+                let batch: Vec<Envelope> = messages.into_iter().map(Envelope::from).collect();
                 let outcomes = bus.publish(&batch).await;
                 for (envelope, outcome) in batch.iter().zip(&outcomes) {
                     if let Err(err) = outcome {

@@ -291,7 +291,7 @@ impl Pools {
 /// and before the batch records whom it assigned.
 #[derive(Default)]
 struct Unsaved {
-    tickets: Vec<tickets::Unsaved>,
+    tickets: Vec<tickets::Unsaved<'static>>,
 }
 
 impl Unsaved {
@@ -327,7 +327,7 @@ impl Unsaved {
 #[derive(Default)]
 struct Applied {
     written: Vec<Ticket>,
-    unsaved: Option<tickets::Unsaved>,
+    unsaved: Option<tickets::Unsaved<'static>>,
 }
 
 /// Dispatches the locked `ticket`, if it waits for routing; returns the outcome and what it
@@ -404,7 +404,7 @@ async fn apply(
         repeat_fault: ticket.repeat_fault,
     };
     // Saved with the batch's others, its messages still in this message's trace.
-    let unsaved = tickets::Unsaved { ticket, events, trace_parent: propdesk_events::current_trace() };
+    let unsaved = tickets::Unsaved { ticket, events: events.into(), trace_parent: propdesk_events::current_trace() };
     Ok((outcome, Applied { written, unsaved: Some(unsaved) }))
 }
 

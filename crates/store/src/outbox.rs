@@ -84,20 +84,25 @@ impl Handoff {
         let mut rows = Vec::with_capacity(messages.len());
         let mut handed = Vec::new();
         for (message, at) in messages {
+            // A copy stays in memory only for a relay that takes it.
+            let written = match lease_ends {
+                Some(lease_ends) => {
+                    handed.push(Handed { message: message.clone(), lease_ends });
+                    message
+                }
+                None => message,
+            };
             rows.push(outbox::ActiveModel {
-                message_id: Set(message.message_id.clone()),
-                routing_key: Set(message.routing_key.clone()),
-                payload: Set(message.payload.clone()),
+                message_id: Set(written.message_id),
+                routing_key: Set(written.routing_key),
+                payload: Set(written.payload),
                 created_at: Set(at),
                 attempts: Set(0),
                 claim_token: Set(lease_ends.map(|_| self.token.clone())),
                 claimed_until: Set(lease_ends),
-                trace_parent: Set(message.trace_parent.clone()),
+                trace_parent: Set(written.trace_parent),
                 ..Default::default()
             });
-            if let Some(lease_ends) = lease_ends {
-                handed.push(Handed { message, lease_ends });
-            }
         }
         (rows, handed)
     }

@@ -1,5 +1,6 @@
 //! Tickets, their history and the outbox messages their changes publish.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -507,15 +508,16 @@ fn stored(ticket: Ticket, version: i64) -> Result<Ticket, StoreError> {
 /// no command changed (a reminder) keeps its version and only gains the events. Returns
 /// the ticket as saved.
 pub async fn save(txn: &Transaction, ticket: Ticket, events: &[Recorded]) -> Result<Ticket, StoreError> {
-    let unsaved = Unsaved { ticket, events: events.to_vec(), trace_parent: None };
+    let unsaved = Unsaved { ticket, events: Cow::Borrowed(events), trace_parent: None };
     save_all(txn, vec![unsaved]).await?.pop().ok_or(StoreError::Vanished("a saved ticket"))
 }
 
-/// A changed ticket and its new events, for [`save_all`].
+/// A changed ticket and its new events (borrowed from a caller that keeps them, or
+/// owned), for [`save_all`].
 #[derive(Debug, Clone)]
-pub struct Unsaved {
+pub struct Unsaved<'a> {
     pub ticket: Ticket,
-    pub events: Vec<Recorded>,
+    pub events: Cow<'a, [Recorded]>,
     /// The trace its messages travel under when it is saved outside the work that changed
     /// it (`None`: the saving work's own).
     pub trace_parent: Option<String>,
@@ -525,7 +527,7 @@ pub struct Unsaved {
 /// meanwhile ([`StoreError::StaleVersion`]). On PostgreSQL the changed rows are one
 /// `UPDATE … FROM (VALUES …)`; the history and messages of all of them are one insert
 /// each. Returns the tickets as saved, in order.
-pub async fn save_all(txn: &Transaction, changes: Vec<Unsaved>) -> Result<Vec<Ticket>, StoreError> {
+pub async fn save_all(txn: &Transaction, changes: Vec<Unsaved<'_>>) -> Result<Vec<Ticket>, StoreError> {
     let version = |ticket: &Ticket| if ticket.is_changed() { ticket.version + 1 } else { ticket.version };
     let changed: Vec<&Ticket> = changes.iter().map(|change| &change.ticket).filter(|t| t.is_changed()).collect();
     // One statement updates a row at most once: a ticket changed twice goes in turn.

@@ -257,7 +257,7 @@ async fn several_tickets_saved_together_are_all_written_or_none(backend: Backend
     let dispatched = |t: &Ticket| {
         let mut t = t.clone();
         let events = t.dispatch(route(), agent(), now()).unwrap();
-        Unsaved { ticket: t, events, trace_parent: None }
+        Unsaved { ticket: t, events: events.into(), trace_parent: None }
     };
     let txn = store.begin().await.unwrap();
     let saved = save_all(&txn, vec![dispatched(&first), dispatched(&second)]).await.unwrap();
