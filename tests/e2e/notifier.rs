@@ -790,6 +790,34 @@ async fn a_missed_promised_reply_escalates_a_moved_one_is_explained_and_a_reply_
 /// the bus, the outbox, the metrics, and the bodies of receivers not entitled to contact
 /// details. Only the gateway entitled to them may hold a phone (it does: the scan would
 /// see one).
+/// The notifier plans a new ticket's alarms without taking its row: dispatch works on the
+/// same new ticket at the same moment (here another transaction holds the row), and
+/// neither waits for the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifier_plans_a_ticket_s_alarms_while_another_transaction_holds_its_row() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let (mut app, _dir) = start(Backend::Postgres, &format!("{SHRUNK}{ALWAYS_OPEN}")).await;
+    let ticket = app.create(app.new_ticket("plumbing", "水管爆裂")).await;
+    let db = sea_orm::Database::connect(&app._db.url).await.expect("connect");
+    let holder = db.begin().await.expect("begin");
+    let lock = format!("SELECT id FROM tickets WHERE id = '{}' FOR UPDATE", ticket.id);
+    holder.execute_unprepared(&lock).await.expect("lock the ticket");
+
+    // Started only now: its first message finds the row already held.
+    let _notifier = app.start_notifier().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let alarms = app.store.alarms_of(&ticket.id).await.expect("alarms");
+        if alarms.iter().any(|a| a.pending && a.clock == "acknowledge") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no acknowledge alarm while the row was held: {alarms:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.rollback().await.expect("release the ticket");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_a_run_writes_holds_a_residents_name_or_phone_except_the_entitled_gateway() {
     use crate::helpers::{Server, free_port, new_request_id};

@@ -5,7 +5,9 @@
 //! claimed for it), so publishing them costs no claim statement; a local commit wakes it at
 //! once. Every poll interval it also claims what no relay holds: rows of other processes,
 //! of a process that died, or released after a failed publish. Confirmed messages are
-//! deleted a few passes at a time, in one statement.
+//! deleted a few passes at a time, in one statement, beside the publishing: on SQLite a
+//! delete may wait seconds for the database's one writer, and publishing must not wait
+//! with it.
 
 use std::time::Duration;
 
@@ -45,11 +47,12 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 /// published once more, which consumers' inboxes absorb.
 const DELETE_EVERY: Duration = Duration::from_millis(50);
 
-/// Confirmed messages not yet deleted.
+/// Confirmed messages not yet deleted, and the delete under way, if any.
 #[derive(Default)]
 struct Confirmed {
     message_ids: Vec<String>,
     since: Option<Instant>,
+    deleting: Option<tokio::task::JoinHandle<Result<(), Vec<String>>>>,
 }
 
 impl Confirmed {
@@ -60,9 +63,30 @@ impl Confirmed {
         }
     }
 
-    /// When they are to be deleted, if any wait.
+    /// When they are to be deleted, if any wait (while a delete is under way, not before
+    /// another interval: it is looked at again then).
     fn due(&self) -> Option<Instant> {
-        self.since.map(|since| since + DELETE_EVERY)
+        let due = self.since.map(|since| since + DELETE_EVERY);
+        match &self.deleting {
+            Some(deleting) if !deleting.is_finished() => due.map(|due| due.max(Instant::now() + DELETE_EVERY)),
+            _ => due,
+        }
+    }
+
+    /// Whether the last delete is over; one that failed gives its ids back, to be deleted
+    /// with the next.
+    async fn settle_delete(&mut self) -> bool {
+        match &self.deleting {
+            Some(deleting) if !deleting.is_finished() => return false,
+            Some(_) => {}
+            None => return true,
+        }
+        if let Some(deleting) = self.deleting.take()
+            && let Ok(Err(ids)) = deleting.await
+        {
+            self.add(ids);
+        }
+        true
     }
 }
 
@@ -77,7 +101,11 @@ impl OutboxRelay {
         // Claims go first when due: under steady load there is always something handed
         // over, and rows a dead process left must not wait for a lull.
         let claimed = if claim { self.store.claim_outbox(self.settings.batch).await? } else { None };
-        let Some(claimed) = claimed.or_else(|| self.store.take_handed(self.batch())) else {
+        let claimed = match claimed {
+            Some(claimed) => Some(claimed),
+            None => self.store.take_handed(self.batch()).await?,
+        };
+        let Some(claimed) = claimed else {
             return Ok(None);
         };
         let pass = self.publish(claimed).await?;
@@ -113,12 +141,21 @@ impl OutboxRelay {
             .await
     }
 
-    /// Deletes the confirmed messages; on failure they wait for the next try.
+    /// Starts deleting the confirmed messages, unless a delete is still under way; on
+    /// failure they wait for the next try.
     async fn delete(&self, confirmed: &mut Confirmed) {
-        match self.store.delete_published(&confirmed.message_ids).await {
-            Ok(()) => *confirmed = Confirmed::default(),
-            Err(err) => tracing::warn!(error = %err, "published outbox messages not deleted; trying again"),
+        if confirmed.message_ids.is_empty() || !confirmed.settle_delete().await {
+            return;
         }
+        let ids = std::mem::take(&mut confirmed.message_ids);
+        confirmed.since = None;
+        let store = self.store.clone();
+        confirmed.deleting = Some(tokio::spawn(async move {
+            store.delete_published(&ids).await.map_err(|err| {
+                tracing::warn!(error = %err, "published outbox messages not deleted; trying again");
+                ids
+            })
+        }));
     }
 
     /// Runs until `shutdown`, then flushes for at most the flush timeout.
@@ -203,6 +240,11 @@ impl OutboxRelay {
                 }
             }
             self.delete(&mut confirmed).await;
+            // The last delete, and one still under way before it, finish before exit.
+            while !confirmed.settle_delete().await || !confirmed.message_ids.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                self.delete(&mut confirmed).await;
+            }
         };
         if tokio::time::timeout(self.settings.flush_timeout, flush).await.is_err() {
             tracing::warn!("outbox flush timed out; the rest is published by the next start");

@@ -21,6 +21,7 @@ use propdesk_intake::attachments::Attachments;
 use propdesk_intake::{Authenticator, IntakeState, ServerOptions, SignedInStaff, TokenKeys};
 use propdesk_store::Store;
 use propdesk_store::blobs::Blobs;
+use propdesk_store::retention::Pace;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{DEV_DATABASE_URL, Settings};
@@ -341,7 +342,8 @@ fn token_keys(settings: &Settings) -> Result<TokenKeys, Failure> {
 /// One retention pass over every property.
 async fn retention_pass(store: &Store, settings: &Settings, batch: u64) -> Result<(), propdesk_store::StoreError> {
     let started = std::time::Instant::now();
-    let anonymised = store.anonymise_expired(settings.privacy.retention_days, batch, chrono::Utc::now()).await?;
+    let pace = Pace { batch, duty: settings.privacy.retention_duty };
+    let anonymised = store.anonymise_expired(settings.privacy.retention_days, pace, chrono::Utc::now()).await?;
     tracing::info!(anonymised, secs = started.elapsed().as_secs_f64(), "retention pass done");
     Ok(())
 }

@@ -53,6 +53,9 @@ pub struct PrivacySettings {
     pub retention_days: i32,
     /// How often `propdesk dev` runs the retention job, in seconds.
     pub retention_interval_secs: u64,
+    /// The share of its time a retention pass spends writing (above 0, at most 1): after
+    /// each batch it rests so live creates find the database free the rest of the time.
+    pub retention_duty: f64,
 }
 
 impl Default for PrivacySettings {
@@ -63,6 +66,7 @@ impl Default for PrivacySettings {
             index_key: Secret::default(),
             retention_days: 3 * 365,
             retention_interval_secs: 3_600,
+            retention_duty: 0.5,
         }
     }
 }
@@ -522,6 +526,12 @@ impl Settings {
                 "privacy.retention_days must be {MIN_DAYS} to {MAX_DAYS} (30 days to 20 years)"
             )));
         }
+        let duty = self.privacy.retention_duty;
+        if !(duty > 0.0 && duty <= 1.0) {
+            return Err(SettingsError::Invalid(format!(
+                "privacy.retention_duty must be above 0 and at most 1 (the share of a pass spent writing), not {duty}"
+            )));
+        }
         if self.intake.watch_heartbeat_secs == 0 {
             return Err(SettingsError::Invalid("intake.watch_heartbeat_secs must be at least 1".into()));
         }
@@ -602,6 +612,11 @@ mod tests {
             assert!(err.contains("privacy.retention_days"), "{err}");
         }
         assert!(load(&format!("{keys}retention_days = 30\n")).is_ok());
+        for duty in ["0", "-0.5", "1.5", "nan"] {
+            let err = load(&format!("{keys}retention_duty = {duty}\n")).unwrap_err();
+            assert!(err.contains("privacy.retention_duty"), "{duty}: {err}");
+        }
+        assert!(load(&format!("{keys}retention_duty = 1\n")).is_ok());
         let err = load("[auth]\nshared_secret_tokens = false\n").unwrap_err();
         assert!(err.contains("nobody could sign in"), "{err}");
         let err = load("[auth.oidc]\nissuer = \"https://sso.example.com/realms/staff\"\n").unwrap_err();

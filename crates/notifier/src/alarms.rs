@@ -1,6 +1,6 @@
-//! Firing due alarms: one transaction per ticket, under the ticket's row lock, so two
-//! notifier replicas never fire the same step twice; the ticket's alarms are brought up to
-//! date first, so a clock met or moved a moment ago never fires.
+//! Firing due alarms: one transaction per ticket, under the ticket's alarm key and row
+//! lock, so two notifier replicas never fire the same step twice; the ticket's alarms are
+//! brought up to date first, so a clock met or moved a moment ago never fires.
 
 use chrono::{DateTime, Utc};
 use propdesk_domain::follow_up::ReplyMethod;
@@ -52,6 +52,7 @@ pub(crate) async fn resync_all(
 pub async fn fire_due(notifier: &Notifier, ticket_id: &str, now: DateTime<Utc>) -> Result<Fired, NotifierError> {
     let store: &Store = &notifier.store;
     let txn = store.begin_background().await?;
+    alarms::hold_alarms_of(&txn, &[ticket_id]).await?;
     let Some(mut ticket) = try_lock_ticket(&txn, ticket_id).await? else {
         return Ok(Fired { busy: true, ..Fired::default() });
     };

@@ -13,6 +13,7 @@ use propdesk_domain::replies::{Notice, StandardReplyRef};
 use propdesk_domain::{Cause, EventType, Ticket};
 use propdesk_events::WireEnum;
 use propdesk_proto::v1 as pb;
+use propdesk_store::alarms;
 use propdesk_store::follow_ups::{self, NewFollowUp, Settled};
 use propdesk_store::tickets;
 use propdesk_store::work::{self, Transaction};
@@ -72,9 +73,11 @@ pub struct Applied {
 }
 
 /// Applies several messages exactly once, in one transaction: one commit for the lot (the
-/// consumer-side group commit). Tickets are locked in id order; each ticket's alarms are
-/// re-planned once, from the ticket as its last message left it. Any failure fails them
-/// all (the caller then applies them one by one). Each message runs in its own trace.
+/// consumer-side group commit). The tickets' alarms are held, not their rows (dispatch is
+/// working on the same new tickets; only a ticket the notifier itself changes is locked);
+/// each ticket's alarms are re-planned once, from the ticket as its last message left it.
+/// Any failure fails them all (the caller then applies them one by one). Each message runs
+/// in its own trace.
 pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) -> Result<Applied, NotifierError> {
     let mut outcomes = vec![Outcome::NothingToDo; messages.len()];
     let wanted: Vec<&str> = messages
@@ -89,17 +92,29 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
     let now = propdesk_store::now();
     let txn = store.begin_background().await?;
     let mut claimed = work::inbox_claim(&txn, CONSUMER, &wanted, now).await?;
-    let mut ticket_ids: Vec<&str> = messages
-        .iter()
-        .filter_map(|(delivery, job)| match job {
-            Job::Event(event) if claimed.contains(&delivery.envelope.message_id) => Some(event.ticket_id.as_str()),
-            _ => None,
-        })
-        .collect();
+    let events = messages.iter().filter_map(|(delivery, job)| match job {
+        Job::Event(event) if claimed.contains(&delivery.envelope.message_id) => Some(event),
+        _ => None,
+    });
+    let (mut ticket_ids, mut to_change) = (Vec::new(), Vec::new());
+    for event in events {
+        ticket_ids.push(event.ticket_id.as_str());
+        if Said::of(event).changes_ticket() {
+            to_change.push(event.ticket_id.as_str());
+        }
+    }
     ticket_ids.sort_unstable();
     ticket_ids.dedup();
-    let mut locked: HashMap<String, Ticket> =
-        work::lock_tickets(&txn, &ticket_ids).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    to_change.sort_unstable();
+    to_change.dedup();
+    alarms::hold_alarms_of(&txn, &ticket_ids).await?;
+    let to_read: Vec<&str> = ticket_ids.iter().copied().filter(|id| to_change.binary_search(id).is_err()).collect();
+    let mut loaded: HashMap<String, Ticket> = work::tickets(&txn, &to_read)
+        .await?
+        .into_iter()
+        .chain(work::lock_tickets(&txn, &to_change).await?)
+        .map(|t| (t.id.clone(), t))
+        .collect();
     let mut touched = BTreeSet::new();
     let mut told = Notifications::default();
     for (index, (delivery, job)) in messages.iter().enumerate() {
@@ -113,14 +128,14 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
         }
         match job {
             Job::Event(event) => {
-                let ticket = locked
+                let ticket = loaded
                     .get(&event.ticket_id)
                     .cloned()
                     .ok_or_else(|| NotifierError::TicketMissing(event.ticket_id.clone()))?;
                 let applied = apply_event(notifier, &txn, &mut told, ticket, event, now);
                 let ticket = delivery.traced(WorkerRole::Notifier, applied).await?;
                 touched.insert(ticket.id.clone());
-                locked.insert(ticket.id.clone(), ticket);
+                loaded.insert(ticket.id.clone(), ticket);
             }
             Job::Alert(alert) => {
                 let applied = async { apply_alert(notifier, &mut told, alert, now) };
@@ -130,7 +145,7 @@ pub async fn apply_batch(notifier: &Notifier, messages: &[(&Delivery, &Job)]) ->
         outcomes[index] = Outcome::Applied;
     }
     told.write(&txn).await?;
-    let touched: Vec<&Ticket> = touched.iter().filter_map(|id| locked.get(id)).collect();
+    let touched: Vec<&Ticket> = touched.iter().filter_map(|id| loaded.get(id)).collect();
     let next_alarm_at = resync_all(notifier, &txn, &touched).await?;
     store.commit(txn).await?;
     Ok(Applied { outcomes, next_alarm_at })
@@ -154,9 +169,15 @@ impl Said {
                 .and_then(|at| DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))),
         }
     }
+
+    /// An unsatisfied callback: the notifier sends the ticket back for rework, a change of
+    /// its own (so it locks the ticket's row).
+    fn changes_ticket(&self) -> bool {
+        (self.event_type, self.cause) == (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied))
+    }
 }
 
-/// Applies one ticket event to its locked ticket (the caller re-plans its alarms); returns
+/// Applies one ticket event to its ticket (the caller re-plans its alarms); returns
 /// the ticket as it leaves it.
 async fn apply_event(
     notifier: &Notifier,
@@ -219,11 +240,7 @@ async fn apply_event(
             }
         }
     }
-    let ticket = if (said.event_type, said.cause) == (Some(EventType::Reopened), Some(Cause::CallbackUnsatisfied)) {
-        escalate_rework(notifier, txn, told, ticket, now).await?
-    } else {
-        ticket
-    };
+    let ticket = if said.changes_ticket() { escalate_rework(notifier, txn, told, ticket, now).await? } else { ticket };
     tell_owners(notifier, txn, told, &ticket, said.event_type, event, now).await?;
     tell_residents(notifier, txn, told, &ticket, said.event_type, event, now).await?;
     Ok(ticket)

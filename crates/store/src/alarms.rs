@@ -1,6 +1,6 @@
 //! The escalation ladder's timers. The database is their source of truth: the notifier
-//! keeps each ticket's pending alarms equal to what the ladder plans for it, and fires the
-//! due ones under a row lock, so replicas never fire one twice.
+//! keeps each ticket's pending alarms equal to what the ladder plans for it, under the
+//! ticket's alarm key ([`hold_alarms_of`]), so replicas never plan or fire one twice.
 
 use std::collections::HashMap;
 
@@ -61,7 +61,16 @@ pub struct AlarmSync {
     pub next_fire_at: Option<DateTime<Utc>>,
 }
 
-/// Makes the pending alarms of a (locked) ticket exactly `planned` for clock cycle
+/// Serialises the writers of these tickets' alarms (notifier replicas re-planning or
+/// firing them) until commit, without touching the tickets' rows: dispatch and the desk go
+/// on changing a ticket meanwhile, and each of their changes reaches the notifier as an
+/// event, after which it re-plans from the ticket as that change left it. Taken before any
+/// row lock (the order every transaction keeps: keys, then ticket rows, then people).
+pub async fn hold_alarms_of(txn: &Transaction, ticket_ids: &[&str]) -> Result<(), StoreError> {
+    crate::work::lock_keys(txn, ticket_ids.iter().map(|id| format!("alarms/{id}"))).await
+}
+
+/// Makes the pending alarms of a ticket (its alarms held) exactly `planned` for clock cycle
 /// `cycle`: missing ones are added, moved deadlines update their alarms, alarms of met or
 /// paused clocks and of earlier cycles are removed. A step that already fired in this
 /// cycle is never planned again.
@@ -75,7 +84,7 @@ pub async fn sync_alarms(
     Ok(synced.pop().unwrap_or_default())
 }
 
-/// What the ladder wants of one (locked) ticket's alarms.
+/// What the ladder wants of one ticket's alarms (held).
 #[derive(Debug, Clone, Copy)]
 pub struct AlarmPlan<'a> {
     pub ticket_id: &'a str,

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, TimeDelta, Utc};
 use propdesk_events::BusMessage;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::outbox;
 use crate::{Store, StoreError};
@@ -29,8 +29,9 @@ use crate::{Store, StoreError};
 const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(3);
 /// How often a relay still publishing renews its claim (well inside the lease).
 const CLAIM_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
-/// A handed-over message is published only with at least this much of its lease left;
-/// one older is left to be claimed, so two relays never publish it at once.
+/// A handed-over message is published as it is with at least this much of its lease
+/// left; one older (its commit or the relay was slow: SQLite's one writer serves the API
+/// first) has its lease renewed first, so two relays never publish it at once.
 const LEASE_LEFT_AT_LEAST: TimeDelta = TimeDelta::seconds(1);
 /// The most messages waiting in memory for the relay; past it (a relay that has fallen
 /// behind) rows are written unclaimed and the relay claims them.
@@ -133,20 +134,56 @@ impl Store {
     }
 
     /// Up to `limit` messages this process committed for its relay, oldest first; `None`
-    /// when there are none. Those whose lease is nearly over are left to a claim.
-    pub fn take_handed(&self, limit: usize) -> Option<Claimed> {
+    /// when there are none. Those whose lease is nearly over have it renewed first, in one
+    /// statement; any another relay took after it lapsed are left to that relay.
+    pub async fn take_handed(&self, limit: usize) -> Result<Option<Claimed>, StoreError> {
         let now = crate::now();
         let taken: Vec<Handed> = {
             let mut handed = self.handoff.lock();
             let end = limit.min(handed.len());
             handed.drain(..end).collect()
         };
-        let messages: Vec<BusMessage> = taken
+        let (fresh, late): (Vec<Handed>, Vec<Handed>) =
+            taken.into_iter().partition(|handed| handed.lease_ends - now >= LEASE_LEFT_AT_LEAST);
+        // The late ones are the older: they go first.
+        let mut messages = self.renew_own_claims(late.into_iter().map(|handed| handed.message).collect(), now).await?;
+        messages.extend(fresh.into_iter().map(|handed| handed.message));
+        Ok((!messages.is_empty()).then(|| Claimed { token: self.handoff.token.clone(), messages }))
+    }
+
+    /// Renews this process's claim on `messages`; returns those still its own (a lapsed
+    /// claim may have been taken by another relay, or the row published and deleted).
+    async fn renew_own_claims(
+        &self,
+        messages: Vec<BusMessage>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BusMessage>, StoreError> {
+        if messages.is_empty() {
+            return Ok(messages);
+        }
+        let token = self.handoff.token.as_str();
+        let ids = || messages.iter().map(|m| m.message_id.as_str());
+        let renewed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
+            .filter(outbox::Column::ClaimToken.eq(token))
+            .filter(outbox::Column::MessageId.is_in(ids()))
+            .exec(&self.db)
+            .await?;
+        if renewed.rows_affected == messages.len() as u64 {
+            return Ok(messages);
+        }
+        // Renewed: nobody takes these now, so what the look-up finds stays true.
+        let ours: std::collections::HashSet<String> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::MessageId)
+            .filter(outbox::Column::ClaimToken.eq(token))
+            .filter(outbox::Column::MessageId.is_in(ids()))
+            .into_tuple()
+            .all(&self.db)
+            .await?
             .into_iter()
-            .filter(|handed| handed.lease_ends - now >= LEASE_LEFT_AT_LEAST)
-            .map(|handed| handed.message)
             .collect();
-        (!messages.is_empty()).then(|| Claimed { token: self.handoff.token.clone(), messages })
+        Ok(messages.into_iter().filter(|m| ours.contains(&m.message_id)).collect())
     }
 
     /// Claims up to `limit` unsent messages that no relay holds: one `UPDATE` stamps a
@@ -176,6 +213,21 @@ impl Store {
             .to_owned();
         if postgres {
             claimable.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        } else {
+            // SQLite: an UPDATE takes the one writer's lock even when it matches nothing,
+            // and waits for it behind every other process's writes; a read needs no lock.
+            let nothing = outbox::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(outbox::Column::ClaimedUntil.is_null())
+                        .add(outbox::Column::ClaimedUntil.lt(now)),
+                )
+                .one(&self.db)
+                .await?
+                .is_none();
+            if nothing {
+                return Ok(None);
+            }
         }
         let claim = outbox::Entity::update_many()
             .col_expr(outbox::Column::ClaimToken, Expr::value(token.clone()))

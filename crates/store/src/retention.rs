@@ -2,9 +2,9 @@
 //! their property's period (else the company's), the reporter's name becomes the anonymous
 //! marker, the phone and its blind index go, and residents' entries among a case's parties
 //! lose their names and contacts. Nothing else changes: not the version, not a time, not a
-//! figure of any report. In batches (short transactions beside live creates), and
-//! resumable: a pass that stops leaves the rest for the next, which finds them by
-//! `anonymised_at` still empty.
+//! figure of any report. In batches (short transactions beside live creates), paced so
+//! the pass keeps the database busy only part of the time, and resumable: a pass that
+//! stops leaves the rest for the next, which finds them by `anonymised_at` still empty.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use propdesk_domain::TicketState;
@@ -36,13 +36,33 @@ fn expired(property_id: &str, cutoff: DateTime<Utc>) -> Condition {
     )
 }
 
+/// How a retention pass shares the database with live work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Tickets per transaction.
+    pub batch: u64,
+    /// The share of the pass spent in batches (0 < duty ≤ 1): after each batch the pass
+    /// rests long enough to keep to it, so live creates find the database free the rest of
+    /// the time. 1 runs flat out.
+    pub duty: f64,
+}
+
+impl Pace {
+    /// The rest owed after a batch that took `busy`.
+    fn rest_after(&self, busy: std::time::Duration) -> std::time::Duration {
+        // Out of range (settings refuse it): never a pass that only rests.
+        let duty = if self.duty.is_nan() { 1.0 } else { self.duty.clamp(0.05, 1.0) };
+        busy.mul_f64((1.0 - duty) / duty)
+    }
+}
+
 impl Store {
-    /// Anonymises every expired ticket of every property, `batch` per transaction; answers
-    /// how many tickets it anonymised.
+    /// Anonymises every expired ticket of every property, `pace.batch` per transaction;
+    /// answers how many tickets it anonymised.
     pub async fn anonymise_expired(
         &self,
         default_days: i32,
-        batch: u64,
+        pace: Pace,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let keys = sealing::ring()?;
@@ -53,12 +73,13 @@ impl Store {
             let cutoff = now - TimeDelta::days(i64::from(days));
             loop {
                 use ticket::Column as C;
+                let started = std::time::Instant::now();
                 let rows: Vec<(String, Option<String>)> = ticket::Entity::find()
                     .select_only()
                     .columns([C::Id, C::CaseRecord])
                     .filter(expired(&property.id, cutoff))
                     .order_by_asc(C::Id)
-                    .limit(batch)
+                    .limit(pace.batch)
                     .into_tuple()
                     .all(&self.db)
                     .await?;
@@ -82,6 +103,7 @@ impl Store {
                 }
                 self.commit(txn).await?;
                 anonymised += done;
+                tokio::time::sleep(pace.rest_after(started.elapsed())).await;
             }
         }
         Ok(anonymised)
@@ -128,4 +150,26 @@ async fn anonymise(
     }
     let result = update.filter(C::Id.is_in(ids)).filter(expired(property_id, cutoff)).exec(txn).await?;
     Ok(result.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Pace;
+
+    #[test]
+    fn a_pass_rests_so_its_batches_keep_to_their_share_of_the_time() {
+        let half = Pace { batch: 500, duty: 0.5 };
+        assert_eq!(half.rest_after(Duration::from_millis(80)), Duration::from_millis(80));
+        let quarter = Pace { batch: 500, duty: 0.25 };
+        assert_eq!(quarter.rest_after(Duration::from_millis(80)), Duration::from_millis(240));
+        let flat_out = Pace { batch: 500, duty: 1.0 };
+        assert_eq!(flat_out.rest_after(Duration::from_millis(80)), Duration::ZERO);
+        // Out of range: never a pass that only rests, never a negative rest.
+        let least = Pace { batch: 500, duty: 0.0 }.rest_after(Duration::from_millis(10));
+        assert!(least > Duration::from_millis(180) && least < Duration::from_millis(200), "{least:?}");
+        assert_eq!(Pace { batch: 500, duty: 3.0 }.rest_after(Duration::from_millis(10)), Duration::ZERO);
+        assert_eq!(Pace { batch: 500, duty: f64::NAN }.rest_after(Duration::from_millis(10)), Duration::ZERO);
+    }
 }

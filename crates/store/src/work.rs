@@ -454,7 +454,8 @@ pub async fn recent_reports(
         .collect()
 }
 
-/// The open incident of a building and category, if any.
+/// The open incident of a building and category, if any. Read through the partial index
+/// of incidents: its predicate is written literally, not bound, so the planner can use it.
 pub async fn open_incident(
     txn: &Transaction,
     building_id: &str,
@@ -463,7 +464,7 @@ pub async fn open_incident(
     ticket::Entity::find()
         .filter(ticket::Column::BuildingId.eq(building_id))
         .filter(ticket::Column::Category.eq(category.as_str()))
-        .filter(ticket::Column::IsIncident.eq(true))
+        .filter(ticket::Column::IsIncident.into_expr())
         .filter(ticket::Column::State.is_in(open_states()))
         .order_by_desc(ticket::Column::Id)
         .one(txn)

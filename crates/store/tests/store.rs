@@ -503,14 +503,34 @@ async fn a_process_s_own_messages_reach_its_relay_without_a_claim_and_others_wai
 
     let claimed_elsewhere = other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap();
     assert_eq!(claimed_elsewhere, 0, "another relay took rows leased to this process");
-    let handed = store.take_handed(100).expect("this process's messages, handed over");
+    let handed = store.take_handed(100).await.unwrap().expect("this process's messages, handed over");
     let kinds: Vec<&str> = handed.messages.iter().map(|m| m.routing_key.as_str()).collect();
     assert_eq!(kinds.len(), 2, "the create and the note, once each: {kinds:?}");
-    assert!(store.take_handed(100).is_none(), "handed over once");
+    assert!(store.take_handed(100).await.unwrap().is_none(), "handed over once");
     let pass = store.publish_claimed(handed, |rows| async move { vec![true; rows.len()] }).await.unwrap();
     assert_eq!((pass.sent.len(), pass.failed), (2, 0));
     assert_eq!(store.outbox_len().await.unwrap(), 2, "kept until deleted");
     store.delete_published(&pass.sent).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+
+    // Its relay comes late to a message (SQLite's writer was busy, say): the claim is
+    // renewed and the relay still publishes it, unless another relay took it once the
+    // lease lapsed.
+    create(&store, ticket("p1", "req-late", now())).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let late = store.take_handed(100).await.unwrap().expect("a late message, still this relay's");
+    assert_eq!(late.messages.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let renewed = other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    assert_eq!(renewed, 0, "the renewed claim holds past the first lease");
+    let pass = store.publish_claimed(late, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    store.delete_published(&pass.sent).await.unwrap();
+    assert_eq!(pass.sent.len(), 1);
+    create(&store, ticket("p1", "req-taken", now())).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let taken = other.relay_outbox(100, |rows| async move { vec![true; rows.len()] }).await.unwrap();
+    assert_eq!(taken, 1, "the lapsed claim is taken by another relay");
+    assert!(store.take_handed(100).await.unwrap().is_none(), "not published by this relay too");
     assert_eq!(store.outbox_len().await.unwrap(), 0);
 
     // This process dies holding a message it never published: it waits out the lease.

@@ -24,6 +24,7 @@ mod m0018_erasure;
 mod m0019_access_records;
 mod m0020_retention;
 mod m0021_ticket_fillfactor;
+mod m0022_open_incident_lookup;
 
 /// A named index of `table` on `columns` (chain `.unique()` for a unique one).
 pub(crate) fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0019_access_records::Migration),
             Box::new(m0020_retention::Migration),
             Box::new(m0021_ticket_fillfactor::Migration),
+            Box::new(m0022_open_incident_lookup::Migration),
         ]
     }
 }
