@@ -125,6 +125,11 @@ impl Handoff {
     }
 }
 
+/// Rows no relay holds at `now`: never claimed, released, or their lease lapsed.
+fn unheld(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(outbox::Column::ClaimedUntil.is_null()).add(outbox::Column::ClaimedUntil.lt(now))
+}
+
 impl Store {
     /// Says whether this process's relay takes the messages this process commits (see the
     /// module's doc). Off: rows are written unclaimed and wait for a claim, as they do in
@@ -163,13 +168,7 @@ impl Store {
         }
         let token = self.handoff.token.as_str();
         let ids = || messages.iter().map(|m| m.message_id.as_str());
-        let renewed = outbox::Entity::update_many()
-            .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
-            .filter(outbox::Column::ClaimToken.eq(token))
-            .filter(outbox::Column::MessageId.is_in(ids()))
-            .exec(&self.db)
-            .await?;
-        if renewed.rows_affected == messages.len() as u64 {
+        if self.renew_claim(token, ids(), now).await? == messages.len() as u64 {
             return Ok(messages);
         }
         // Renewed: nobody takes these now, so what the look-up finds stays true.
@@ -205,9 +204,7 @@ impl Store {
         let mut claimable = Query::select()
             .column(outbox::Column::Id)
             .from(outbox::Entity)
-            .cond_where(
-                Condition::any().add(outbox::Column::ClaimedUntil.is_null()).add(outbox::Column::ClaimedUntil.lt(now)),
-            )
+            .cond_where(unheld(now))
             .order_by(outbox::Column::Id, Order::Asc)
             .limit(limit)
             .to_owned();
@@ -216,15 +213,7 @@ impl Store {
         } else {
             // SQLite: an UPDATE takes the one writer's lock even when it matches nothing,
             // and waits for it behind every other process's writes; a read needs no lock.
-            let nothing = outbox::Entity::find()
-                .filter(
-                    Condition::any()
-                        .add(outbox::Column::ClaimedUntil.is_null())
-                        .add(outbox::Column::ClaimedUntil.lt(now)),
-                )
-                .one(&self.db)
-                .await?
-                .is_none();
+            let nothing = outbox::Entity::find().filter(unheld(now)).one(&self.db).await?.is_none();
             if nothing {
                 return Ok(None);
             }
@@ -329,12 +318,7 @@ impl Store {
             tokio::select! {
                 confirmed = &mut publishing => return confirmed,
                 _ = tokio::time::sleep(CLAIM_RENEWAL) => {
-                    let renewed = outbox::Entity::update_many()
-                        .col_expr(outbox::Column::ClaimedUntil, Expr::value(crate::now() + CLAIM_LEASE))
-                        .filter(outbox::Column::ClaimToken.eq(token))
-                        .filter(outbox::Column::MessageId.is_in(ids.iter().map(String::as_str)))
-                        .exec(&self.db)
-                        .await;
+                    let renewed = self.renew_claim(token, ids.iter().map(String::as_str), crate::now()).await;
                     if let Err(err) = renewed {
                         // Another relay may publish the rows too: at least once still holds.
                         tracing::warn!(error = %err, "outbox claim not renewed");
@@ -342,6 +326,22 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Extends the lease of the messages `ids` still claimed with `token`; returns how many.
+    async fn renew_claim<'a>(
+        &self,
+        token: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let renewed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + CLAIM_LEASE))
+            .filter(outbox::Column::ClaimToken.eq(token))
+            .filter(outbox::Column::MessageId.is_in(ids))
+            .exec(&self.db)
+            .await?;
+        Ok(renewed.rows_affected)
     }
 
     /// Age of the oldest unsent message (zero when the outbox is empty).
