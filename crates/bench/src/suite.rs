@@ -1067,7 +1067,7 @@ async fn desk_phase(suite: &mut Suite) -> Result<(), BenchError> {
     let words = |word: &str| DeskCall::Search(Arc::new(vec![word.to_owned()]));
     let calls = [
         ("search.very_common", "SearchTickets \"住户\" (in about half the tickets)", words("住户"), 50.0),
-        ("search.common", "SearchTickets \"电梯\" (lifts: a few percent)", words("电梯"), 50.0),
+        ("search.common", "SearchTickets \"电梯\" (lifts: about one ticket in seven)", words("电梯"), 50.0),
         ("search.rare", "SearchTickets \"燃气\" (gas: well under 1 %)", words("燃气"), 50.0),
         ("lookup.phone", "ListTickets by the reporter's phone", DeskCall::Phone(Arc::new(seeded.phones.clone())), 10.0),
         ("lookup.unit", "ListTickets by unit (its history)", DeskCall::Unit(Arc::new(seeded.units.clone())), 10.0),

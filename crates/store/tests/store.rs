@@ -36,6 +36,7 @@ on_both_backends!(
     clock_stats_pick_nearest_rank_percentiles_and_count_met_deadlines,
     callback_coverage_ratings_reopenings_and_escalations_are_counted,
     the_desk_migration_indexes_the_tickets_already_stored,
+    a_word_in_thousands_of_tickets_ranks_the_newest_matches_and_a_rare_one_is_found_anywhere,
 );
 
 fn new_id() -> String {
@@ -974,6 +975,38 @@ async fn keys_serialize_transactions_and_never_deadlock() {
             task.await.unwrap().unwrap_or_else(|err| panic!("round {round}: {err}"));
         }
     }
+}
+
+/// A word in thousands of tickets ranks only the newest [`SEARCH_WINDOW`] of them (on
+/// PostgreSQL the statistics say it is common, so nothing counts its matches first); a
+/// word in one old ticket is found however far back it lies.
+async fn a_word_in_thousands_of_tickets_ranks_the_newest_matches_and_a_rare_one_is_found_anywhere(backend: Backend) {
+    use propdesk_store::search::SEARCH_WINDOW;
+    let (_db, store) = fresh(backend).await;
+    let titled = |n: usize, title: &str| {
+        new_ticket(
+            Ticket::restore(TicketFacts { title: title.into(), ..facts("p1", &format!("req-{n}"), now()) }).unwrap(),
+        )
+    };
+    let common = 3 * SEARCH_WINDOW as usize + 500;
+    let mut logged = vec![titled(0, "燃气 漏气")];
+    logged.extend((1..=common).map(|n| titled(n, "电梯 停了")));
+    // Matches the word three times: the best match, if it is among the newest.
+    logged.push(titled(common + 1, "电梯 电梯 电梯"));
+    let ids: Vec<String> = logged.iter().map(|new| new.ticket.id.clone()).collect();
+    for batch in logged.chunks(500) {
+        store.create_tickets(batch.to_vec()).await.unwrap();
+    }
+    if backend == Backend::Postgres {
+        store.connection().execute_unprepared("ANALYZE ticket_search").await.unwrap();
+    }
+
+    let page = TicketFilter { limit: 5, ..Default::default() };
+    let newest_first: Vec<String> = ids[1..=common].iter().rev().take(4).cloned().collect();
+    let mut expected = vec![ids[common + 1].clone()];
+    expected.extend(newest_first);
+    assert_eq!(found(&store, "电梯", &page).await, expected, "best match, then the newest");
+    assert_eq!(found(&store, "燃气", &page).await, [ids[0].clone()], "the oldest ticket, alone in its word");
 }
 
 fn search(text: &str) -> Query {
