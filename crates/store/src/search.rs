@@ -135,23 +135,23 @@ fn query_text(query: &Query, backend: DbBackend) -> String {
 /// word is poorly enough to walk the whole window backwards for a rare word (most of a
 /// second) or fetch every match of a common one; told which it is, both take milliseconds.
 ///
-/// One word the statistics call clearly common is taken at their word: counting its first
-/// thousand matches costs more than the search (7–11 ms for a word in one ticket in
-/// seven). Anything else is counted, because an estimate too low only costs a count,
-/// while one too high would make a rare query walk the whole table; several words are
-/// estimated as if independent, and words that seldom meet would be just that.
+/// The planner's row estimate for one word is good (its statistics keep the common
+/// words' shares), and a word it expects clearly more often than the window is taken as
+/// common without counting: counting its first thousand matches costs more than the
+/// search (7–11 ms for a word in one ticket in seven). Anything else is counted, because
+/// an estimate too low only costs a count, while one too high would make a rare query
+/// walk the whole table; several words are estimated as if independent, and words that
+/// seldom meet would be just that.
 pub(crate) async fn is_common(db: &impl ConnectionTrait, query: &Query) -> Result<bool, StoreError> {
     let backend = db.get_database_backend();
     if backend != DbBackend::Postgres {
         return Ok(true);
     }
-    let matches =
-        format!("SELECT 1 FROM ticket_search WHERE document @@ to_tsquery('simple', {})", postgres_literal(query));
+    let matches = format!("SELECT 1 FROM ticket_search WHERE document @@ {}", postgres_tsquery(query));
     if query.terms.len() == 1 {
         let plan = db.query_one_raw(Statement::from_string(backend, format!("EXPLAIN {matches}"))).await?;
         let top_line: Option<String> = plan.map(|row| row.try_get_by_index(0)).transpose()?;
-        if top_line.as_deref().and_then(estimated_rows).is_some_and(|rows| rows > CLEARLY_COMMON * SEARCH_WINDOW as f64)
-        {
+        if top_line.as_deref().and_then(estimated_rows).is_some_and(|rows| rows > CLEARLY_COMMON * SEARCH_WINDOW) {
             return Ok(true);
         }
     }
@@ -163,12 +163,17 @@ pub(crate) async fn is_common(db: &impl ConnectionTrait, query: &Query) -> Resul
 
 /// How many times [`SEARCH_WINDOW`] the statistics must expect before a query is taken
 /// as common without counting.
-const CLEARLY_COMMON: f64 = 3.0;
+const CLEARLY_COMMON: u64 = 3;
 
 /// The row estimate of a plan's top line: `Bitmap Heap Scan on t  (cost=1.00..2.00 rows=42 width=0)`.
-fn estimated_rows(plan_line: &str) -> Option<f64> {
+fn estimated_rows(plan_line: &str) -> Option<u64> {
     let (_, after) = plan_line.split_once(" rows=")?;
     after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// `to_tsquery('simple', '…')`: the query as PostgreSQL matches and ranks it.
+fn postgres_tsquery(query: &Query) -> String {
+    format!("to_tsquery('simple', {})", postgres_literal(query))
 }
 
 /// The query as a PostgreSQL string literal. Written into the statement, not bound: a
@@ -192,17 +197,17 @@ pub(crate) fn matching(filter: Condition, backend: DbBackend, query: &Query, com
     let mut window = Sql::select();
     let rank = match backend {
         DbBackend::Postgres => {
-            let literal = postgres_literal(query);
+            let tsquery = postgres_tsquery(query);
             window
                 .expr_as(search_id(), hit_id.clone())
                 .from(search.clone())
                 .inner_join(ticket::Entity, Expr::col(tickets_id()).equals((search.clone(), Alias::new("ticket_id"))))
-                .and_where(Expr::cust(format!("ticket_search.document @@ to_tsquery('simple', {literal})")));
+                .and_where(Expr::cust(format!("ticket_search.document @@ {tsquery}")));
             if common {
                 window.order_by((search.clone(), Alias::new("ticket_id")), Order::Desc);
             }
             // Scored against the document, read again by key for the window's rows.
-            (Expr::cust(format!("ts_rank(ticket_search.document, to_tsquery('simple', {literal}))")), Order::Desc)
+            (Expr::cust(format!("ts_rank(ticket_search.document, {tsquery})")), Order::Desc)
         }
         _ => {
             let docs = Alias::new("ticket_search_docs");
@@ -240,8 +245,8 @@ mod tests {
     #[test]
     fn the_row_estimate_is_read_off_the_plan_s_top_line() {
         let line = "Bitmap Heap Scan on ticket_search  (cost=112.22..4512.10 rows=14480 width=0)";
-        assert_eq!(estimated_rows(line), Some(14480.0));
-        assert_eq!(estimated_rows("Seq Scan on ticket_search  (cost=0.00..1.01 rows=1 width=4)"), Some(1.0));
+        assert_eq!(estimated_rows(line), Some(14480));
+        assert_eq!(estimated_rows("Seq Scan on ticket_search  (cost=0.00..1.01 rows=1 width=4)"), Some(1));
         assert_eq!(estimated_rows("Result  (cost=0.00..0.01 width=4)"), None);
     }
 }
